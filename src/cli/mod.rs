@@ -1,0 +1,70 @@
+//! The command line: one module per subcommand, each with `Args` and `run(args)`.
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::ExitCode;
+
+pub mod diff;
+pub mod lab;
+pub mod lag;
+pub mod plan;
+pub mod report;
+pub mod run;
+pub mod schema;
+pub mod validate;
+pub mod watch;
+
+/// spotdrill: terminate spot nodes on purpose, measure Kafka consumer lag, and find out how many
+/// losses each Storm and Mesos cluster tolerates.
+#[derive(Debug, Parser)]
+#[command(name = "spotdrill", version, propagate_version = true)]
+#[command(
+    after_help = "Exit codes: 0 every target met its required tolerance, 1 a verdict \
+failed, 2 bad input or usage, 3 aborted, 4 environment error."
+)]
+pub struct Cli {
+    /// More diagnostics on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check plans without touching anything: every problem, with file:line:column.
+    Validate(validate::Args),
+    /// Preflight: resolve nodes and endpoints, show what each step would terminate.
+    Plan(plan::Args),
+    /// Run a game day: terminate, observe, judge, report.
+    Run(run::Args),
+    /// Live consumer lag per group, in messages and seconds.
+    Lag(lag::Args),
+    /// Rebuild the reports of a run from its journal and samples.
+    Report(report::Args),
+    /// Compare two runs: tolerance, spikes, recovery.
+    Diff(diff::Args),
+    /// Follow a run started elsewhere in a live dashboard.
+    Watch(watch::Args),
+    /// The embedded lab on its own.
+    #[command(subcommand)]
+    Lab(lab::Command),
+    /// Print the JSON Schema of the plan (or of report.json).
+    Schema(schema::Args),
+}
+
+/// Run the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::Plan(args) => plan::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Lag(args) => lag::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Diff(args) => diff::run(args),
+        Command::Watch(args) => watch::run(args),
+        Command::Lab(cmd) => lab::run(cmd),
+        Command::Schema(args) => schema::run(args),
+    }
+}

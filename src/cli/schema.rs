@@ -1,0 +1,23 @@
+//! `spotdrill schema [--report]`: JSON Schema for editors and tooling.
+
+use crate::exit::{ExitCode, Failure};
+use crate::output;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The schema of report.json instead of the plan.
+    #[arg(long)]
+    pub report: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.report {
+        return Err(Failure::NotImplemented(
+            "the report.json schema (`spotdrill schema --report`)",
+        )
+        .into());
+    }
+    let text = serde_json::to_string_pretty(&crate::plan::json_schema())?;
+    output::out(&format!("{text}\n"));
+    Ok(ExitCode::Success)
+}

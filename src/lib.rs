@@ -1,0 +1,9 @@
+//! spotdrill: a chaos-engineering harness for spot terminations.
+//!
+//! Data flows one way: plan text → validated plan ([`plan`]) → preflight → run → report.
+//! The command line lives in [`cli`]; everything people read goes through [`output`].
+
+pub mod cli;
+pub mod exit;
+pub mod output;
+pub mod plan;

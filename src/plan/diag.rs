@@ -1,0 +1,208 @@
+//! Located problems in a plan and their rustc-like rendering.
+
+use std::fmt::Write as _;
+
+use super::yaml::Path;
+
+/// A position in the plan text: 1-based line and column (in characters).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Pos {
+    pub line: usize,
+    pub col: usize,
+    /// Character offset from the start of the text.
+    pub index: usize,
+}
+
+/// A range of the plan text, end exclusive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Span {
+    pub start: Pos,
+    pub end: Pos,
+}
+
+impl Span {
+    pub(crate) fn from_saphyr(span: saphyr_parser::Span) -> Span {
+        let pos = |m: saphyr_parser::Marker| Pos {
+            line: m.line(),
+            col: m.col() + 1,
+            index: m.index(),
+        };
+        Span {
+            start: pos(span.start),
+            end: pos(span.end),
+        }
+    }
+
+    /// From the start of `self` to the end of `other`.
+    pub fn to(self, other: Span) -> Span {
+        Span {
+            start: self.start,
+            end: other.end,
+        }
+    }
+
+    pub fn at(pos: Pos) -> Span {
+        Span {
+            start: pos,
+            end: pos,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One problem: where it is (field path and text span), what is wrong, and how to fix it.
+#[derive(Clone, Debug)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub path: Option<Path>,
+    pub span: Option<Span>,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn error(path: Option<Path>, span: Span, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Error,
+            path,
+            span: Some(span),
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    /// A problem with the file itself (missing, unreadable, empty): no position inside it.
+    pub fn file(message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Error,
+            path: None,
+            span: None,
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Diagnostic {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// `file:line:column: field.path: message`, then a caret excerpt of the line and any help.
+    pub fn render(&self, file: &str, text: &str) -> String {
+        let mut out = String::new();
+        let severity = match self.severity {
+            Severity::Error => "",
+            Severity::Warning => "warning: ",
+        };
+        let path = match &self.path {
+            Some(p) if !p.is_root() => format!("{p}: "),
+            _ => String::new(),
+        };
+        match self.span.map(|s| clamp(text, s)) {
+            Some(span) => {
+                let _ = write!(
+                    out,
+                    "{file}:{}:{}: {severity}{path}{}",
+                    span.start.line, span.start.col, self.message
+                );
+                out.push('\n');
+                excerpt(&mut out, text, span);
+            }
+            None => {
+                let _ = writeln!(out, "{file}: {severity}{path}{}", self.message);
+            }
+        }
+        if let Some(help) = &self.help {
+            let _ = writeln!(
+                out,
+                "{:width$} = help: {help}",
+                "",
+                width = gutter(self.span)
+            );
+        }
+        out
+    }
+}
+
+/// A syntax error at the end of the text points past the last line: point at the end of the
+/// last line instead, so the position and the excerpt agree.
+fn clamp(text: &str, span: Span) -> Span {
+    if span.start.line <= text.lines().count() || text.is_empty() {
+        return span;
+    }
+    let Some((i, line)) = text.lines().enumerate().last() else {
+        return span;
+    };
+    let pos = Pos {
+        line: i + 1,
+        col: line.chars().count() + 1,
+        index: span.start.index,
+    };
+    Span::at(pos)
+}
+
+fn gutter(span: Option<Span>) -> usize {
+    span.map_or(1, |s| s.start.line.max(1).to_string().len())
+}
+
+fn excerpt(out: &mut String, text: &str, span: Span) {
+    let Some(line) = text.lines().nth(span.start.line.saturating_sub(1)) else {
+        return;
+    };
+    let width = gutter(Some(span));
+    let line = line.trim_end_matches('\r');
+    let chars: Vec<char> = line.chars().collect();
+    let start = (span.start.col.max(1) - 1).min(chars.len());
+    let caret_room = (chars.len() + 1).saturating_sub(start);
+    let len = if span.end.line == span.start.line && span.end.col > span.start.col {
+        span.end.col - span.start.col
+    } else {
+        1
+    };
+    let len = len.min(caret_room).max(1);
+    // Keep tabs in the padding so the carets line up with the text above them.
+    let pad: String = chars[..start]
+        .iter()
+        .map(|&c| if c == '\t' { '\t' } else { ' ' })
+        .collect();
+    let _ = writeln!(out, "{:width$} |", "");
+    let _ = writeln!(out, "{} | {line}", span.start.line);
+    let _ = writeln!(out, "{:width$} | {pad}{}", "", "^".repeat(len));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_location_path_and_carets() {
+        let text = "name: x\nladder: [3, 2]\n";
+        let span = Span {
+            start: Pos {
+                line: 2,
+                col: 13,
+                index: 20,
+            },
+            end: Pos {
+                line: 2,
+                col: 14,
+                index: 21,
+            },
+        };
+        let d = Diagnostic::error(Some(Path::root().key("ladder").index(1)), span, "too small")
+            .with_help("make it bigger");
+        assert_eq!(
+            d.render("p.yaml", text),
+            "p.yaml:2:13: ladder[1]: too small\n  |\n2 | ladder: [3, 2]\n  |             ^\n  = help: make it bigger\n"
+        );
+    }
+}

@@ -1,0 +1,226 @@
+//! The validated plan: the only plan type the rest of spotdrill sees. Every value here has been
+//! parsed and checked, so later code never re-checks input.
+
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+pub use super::spec::{
+    ClusterKind, Provider, SaslMechanism, SecurityProtocol, Selection, TimestampType,
+};
+
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub version: u32,
+    pub name: String,
+    pub description: Option<String>,
+    pub kafka: Kafka,
+    pub lab: Option<Lab>,
+    pub applications: IndexMap<String, Application>,
+    pub targets: IndexMap<String, Target>,
+    pub observe: Observe,
+}
+
+#[derive(Clone, Debug)]
+pub struct Kafka {
+    pub brokers: Brokers,
+    pub security: Option<Security>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Brokers {
+    /// The embedded lab's broker.
+    Lab,
+    /// Bootstrap brokers given by address.
+    External(Vec<BrokerAddr>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerAddr {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for BrokerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Security {
+    pub protocol: SecurityProtocol,
+    pub sasl: Option<Sasl>,
+    pub ca_file: Option<String>,
+}
+
+/// SASL credentials: the password is read from `password_env` at run time, never stored here.
+#[derive(Clone, Debug)]
+pub struct Sasl {
+    pub mechanism: SaslMechanism,
+    pub username: String,
+    pub password_env: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Lab {
+    pub topics: Vec<LabTopic>,
+    pub clusters: IndexMap<String, LabCluster>,
+}
+
+#[derive(Clone, Debug)]
+pub struct LabTopic {
+    pub name: String,
+    pub partitions: u32,
+    /// Messages per second over all partitions.
+    pub rate: f64,
+    pub message_bytes: u32,
+    pub timestamp_type: TimestampType,
+}
+
+#[derive(Clone, Debug)]
+pub struct LabCluster {
+    pub kind: ClusterKind,
+    pub nodes: u32,
+    pub slots_per_node: u32,
+    pub detection_delay: Duration,
+    /// `None` when lost nodes are not replaced.
+    pub replacement_delay: Option<Duration>,
+    pub workloads: IndexMap<String, Workload>,
+}
+
+impl LabCluster {
+    pub fn slots(&self) -> u32 {
+        self.nodes * self.slots_per_node
+    }
+
+    pub fn workers(&self) -> u32 {
+        self.workloads.values().map(|w| w.workers).sum()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Workload {
+    pub workers: u32,
+    pub group: String,
+    pub topics: Vec<String>,
+    pub cost_per_message: Duration,
+    pub commit_interval: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Application {
+    pub group: String,
+    pub topics: Vec<String>,
+    pub max_lag: Duration,
+    pub max_recovery: Duration,
+    pub abort_lag: Option<Duration>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub kind: ClusterKind,
+    pub nodes: NodeSelector,
+    pub health: Health,
+    pub applications: Vec<String>,
+    pub ladder: Vec<u32>,
+    pub selection: Selection,
+    pub seed: Option<u64>,
+    pub required_tolerance: u32,
+    pub guards: Guards,
+    pub cumulative: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum NodeSelector {
+    Lab {
+        cluster: String,
+        /// Time between SIGTERM and SIGKILL; zero kills at once.
+        notice: Duration,
+    },
+    AwsEc2 {
+        region: Option<String>,
+        tags: IndexMap<String, String>,
+        availability_zones: Vec<String>,
+        instance_types: Vec<String>,
+        spot_fleet_request: Option<String>,
+        allow_on_demand: bool,
+    },
+    AwsAsg {
+        region: Option<String>,
+        group: String,
+        replace: bool,
+        allow_on_demand: bool,
+    },
+    AwsFis {
+        region: Option<String>,
+        tags: IndexMap<String, String>,
+        availability_zones: Vec<String>,
+        instance_types: Vec<String>,
+        notice: Duration,
+        role_arn: String,
+        allow_on_demand: bool,
+    },
+}
+
+impl NodeSelector {
+    pub fn provider(&self) -> Provider {
+        match self {
+            NodeSelector::Lab { .. } => Provider::Lab,
+            NodeSelector::AwsEc2 { .. } => Provider::AwsEc2,
+            NodeSelector::AwsAsg { .. } => Provider::AwsAsg,
+            NodeSelector::AwsFis { .. } => Provider::AwsFis,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Lab,
+    Url(String),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Health {
+    pub storm_ui: Option<Endpoint>,
+    pub mesos_master: Option<Endpoint>,
+    pub marathon: Option<Endpoint>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Guards {
+    pub max_terminations: Option<u32>,
+    pub min_healthy: Option<MinHealthy>,
+    pub allowed_hours: Option<HourWindow>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MinHealthy {
+    Count(u32),
+    Percent(f64),
+}
+
+/// UTC minutes since midnight; `start > end` wraps past midnight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HourWindow {
+    pub start_minute: u16,
+    pub end_minute: u16,
+}
+
+#[derive(Clone, Debug)]
+pub struct Observe {
+    pub sample_interval: Duration,
+    pub baseline: Duration,
+    pub hold: Duration,
+    pub timeout: Duration,
+    pub cooldown: Duration,
+    pub band_margin: f64,
+    pub band_floor: Duration,
+}
+
+impl Plan {
+    /// The steps of all targets, for a rough duration estimate.
+    pub fn step_count(&self) -> usize {
+        self.targets.values().map(|t| t.ladder.len()).sum()
+    }
+}

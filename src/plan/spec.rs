@@ -1,0 +1,466 @@
+//! The raw plan spec: what a plan file may say, exactly as written.
+//!
+//! Field names are a contract (DESIGN.md "The plan language"). Every struct denies unknown fields
+//! and every field carries the doc comment that becomes its description in `spotdrill schema`.
+//! Durations, rates and percentages stay text here; [`super::validate`] parses them into the
+//! validated [`super::Plan`] with located messages.
+
+use std::borrow::Cow;
+
+use indexmap::IndexMap;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::Deserialize;
+
+macro_rules! text_type {
+    ($(#[$doc:meta])* $name:ident, $schema_name:literal, $schema:tt) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl JsonSchema for $name {
+            fn schema_name() -> Cow<'static, str> {
+                $schema_name.into()
+            }
+
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                json_schema!($schema)
+            }
+        }
+    };
+}
+
+text_type!(
+    /// A humantime duration: `500ms`, `20s`, `2m`, `1h 30m`.
+    DurationText,
+    "Duration",
+    {
+        "type": "string",
+        "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*[a-zµ]+(\\s*[0-9]+(\\.[0-9]+)?\\s*[a-zµ]+)*\\s*$",
+        "description": "A duration with a unit: 500ms, 20s, 2m, 1h 30m",
+        "examples": ["500ms", "20s", "2m"]
+    }
+);
+
+text_type!(
+    /// A rate in messages per second: `400/s`.
+    RateText,
+    "Rate",
+    {
+        "type": "string",
+        "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*/\\s*s\\s*$",
+        "description": "Messages per second, written N/s",
+        "examples": ["400/s"]
+    }
+);
+
+text_type!(
+    /// A percentage `N%` (0–100).
+    PercentText,
+    "Percent",
+    {
+        "type": "string",
+        "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*%\\s*$",
+        "description": "A percentage from 0% to 100%",
+        "examples": ["50%"]
+    }
+);
+
+text_type!(
+    /// A node count (`3`) or a percentage of the target's nodes (`50%`).
+    CountOrPercentText,
+    "CountOrPercent",
+    {
+        "anyOf": [
+            {"type": "integer", "minimum": 0},
+            {"type": "string", "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*%?\\s*$"}
+        ],
+        "description": "A node count (3) or a percentage of the target's nodes (50%)"
+    }
+);
+
+/// A spotdrill plan: which clusters to terminate spot nodes in, which Kafka applications to
+/// judge, the ladder of termination counts, SLOs and guards.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "spotdrill plan")]
+pub struct RawPlan {
+    /// Plan language version; this spotdrill reads version 1.
+    pub version: u32,
+    /// Short name of the plan, shown in reports.
+    pub name: String,
+    /// Free text, shown in the report.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Where the applications' Kafka lives.
+    pub kafka: RawKafka,
+    /// The embedded lab: present only when the plan runs on it.
+    #[serde(default)]
+    pub lab: Option<RawLab>,
+    /// The Kafka consumers whose lag is judged, by name.
+    pub applications: IndexMap<String, RawApplication>,
+    /// The clusters under test, by name.
+    pub targets: IndexMap<String, RawTarget>,
+    /// How lag is sampled and judged.
+    #[serde(default)]
+    pub observe: Option<RawObserve>,
+}
+
+/// Kafka connection settings.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawKafka {
+    /// `lab` for the embedded lab's broker, otherwise `host:port,host:port`.
+    pub brokers: String,
+    /// TLS and SASL settings for a secured cluster.
+    #[serde(default)]
+    pub security: Option<RawSecurity>,
+}
+
+/// Security settings; the password is never written in a plan, only the name of the environment
+/// variable that holds it.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecurity {
+    /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.
+    pub protocol: SecurityProtocol,
+    /// SASL mechanism (required with SASL_*): `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    #[serde(default)]
+    pub sasl_mechanism: Option<SaslMechanism>,
+    /// SASL user name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Name of the environment variable that holds the SASL password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// PEM file of the certificate authority that signed the brokers' certificates.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+}
+
+/// Kafka security protocol.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum SecurityProtocol {
+    #[serde(rename = "PLAINTEXT")]
+    Plaintext,
+    #[serde(rename = "SSL")]
+    Ssl,
+    #[serde(rename = "SASL_PLAINTEXT")]
+    SaslPlaintext,
+    #[serde(rename = "SASL_SSL")]
+    SaslSsl,
+}
+
+/// SASL mechanism.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+pub enum SaslMechanism {
+    #[serde(rename = "PLAIN")]
+    Plain,
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+/// The embedded lab: a Kafka-protocol broker, producers, and Storm/Mesos-like clusters of node
+/// processes.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLab {
+    /// Topics the lab creates and produces telemetry into.
+    pub topics: Vec<RawLabTopic>,
+    /// Lab clusters by name; targets refer to them with `nodes: {provider: lab, cluster: NAME}`.
+    pub clusters: IndexMap<String, RawLabCluster>,
+}
+
+/// A lab topic and the telemetry produced into it.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLabTopic {
+    /// Topic name.
+    pub name: String,
+    /// Number of partitions.
+    pub partitions: u32,
+    /// Produce rate over all partitions, `N/s`.
+    pub rate: RateText,
+    /// Size of each message's payload in bytes.
+    #[serde(default)]
+    pub message_bytes: Option<u32>,
+    /// Which timestamp records carry: `create-time` (the producer's, default) or `log-append-time`.
+    #[serde(default)]
+    pub timestamp_type: Option<TimestampType>,
+}
+
+/// Kafka record timestamp type.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum TimestampType {
+    CreateTime,
+    LogAppendTime,
+}
+
+/// A cluster kind.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClusterKind {
+    /// Apache Storm: workers own fixed partitions; a lost worker stalls them until re-placed.
+    Storm,
+    /// Mesos/Marathon: tasks share one consumer group; survivors take over after a rebalance.
+    Mesos,
+}
+
+/// A lab cluster: node processes, their slots, and a Nimbus/Marathon-like scheduler.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLabCluster {
+    /// `storm` or `mesos`.
+    pub kind: ClusterKind,
+    /// Number of nodes at full capacity.
+    pub nodes: u32,
+    /// Workers (storm) or tasks (mesos) one node can host.
+    pub slots_per_node: u32,
+    /// How long the scheduler takes to notice a dead node (default 3s).
+    #[serde(default)]
+    pub detection_delay: Option<DurationText>,
+    /// Whether and when a replacement node joins after a loss (the spot fleet refilling).
+    #[serde(default)]
+    pub replacement: Option<RawReplacement>,
+    /// The applications' workers, by workload name.
+    pub workloads: IndexMap<String, RawWorkload>,
+}
+
+/// Replacement of lost nodes.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawReplacement {
+    /// Whether a lost node is replaced at all (default true).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// How long after a loss the replacement joins (default 20s).
+    #[serde(default)]
+    pub delay: Option<DurationText>,
+}
+
+/// Workers of one application in a lab cluster.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkload {
+    /// Number of workers (storm) or tasks (mesos); each takes one slot.
+    pub workers: u32,
+    /// Kafka consumer group the workers consume in.
+    pub group: String,
+    /// Topics the workers consume.
+    pub topics: Vec<String>,
+    /// Processing time per message in one worker.
+    pub cost_per_message: DurationText,
+    /// How often workers commit offsets (the checkpoint).
+    #[serde(default)]
+    pub commit_interval: Option<DurationText>,
+}
+
+/// An application: a Kafka consumer whose lag is judged.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawApplication {
+    /// The application's consumer group (spotdrill reads its commits, never joins it).
+    pub group: String,
+    /// Topics the application consumes.
+    pub topics: Vec<String>,
+    /// What the application must achieve after each step.
+    pub slo: RawSlo,
+    /// A guard: stop escalating the ladder once this application's lag passes this.
+    #[serde(default)]
+    pub abort_lag: Option<DurationText>,
+}
+
+/// Service level objective for one step.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlo {
+    /// Largest acceptable lag (seconds behind) at the spike.
+    pub max_lag: DurationText,
+    /// Longest acceptable time from injection until lag is back inside its baseline band.
+    pub max_recovery: DurationText,
+}
+
+/// A cluster under test.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    /// `storm` or `mesos`.
+    pub kind: ClusterKind,
+    /// How the target's nodes are found and terminated.
+    pub nodes: RawNodes,
+    /// Health endpoints (capacity, not only lag).
+    #[serde(default)]
+    pub health: Option<RawHealth>,
+    /// Names of the applications (from `applications:`) judged on this target.
+    pub applications: Vec<String>,
+    /// Terminations per step, strictly increasing.
+    pub ladder: Vec<u32>,
+    /// How nodes are chosen: `random` (seeded), `spread` (across zone × instance type) or
+    /// `market` (all nodes of one spot market, the way a price spike takes them).
+    #[serde(default)]
+    pub selection: Option<Selection>,
+    /// Seed for `random` selection, so a run can be reproduced.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// The gate: the run fails unless the tolerated terminations reach this (default: the
+    /// largest ladder step, i.e. every step must pass).
+    #[serde(default)]
+    pub required_tolerance: Option<u32>,
+    /// Guards that stop the ladder.
+    #[serde(default)]
+    pub guards: Option<RawGuards>,
+    /// Steps add up (for capacity that never comes back); default false: every step starts
+    /// from full capacity.
+    #[serde(default)]
+    pub cumulative: Option<bool>,
+}
+
+/// Node provider.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Provider {
+    /// Node processes of the embedded lab.
+    Lab,
+    /// EC2 spot instances selected by tags, zones, types or spot fleet request; TerminateInstances.
+    AwsEc2,
+    /// Members of an Auto Scaling group; TerminateInstanceInAutoScalingGroup.
+    AwsAsg,
+    /// AWS FIS spot interruptions: rebalance recommendation, two-minute notice, termination.
+    AwsFis,
+}
+
+impl Provider {
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Lab => "lab",
+            Provider::AwsEc2 => "aws-ec2",
+            Provider::AwsAsg => "aws-asg",
+            Provider::AwsFis => "aws-fis",
+        }
+    }
+}
+
+/// Node selector. Which fields apply depends on `provider`; `spotdrill validate` says which.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawNodes {
+    /// `lab`, `aws-ec2`, `aws-asg` or `aws-fis`.
+    pub provider: Provider,
+    /// lab: the lab cluster (from `lab.clusters`).
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// aws-*: the AWS region (default: from the AWS configuration).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// aws-ec2, aws-fis: instance tags that must all match.
+    #[serde(default)]
+    pub tags: Option<IndexMap<String, String>>,
+    /// aws-ec2, aws-fis: only instances in these availability zones.
+    #[serde(default)]
+    pub availability_zones: Option<Vec<String>>,
+    /// aws-ec2, aws-fis: only instances of these types.
+    #[serde(default)]
+    pub instance_types: Option<Vec<String>>,
+    /// aws-ec2: only instances of this spot fleet request (`sfr-…`).
+    #[serde(default)]
+    pub spot_fleet_request: Option<String>,
+    /// aws-asg: the Auto Scaling group.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// aws-asg: true (default) keeps desired capacity so the group replaces the node; false
+    /// measures the loss of capacity.
+    #[serde(default)]
+    pub replace: Option<bool>,
+    /// aws-fis: time between the rebalance recommendation and termination (2m–15m, default 2m);
+    /// lab: time between SIGTERM and SIGKILL (default 0s: SIGKILL at once).
+    #[serde(default)]
+    pub notice: Option<DurationText>,
+    /// aws-fis: IAM role FIS assumes to interrupt the instances.
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// aws-*: also terminate on-demand instances the selector returns (default false: spot only).
+    #[serde(default)]
+    pub allow_on_demand: Option<bool>,
+}
+
+/// Health endpoints; each is `lab` or an http(s) URL.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    /// storm: the Storm UI (e.g. `http://nimbus:8080`).
+    #[serde(default)]
+    pub storm_ui: Option<String>,
+    /// mesos: the Mesos master (e.g. `http://mesos-master:5050`).
+    #[serde(default)]
+    pub mesos_master: Option<String>,
+    /// mesos: Marathon (e.g. `http://marathon:8080`).
+    #[serde(default)]
+    pub marathon: Option<String>,
+}
+
+/// Node selection mode.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Selection {
+    /// Seeded random choice, reproducible with `seed`.
+    Random,
+    /// Spread across availability zone × instance type.
+    Spread,
+    /// All nodes of one spot market (instance type × zone).
+    Market,
+}
+
+/// Guards: a breached guard stops the ladder; observation and the report continue.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuards {
+    /// Most terminations in the whole run, over all steps.
+    #[serde(default)]
+    pub max_terminations: Option<u32>,
+    /// Nodes that must stay healthy: a count (`3`) or a share of the target's nodes (`50%`).
+    #[serde(default)]
+    pub min_healthy: Option<CountOrPercentText>,
+    /// Only inject within these UTC hours, `HH:MM-HH:MM`.
+    #[serde(default)]
+    pub allowed_hours: Option<String>,
+}
+
+/// Sampling and judging.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawObserve {
+    /// Time between lag samples (default 1s).
+    #[serde(default)]
+    pub sample_interval: Option<DurationText>,
+    /// Length of the baseline window before the first step (default 20s).
+    #[serde(default)]
+    pub baseline: Option<DurationText>,
+    /// Lag must stay inside the band this long to count as recovered (default 5s).
+    #[serde(default)]
+    pub hold: Option<DurationText>,
+    /// Per step: not recovered by then = fail (default 3m).
+    #[serde(default)]
+    pub timeout: Option<DurationText>,
+    /// Longest wait before a step for lag and capacity to come back (default 10m).
+    #[serde(default)]
+    pub cooldown: Option<DurationText>,
+    /// The baseline band: upper = max(p99 × (1 + margin), p99 + floor).
+    #[serde(default)]
+    pub band: Option<RawBand>,
+}
+
+/// Baseline band parameters.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBand {
+    /// Relative margin above the baseline p99 (default 0.5).
+    #[serde(default)]
+    pub margin: Option<f64>,
+    /// Absolute margin above the baseline p99 (default 5s).
+    #[serde(default)]
+    pub floor: Option<DurationText>,
+}

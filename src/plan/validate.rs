@@ -1,0 +1,1475 @@
+//! Raw spec → validated [`Plan`]: every semantic rule of the plan language, each problem located
+//! by field path through the span-keeping tree. Pure: no network, no files, no clock.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+use super::de;
+use super::diag::{Diagnostic, Severity, Span};
+use super::model::*;
+use super::spec::*;
+use super::yaml::{Kind, Node, Path};
+
+/// Validate a raw plan. Returns the plan only when there is no error; warnings come either way.
+pub fn check(raw: &RawPlan, tree: &Node) -> (Option<Plan>, Vec<Diagnostic>) {
+    let mut c = Checker {
+        tree,
+        problems: Vec::new(),
+        unparsed: HashSet::new(),
+    };
+    let plan = c.plan(raw);
+    let ok = !c.problems.iter().any(Diagnostic::is_error);
+    (ok.then_some(plan), c.problems)
+}
+
+struct Checker<'a> {
+    tree: &'a Node,
+    problems: Vec<Diagnostic>,
+    /// Values whose text did not parse (a bad duration): checks of their meaning are skipped.
+    unparsed: HashSet<Path>,
+}
+
+const FIS_NOTICE_MIN: Duration = Duration::from_secs(120);
+const FIS_NOTICE_MAX: Duration = Duration::from_secs(15 * 60);
+const LAB_MAX_NODES: u32 = 64;
+const MAX_PARTITIONS: u32 = 10_000;
+const MAX_MESSAGE_BYTES: u32 = 1 << 20;
+
+impl Checker<'_> {
+    // ---- reporting ------------------------------------------------------------------------
+
+    /// Where to point for `path`: the value, or for a mapping value its key (a block mapping's
+    /// own span starts at its first child, which would point at the wrong line).
+    fn span_of(&self, path: &Path) -> Span {
+        let (node, depth) = self.tree.nearest(path);
+        if matches!(node.kind, Kind::Map(_)) {
+            let found = Path(path.0[..depth].to_vec());
+            if let Some(key) = self.tree.key_span(&found) {
+                return key;
+            }
+        }
+        node.span
+    }
+
+    /// True when nothing at or above `path` already failed to parse: checks that read it can run.
+    fn intact(&self, path: &Path) -> bool {
+        !self.tree.under_poison(path) && !self.unparsed.contains(path)
+    }
+
+    fn push(&mut self, severity: Severity, path: &Path, msg: String, help: Option<String>) {
+        if !self.intact(path) {
+            return;
+        }
+        self.problems.push(Diagnostic {
+            severity,
+            path: Some(path.clone()),
+            span: Some(self.span_of(path)),
+            message: msg,
+            help,
+        });
+    }
+
+    fn error(&mut self, path: &Path, msg: impl Into<String>) {
+        self.push(Severity::Error, path, msg.into(), None);
+    }
+
+    fn error_help(&mut self, path: &Path, msg: impl Into<String>, help: impl Into<String>) {
+        self.push(Severity::Error, path, msg.into(), Some(help.into()));
+    }
+
+    fn warn(&mut self, path: &Path, msg: impl Into<String>) {
+        self.push(Severity::Warning, path, msg.into(), None);
+    }
+
+    fn present(&self, path: &Path) -> bool {
+        self.tree.find(path).is_some()
+    }
+
+    // ---- typed values -----------------------------------------------------------------------
+
+    fn duration(
+        &mut self,
+        path: &Path,
+        text: Option<&DurationText>,
+        default: Duration,
+    ) -> Duration {
+        match text {
+            None => default,
+            Some(t) => match parse_duration(&t.0) {
+                Ok(d) => d,
+                Err(msg) => {
+                    self.error_help(path, msg, "write a number with a unit: 500ms, 20s, 2m, 1h");
+                    self.unparsed.insert(path.clone());
+                    default
+                }
+            },
+        }
+    }
+
+    fn required_duration(&mut self, path: &Path, text: &DurationText) -> Duration {
+        self.duration(path, Some(text), Duration::ZERO)
+    }
+
+    fn positive(&mut self, path: &Path, what: &str, d: Duration) {
+        if d.is_zero() && self.present(path) {
+            self.error(path, format!("{what} must be longer than 0s"));
+        }
+    }
+
+    fn nonempty_text(&mut self, path: &Path, what: &str, value: &str) {
+        if value.trim().is_empty() {
+            self.error(path, format!("{what} must not be empty"));
+        }
+    }
+
+    // ---- the plan -----------------------------------------------------------------------------
+
+    fn plan(&mut self, raw: &RawPlan) -> Plan {
+        let root = Path::root();
+        if raw.version != 1 {
+            self.error_help(
+                &root.key("version"),
+                format!("unsupported plan version {}", raw.version),
+                "this spotdrill reads plans of version 1",
+            );
+        }
+        self.nonempty_text(&root.key("name"), "the plan name", &raw.name);
+        let lab = raw.lab.as_ref().map(|l| self.lab(l, &root.key("lab")));
+        let kafka = self.kafka(&raw.kafka, lab.is_some(), &root.key("kafka"));
+        let observe = self.observe(raw.observe.as_ref(), &root.key("observe"));
+        let applications = self.applications(raw, &kafka, lab.as_ref(), &observe);
+        let targets = self.targets(raw, lab.as_ref(), &applications);
+        Plan {
+            version: raw.version,
+            name: raw.name.trim().to_owned(),
+            description: raw.description.clone(),
+            kafka,
+            lab,
+            applications,
+            targets,
+            observe,
+        }
+    }
+
+    fn kafka(&mut self, raw: &RawKafka, has_lab: bool, path: &Path) -> Kafka {
+        let bpath = path.key("brokers");
+        let brokers = if raw.brokers.trim() == "lab" {
+            if !has_lab {
+                self.error_help(
+                    &bpath,
+                    "`brokers: lab` needs a `lab:` section describing the lab",
+                    "add a `lab:` section, or give the brokers as host:port,host:port",
+                );
+            }
+            Brokers::Lab
+        } else {
+            match parse_brokers(&raw.brokers) {
+                Ok(list) => Brokers::External(list),
+                Err(msg) => {
+                    self.error_help(&bpath, msg, "write `lab` or host:port,host:port");
+                    Brokers::External(Vec::new())
+                }
+            }
+        };
+        let security = raw.security.as_ref().map(|s| {
+            let spath = path.key("security");
+            if brokers == Brokers::Lab {
+                self.error(&spath, "the lab broker takes no security settings");
+            }
+            self.security(s, &spath)
+        });
+        Kafka { brokers, security }
+    }
+
+    fn security(&mut self, raw: &RawSecurity, path: &Path) -> Security {
+        let sasl_protocol = matches!(
+            raw.protocol,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        );
+        let mut sasl = None;
+        if sasl_protocol {
+            let missing: Vec<&str> = [
+                ("sasl_mechanism", raw.sasl_mechanism.is_none()),
+                ("username", raw.username.is_none()),
+                ("password_env", raw.password_env.is_none()),
+            ]
+            .into_iter()
+            .filter_map(|(field, missing)| missing.then_some(field))
+            .collect();
+            if !missing.is_empty() {
+                self.error(
+                    path,
+                    format!(
+                        "a SASL protocol also needs {}",
+                        de::one_of(&missing).replace(" or ", " and ")
+                    ),
+                );
+            }
+            if let (Some(mechanism), Some(username), Some(password_env)) =
+                (raw.sasl_mechanism, &raw.username, &raw.password_env)
+            {
+                sasl = Some(Sasl {
+                    mechanism,
+                    username: username.clone(),
+                    password_env: password_env.clone(),
+                });
+            }
+        } else {
+            for (field, set) in [
+                ("sasl_mechanism", raw.sasl_mechanism.is_some()),
+                ("username", raw.username.is_some()),
+                ("password_env", raw.password_env.is_some()),
+            ] {
+                if set {
+                    self.error(
+                        &path.key(field),
+                        format!("`{field}` needs protocol SASL_PLAINTEXT or SASL_SSL"),
+                    );
+                }
+            }
+        }
+        if let Some(var) = &raw.password_env
+            && !is_env_name(var)
+        {
+            self.error_help(
+                &path.key("password_env"),
+                format!("`{var}` is not an environment variable name"),
+                "password_env names the variable that holds the password (e.g. KAFKA_PASSWORD); \
+                     the password itself never goes in a plan",
+            );
+        }
+        if let Some(ca) = &raw.ca_file {
+            self.nonempty_text(&path.key("ca_file"), "ca_file", ca);
+        }
+        Security {
+            protocol: raw.protocol,
+            sasl,
+            ca_file: raw.ca_file.clone(),
+        }
+    }
+
+    // ---- lab ----------------------------------------------------------------------------------
+
+    fn lab(&mut self, raw: &RawLab, path: &Path) -> Lab {
+        let tpath = path.key("topics");
+        if raw.topics.is_empty() {
+            self.error(&tpath, "the lab needs at least one topic");
+        }
+        let mut topics = Vec::new();
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (i, t) in raw.topics.iter().enumerate() {
+            let p = tpath.index(i);
+            self.nonempty_text(&p.key("name"), "the topic name", &t.name);
+            if let Some(first) = seen.insert(&t.name, i) {
+                self.error(
+                    &p.key("name"),
+                    format!(
+                        "duplicate topic `{}`: already defined at lab.topics[{first}]",
+                        t.name
+                    ),
+                );
+            }
+            if !(1..=MAX_PARTITIONS).contains(&t.partitions) {
+                self.error(
+                    &p.key("partitions"),
+                    format!(
+                        "partitions must be between 1 and {MAX_PARTITIONS}, got {}",
+                        t.partitions
+                    ),
+                );
+            }
+            let rate = match parse_rate(&t.rate.0) {
+                Ok(r) if r > 0.0 => r,
+                Ok(_) => {
+                    self.error(&p.key("rate"), "the lab producer needs a rate above 0/s");
+                    0.0
+                }
+                Err(msg) => {
+                    self.error_help(&p.key("rate"), msg, "write messages per second, e.g. 400/s");
+                    0.0
+                }
+            };
+            let message_bytes = t.message_bytes.unwrap_or(512);
+            if !(1..=MAX_MESSAGE_BYTES).contains(&message_bytes) {
+                self.error(
+                    &p.key("message_bytes"),
+                    format!(
+                        "message_bytes must be between 1 and {MAX_MESSAGE_BYTES} (1 MiB), got {message_bytes}"
+                    ),
+                );
+            }
+            topics.push(LabTopic {
+                name: t.name.clone(),
+                partitions: t.partitions,
+                rate,
+                message_bytes,
+                timestamp_type: t.timestamp_type.unwrap_or(TimestampType::CreateTime),
+            });
+        }
+        let cpath = path.key("clusters");
+        if raw.clusters.is_empty() {
+            self.error(&cpath, "the lab needs at least one cluster");
+        }
+        let mut clusters = IndexMap::new();
+        let mut groups: HashMap<String, String> = HashMap::new();
+        for (name, c) in &raw.clusters {
+            let cluster = self.lab_cluster(c, &cpath.key(name), &topics, &mut groups);
+            clusters.insert(name.clone(), cluster);
+        }
+        Lab { topics, clusters }
+    }
+
+    fn lab_cluster(
+        &mut self,
+        raw: &RawLabCluster,
+        path: &Path,
+        topics: &[LabTopic],
+        groups: &mut HashMap<String, String>,
+    ) -> LabCluster {
+        if !(1..=LAB_MAX_NODES).contains(&raw.nodes) {
+            self.error(
+                &path.key("nodes"),
+                format!(
+                    "a lab cluster has between 1 and {LAB_MAX_NODES} nodes, got {}",
+                    raw.nodes
+                ),
+            );
+        }
+        if raw.slots_per_node == 0 {
+            self.error(
+                &path.key("slots_per_node"),
+                "slots_per_node must be at least 1",
+            );
+        }
+        let detection_delay = self.duration(
+            &path.key("detection_delay"),
+            raw.detection_delay.as_ref(),
+            Duration::from_secs(3),
+        );
+        let rpath = path.key("replacement");
+        let replacement_delay = match &raw.replacement {
+            Some(r) if r.enabled == Some(false) => None,
+            Some(r) => Some(self.duration(
+                &rpath.key("delay"),
+                r.delay.as_ref(),
+                Duration::from_secs(20),
+            )),
+            None => Some(Duration::from_secs(20)),
+        };
+        let wpath = path.key("workloads");
+        if raw.workloads.is_empty() {
+            self.error(&wpath, "a lab cluster needs at least one workload");
+        }
+        let mut workloads = IndexMap::new();
+        for (name, w) in &raw.workloads {
+            let p = wpath.key(name);
+            if w.workers == 0 {
+                self.error(&p.key("workers"), "workers must be at least 1");
+            }
+            self.nonempty_text(&p.key("group"), "the consumer group", &w.group);
+            if let Some(other) = groups.insert(w.group.clone(), name.clone())
+                && !w.group.trim().is_empty()
+            {
+                self.error(
+                        &p.key("group"),
+                        format!(
+                            "group `{}` is already used by lab workload `{other}`: each workload needs its own group",
+                            w.group
+                        ),
+                    );
+            }
+            self.topic_refs(&p.key("topics"), &w.topics, topics);
+            let cost = self.required_duration(&p.key("cost_per_message"), &w.cost_per_message);
+            if cost > Duration::from_secs(60) {
+                self.error(
+                    &p.key("cost_per_message"),
+                    format!(
+                        "cost_per_message {} is more than a minute per message",
+                        humantime::format_duration(cost)
+                    ),
+                );
+            }
+            let commit_interval = self.duration(
+                &p.key("commit_interval"),
+                w.commit_interval.as_ref(),
+                Duration::from_secs(5),
+            );
+            self.positive(
+                &p.key("commit_interval"),
+                "commit_interval",
+                commit_interval,
+            );
+            let workload = Workload {
+                workers: w.workers,
+                group: w.group.clone(),
+                topics: w.topics.clone(),
+                cost_per_message: cost,
+                commit_interval,
+            };
+            self.throughput(&p, name, &workload, topics);
+            workloads.insert(name.clone(), workload);
+        }
+        let cluster = LabCluster {
+            kind: raw.kind,
+            nodes: raw.nodes,
+            slots_per_node: raw.slots_per_node,
+            detection_delay,
+            replacement_delay,
+            workloads,
+        };
+        if cluster.workers() > cluster.slots() && raw.nodes > 0 && raw.slots_per_node > 0 {
+            self.error_help(
+                &wpath,
+                format!(
+                    "the workloads need {} slots but the cluster has {} nodes × {} slots = {}",
+                    cluster.workers(),
+                    cluster.nodes,
+                    cluster.slots_per_node,
+                    cluster.slots()
+                ),
+                "add nodes or slots_per_node, or run fewer workers",
+            );
+        }
+        cluster
+    }
+
+    /// Warn when a workload cannot keep up with its topics even at full capacity.
+    fn throughput(&mut self, path: &Path, name: &str, w: &Workload, topics: &[LabTopic]) {
+        let rate: f64 = topics
+            .iter()
+            .filter(|t| w.topics.contains(&t.name))
+            .map(|t| t.rate)
+            .sum();
+        if w.cost_per_message.is_zero() || w.workers == 0 || rate == 0.0 {
+            return;
+        }
+        let capacity = f64::from(w.workers) / w.cost_per_message.as_secs_f64();
+        if capacity < rate {
+            self.warn(
+                path,
+                format!(
+                    "workload `{name}` cannot keep up even at full capacity: {} workers × 1/{} = {capacity:.0}/s < {rate:.0}/s produced",
+                    w.workers,
+                    humantime::format_duration(w.cost_per_message)
+                ),
+            );
+        }
+    }
+
+    fn topic_refs(&mut self, path: &Path, names: &[String], topics: &[LabTopic]) {
+        if names.is_empty() {
+            self.error(path, "at least one topic is needed");
+        }
+        let known: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
+        for (i, name) in names.iter().enumerate() {
+            if !known.contains(&name.as_str()) {
+                let help = match suggest(name, &known) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("lab topics: {}", join_ticked(&known)),
+                };
+                self.error_help(
+                    &path.index(i),
+                    format!("topic `{name}` is not one of the lab's topics"),
+                    help,
+                );
+            }
+        }
+    }
+
+    // ---- applications -------------------------------------------------------------------------
+
+    fn applications(
+        &mut self,
+        raw: &RawPlan,
+        kafka: &Kafka,
+        lab: Option<&Lab>,
+        observe: &Observe,
+    ) -> IndexMap<String, Application> {
+        let path = Path::root().key("applications");
+        if raw.applications.is_empty() {
+            self.error(&path, "a plan judges at least one application");
+        }
+        let used: HashSet<&String> = raw
+            .targets
+            .values()
+            .flat_map(|t| t.applications.iter())
+            .collect();
+        // Only say an application is unused when every target's list could be read.
+        let targets_readable = raw
+            .targets
+            .keys()
+            .all(|t| self.intact(&Path::root().key("targets").key(t).key("applications")))
+            && self.intact(&Path::root().key("targets"));
+        let mut apps = IndexMap::new();
+        for (name, a) in &raw.applications {
+            let p = path.key(name);
+            self.nonempty_text(&p.key("group"), "the consumer group", &a.group);
+            if a.topics.is_empty() {
+                self.error(&p.key("topics"), "at least one topic is needed");
+            }
+            if let (Brokers::Lab, Some(lab)) = (&kafka.brokers, lab) {
+                self.topic_refs(&p.key("topics"), &a.topics, &lab.topics);
+            }
+            let max_lag = self.required_duration(&p.key("slo").key("max_lag"), &a.slo.max_lag);
+            self.positive(&p.key("slo").key("max_lag"), "max_lag", max_lag);
+            let max_recovery =
+                self.required_duration(&p.key("slo").key("max_recovery"), &a.slo.max_recovery);
+            self.positive(
+                &p.key("slo").key("max_recovery"),
+                "max_recovery",
+                max_recovery,
+            );
+            if max_recovery > observe.timeout {
+                self.warn(
+                    &p.key("slo").key("max_recovery"),
+                    format!(
+                        "max_recovery {} is longer than observe.timeout {}: a step times out before this SLO can fail",
+                        humantime::format_duration(max_recovery),
+                        humantime::format_duration(observe.timeout)
+                    ),
+                );
+            }
+            let abort_lag = a.abort_lag.as_ref().map(|t| {
+                let ap = p.key("abort_lag");
+                let d = self.required_duration(&ap, t);
+                if d <= max_lag && self.intact(&p.key("slo").key("max_lag")) {
+                    self.error(
+                        &ap,
+                        format!(
+                            "abort_lag {} must exceed slo.max_lag {}: the guard would stop the ladder before the SLO is judged",
+                            humantime::format_duration(d),
+                            humantime::format_duration(max_lag)
+                        ),
+                    );
+                }
+                d
+            });
+            if !used.contains(name) && targets_readable && !raw.targets.is_empty() {
+                self.warn(
+                    &p,
+                    format!("application `{name}` is not judged by any target"),
+                );
+            }
+            apps.insert(
+                name.clone(),
+                Application {
+                    group: a.group.clone(),
+                    topics: a.topics.clone(),
+                    max_lag,
+                    max_recovery,
+                    abort_lag,
+                },
+            );
+        }
+        apps
+    }
+
+    // ---- targets ------------------------------------------------------------------------------
+
+    fn targets(
+        &mut self,
+        raw: &RawPlan,
+        lab: Option<&Lab>,
+        apps: &IndexMap<String, Application>,
+    ) -> IndexMap<String, Target> {
+        let path = Path::root().key("targets");
+        if raw.targets.is_empty() {
+            self.error(&path, "a plan needs at least one target");
+        }
+        let mut lab_clusters: HashMap<String, String> = HashMap::new();
+        let mut targets = IndexMap::new();
+        for (name, t) in &raw.targets {
+            let target = self.target(name, t, &path.key(name), lab, apps, &mut lab_clusters);
+            targets.insert(name.clone(), target);
+        }
+        targets
+    }
+
+    fn target(
+        &mut self,
+        name: &str,
+        raw: &RawTarget,
+        path: &Path,
+        lab: Option<&Lab>,
+        apps: &IndexMap<String, Application>,
+        lab_clusters: &mut HashMap<String, String>,
+    ) -> Target {
+        let nodes = self.nodes(name, raw, &path.key("nodes"), lab, lab_clusters);
+        let health = self.health(raw, &path.key("health"), &nodes);
+        self.target_applications(raw, &path.key("applications"), apps, &nodes, lab);
+        let ladder = self.ladder(&raw.ladder, &path.key("ladder"));
+        let largest = ladder.iter().copied().max().unwrap_or(0);
+        let ladder_intact = self.intact(&path.key("ladder"));
+        if let (NodeSelector::Lab { cluster, .. }, Some(lab)) = (&nodes, lab)
+            && let Some(c) = lab.clusters.get(cluster)
+            && let Some(i) = ladder.iter().position(|&n| n > c.nodes)
+        {
+            self.error(
+                &path.key("ladder").index(i),
+                format!(
+                    "step {} terminates more nodes than lab cluster `{cluster}` has ({})",
+                    ladder[i], c.nodes
+                ),
+            );
+        }
+        let required_tolerance = match raw.required_tolerance {
+            Some(r) => {
+                if r > largest && ladder_intact && !ladder.is_empty() {
+                    self.error_help(
+                        &path.key("required_tolerance"),
+                        format!(
+                            "required_tolerance {r} is above the largest ladder step ({largest}): no run could meet it"
+                        ),
+                        format!("add a step of {r} or more to the ladder, or lower required_tolerance"),
+                    );
+                }
+                r
+            }
+            None => largest,
+        };
+        let selection = raw.selection.unwrap_or(Selection::Random);
+        if raw.seed.is_some() && selection != Selection::Random {
+            self.warn(
+                &path.key("seed"),
+                "seed only matters with `selection: random`",
+            );
+        }
+        let guards = self.guards(raw, &path.key("guards"), &ladder, &nodes, lab);
+        Target {
+            kind: raw.kind,
+            nodes,
+            health,
+            applications: raw.applications.clone(),
+            ladder,
+            selection,
+            seed: raw.seed,
+            required_tolerance,
+            guards,
+            cumulative: raw.cumulative.unwrap_or(false),
+        }
+    }
+
+    fn ladder(&mut self, raw: &[u32], path: &Path) -> Vec<u32> {
+        if raw.is_empty() {
+            self.error_help(
+                path,
+                "the ladder is empty",
+                "list the terminations per step, e.g. [1, 2, 3]",
+            );
+        }
+        for (i, &n) in raw.iter().enumerate() {
+            if n == 0 {
+                self.error(&path.index(i), "a step terminates at least 1 node, got 0");
+            } else if i > 0 && n <= raw[i - 1] {
+                self.error_help(
+                    &path.index(i),
+                    format!(
+                        "the ladder must be strictly increasing: {n} follows {}",
+                        raw[i - 1]
+                    ),
+                    "each step terminates more nodes than the one before",
+                );
+            }
+        }
+        raw.to_vec()
+    }
+
+    fn target_applications(
+        &mut self,
+        raw: &RawTarget,
+        path: &Path,
+        apps: &IndexMap<String, Application>,
+        nodes: &NodeSelector,
+        lab: Option<&Lab>,
+    ) {
+        if raw.applications.is_empty() {
+            self.error(path, "a target judges at least one application");
+        }
+        let known: Vec<&str> = apps.keys().map(String::as_str).collect();
+        let mut seen = HashSet::new();
+        let cluster = match (nodes, lab) {
+            (NodeSelector::Lab { cluster, .. }, Some(lab)) => {
+                lab.clusters.get(cluster).map(|c| (cluster, c))
+            }
+            _ => None,
+        };
+        for (i, name) in raw.applications.iter().enumerate() {
+            let p = path.index(i);
+            if !seen.insert(name) {
+                self.error(&p, format!("application `{name}` is listed twice"));
+                continue;
+            }
+            let Some(app) = apps.get(name) else {
+                let help = match suggest(name, &known) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None if known.is_empty() => "no applications are defined".to_owned(),
+                    None => format!("defined applications: {}", join_ticked(&known)),
+                };
+                self.error_help(
+                    &p,
+                    format!("unknown application `{name}`: it is not under `applications:`"),
+                    help,
+                );
+                continue;
+            };
+            if let Some((cname, c)) = cluster
+                && !c.workloads.values().any(|w| w.group == app.group)
+            {
+                self.error_help(
+                        &p,
+                        format!(
+                            "application `{name}` (group `{}`) has no workload in lab cluster `{cname}`",
+                            app.group
+                        ),
+                        "add a workload with this group to the cluster, or judge it on the target whose cluster runs it",
+                    );
+            }
+        }
+    }
+
+    fn nodes(
+        &mut self,
+        target: &str,
+        raw: &RawTarget,
+        path: &Path,
+        lab: Option<&Lab>,
+        lab_clusters: &mut HashMap<String, String>,
+    ) -> NodeSelector {
+        let n = &raw.nodes;
+        let provider = n.provider;
+        let set: [(&str, bool); 11] = [
+            ("cluster", n.cluster.is_some()),
+            ("region", n.region.is_some()),
+            ("tags", n.tags.is_some()),
+            ("availability_zones", n.availability_zones.is_some()),
+            ("instance_types", n.instance_types.is_some()),
+            ("spot_fleet_request", n.spot_fleet_request.is_some()),
+            ("group", n.group.is_some()),
+            ("replace", n.replace.is_some()),
+            ("notice", n.notice.is_some()),
+            ("role_arn", n.role_arn.is_some()),
+            ("allow_on_demand", n.allow_on_demand.is_some()),
+        ];
+        let allowed: &[&str] = match provider {
+            Provider::Lab => &["cluster", "notice"],
+            Provider::AwsEc2 => &[
+                "region",
+                "tags",
+                "availability_zones",
+                "instance_types",
+                "spot_fleet_request",
+                "allow_on_demand",
+            ],
+            Provider::AwsAsg => &["region", "group", "replace", "allow_on_demand"],
+            Provider::AwsFis => &[
+                "region",
+                "tags",
+                "availability_zones",
+                "instance_types",
+                "notice",
+                "role_arn",
+            ],
+        };
+        for (field, is_set) in set {
+            if is_set && !allowed.contains(&field) {
+                let mut msg = format!("`{field}` does not apply to provider {}", provider.name());
+                if field == "allow_on_demand" && provider == Provider::AwsFis {
+                    msg.push_str(": FIS interrupts spot instances only");
+                }
+                self.error_help(
+                    &path.key(field),
+                    msg,
+                    format!(
+                        "provider {} takes: {}",
+                        provider.name(),
+                        join_ticked(allowed)
+                    ),
+                );
+            }
+        }
+        if let Some(region) = &n.region
+            && !is_region(region)
+        {
+            self.error(
+                &path.key("region"),
+                format!("`{region}` is not an AWS region name (like us-east-1)"),
+            );
+        }
+        if let Some(zones) = &n.availability_zones {
+            let zpath = path.key("availability_zones");
+            if zones.is_empty() {
+                self.error(
+                    &zpath,
+                    "availability_zones is empty: leave it out to allow every zone",
+                );
+            }
+            for (i, z) in zones.iter().enumerate() {
+                let in_region = n.region.as_ref().is_none_or(|r| {
+                    z.strip_prefix(r.as_str())
+                        .is_some_and(|s| s.len() == 1 && s.chars().all(|c| c.is_ascii_lowercase()))
+                });
+                if !in_region || !is_zone(z) {
+                    let region = n.region.as_deref().unwrap_or("the region");
+                    self.error(
+                        &zpath.index(i),
+                        format!("`{z}` is not an availability zone of {region}"),
+                    );
+                }
+            }
+        }
+        if let Some(types) = &n.instance_types {
+            let tpath = path.key("instance_types");
+            if types.is_empty() {
+                self.error(
+                    &tpath,
+                    "instance_types is empty: leave it out to allow every type",
+                );
+            }
+            for (i, t) in types.iter().enumerate() {
+                if !is_instance_type(t) {
+                    self.error(
+                        &tpath.index(i),
+                        format!("`{t}` is not an EC2 instance type (like c5.xlarge)"),
+                    );
+                }
+            }
+        }
+        let tags = n.tags.clone().unwrap_or_default();
+        for (k, _) in &tags {
+            if k.trim().is_empty() {
+                self.error(&path.key("tags"), "tag keys must not be empty");
+            }
+        }
+        let allow_on_demand = n.allow_on_demand.unwrap_or(false);
+        match provider {
+            Provider::Lab => {
+                let cluster = self.lab_cluster_ref(target, raw, path, lab, lab_clusters);
+                let notice = self.duration(&path.key("notice"), n.notice.as_ref(), Duration::ZERO);
+                if notice > FIS_NOTICE_MAX {
+                    self.error(
+                        &path.key("notice"),
+                        format!(
+                            "notice {} is longer than 15m",
+                            humantime::format_duration(notice)
+                        ),
+                    );
+                }
+                NodeSelector::Lab { cluster, notice }
+            }
+            Provider::AwsEc2 => {
+                if tags.is_empty() && n.spot_fleet_request.is_none() {
+                    self.error_help(
+                        path,
+                        "an aws-ec2 selector needs `tags` or `spot_fleet_request`",
+                        "without them it would select every spot instance in the region",
+                    );
+                }
+                if let Some(sfr) = &n.spot_fleet_request
+                    && (!sfr.starts_with("sfr-") || sfr.len() <= 4)
+                {
+                    self.error(
+                        &path.key("spot_fleet_request"),
+                        format!("`{sfr}` is not a spot fleet request id (sfr-…)"),
+                    );
+                }
+                NodeSelector::AwsEc2 {
+                    region: n.region.clone(),
+                    tags,
+                    availability_zones: n.availability_zones.clone().unwrap_or_default(),
+                    instance_types: n.instance_types.clone().unwrap_or_default(),
+                    spot_fleet_request: n.spot_fleet_request.clone(),
+                    allow_on_demand,
+                }
+            }
+            Provider::AwsAsg => {
+                let group = n.group.clone().unwrap_or_default();
+                match &n.group {
+                    None => self.error(
+                        path,
+                        "provider aws-asg needs `group`: the Auto Scaling group name",
+                    ),
+                    Some(g) => self.nonempty_text(&path.key("group"), "group", g),
+                }
+                NodeSelector::AwsAsg {
+                    region: n.region.clone(),
+                    group,
+                    replace: n.replace.unwrap_or(true),
+                    allow_on_demand,
+                }
+            }
+            Provider::AwsFis => {
+                if tags.is_empty() {
+                    self.error_help(
+                        path,
+                        "an aws-fis selector needs `tags`",
+                        "FIS targets instances by tag; without tags it would pick any spot instance",
+                    );
+                }
+                let npath = path.key("notice");
+                let notice = self.duration(&npath, n.notice.as_ref(), FIS_NOTICE_MIN);
+                if !(FIS_NOTICE_MIN..=FIS_NOTICE_MAX).contains(&notice) {
+                    self.error_help(
+                        &npath,
+                        format!(
+                            "notice {} is outside what FIS allows",
+                            humantime::format_duration(notice)
+                        ),
+                        "durationBeforeInterruption must be between 2m and 15m",
+                    );
+                }
+                let role_arn = n.role_arn.clone().unwrap_or_default();
+                match &n.role_arn {
+                    None => self.error(
+                        path,
+                        "provider aws-fis needs `role_arn`: the IAM role FIS assumes",
+                    ),
+                    Some(arn) if !is_role_arn(arn) => self.error(
+                        &path.key("role_arn"),
+                        format!(
+                            "`{arn}` is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"
+                        ),
+                    ),
+                    Some(_) => {}
+                }
+                NodeSelector::AwsFis {
+                    region: n.region.clone(),
+                    tags,
+                    availability_zones: n.availability_zones.clone().unwrap_or_default(),
+                    instance_types: n.instance_types.clone().unwrap_or_default(),
+                    notice,
+                    role_arn,
+                    allow_on_demand: false,
+                }
+            }
+        }
+    }
+
+    fn lab_cluster_ref(
+        &mut self,
+        target: &str,
+        raw: &RawTarget,
+        path: &Path,
+        lab: Option<&Lab>,
+        lab_clusters: &mut HashMap<String, String>,
+    ) -> String {
+        let Some(lab) = lab else {
+            self.error_help(
+                &path.key("provider"),
+                "provider lab needs a `lab:` section",
+                "add a `lab:` section, or select real nodes with aws-ec2, aws-asg or aws-fis",
+            );
+            return raw.nodes.cluster.clone().unwrap_or_default();
+        };
+        let Some(cluster) = &raw.nodes.cluster else {
+            self.error(
+                path,
+                "provider lab needs `cluster`: a name from lab.clusters",
+            );
+            return String::new();
+        };
+        let cpath = path.key("cluster");
+        match lab.clusters.get(cluster) {
+            None => {
+                let known: Vec<&str> = lab.clusters.keys().map(String::as_str).collect();
+                let help = match suggest(cluster, &known) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("lab clusters: {}", join_ticked(&known)),
+                };
+                self.error_help(&cpath, format!("unknown lab cluster `{cluster}`"), help);
+            }
+            Some(c) => {
+                if c.kind != raw.kind && self.intact(&path.parent().unwrap_or_default().key("kind"))
+                {
+                    self.error(
+                        &path.parent().unwrap_or_default().key("kind"),
+                        format!(
+                            "target kind `{}` does not match lab cluster `{cluster}`, which is `{}`",
+                            kind_name(raw.kind),
+                            kind_name(c.kind)
+                        ),
+                    );
+                }
+                if let Some(other) = lab_clusters.insert(cluster.clone(), target.to_owned()) {
+                    self.error(
+                        &cpath,
+                        format!("lab cluster `{cluster}` is already the target of `{other}`"),
+                    );
+                }
+            }
+        }
+        cluster.clone()
+    }
+
+    fn health(&mut self, raw: &RawTarget, path: &Path, nodes: &NodeSelector) -> Health {
+        let Some(h) = &raw.health else {
+            return Health::default();
+        };
+        let lab_nodes = matches!(nodes, NodeSelector::Lab { .. });
+        let endpoint = |c: &mut Self, field: &str, value: &Option<String>, kinds: ClusterKind| {
+            let value = value.as_ref()?;
+            let p = path.key(field);
+            if raw.kind != kinds {
+                c.error(
+                    &p,
+                    format!(
+                        "`{field}` is a {} endpoint but this target is `{}`",
+                        kind_name(kinds),
+                        kind_name(raw.kind)
+                    ),
+                );
+            }
+            if value.trim() == "lab" {
+                if !lab_nodes {
+                    c.error(&p, "`lab` endpoints need a target with `provider: lab`");
+                }
+                return Some(Endpoint::Lab);
+            }
+            if !is_http_url(value) {
+                c.error_help(
+                    &p,
+                    format!("`{value}` is not an http(s) URL"),
+                    "write `lab` or a URL such as http://nimbus:8080",
+                );
+            }
+            Some(Endpoint::Url(value.trim_end_matches('/').to_owned()))
+        };
+        Health {
+            storm_ui: endpoint(self, "storm_ui", &h.storm_ui, ClusterKind::Storm),
+            mesos_master: endpoint(self, "mesos_master", &h.mesos_master, ClusterKind::Mesos),
+            marathon: endpoint(self, "marathon", &h.marathon, ClusterKind::Mesos),
+        }
+    }
+
+    fn guards(
+        &mut self,
+        raw: &RawTarget,
+        path: &Path,
+        ladder: &[u32],
+        nodes: &NodeSelector,
+        lab: Option<&Lab>,
+    ) -> Guards {
+        let Some(g) = &raw.guards else {
+            return Guards::default();
+        };
+        if let Some(max) = g.max_terminations {
+            let p = path.key("max_terminations");
+            if max == 0 {
+                self.error(
+                    &p,
+                    "max_terminations 0 would stop the ladder before its first step",
+                );
+            } else if self.intact(&path.parent().unwrap_or_default().key("ladder")) {
+                let mut total = 0;
+                for &step in ladder {
+                    total += step;
+                    if total > max {
+                        self.warn(
+                            &p,
+                            format!(
+                                "the guard stops the ladder before step {step}: the steps up to it terminate {total} nodes, more than max_terminations {max}"
+                            ),
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+        let min_healthy = g.min_healthy.as_ref().and_then(|t| {
+            let p = path.key("min_healthy");
+            match parse_count_or_percent(&t.0) {
+                Ok(m) => {
+                    if let (MinHealthy::Count(n), NodeSelector::Lab { cluster, .. }, Some(lab)) =
+                        (m, nodes, lab)
+                        && let Some(c) = lab.clusters.get(cluster)
+                            && n > c.nodes {
+                                self.error(
+                                    &p,
+                                    format!(
+                                        "min_healthy {n} is more than the {} nodes of lab cluster `{cluster}`",
+                                        c.nodes
+                                    ),
+                                );
+                            }
+                    Some(m)
+                }
+                Err(msg) => {
+                    self.error_help(&p, msg, "write a node count (3) or a percentage (50%)");
+                    None
+                }
+            }
+        });
+        let allowed_hours = g.allowed_hours.as_ref().and_then(|t| match parse_hours(t) {
+            Ok(w) => Some(w),
+            Err(msg) => {
+                self.error_help(
+                    &path.key("allowed_hours"),
+                    msg,
+                    "write UTC hours as HH:MM-HH:MM, e.g. 09:00-17:00",
+                );
+                None
+            }
+        });
+        Guards {
+            max_terminations: g.max_terminations,
+            min_healthy,
+            allowed_hours,
+        }
+    }
+
+    // ---- observe ------------------------------------------------------------------------------
+
+    fn observe(&mut self, raw: Option<&RawObserve>, path: &Path) -> Observe {
+        let none = RawObserve {
+            sample_interval: None,
+            baseline: None,
+            hold: None,
+            timeout: None,
+            cooldown: None,
+            band: None,
+        };
+        let raw = raw.unwrap_or(&none);
+        let secs = Duration::from_secs;
+        let sample_interval = self.duration(
+            &path.key("sample_interval"),
+            raw.sample_interval.as_ref(),
+            secs(1),
+        );
+        let baseline = self.duration(&path.key("baseline"), raw.baseline.as_ref(), secs(20));
+        let hold = self.duration(&path.key("hold"), raw.hold.as_ref(), secs(5));
+        let timeout = self.duration(&path.key("timeout"), raw.timeout.as_ref(), secs(180));
+        let cooldown = self.duration(&path.key("cooldown"), raw.cooldown.as_ref(), secs(600));
+        for (field, d) in [
+            ("sample_interval", sample_interval),
+            ("baseline", baseline),
+            ("hold", hold),
+            ("timeout", timeout),
+            ("cooldown", cooldown),
+        ] {
+            self.positive(&path.key(field), field, d);
+        }
+        if sample_interval > secs(60) {
+            self.error(
+                &path.key("sample_interval"),
+                format!(
+                    "sample_interval {} is longer than a minute: spikes would go unseen",
+                    humantime::format_duration(sample_interval)
+                ),
+            );
+        }
+        if !sample_interval.is_zero() && baseline < sample_interval * 5 && !baseline.is_zero() {
+            self.error(
+                &path.key("baseline"),
+                format!(
+                    "baseline {} holds fewer than 5 samples at sample_interval {}",
+                    humantime::format_duration(baseline),
+                    humantime::format_duration(sample_interval)
+                ),
+            );
+        }
+        if hold < sample_interval && !hold.is_zero() {
+            self.error(
+                &path.key("hold"),
+                format!(
+                    "hold {} is shorter than sample_interval {}",
+                    humantime::format_duration(hold),
+                    humantime::format_duration(sample_interval)
+                ),
+            );
+        }
+        if timeout <= hold && !timeout.is_zero() {
+            self.error(
+                &path.key("timeout"),
+                format!(
+                    "timeout {} must be longer than hold {}",
+                    humantime::format_duration(timeout),
+                    humantime::format_duration(hold)
+                ),
+            );
+        }
+        let bpath = path.key("band");
+        let band = raw.band.as_ref();
+        let band_margin = band.and_then(|b| b.margin).unwrap_or(0.5);
+        if !(band_margin.is_finite() && band_margin >= 0.0) {
+            self.error(
+                &bpath.key("margin"),
+                format!("margin must be a number ≥ 0 (0.5 = 50% above the baseline p99), got {band_margin}"),
+            );
+        }
+        let band_floor = self.duration(
+            &bpath.key("floor"),
+            band.and_then(|b| b.floor.as_ref()),
+            secs(5),
+        );
+        Observe {
+            sample_interval,
+            baseline,
+            hold,
+            timeout,
+            cooldown,
+            band_margin,
+            band_floor,
+        }
+    }
+}
+
+// ---- value parsers (pure, tested below) -------------------------------------------------------
+
+/// A humantime duration with a unit; a bare number is refused because `30` could mean anything.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("empty duration".into());
+    }
+    if t.parse::<f64>().is_ok() {
+        return Err(format!("`{t}` has no unit: write {t}s or {t}ms"));
+    }
+    humantime::parse_duration(t).map_err(|e| {
+        use humantime::DurationError as E;
+        let why = match e {
+            E::InvalidCharacter(i) => format!("unexpected character at position {}", i + 1),
+            E::NumberExpected(i) => format!("expected a number at position {}", i + 1),
+            E::UnknownUnit { unit, .. } => format!("unknown unit `{unit}`"),
+            E::NumberOverflow => "the number is too large".to_owned(),
+            E::Empty => "it is empty".to_owned(),
+        };
+        format!("`{t}` is not a duration: {why}")
+    })
+}
+
+/// `N/s` → messages per second.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let Some((n, unit)) = t.split_once('/') else {
+        return Err(format!("`{t}` is not a rate: it needs a unit, like {t}/s"));
+    };
+    let n: f64 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{t}` is not a rate: `{}` is not a number", n.trim()))?;
+    if !n.is_finite() || n < 0.0 {
+        return Err(format!("`{t}` is not a rate: it must be a number ≥ 0"));
+    }
+    match unit.trim() {
+        "s" => Ok(n),
+        other => Err(format!(
+            "`{t}` is not a rate: the unit is `/s`, not `/{other}`"
+        )),
+    }
+}
+
+/// `N%` → a percentage from 0 to 100.
+pub fn parse_percent(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let Some(n) = t.strip_suffix('%') else {
+        return Err(format!("`{t}` is not a percentage: write it as N%"));
+    };
+    let n: f64 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{t}` is not a percentage: write it as N%"))?;
+    if !(0.0..=100.0).contains(&n) {
+        return Err(format!("`{t}` is not between 0% and 100%"));
+    }
+    Ok(n)
+}
+
+pub fn parse_count_or_percent(text: &str) -> Result<MinHealthy, String> {
+    let t = text.trim();
+    if t.ends_with('%') {
+        return parse_percent(t).map(MinHealthy::Percent);
+    }
+    t.parse::<u32>()
+        .map(MinHealthy::Count)
+        .map_err(|_| format!("`{t}` is neither a node count nor a percentage"))
+}
+
+pub fn parse_brokers(text: &str) -> Result<Vec<BrokerAddr>, String> {
+    let mut out = Vec::new();
+    for part in text.split(',') {
+        let p = part.trim();
+        if p.is_empty() {
+            return Err(format!("empty broker address in `{text}`"));
+        }
+        let (host, port) = p
+            .rsplit_once(':')
+            .ok_or_else(|| format!("broker `{p}` has no port: write {p}:9092"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(format!("broker `{p}` has no valid host"));
+        }
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|&n| n != 0)
+            .ok_or_else(|| format!("broker `{p}` has an invalid port `{port}`"))?;
+        out.push(BrokerAddr {
+            host: host.to_owned(),
+            port,
+        });
+    }
+    Ok(out)
+}
+
+/// `HH:MM-HH:MM`, UTC.
+pub fn parse_hours(text: &str) -> Result<HourWindow, String> {
+    let bad = || format!("`{text}` is not an hour range");
+    let (a, b) = text.trim().split_once('-').ok_or_else(bad)?;
+    let minute = |s: &str| -> Option<u16> {
+        let (h, m) = s.trim().split_once(':')?;
+        let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60 && s.trim().len() == 5).then_some(h * 60 + m)
+    };
+    let (start_minute, end_minute) = (minute(a).ok_or_else(bad)?, minute(b).ok_or_else(bad)?);
+    if start_minute == end_minute {
+        return Err(format!("`{text}` is an empty hour range"));
+    }
+    Ok(HourWindow {
+        start_minute,
+        end_minute,
+    })
+}
+
+fn is_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+}
+
+fn is_zone(s: &str) -> bool {
+    s.len() > 1 && s.ends_with(|c: char| c.is_ascii_lowercase()) && is_region(&s[..s.len() - 1])
+}
+
+fn is_instance_type(s: &str) -> bool {
+    let mut parts = s.split('.');
+    let (Some(family), Some(size), None) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let ok = |p: &str| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
+    ok(family) && ok(size) && family.starts_with(|c: char| c.is_ascii_lowercase())
+}
+
+fn is_role_arn(s: &str) -> bool {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    matches!(parts.as_slice(), ["arn", partition, "iam", "", account, resource]
+        if partition.starts_with("aws")
+            && account.len() == 12
+            && account.chars().all(|c| c.is_ascii_digit())
+            && resource.strip_prefix("role/").is_some_and(|n| !n.is_empty()))
+}
+
+fn is_http_url(s: &str) -> bool {
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"));
+    rest.is_some_and(|r| {
+        let host = r.split(['/', '?']).next().unwrap_or("");
+        !host.is_empty() && !host.contains(char::is_whitespace) && !host.starts_with(':')
+    })
+}
+
+fn kind_name(kind: ClusterKind) -> &'static str {
+    match kind {
+        ClusterKind::Storm => "storm",
+        ClusterKind::Mesos => "mesos",
+    }
+}
+
+/// The closest candidate to a misspelled name, if one is close enough to be a likely typo.
+pub fn suggest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(word, c), *c))
+        .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+pub fn join_ticked(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_need_units() {
+        assert_eq!(parse_duration("20s"), Ok(Duration::from_secs(20)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("30").unwrap_err().contains("no unit"));
+        assert!(parse_duration("2 parsecs").is_err());
+    }
+
+    #[test]
+    fn rates_are_per_second() {
+        assert_eq!(parse_rate("400/s"), Ok(400.0));
+        assert_eq!(parse_rate(" 0.5 / s "), Ok(0.5));
+        assert!(parse_rate("400").unwrap_err().contains("needs a unit"));
+        assert!(parse_rate("400/m").unwrap_err().contains("not `/m`"));
+        assert!(parse_rate("-1/s").is_err());
+    }
+
+    #[test]
+    fn percentages_are_bounded() {
+        assert_eq!(parse_percent("50%"), Ok(50.0));
+        assert!(parse_percent("150%").is_err());
+        assert!(parse_percent("50").is_err());
+        assert_eq!(parse_count_or_percent("3"), Ok(MinHealthy::Count(3)));
+        assert_eq!(parse_count_or_percent("25%"), Ok(MinHealthy::Percent(25.0)));
+    }
+
+    #[test]
+    fn brokers_and_hours_parse() {
+        let b = parse_brokers("k1:9092, k2:9093").unwrap();
+        assert_eq!(b[1].to_string(), "k2:9093");
+        assert!(parse_brokers("k1").is_err());
+        assert!(parse_brokers("k1:0").is_err());
+        assert!(parse_brokers("k1:9092,").is_err());
+        assert_eq!(parse_hours("09:00-17:30").unwrap().end_minute, 17 * 60 + 30);
+        assert!(parse_hours("9-17").is_err());
+    }
+
+    #[test]
+    fn aws_names() {
+        assert!(is_region("us-east-1") && is_region("us-gov-west-1"));
+        assert!(!is_region("useast1") && !is_region("US-EAST-1"));
+        assert!(is_zone("us-east-1a") && !is_zone("us-east-1"));
+        assert!(is_instance_type("c5.xlarge") && !is_instance_type("c5"));
+        assert!(is_role_arn("arn:aws:iam::123456789012:role/fis"));
+        assert!(!is_role_arn("arn:aws:iam::123:role/fis"));
+    }
+
+    #[test]
+    fn suggestions_are_close_only() {
+        let c = ["ladder", "selection", "seed"];
+        assert_eq!(suggest("ladr", &c), Some("ladder"));
+        assert_eq!(suggest("sede", &c), Some("seed"));
+        assert_eq!(suggest("zzzzzz", &c), None);
+    }
+}

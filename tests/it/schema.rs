@@ -1,0 +1,62 @@
+//! `spotdrill schema`: the JSON Schema editors use to autocomplete plans.
+
+use crate::util::{root, spotdrill};
+
+#[test]
+fn schema_describes_the_plan_and_denies_unknown_fields() {
+    let out = spotdrill(&["schema"]);
+    out.expect_code(0);
+    let schema: serde_json::Value = serde_json::from_str(&out.stdout).expect("schema is JSON");
+    assert_eq!(schema["additionalProperties"], false);
+    let props = schema["properties"].as_object().expect("properties");
+    for field in [
+        "version",
+        "name",
+        "description",
+        "kafka",
+        "lab",
+        "applications",
+        "targets",
+        "observe",
+    ] {
+        assert!(props.contains_key(field), "no `{field}` in the schema");
+    }
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(
+        required,
+        ["version", "name", "kafka", "applications", "targets"]
+    );
+    let target = &schema["$defs"]["RawTarget"];
+    assert_eq!(target["additionalProperties"], false);
+    assert!(
+        target["properties"]["ladder"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("strictly increasing")
+    );
+}
+
+/// Plans point yaml-language-server at experiments/plan.schema.json; it must be the current one.
+#[test]
+fn committed_schema_is_up_to_date() {
+    let out = spotdrill(&["schema"]);
+    out.expect_code(0);
+    let committed = std::fs::read_to_string(root().join("experiments/plan.schema.json"))
+        .expect("experiments/plan.schema.json exists");
+    assert!(
+        committed == out.stdout,
+        "experiments/plan.schema.json is stale: run `cargo run -- schema > experiments/plan.schema.json`"
+    );
+}
+
+#[test]
+fn report_schema_is_not_pretended() {
+    let out = spotdrill(&["schema", "--report"]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("not implemented yet"));
+}
