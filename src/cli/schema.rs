@@ -8,6 +8,9 @@ pub struct Args {
     /// The schema of report.json instead of the plan.
     #[arg(long)]
     pub report: bool,
+    /// The plan reference as Markdown tables (as in README.md) instead of JSON Schema.
+    #[arg(long, conflicts_with = "report")]
+    pub markdown: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -16,6 +19,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "the report.json schema (`spotdrill schema --report`)",
         )
         .into());
+    }
+    if args.markdown {
+        output::out(&crate::plan::reference::markdown());
+        return Ok(ExitCode::Success);
     }
     let text = serde_json::to_string_pretty(&crate::plan::json_schema())?;
     output::out(&format!("{text}\n"));

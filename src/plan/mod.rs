@@ -11,6 +11,7 @@
 pub mod de;
 pub mod diag;
 pub mod model;
+pub mod reference;
 pub mod spec;
 pub mod validate;
 pub mod yaml;
