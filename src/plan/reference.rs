@@ -62,10 +62,10 @@ fn type_of(root: &Value, prop: &Value) -> (String, Option<(String, &'static str)
     if let Some(r) = prop["$ref"].as_str() {
         return named(root, r, "");
     }
-    if let Some(any) = prop["anyOf"].as_array() {
-        if let Some(r) = any.iter().find_map(|v| v["$ref"].as_str()) {
-            return named(root, r, "");
-        }
+    if let Some(any) = prop["anyOf"].as_array()
+        && let Some(r) = any.iter().find_map(|v| v["$ref"].as_str())
+    {
+        return named(root, r, "");
     }
     let ty = match &prop["type"] {
         Value::Array(types) => types

@@ -60,3 +60,26 @@ fn report_schema_is_not_pretended() {
     out.expect_code(2);
     assert!(out.stderr.contains("not implemented yet"));
 }
+
+/// README's plan reference is generated; it must match what this build accepts.
+#[test]
+fn readme_plan_reference_is_up_to_date() {
+    let out = spotdrill(&["schema", "--markdown"]);
+    out.expect_code(0);
+    assert!(
+        out.stdout.contains("#### `targets.<name>.nodes`"),
+        "{}",
+        out.stdout
+    );
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let start = "<!-- plan-reference:start -->\n\n";
+    let block = readme
+        .split_once(start)
+        .and_then(|(_, rest)| rest.split_once("<!-- plan-reference:end -->"))
+        .map(|(block, _)| block)
+        .expect("README.md has the plan-reference markers");
+    assert!(
+        block == out.stdout,
+        "README.md's plan reference is stale: paste `cargo run -- schema --markdown` between the markers"
+    );
+}
