@@ -150,6 +150,9 @@ fn clamp(text: &str, span: Span) -> Span {
     Span::at(pos)
 }
 
+/// Longest excerpt line shown, in characters.
+const MAX_EXCERPT: usize = 120;
+
 fn gutter(span: Option<Span>) -> usize {
     span.map_or(1, |s| s.start.line.max(1).to_string().len())
 }
@@ -160,7 +163,33 @@ fn excerpt(out: &mut String, text: &str, span: Span) {
     };
     let width = gutter(Some(span));
     let line = line.trim_end_matches('\r');
-    let chars: Vec<char> = line.chars().collect();
+    let mut chars: Vec<char> = line.chars().collect();
+    let mut span = span;
+    // Show a window of a very long line around the caret.
+    if chars.len() > MAX_EXCERPT {
+        let from = span
+            .start
+            .col
+            .saturating_sub(1)
+            .saturating_sub(40)
+            .min(chars.len());
+        let to = (from + MAX_EXCERPT).min(chars.len());
+        let mut window: Vec<char> = Vec::with_capacity(MAX_EXCERPT + 2);
+        if from > 0 {
+            window.push('…');
+        }
+        window.extend_from_slice(&chars[from..to]);
+        if to < chars.len() {
+            window.push('…');
+        }
+        let shift = from.saturating_sub(usize::from(from > 0));
+        span.start.col -= shift;
+        if span.end.line == span.start.line {
+            span.end.col = span.end.col.saturating_sub(shift);
+        }
+        chars = window;
+    }
+    let line: String = chars.iter().collect();
     let start = (span.start.col.max(1) - 1).min(chars.len());
     let caret_room = (chars.len() + 1).saturating_sub(start);
     let len = if span.end.line == span.start.line && span.end.col > span.start.col {

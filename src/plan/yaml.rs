@@ -296,10 +296,16 @@ enum Frame {
     Map(Span, Vec<Entry>, Option<Node>, usize),
 }
 
+/// Most nodes a document may expand to through aliases (a "billion laughs" stops here).
+const MAX_NODES: usize = 1_000_000;
+
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes and how many nodes each holds.
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Nodes in the document so far, counting alias expansions.
+    nodes: usize,
     root: Option<Node>,
     problems: Vec<Diagnostic>,
 }
@@ -351,7 +357,16 @@ impl Builder {
                 }
             }
             Event::Alias(id) => match self.anchors.get(&id) {
-                Some(node) => {
+                Some((_, size)) if self.nodes + size > MAX_NODES => {
+                    self.problems.push(Diagnostic::error(
+                        None,
+                        span,
+                        format!("aliases expand this document past {MAX_NODES} values"),
+                    ));
+                    self.push(Node::poison(span));
+                }
+                Some((node, size)) => {
+                    self.nodes += size;
                     let node = node.clone();
                     self.push(node);
                 }
@@ -371,11 +386,12 @@ impl Builder {
 
     fn remember(&mut self, anchor: usize, node: &Node) {
         if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), node.count()));
         }
     }
 
     fn push(&mut self, node: Node) {
+        self.nodes += 1;
         match self.stack.last_mut() {
             None => self.root = Some(node),
             Some(Frame::Seq(_, items, _)) => items.push(node),
@@ -424,6 +440,18 @@ fn core_tag(tag: Cow<'_, Tag>) -> String {
 
 /// Finding nodes by path, and the edits error recovery makes.
 impl Node {
+    /// How many nodes this one holds, itself included.
+    pub fn count(&self) -> usize {
+        1 + match &self.kind {
+            Kind::Seq(items) => items.iter().map(Node::count).sum(),
+            Kind::Map(entries) => entries
+                .iter()
+                .map(|e| e.key.count() + e.value.count())
+                .sum(),
+            Kind::Scalar(_) | Kind::Poison => 0,
+        }
+    }
+
     pub fn find(&self, path: &Path) -> Option<&Node> {
         let mut node = self;
         for seg in &path.0 {
@@ -606,6 +634,22 @@ mod tests {
         let n = root.find(&Path::root().key("a").key("b").index(1)).unwrap();
         assert_eq!((n.span.start.line, n.span.start.col), (2, 10));
         assert_eq!(n.span.end.col, 12);
+    }
+
+    #[test]
+    fn alias_expansion_is_bounded() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        let doc = parse(&text);
+        assert!(
+            doc.problems
+                .iter()
+                .any(|p| p.message.contains("aliases expand"))
+        );
+        assert!(doc.root.unwrap().count() <= MAX_NODES + 100);
     }
 
     #[test]
