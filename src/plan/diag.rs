@@ -151,7 +151,7 @@ fn clamp(text: &str, span: Span) -> Span {
 }
 
 /// Longest excerpt line shown, in characters.
-const MAX_EXCERPT: usize = 120;
+const MAX_EXCERPT: usize = 200;
 
 fn gutter(span: Option<Span>) -> usize {
     span.map_or(1, |s| s.start.line.max(1).to_string().len())
