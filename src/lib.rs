@@ -5,5 +5,7 @@
 
 pub mod cli;
 pub mod exit;
+pub mod kafka;
+pub mod observe;
 pub mod output;
 pub mod plan;

@@ -3,6 +3,8 @@
 
 mod cli;
 mod experiments;
+mod lag;
 mod schema;
+mod support;
 mod util;
 mod validate;

@@ -1,0 +1,9 @@
+//! Observation: Kafka consumer lag (later: Storm, Mesos and Marathon health).
+
+pub mod lag;
+pub mod probe;
+pub mod sampler;
+
+pub use lag::{GroupLag, Note, PartitionLag, Status};
+pub use probe::{GroupSpec, LagProbe, ProbeError};
+pub use sampler::Snapshot;

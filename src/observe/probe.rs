@@ -1,0 +1,633 @@
+//! The lag probe: reads committed offsets, watermarks and record timestamps from Kafka the cheap
+//! way (DESIGN.md "Lag: the one definition"), and turns them into [`GroupLag`] samples.
+//!
+//! - committed offsets: one `BaseConsumer` per group with the group's `group.id`, asked with an
+//!   explicit partition list; it never subscribes or commits, so it never joins the group;
+//! - watermarks and log starts: one batched ListOffsets each (one request per leader);
+//! - timestamps: one long-lived reader assigned to every partition once, that seeks to the wanted
+//!   offsets and reads one record each (never pause/resume, never re-assign unless partitions
+//!   change); timestamps are cached by (topic, partition, offset) because records never change.
+//!
+//! Blocking: the [`super::sampler`] runs it on tokio's blocking pool.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Message, Timestamp};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::lag::{self, GroupLag, Offsets, PartitionLag, TimestampKind};
+use crate::kafka::{KafkaSettings, SettingsError};
+
+/// A group to measure and, optionally, the topics to measure it on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupSpec {
+    pub group: String,
+    /// Empty: every topic the group has committed offsets on (found when the probe connects).
+    pub topics: Vec<String>,
+}
+
+/// Why the probe cannot start or a snapshot cannot be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("cannot reach Kafka at {brokers} within {timeout}: {source}")]
+    Unreachable {
+        brokers: String,
+        timeout: String,
+        source: Box<KafkaError>,
+    },
+    #[error("topic `{topic}` does not exist on {brokers}")]
+    UnknownTopic { topic: String, brokers: String },
+    #[error(
+        "group `{group}` has no committed offsets on any topic of {brokers}: it never committed, \
+         or is not a consumer group of this cluster; name its topics with --topic to watch it anyway"
+    )]
+    NoTopics { group: String, brokers: String },
+    #[error("cannot read the committed offsets of group `{group}` on {brokers}: {why}")]
+    Committed {
+        group: String,
+        brokers: String,
+        why: String,
+    },
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("cannot create a Kafka client: {0}")]
+    Client(Box<KafkaError>),
+}
+
+type Key = (Arc<str>, i32);
+
+/// A record timestamp and its type.
+#[derive(Clone, Copy, Debug)]
+struct Stamp {
+    ms: i64,
+    kind: Option<TimestampKind>,
+    generation: u64,
+}
+
+/// Most cached timestamps before old entries are dropped.
+const CACHE_CAP: usize = 200_000;
+/// A wanted offset this close after the current one is reached by reading on, not by seeking.
+const READ_ON: i64 = 32;
+
+pub struct LagProbe {
+    settings: KafkaSettings,
+    meta: BaseConsumer,
+    reader: BaseConsumer,
+    groups: Vec<GroupProbe>,
+    assigned: BTreeSet<Key>,
+    cache: HashMap<(Key, i64), Stamp>,
+    generation: u64,
+    started: Instant,
+    names: HashMap<String, Arc<str>>,
+}
+
+struct GroupProbe {
+    group: String,
+    topics: Vec<String>,
+    consumer: BaseConsumer,
+}
+
+impl LagProbe {
+    /// Connect, check that the brokers answer and the topics exist, and find the topics of groups
+    /// given without any. Fails within `settings.timeout` when Kafka is unreachable.
+    pub fn connect(settings: KafkaSettings, specs: &[GroupSpec]) -> Result<LagProbe, ProbeError> {
+        let base = settings.client_config()?;
+        let probe_group = format!("spotdrill-probe-{}", std::process::id());
+        let mut meta_cfg = base.clone();
+        meta_cfg
+            .set("group.id", &probe_group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false");
+        let meta: BaseConsumer = meta_cfg
+            .create()
+            .map_err(|e| ProbeError::Client(Box::new(e)))?;
+        let mut reader_cfg = meta_cfg.clone();
+        reader_cfg
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "10")
+            .set("fetch.error.backoff.ms", "50")
+            // Prefetch little (memory stays bounded with thousands of partitions), and never
+            // back off for long once the queue thresholds are reached: librdkafka's default
+            // fetch.queue.backoff.ms is 1 s, which is a 1 s stall for the next wanted record.
+            .set("queued.min.messages", "100")
+            .set("queued.max.messages.kbytes", "2048")
+            .set("fetch.queue.backoff.ms", "10")
+            .set("fetch.message.max.bytes", "8192");
+        let reader: BaseConsumer = reader_cfg
+            .create()
+            .map_err(|e| ProbeError::Client(Box::new(e)))?;
+        // Connect the reader now, so the first snapshot does not wait for its first metadata.
+        let _ = reader.fetch_metadata(None, settings.timeout);
+
+        let metadata = meta
+            .fetch_metadata(None, settings.timeout)
+            .map_err(|source| ProbeError::Unreachable {
+                brokers: settings.brokers.clone(),
+                timeout: humantime::format_duration(settings.timeout).to_string(),
+                source: Box::new(source),
+            })?;
+        let existing: BTreeMap<String, usize> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none())
+            .map(|t| (t.name().to_owned(), t.partitions().len()))
+            .collect();
+
+        let mut groups = Vec::new();
+        for spec in specs {
+            for topic in &spec.topics {
+                if !existing.contains_key(topic) {
+                    return Err(ProbeError::UnknownTopic {
+                        topic: topic.clone(),
+                        brokers: settings.brokers.clone(),
+                    });
+                }
+            }
+            let mut cfg = base.clone();
+            cfg.set("group.id", &spec.group)
+                .set("enable.auto.commit", "false")
+                .set("enable.auto.offset.store", "false");
+            let consumer: BaseConsumer =
+                cfg.create().map_err(|e| ProbeError::Client(Box::new(e)))?;
+            let topics = if spec.topics.is_empty() {
+                let found =
+                    committed_topics(&consumer, &existing, settings.timeout).map_err(|why| {
+                        ProbeError::Committed {
+                            group: spec.group.clone(),
+                            brokers: settings.brokers.clone(),
+                            why,
+                        }
+                    })?;
+                if found.is_empty() {
+                    return Err(ProbeError::NoTopics {
+                        group: spec.group.clone(),
+                        brokers: settings.brokers.clone(),
+                    });
+                }
+                found
+            } else {
+                spec.topics.clone()
+            };
+            groups.push(GroupProbe {
+                group: spec.group.clone(),
+                topics,
+                consumer,
+            });
+        }
+        Ok(LagProbe {
+            settings,
+            meta,
+            reader,
+            groups,
+            assigned: BTreeSet::new(),
+            cache: HashMap::new(),
+            generation: 0,
+            started: Instant::now(),
+            names: HashMap::new(),
+        })
+    }
+
+    /// The groups and the topics each is measured on.
+    pub fn groups(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.groups
+            .iter()
+            .map(|g| (g.group.as_str(), g.topics.as_slice()))
+    }
+
+    /// Reset the clock `elapsed_ms` counts from.
+    pub fn restart_clock(&mut self) {
+        self.started = Instant::now();
+    }
+
+    /// Measure every group once. A broker outage gives `missing` samples (a gap), not an error.
+    pub fn snapshot(&mut self) -> Vec<GroupLag> {
+        let t0 = Instant::now();
+        let at = SystemTime::now();
+        let elapsed_ms = self.started.elapsed().as_millis() as u64;
+        self.generation += 1;
+        match self.measure(t0, at, elapsed_ms) {
+            Ok(samples) => samples,
+            Err(why) => {
+                let took = t0.elapsed().as_millis() as u64;
+                self.groups
+                    .iter()
+                    .map(|g| GroupLag::missing(&g.group, at, elapsed_ms, took, why.clone()))
+                    .collect()
+            }
+        }
+    }
+
+    fn measure(
+        &mut self,
+        t0: Instant,
+        at: SystemTime,
+        elapsed_ms: u64,
+    ) -> Result<Vec<GroupLag>, String> {
+        let timeout = self.settings.timeout;
+        // 1. Partitions of every topic, fresh each time: partitions get added, topics deleted.
+        let topics: BTreeSet<String> = self
+            .groups
+            .iter()
+            .flat_map(|g| g.topics.iter().cloned())
+            .collect();
+        let mut partitions: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        let mut topic_problems: BTreeMap<String, String> = BTreeMap::new();
+        for topic in &topics {
+            let md = self
+                .meta
+                .fetch_metadata(Some(topic), timeout)
+                .map_err(|e| format!("cannot reach Kafka at {}: {e}", self.settings.brokers))?;
+            match md.topics().iter().find(|t| t.name() == topic) {
+                Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+                    partitions.insert(
+                        topic.clone(),
+                        t.partitions().iter().map(|p| p.id()).collect(),
+                    );
+                }
+                Some(t) => {
+                    let why = t
+                        .error()
+                        .map(|e| RDKafkaErrorCode::from(e).to_string())
+                        .unwrap_or_else(|| "no partitions".into());
+                    topic_problems.insert(
+                        topic.clone(),
+                        format!("topic `{topic}` is gone or unavailable ({why})"),
+                    );
+                }
+                None => {
+                    topic_problems.insert(topic.clone(), format!("topic `{topic}` is gone"));
+                }
+            }
+        }
+        let all: Vec<Key> = partitions
+            .iter()
+            .flat_map(|(t, ps)| {
+                let name = intern(&mut self.names, t);
+                ps.iter().map(move |p| (name.clone(), *p))
+            })
+            .collect();
+
+        // 2. High watermarks and log starts: one batched request each.
+        let high = self.list_offsets(&all, Offset::End)?;
+        let start = self.list_offsets(&all, Offset::Beginning)?;
+
+        // 3. Committed offsets, all groups at once.
+        let committed: Vec<Result<HashMap<Key, Option<i64>>, String>> = std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .groups
+                .iter()
+                .map(|g| {
+                    let keys: Vec<Key> = all
+                        .iter()
+                        .filter(|(t, _)| g.topics.iter().any(|gt| gt.as_str() == &**t))
+                        .cloned()
+                        .collect();
+                    s.spawn(move || committed_offsets(&g.consumer, &keys, timeout))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("committed lookup failed".into()))
+                })
+                .collect()
+        });
+
+        // 4. What each partition needs, and the record timestamps not yet known.
+        let mut plans: Vec<Vec<(Key, Offsets, lag::Plan)>> = Vec::new();
+        let mut wanted: BTreeMap<Key, BTreeSet<i64>> = BTreeMap::new();
+        for (g, committed) in self.groups.iter().zip(&committed) {
+            let Ok(committed) = committed else {
+                plans.push(Vec::new());
+                continue;
+            };
+            let mut group_plans = Vec::new();
+            for key in all
+                .iter()
+                .filter(|(t, _)| g.topics.iter().any(|gt| gt.as_str() == &**t))
+            {
+                let (Some(&h), Some(&l)) = (high.get(key), start.get(key)) else {
+                    continue;
+                };
+                let offsets = Offsets {
+                    committed: committed.get(key).copied().flatten(),
+                    log_start: l,
+                    high_watermark: h,
+                };
+                let plan = lag::plan(offsets);
+                if let Some((newest, reference)) = plan.records {
+                    for o in [newest, reference] {
+                        if !self.cache.contains_key(&(key.clone(), o)) {
+                            wanted.entry(key.clone()).or_default().insert(o);
+                        }
+                    }
+                }
+                group_plans.push((key.clone(), offsets, plan));
+            }
+            plans.push(group_plans);
+        }
+
+        // 5. Read the missing timestamps.
+        if !wanted.is_empty() {
+            let positioned = self.ensure_assigned(&all, &wanted);
+            self.read_timestamps(wanted, positioned, t0 + timeout);
+        }
+
+        // 6. Assemble the samples.
+        let took = t0.elapsed().as_millis() as u64;
+        let generation = self.generation;
+        let mut out = Vec::new();
+        for ((g, committed), group_plans) in self.groups.iter().zip(&committed).zip(plans) {
+            let mut problems: Vec<String> = g
+                .topics
+                .iter()
+                .filter_map(|t| topic_problems.get(t).cloned())
+                .collect();
+            if let Err(why) = committed {
+                out.push(GroupLag::missing(
+                    &g.group,
+                    at,
+                    elapsed_ms,
+                    took,
+                    why.clone(),
+                ));
+                continue;
+            }
+            let mut parts = Vec::new();
+            for (key, offsets, plan) in group_plans {
+                let mut stamp = |o: i64| {
+                    self.cache.get_mut(&(key.clone(), o)).map(|s| {
+                        s.generation = generation;
+                        *s
+                    })
+                };
+                let (lag_seconds, kind) = match plan.records {
+                    None => (Some(0.0), None),
+                    Some((newest, reference)) => match (stamp(newest), stamp(reference)) {
+                        (Some(n), Some(r)) => (Some(lag::seconds(n.ms, r.ms)), n.kind),
+                        _ => {
+                            problems.push(format!(
+                                "{}/{}: record timestamps not read within {}",
+                                key.0,
+                                key.1,
+                                humantime::format_duration(timeout)
+                            ));
+                            (None, None)
+                        }
+                    },
+                };
+                parts.push(PartitionLag {
+                    topic: key.0.to_string(),
+                    partition: key.1,
+                    committed: offsets.committed,
+                    high_watermark: offsets.high_watermark,
+                    log_start: offsets.log_start,
+                    lag_messages: plan.lag_messages,
+                    lag_seconds,
+                    timestamp_type: kind,
+                    note: plan.note,
+                });
+            }
+            out.push(GroupLag::from_partitions(
+                &g.group, at, elapsed_ms, took, parts, problems,
+            ));
+        }
+        self.prune_cache(&start);
+        Ok(out)
+    }
+
+    /// Offsets for every partition at `which` (End: high watermark, Beginning: log start).
+    fn list_offsets(&self, keys: &[Key], which: Offset) -> Result<HashMap<Key, i64>, String> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut tpl = TopicPartitionList::with_capacity(keys.len());
+        for (t, p) in keys {
+            tpl.add_partition_offset(t, *p, which)
+                .map_err(|e| e.to_string())?;
+        }
+        let result = self
+            .meta
+            .offsets_for_times(tpl, self.settings.timeout)
+            .map_err(|e| format!("cannot list offsets on {}: {e}", self.settings.brokers))?;
+        let mut out = HashMap::with_capacity(keys.len());
+        for (t, p) in keys {
+            if let Some(e) = result.find_partition(t, *p)
+                && let (Offset::Offset(o), Ok(())) = (e.offset(), e.error())
+            {
+                out.insert((t.clone(), *p), o);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Assign the reader to every partition, but only when the set changed: re-assigning
+    /// restarts fetching everywhere. A new assignment starts each partition at its first wanted
+    /// offset (a seek right after an assignment races with it); returns whether it did.
+    fn ensure_assigned(&mut self, all: &[Key], wanted: &BTreeMap<Key, BTreeSet<i64>>) -> bool {
+        let set: BTreeSet<Key> = all.iter().cloned().collect();
+        if set == self.assigned {
+            return false;
+        }
+        let mut tpl = TopicPartitionList::with_capacity(set.len());
+        for key in &set {
+            let start = wanted
+                .get(key)
+                .and_then(|w| w.first())
+                .map_or(Offset::End, |&o| Offset::Offset(o));
+            let _ = tpl.add_partition_offset(&key.0, key.1, start);
+        }
+        match self.reader.assign(&tpl) {
+            Ok(()) => {
+                self.assigned = set;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot assign the timestamp reader");
+                false
+            }
+        }
+    }
+
+    /// Seek to each wanted offset and read records until every wanted timestamp is known or the
+    /// deadline passes. A missing record (compaction, retention) is stood in for by the next one.
+    fn read_timestamps(
+        &mut self,
+        mut wanted: BTreeMap<Key, BTreeSet<i64>>,
+        positioned: bool,
+        deadline: Instant,
+    ) {
+        if !positioned {
+            let mut seeks = TopicPartitionList::new();
+            for (key, offsets) in &wanted {
+                if let Some(&first) = offsets.first() {
+                    let _ = seeks.add_partition_offset(&key.0, key.1, Offset::Offset(first));
+                }
+            }
+            self.seek(seeks);
+        }
+        let generation = self.generation;
+        while !wanted.is_empty() {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let Some(result) = self.reader.poll(deadline - now) else {
+                continue;
+            };
+            let Ok(msg) = result else {
+                continue;
+            };
+            let name = intern(&mut self.names, msg.topic());
+            let key: Key = (name, msg.partition());
+            let Some(offsets) = wanted.get_mut(&key) else {
+                continue;
+            };
+            let offset = msg.offset();
+            let (ms, kind) = stamp_of(msg.timestamp());
+            // Every wanted offset up to this record is answered by it (itself, or the first
+            // record after a gap).
+            let answered: Vec<i64> = offsets.range(..=offset).copied().collect();
+            if answered.is_empty() {
+                continue;
+            }
+            for o in answered {
+                offsets.remove(&o);
+                self.cache.insert(
+                    (key.clone(), o),
+                    Stamp {
+                        ms,
+                        kind,
+                        generation,
+                    },
+                );
+            }
+            match offsets.first().copied() {
+                None => {
+                    wanted.remove(&key);
+                }
+                Some(next) if next - offset > READ_ON => {
+                    let mut tpl = TopicPartitionList::new();
+                    let _ = tpl.add_partition_offset(&key.0, key.1, Offset::Offset(next));
+                    self.seek(tpl);
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn seek(&self, tpl: TopicPartitionList) {
+        if tpl.count() == 0 {
+            return;
+        }
+        // Asynchronous (timeout 0): the records arrive through poll.
+        if let Err(e) = self.reader.seek_partitions(tpl, Duration::ZERO) {
+            tracing::debug!(error = %e, "seek failed");
+        }
+    }
+
+    /// Drop timestamps below the log start, and, past the cap, those not used lately.
+    fn prune_cache(&mut self, log_start: &HashMap<Key, i64>) {
+        if self.cache.len() <= CACHE_CAP {
+            return;
+        }
+        let recent = self.generation.saturating_sub(2);
+        self.cache.retain(|(key, o), s| {
+            s.generation >= recent && log_start.get(key).is_none_or(|l| o >= l)
+        });
+    }
+}
+
+/// A record's timestamp in ms and its type. CreateTime is the producer's clock, LogAppendTime
+/// the broker's; lag in seconds is the same difference either way.
+fn stamp_of(ts: Timestamp) -> (i64, Option<TimestampKind>) {
+    match ts {
+        Timestamp::CreateTime(ms) => (ms, Some(TimestampKind::CreateTime)),
+        Timestamp::LogAppendTime(ms) => (ms, Some(TimestampKind::LogAppendTime)),
+        Timestamp::NotAvailable => (0, None),
+    }
+}
+
+fn intern(names: &mut HashMap<String, Arc<str>>, topic: &str) -> Arc<str> {
+    if let Some(n) = names.get(topic) {
+        return n.clone();
+    }
+    let n: Arc<str> = Arc::from(topic);
+    names.insert(topic.to_owned(), n.clone());
+    n
+}
+
+/// Committed offsets of a group for an explicit list of partitions (a lookup without a list
+/// returns nothing). `None` where the group has no commit.
+fn committed_offsets(
+    consumer: &BaseConsumer,
+    keys: &[Key],
+    timeout: Duration,
+) -> Result<HashMap<Key, Option<i64>>, String> {
+    let mut tpl = TopicPartitionList::with_capacity(keys.len());
+    for (t, p) in keys {
+        tpl.add_partition(t, *p);
+    }
+    let result = consumer
+        .committed_offsets(tpl, timeout)
+        .map_err(|e| format!("cannot read committed offsets: {e}"))?;
+    Ok(keys
+        .iter()
+        .map(|(t, p)| {
+            let c = result.find_partition(t, *p).and_then(|e| match e.offset() {
+                Offset::Offset(o) if o >= 0 => Some(o),
+                _ => None,
+            });
+            ((t.clone(), *p), c)
+        })
+        .collect())
+}
+
+/// Topics on which the group has at least one committed offset.
+fn committed_topics(
+    consumer: &BaseConsumer,
+    existing: &BTreeMap<String, usize>,
+    timeout: Duration,
+) -> Result<Vec<String>, String> {
+    let keys: Vec<Key> = existing
+        .iter()
+        .filter(|(t, _)| !t.starts_with("__"))
+        .flat_map(|(t, n)| {
+            let name: Arc<str> = Arc::from(t.as_str());
+            (0..*n as i32).map(move |p| (name.clone(), p))
+        })
+        .collect();
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let committed = committed_offsets(consumer, &keys, timeout)?;
+    let topics: BTreeSet<String> = committed
+        .into_iter()
+        .filter(|(_, c)| c.is_some())
+        .map(|((t, _), _)| t.to_string())
+        .collect();
+    Ok(topics.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_timestamp_types_are_read() {
+        assert_eq!(
+            stamp_of(Timestamp::CreateTime(1_000)),
+            (1_000, Some(TimestampKind::CreateTime))
+        );
+        assert_eq!(
+            stamp_of(Timestamp::LogAppendTime(2_000)),
+            (2_000, Some(TimestampKind::LogAppendTime))
+        );
+        assert_eq!(stamp_of(Timestamp::NotAvailable), (0, None));
+    }
+}

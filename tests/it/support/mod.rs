@@ -1,0 +1,4 @@
+//! Real parts for tests: Kafka brokers (librdkafka's mock cluster, tansu) and ways to put known
+//! data in them.
+
+pub mod kafka;
