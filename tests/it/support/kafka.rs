@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::mocking::MockCluster;
@@ -103,10 +103,6 @@ impl Kafka {
         kafka
     }
 
-    pub fn is_tansu(&self) -> bool {
-        matches!(self.backend, Backend::Tansu(_))
-    }
-
     pub fn config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.bootstrap)
@@ -147,35 +143,6 @@ impl Kafka {
         });
         for r in results {
             r.unwrap_or_else(|(t, e)| panic!("cannot create topic {t}: {e}"));
-        }
-    }
-
-    pub fn delete_topic(&self, name: &str) {
-        let results = self.admin(async |a| {
-            a.delete_topics(&[name], &AdminOptions::new())
-                .await
-                .expect("delete_topics")
-        });
-        for r in results {
-            r.unwrap_or_else(|(t, e)| panic!("cannot delete topic {t}: {e}"));
-        }
-    }
-
-    pub fn add_partitions(&self, name: &str, total: usize) {
-        if let Backend::Mock(m) = &self.backend {
-            // The mock cluster has no CreatePartitions: re-creating a topic with more partitions
-            // is how it grows.
-            m.create_topic(name, total as i32, 1)
-                .expect("grow mock topic");
-            return;
-        }
-        let results = self.admin(async |a| {
-            a.create_partitions([&NewPartitions::new(name, total)], &AdminOptions::new())
-                .await
-                .expect("create_partitions")
-        });
-        for r in results {
-            r.unwrap_or_else(|(t, e)| panic!("cannot add partitions to {t}: {e}"));
         }
     }
 
@@ -245,19 +212,5 @@ impl Kafka {
                 .unwrap();
         }
         consumer.commit(&tpl, CommitMode::Sync).expect("commit");
-    }
-}
-
-impl Kafka {
-    /// Delete records below `before` (what retention does).
-    pub fn delete_records(&self, topic: &str, partition: i32, before: i64) {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, partition, Offset::Offset(before))
-            .unwrap();
-        let result = self.admin(async |a| a.delete_records(&tpl, &AdminOptions::new()).await);
-        let tpl = result.expect("delete_records");
-        for e in tpl.elements() {
-            e.error().expect("records deleted");
-        }
     }
 }
