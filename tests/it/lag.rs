@@ -286,3 +286,263 @@ fn a_topic_that_disappears_is_reported_and_sampling_goes_on() {
     assert_eq!(g.lag_seconds, Some(9.0));
     assert!(g.problems.is_empty(), "{:?}", g.problems);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_is_a_gap_and_sampling_resumes() {
+    use spotdrill::observe::sampler;
+    use tokio_util::sync::CancellationToken;
+
+    let kafka = Kafka::mock();
+    kafka.create_topic("t", 2, &[]);
+    kafka.produce("t", 0, &ts(&[0, 5]));
+    kafka.commit("g", "t", &[(0, 1), (1, 0)]);
+    let mut settings = kafka.settings();
+    settings.timeout = Duration::from_secs(1);
+    let spec = GroupSpec {
+        group: "g".into(),
+        topics: vec!["t".into()],
+    };
+    let probe = LagProbe::connect(settings, &[spec]).unwrap();
+    let cancel = CancellationToken::new();
+    let (mut rx, handle) = sampler::spawn(probe, Duration::from_millis(200), cancel.clone());
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(15), rx.recv())
+            .await
+            .expect("a snapshot within 15s")
+            .expect("sampler running")
+            .remove(0)
+    };
+    let first = next().await;
+    assert_eq!((first.status, first.lag_seconds), (Status::Ok, Some(5.0)));
+
+    kafka.cluster().broker_down(1).unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let s = next().await;
+        seen.push(s.status.clone());
+        if s.status == Status::Missing {
+            assert_eq!((s.lag_messages, s.lag_seconds), (None, None));
+            assert!(
+                s.problems[0].contains("cannot reach Kafka"),
+                "{:?}",
+                s.problems
+            );
+            let json = serde_json::to_value(&s).unwrap();
+            assert!(json["lag_seconds"].is_null());
+            break;
+        }
+        assert!(
+            seen.len() < 20,
+            "no gap after the broker went down: {seen:?}"
+        );
+    }
+
+    kafka.cluster().broker_up(1).unwrap();
+    loop {
+        let s = next().await;
+        if s.status == Status::Ok {
+            assert_eq!(s.lag_seconds, Some(5.0));
+            break;
+        }
+        seen.push(s.status);
+        assert!(seen.len() < 40, "sampling did not resume: {seen:?}");
+    }
+    cancel.cancel();
+    handle.await.unwrap();
+    // The channel closes once the task is gone.
+    while rx.recv().await.is_some() {}
+}
+
+/// Not a test: the consumer process the kill test starts and SIGKILLs. It consumes in a group,
+/// auto-commits every 200 ms, and prints its assignment each time it changes.
+#[test]
+#[ignore = "helper process for a_killed_consumer_stalls_its_partitions_until_the_survivor_takes_over"]
+fn consumer_process() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let (Ok(bootstrap), Ok(group), Ok(topic)) = (
+        std::env::var("IT_BOOTSTRAP"),
+        std::env::var("IT_GROUP"),
+        std::env::var("IT_TOPIC"),
+    ) else {
+        return;
+    };
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", &group)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "200")
+        .set("session.timeout.ms", "3000")
+        .set("heartbeat.interval.ms", "300")
+        // Cooperative rebalancing: the survivor keeps its own partitions while it takes over.
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+    let mut last = String::new();
+    loop {
+        let _ = consumer.poll(Duration::from_millis(50));
+        let mut parts: Vec<i32> = consumer
+            .assignment()
+            .map(|a| a.elements().iter().map(|e| e.partition()).collect())
+            .unwrap_or_default();
+        parts.sort();
+        let now = format!("{parts:?}");
+        if now != last {
+            println!("ASSIGNED {now}");
+            last = now;
+        }
+    }
+}
+
+#[test]
+fn a_killed_consumer_stalls_its_partitions_until_the_survivor_takes_over() {
+    use std::collections::BTreeMap;
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, mpsc};
+    use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+    let kafka = Kafka::mock();
+    kafka.create_topic("telemetry", 4, &[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    // A producer writing "now" records to every partition, 20 per second each.
+    let producer = {
+        let stop = stop.clone();
+        let bootstrap = kafka.bootstrap.clone();
+        std::thread::spawn(move || {
+            use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+            let p: BaseProducer = rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("linger.ms", "0")
+                .create()
+                .unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis() as i64;
+                for part in 0..4 {
+                    let r = BaseRecord::<(), str>::to("telemetry")
+                        .partition(part)
+                        .timestamp(now)
+                        .payload("x");
+                    let _ = p.send(r);
+                }
+                p.poll(Duration::ZERO);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = p.flush(Duration::from_secs(5));
+        })
+    };
+    let (tx, rx) = mpsc::channel::<(usize, Vec<i32>)>();
+    let mut children: Vec<_> = (0..2)
+        .map(|i| {
+            let mut child = Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "lag::consumer_process",
+                    "--ignored",
+                    "--nocapture",
+                ])
+                .env("IT_BOOTSTRAP", &kafka.bootstrap)
+                .env("IT_GROUP", "coverage")
+                .env("IT_TOPIC", "telemetry")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let out = std::io::BufReader::new(child.stdout.take().unwrap());
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in out.lines().map_while(Result::ok) {
+                    if let Some(list) = line.strip_prefix("ASSIGNED ") {
+                        let parts: Vec<i32> = list
+                            .trim_matches(['[', ']'])
+                            .split(", ")
+                            .filter_map(|p| p.parse().ok())
+                            .collect();
+                        let _ = tx.send((i, parts));
+                    }
+                }
+            });
+            child
+        })
+        .collect();
+
+    // Wait until the two consumers share the four partitions.
+    let mut assigned: BTreeMap<usize, Vec<i32>> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(assigned.len() == 2
+        && assigned.values().all(|p| !p.is_empty())
+        && assigned.values().map(Vec::len).sum::<usize>() == 4)
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (i, parts) = rx
+            .recv_timeout(left)
+            .expect("both consumers get partitions");
+        assigned.insert(i, parts);
+    }
+    let victim = assigned[&0].clone();
+    let survivor = assigned[&1].clone();
+
+    let mut probe = probe(&kafka, "coverage", &["telemetry"]);
+    let lag_of = |g: &GroupLag, parts: &[i32]| {
+        g.partitions
+            .iter()
+            .filter(|p| parts.contains(&p.partition))
+            .filter_map(|p| p.lag_seconds)
+            .fold(0.0_f64, f64::max)
+    };
+    // Both consume: lag stays low.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let g = one(&mut probe);
+        if g.lag_seconds.is_some_and(|s| s < 1.0)
+            && g.partitions.iter().all(|p| p.committed.is_some())
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "consumers never caught up: {g:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    children[0].kill().unwrap();
+    children[0].wait().unwrap();
+    let mut victim_peak = 0.0_f64;
+    let mut survivor_peak = 0.0_f64;
+    let mut drained_after_peak = false;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let g = one(&mut probe);
+        let (v, s) = (lag_of(&g, &victim), lag_of(&g, &survivor));
+        victim_peak = victim_peak.max(v);
+        survivor_peak = survivor_peak.max(s);
+        if victim_peak >= 3.0 && v < 1.0 && s < 1.0 {
+            drained_after_peak = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    stop.store(true, Ordering::Relaxed);
+    producer.join().unwrap();
+    children[1].kill().unwrap();
+    children[1].wait().unwrap();
+    // The killed consumer's partitions stall for the whole session timeout (3 s) and the
+    // rebalance; the survivor's only while the rebalance blocks its commits.
+    assert!(
+        victim_peak >= 3.0,
+        "the killed consumer's partitions {victim:?} peaked at {victim_peak}s"
+    );
+    assert!(
+        victim_peak >= survivor_peak + 1.0,
+        "the killed consumer's partitions {victim:?} peaked at {victim_peak}s, the survivor's \
+         {survivor:?} at {survivor_peak}s"
+    );
+    assert!(drained_after_peak, "lag never drained after the takeover");
+    eprintln!("victim {victim:?} peak {victim_peak}s, survivor {survivor:?} peak {survivor_peak}s");
+}
