@@ -25,7 +25,6 @@ fn unfinished_subcommands_exit_2_and_say_so() {
     let cases: &[&[&str]] = &[
         &["plan", "experiments/ci-gate.yaml"],
         &["run", "experiments/ci-gate.yaml", "--yes"],
-        &["lag", "--brokers", "127.0.0.1:9092", "--group", "g"],
         &["report", "reports"],
         &["diff", "a", "b"],
         &["watch", "reports"],

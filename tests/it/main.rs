@@ -4,6 +4,7 @@
 mod cli;
 mod experiments;
 mod lag;
+mod lag_cli;
 mod schema;
 mod support;
 mod util;
