@@ -79,7 +79,8 @@ def main():
     ap.add_argument("--partitions", type=int, required=True)
     ap.add_argument("--group", action="append", required=True)
     ap.add_argument("--samples", type=int, default=5)
-    ap.add_argument("--timeout", type=float, default=30.0)
+    ap.add_argument("--timeout", type=float, default=60.0)
+    ap.add_argument("--no-warmup", action="store_true", help="skip the first, untimed snapshot")
     args = ap.parse_args()
 
     admin = AdminClient({"bootstrap.servers": args.brokers})
@@ -97,7 +98,8 @@ def main():
         }
     )
     times, lag = [], {}
-    snapshot(admin, consumer, args.topic, args.partitions, args.group, args.timeout)  # warm-up
+    if not args.no_warmup:
+        snapshot(admin, consumer, args.topic, args.partitions, args.group, args.timeout)
     for _ in range(args.samples):
         t0 = time.monotonic()
         lag = snapshot(admin, consumer, args.topic, args.partitions, args.group, args.timeout)

@@ -60,11 +60,43 @@ pub enum ProbeError {
 
 type Key = (Arc<str>, i32);
 
-/// What one round of offset requests returned.
+/// What one round of offset requests returned, aligned with the partitions asked for (and, for
+/// committed offsets, with each group's partitions).
 struct Fetched {
-    high: Result<HashMap<Key, i64>, String>,
-    start: Result<HashMap<Key, i64>, String>,
-    committed: Vec<Result<HashMap<Key, Option<i64>>, String>>,
+    high: Result<Vec<Option<i64>>, String>,
+    start: Result<Vec<Option<i64>>, String>,
+    committed: Vec<Result<Vec<Option<i64>>, String>>,
+}
+
+/// The partitions of one snapshot, and where each group's partitions are among them.
+#[derive(Default)]
+struct Layout {
+    all: Vec<Key>,
+    slot: HashMap<Key, usize>,
+    /// For each group, the indices in `all` of its partitions.
+    groups: Vec<Vec<usize>>,
+}
+
+impl Layout {
+    fn new(all: Vec<Key>, groups: &[GroupProbe]) -> Layout {
+        let slot = all
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, k)| (k, i))
+            .collect();
+        let groups = groups
+            .iter()
+            .map(|g| {
+                all.iter()
+                    .enumerate()
+                    .filter(|(_, (t, _))| g.topics.iter().any(|gt| gt.as_str() == &**t))
+                    .map(|(i, _)| i)
+                    .collect()
+            })
+            .collect();
+        Layout { all, slot, groups }
+    }
 }
 
 /// A record timestamp and its type.
@@ -75,8 +107,8 @@ struct Stamp {
     generation: u64,
 }
 
-/// Most cached timestamps before old entries are dropped.
-const CACHE_CAP: usize = 200_000;
+/// Cached timestamps per partition before those not used lately are dropped.
+const CACHE_PER_PARTITION: usize = 64;
 /// A wanted offset this close after the current one is reached by reading on, not by seeking.
 const READ_ON: i64 = 32;
 
@@ -85,14 +117,15 @@ pub struct LagProbe {
     meta: BaseConsumer,
     reader: BaseConsumer,
     groups: Vec<GroupProbe>,
-    cache: HashMap<(Key, i64), Stamp>,
+    /// Cached record timestamps, per partition of `layout.all`: (offset, stamp).
+    stamps: Vec<Vec<(i64, Stamp)>>,
     generation: u64,
     started: Instant,
     names: HashMap<String, Arc<str>>,
     /// Record timestamps the last snapshot had to read (not cached).
     last_reads: usize,
     /// The partitions of the last snapshot.
-    partitions: Vec<Key>,
+    layout: Layout,
 }
 
 struct GroupProbe {
@@ -188,17 +221,30 @@ impl LagProbe {
                 consumer,
             });
         }
+        // Find every group's coordinator now, all at once, so the first snapshot (the start of
+        // the baseline) does not wait for it.
+        std::thread::scope(|s| {
+            for g in &groups {
+                let first: Vec<Key> = g
+                    .topics
+                    .first()
+                    .map(|t| (Arc::from(t.as_str()), 0))
+                    .into_iter()
+                    .collect();
+                s.spawn(move || committed_offsets(&g.consumer, &first, settings.timeout));
+            }
+        });
         Ok(LagProbe {
             settings,
             meta,
             reader,
             groups,
-            cache: HashMap::new(),
+            stamps: Vec::new(),
             generation: 0,
             started: Instant::now(),
             names: HashMap::new(),
             last_reads: 0,
-            partitions: Vec::new(),
+            layout: Layout::default(),
         })
     }
 
@@ -248,10 +294,9 @@ impl LagProbe {
             .iter()
             .flat_map(|g| g.topics.iter().cloned())
             .collect();
-        let previous = std::mem::take(&mut self.partitions);
         let (metadata, mut fetched) = std::thread::scope(|s| {
             let metadata = s.spawn(|| self.metadata(&topics));
-            let fetched = (!previous.is_empty()).then(|| self.fetch_offsets(&previous));
+            let fetched = (!self.layout.all.is_empty()).then(|| self.fetch_offsets(&self.layout));
             let metadata = metadata
                 .join()
                 .unwrap_or_else(|_| Err("metadata lookup failed".into()));
@@ -266,10 +311,10 @@ impl LagProbe {
             })
             .collect();
         let t_metadata = t0.elapsed();
-        if all != previous || fetched.is_none() {
-            fetched = Some(self.fetch_offsets(&all));
+        if all != self.layout.all || fetched.is_none() {
+            self.relayout(all);
+            fetched = Some(self.fetch_offsets(&self.layout));
         }
-        self.partitions = all.clone();
         let Some(Fetched {
             high,
             start,
@@ -282,35 +327,33 @@ impl LagProbe {
         let t_offsets = t0.elapsed();
 
         // 4. What each partition needs, and the record timestamps not yet known.
-        let mut plans: Vec<Vec<(Key, Offsets, lag::Plan)>> = Vec::new();
-        let mut wanted: BTreeMap<Key, BTreeSet<i64>> = BTreeMap::new();
-        for (g, committed) in self.groups.iter().zip(&committed) {
+        let generation = self.generation;
+        let mut plans: Vec<Vec<(usize, Offsets, lag::Plan)>> = Vec::new();
+        let mut wanted: BTreeMap<usize, BTreeSet<i64>> = BTreeMap::new();
+        for (slots, committed) in self.layout.groups.iter().zip(&committed) {
             let Ok(committed) = committed else {
                 plans.push(Vec::new());
                 continue;
             };
-            let mut group_plans = Vec::new();
-            for key in all
-                .iter()
-                .filter(|(t, _)| g.topics.iter().any(|gt| gt.as_str() == &**t))
-            {
-                let (Some(&h), Some(&l)) = (high.get(key), start.get(key)) else {
+            let mut group_plans = Vec::with_capacity(slots.len());
+            for (&i, &c) in slots.iter().zip(committed) {
+                let (Some(h), Some(l)) = (high[i], start[i]) else {
                     continue;
                 };
                 let offsets = Offsets {
-                    committed: committed.get(key).copied().flatten(),
+                    committed: c,
                     log_start: l,
                     high_watermark: h,
                 };
                 let plan = lag::plan(offsets);
                 if let Some((newest, reference)) = plan.records {
                     for o in [newest, reference] {
-                        if !self.cache.contains_key(&(key.clone(), o)) {
-                            wanted.entry(key.clone()).or_default().insert(o);
+                        if cached(&mut self.stamps[i], o, generation).is_none() {
+                            wanted.entry(i).or_default().insert(o);
                         }
                     }
                 }
-                group_plans.push((key.clone(), offsets, plan));
+                group_plans.push((i, offsets, plan));
             }
             plans.push(group_plans);
         }
@@ -320,21 +363,19 @@ impl LagProbe {
         if !wanted.is_empty() {
             self.read_timestamps(wanted, t0 + timeout);
         }
-
-        let wanted_reads = self.last_reads;
         tracing::debug!(
-            partitions = all.len(),
+            partitions = self.layout.all.len(),
             groups = self.groups.len(),
-            reads = wanted_reads,
+            reads = self.last_reads,
             metadata_ms = t_metadata.as_millis() as u64,
             offsets_ms = t_offsets.as_millis() as u64,
             total_ms = t0.elapsed().as_millis() as u64,
             "lag snapshot"
         );
+
         // 6. Assemble the samples.
         let took = t0.elapsed().as_millis() as u64;
-        let generation = self.generation;
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.groups.len());
         for ((g, committed), group_plans) in self.groups.iter().zip(&committed).zip(plans) {
             let mut problems: Vec<String> = g
                 .topics
@@ -351,17 +392,16 @@ impl LagProbe {
                 ));
                 continue;
             }
-            let mut parts = Vec::new();
-            for (key, offsets, plan) in group_plans {
-                let mut stamp = |o: i64| {
-                    self.cache.get_mut(&(key.clone(), o)).map(|s| {
-                        s.generation = generation;
-                        *s
-                    })
-                };
+            let mut parts = Vec::with_capacity(group_plans.len());
+            for (i, offsets, plan) in group_plans {
+                let key = &self.layout.all[i];
+                let stamps = &mut self.stamps[i];
                 let (lag_seconds, kind) = match plan.records {
                     None => (Some(0.0), None),
-                    Some((newest, reference)) => match (stamp(newest), stamp(reference)) {
+                    Some((newest, reference)) => match (
+                        cached(stamps, newest, generation),
+                        cached(stamps, reference, generation),
+                    ) {
                         (Some(n), Some(r)) => (Some(lag::seconds(n.ms, r.ms)), n.kind),
                         _ => {
                             problems.push(format!(
@@ -392,6 +432,22 @@ impl LagProbe {
         }
         self.prune_cache(&start);
         Ok(out)
+    }
+
+    /// A new partition set: keep the cached timestamps of the partitions that stay.
+    fn relayout(&mut self, all: Vec<Key>) {
+        let old = std::mem::take(&mut self.layout);
+        let mut old_stamps = std::mem::take(&mut self.stamps);
+        self.stamps = all
+            .iter()
+            .map(|k| {
+                old.slot
+                    .get(k)
+                    .map(|&i| std::mem::take(&mut old_stamps[i]))
+                    .unwrap_or_default()
+            })
+            .collect();
+        self.layout = Layout::new(all, &self.groups);
     }
 
     /// Partitions of each topic, and a problem for each topic that is gone.
@@ -433,20 +489,18 @@ impl LagProbe {
     }
 
     /// High watermarks, log starts and every group's committed offsets, concurrently.
-    fn fetch_offsets(&self, all: &[Key]) -> Fetched {
+    fn fetch_offsets(&self, layout: &Layout) -> Fetched {
         let timeout = self.settings.timeout;
+        let all = &layout.all;
         std::thread::scope(|s| {
             let high = s.spawn(|| self.list_offsets(all, Offset::End));
             let start = s.spawn(|| self.list_offsets(all, Offset::Beginning));
             let groups: Vec<_> = self
                 .groups
                 .iter()
-                .map(|g| {
-                    let keys: Vec<Key> = all
-                        .iter()
-                        .filter(|(t, _)| g.topics.iter().any(|gt| gt.as_str() == &**t))
-                        .cloned()
-                        .collect();
+                .zip(&layout.groups)
+                .map(|(g, slots)| {
+                    let keys: Vec<Key> = slots.iter().map(|&i| all[i].clone()).collect();
                     s.spawn(move || committed_offsets(&g.consumer, &keys, timeout))
                 })
                 .collect();
@@ -463,38 +517,34 @@ impl LagProbe {
     }
 
     /// Offsets for every partition at `which` (End: high watermark, Beginning: log start).
-    fn list_offsets(&self, keys: &[Key], which: Offset) -> Result<HashMap<Key, i64>, String> {
-        if keys.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let mut out = HashMap::with_capacity(keys.len());
+    fn list_offsets(&self, keys: &[Key], which: Offset) -> Result<Vec<Option<i64>>, String> {
+        let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(CHUNK) {
             let tpl = partition_list(chunk.iter().map(|(t, p)| (&**t, *p, which)));
             let result = self
                 .meta
                 .offsets_for_times(tpl, self.settings.timeout)
                 .map_err(|e| format!("cannot list offsets on {}: {e}", self.settings.brokers))?;
-            out.extend(
-                in_order(chunk, &result, |e| match (e.offset(), e.error()) {
+            out.extend(in_order(chunk, &result, |e| {
+                match (e.offset(), e.error()) {
                     (Offset::Offset(o), Ok(())) => Some(o),
                     _ => None,
-                })
-                .into_iter()
-                .filter_map(|(k, o)| o.map(|o| (k, o))),
-            );
+                }
+            }));
         }
         Ok(out)
     }
 
     /// Seek to each wanted offset and read records until every wanted timestamp is known or the
     /// deadline passes. A missing record (compaction, retention) is stood in for by the next one.
-    fn read_timestamps(&mut self, mut wanted: BTreeMap<Key, BTreeSet<i64>>, deadline: Instant) {
+    fn read_timestamps(&mut self, mut wanted: BTreeMap<usize, BTreeSet<i64>>, deadline: Instant) {
         // Only the partitions with records to read are assigned, starting at the first wanted
         // offset, and only while they are read: an assigned partition is fetched continuously,
         // and thousands of idle ones would keep the reader busy between snapshots.
-        let start = partition_list(wanted.iter().filter_map(|(key, offsets)| {
+        let all = &self.layout.all;
+        let start = partition_list(wanted.iter().filter_map(|(&i, offsets)| {
             let first = *offsets.first()?;
-            Some((&*key.0, key.1, Offset::Offset(first)))
+            Some((&*all[i].0, all[i].1, Offset::Offset(first)))
         }));
         let assigned = start.clone();
         if let Err(e) = self.reader.incremental_assign(&start) {
@@ -515,7 +565,10 @@ impl LagProbe {
             };
             let name = intern(&mut self.names, msg.topic());
             let key: Key = (name, msg.partition());
-            let Some(offsets) = wanted.get_mut(&key) else {
+            let Some(&i) = self.layout.slot.get(&key) else {
+                continue;
+            };
+            let Some(offsets) = wanted.get_mut(&i) else {
                 continue;
             };
             let offset = msg.offset();
@@ -528,18 +581,18 @@ impl LagProbe {
             }
             for o in answered {
                 offsets.remove(&o);
-                self.cache.insert(
-                    (key.clone(), o),
+                self.stamps[i].push((
+                    o,
                     Stamp {
                         ms,
                         kind,
                         generation,
                     },
-                );
+                ));
             }
             match offsets.first().copied() {
                 None => {
-                    wanted.remove(&key);
+                    wanted.remove(&i);
                 }
                 Some(next) if next - offset > READ_ON => {
                     let mut tpl = TopicPartitionList::new();
@@ -569,14 +622,13 @@ impl LagProbe {
     }
 
     /// Drop timestamps below the log start, and, past the cap, those not used lately.
-    fn prune_cache(&mut self, log_start: &HashMap<Key, i64>) {
-        if self.cache.len() <= CACHE_CAP {
-            return;
+    fn prune_cache(&mut self, log_start: &[Option<i64>]) {
+        let recent = self.generation.saturating_sub(1);
+        for (stamps, start) in self.stamps.iter_mut().zip(log_start) {
+            if stamps.len() > CACHE_PER_PARTITION {
+                stamps.retain(|(o, s)| s.generation >= recent && start.is_none_or(|l| *o >= l));
+            }
         }
-        let recent = self.generation.saturating_sub(2);
-        self.cache.retain(|(key, o), s| {
-            s.generation >= recent && log_start.get(key).is_none_or(|l| o >= l)
-        });
     }
 }
 
@@ -593,7 +645,7 @@ fn stamp_of(ts: Timestamp) -> (i64, Option<TimestampKind>) {
 /// Partitions per request: librdkafka matches each partition of a response against the request
 /// list with a linear search, so one request for n partitions costs O(n²) CPU (0.6 s for 20
 /// groups × 4096 partitions); requests of 256 partitions keep that linear in practice.
-const CHUNK: usize = 256;
+const CHUNK: usize = 128;
 
 /// A partition list built in O(n) (`add_partition_offset` looks the entry up again: O(n²)).
 fn partition_list<'a>(entries: impl Iterator<Item = (&'a str, i32, Offset)>) -> TopicPartitionList {
@@ -610,7 +662,7 @@ fn in_order<T>(
     keys: &[Key],
     result: &TopicPartitionList,
     value: impl Fn(&rdkafka::topic_partition_list::TopicPartitionListElem<'_>) -> Option<T>,
-) -> Vec<(Key, Option<T>)> {
+) -> Vec<Option<T>> {
     let elements = result.elements();
     let same_order = elements.len() == keys.len()
         && elements
@@ -618,20 +670,18 @@ fn in_order<T>(
             .zip(keys)
             .all(|(e, (t, p))| e.partition() == *p && e.topic() == &**t);
     if same_order {
-        return keys
-            .iter()
-            .cloned()
-            .zip(elements.iter().map(&value))
-            .collect();
+        return elements.iter().map(&value).collect();
     }
     keys.iter()
-        .map(|(t, p)| {
-            (
-                (t.clone(), *p),
-                result.find_partition(t, *p).and_then(|e| value(&e)),
-            )
-        })
+        .map(|(t, p)| result.find_partition(t, *p).and_then(|e| value(&e)))
         .collect()
+}
+
+/// The cached timestamp of `offset`, marked as used in this generation.
+fn cached(stamps: &mut [(i64, Stamp)], offset: i64, generation: u64) -> Option<Stamp> {
+    let (_, s) = stamps.iter_mut().find(|(o, _)| *o == offset)?;
+    s.generation = generation;
+    Some(*s)
 }
 
 fn intern(names: &mut HashMap<String, Arc<str>>, topic: &str) -> Arc<str> {
@@ -649,8 +699,8 @@ fn committed_offsets(
     consumer: &BaseConsumer,
     keys: &[Key],
     timeout: Duration,
-) -> Result<HashMap<Key, Option<i64>>, String> {
-    let mut out = HashMap::with_capacity(keys.len());
+) -> Result<Vec<Option<i64>>, String> {
+    let mut out = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(CHUNK) {
         let tpl = partition_list(chunk.iter().map(|(t, p)| (&**t, *p, Offset::Invalid)));
         let result = consumer
@@ -682,8 +732,9 @@ fn committed_topics(
         return Ok(Vec::new());
     }
     let committed = committed_offsets(consumer, &keys, timeout)?;
-    let topics: BTreeSet<String> = committed
-        .into_iter()
+    let topics: BTreeSet<String> = keys
+        .iter()
+        .zip(committed)
         .filter(|(_, c)| c.is_some())
         .map(|((t, _), _)| t.to_string())
         .collect();
