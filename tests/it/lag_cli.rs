@@ -263,3 +263,29 @@ fn the_sasl_password_is_never_printed() {
         out.stderr
     );
 }
+
+/// On a terminal the table is redrawn in place: the second sample moves the cursor back up over
+/// the first and clears it. `script` (util-linux) gives the command a pseudo-terminal.
+#[test]
+fn on_a_terminal_the_table_refreshes_in_place() {
+    let kafka = Kafka::mock();
+    kafka.create_topic("t", 1, &[]);
+    kafka.produce("t", 0, &ts(&[0, 6]));
+    kafka.commit("coverage", "t", &[(0, 1)]);
+    let cmd = format!(
+        "{} lag --brokers {} --group coverage --topic t --samples 2 --interval 100ms",
+        env!("CARGO_BIN_EXE_spotdrill"),
+        kafka.bootstrap
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .expect("script (util-linux) runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("GROUP"), "{text}");
+    assert_eq!(text.matches("coverage").count(), 2, "{text}");
+    // Redrawn: cursor up over the 3 lines of the first table, then clear to the end.
+    assert!(text.contains("\x1b[3A\x1b[J"), "{text:?}");
+    assert!(text.contains("6.0"), "{text}");
+}
