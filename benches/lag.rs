@@ -295,30 +295,47 @@ fn spotdrill_snapshots(
     (cold, median(times), lag)
 }
 
-fn peer(bootstrap: &str, partitions: i32, groups: usize, samples: usize) -> (f64, f64) {
+/// Longest a peer run may take; past it the peer is stopped and reported as "> limit".
+const PEER_LIMIT: Duration = Duration::from_secs(300);
+
+/// The peer's median snapshot time and lag (`None` when it hit [`PEER_LIMIT`]). Above 10 000
+/// partition × group pairs a peer snapshot takes minutes: there it is timed once, without a
+/// warm-up.
+fn peer(bootstrap: &str, partitions: i32, groups: usize, samples: usize) -> Option<(f64, f64)> {
+    let big = partitions as usize * groups > 10_000;
+    let samples = if big { 1 } else { samples };
     let mut cmd = Command::new(root().join(".venv/bin/python"));
     cmd.arg(root().join("bench/peers/lag_peer.py"))
         .args(["--brokers", bootstrap, "--topic", &topic_name(partitions)])
-        .args([
-            "--partitions",
-            &partitions.to_string(),
-            "--samples",
-            &samples.to_string(),
-        ]);
+        .args(["--partitions", &partitions.to_string()])
+        .args(["--samples", &samples.to_string()]);
+    if big {
+        cmd.arg("--no-warmup");
+    }
     for g in 0..groups {
         cmd.args(["--group", &group_name(partitions, g)]);
     }
-    let out = cmd.output().expect("python peer runs");
-    assert!(
-        out.status.success(),
-        "peer failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python peer runs");
+    let started = Instant::now();
+    while child.try_wait().expect("peer status").is_none() {
+        if started.elapsed() > PEER_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = child.wait_with_output().expect("peer output");
+    assert!(out.status.success(), "the peer failed");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("peer JSON");
     let lag = v["lag_seconds"][group_name(partitions, 0)]
         .as_f64()
         .unwrap_or(f64::NAN);
-    (v["median_ms"].as_f64().unwrap_or(f64::NAN), lag)
+    Some((v["median_ms"].as_f64().unwrap_or(f64::NAN), lag))
 }
 
 /// When, CPU seconds so far, RSS and peak RSS (kB) of the sampled process.
@@ -512,21 +529,32 @@ fn main() {
         load(&bootstrap, p, max_groups, tansu);
         for &g in &o.groups {
             let (cold, steady, lag) = spotdrill_snapshots(&bootstrap, p, g, o.samples);
-            let (peer_ms, peer_lag) = peer(&bootstrap, p, g, o.peer_samples);
-            println!(
-                "{:>10} {:>6} | {:>14.1} {:>14.2} | {:>14.1} | {:>7.0}× | {:>10}",
-                p,
-                g,
-                cold,
-                steady,
-                peer_ms,
-                peer_ms / steady,
-                if (lag - peer_lag).abs() < 1e-9 {
-                    "yes"
-                } else {
-                    "NO"
-                }
-            );
+            match peer(&bootstrap, p, g, o.peer_samples) {
+                Some((peer_ms, peer_lag)) => println!(
+                    "{:>10} {:>6} | {:>14.1} {:>14.2} | {:>14.1} | {:>7.0}× | {:>10}",
+                    p,
+                    g,
+                    cold,
+                    steady,
+                    peer_ms,
+                    peer_ms / steady,
+                    if (lag - peer_lag).abs() < 1e-9 {
+                        "yes"
+                    } else {
+                        "NO"
+                    }
+                ),
+                None => println!(
+                    "{:>10} {:>6} | {:>14.1} {:>14.2} | {:>14} | {:>8} | {:>10}",
+                    p,
+                    g,
+                    cold,
+                    steady,
+                    format!("> {} s", PEER_LIMIT.as_secs()),
+                    format!("> {:.0}×", PEER_LIMIT.as_secs_f64() * 1000.0 / steady),
+                    "-"
+                ),
+            }
         }
     }
     if o.cadence > 0 {
