@@ -5,7 +5,7 @@
 //!     ./bench/run-lag            (installs the test tools, then runs this)
 //!     cargo bench --bench lag -- [--broker mock|tansu] [--partitions 8,512,4096]
 //!                                [--groups 1,20] [--samples 10] [--peer-samples 3]
-//!                                [--cadence 30] [--churn]
+//!                                [--cadence 30] [--churn] [--no-peer]
 //!
 //! Data: every partition holds 4 records with known timestamps; group g commits offset
 //! 1 + (partition + g) % 3 on every partition, so every partition lags and every snapshot needs
@@ -42,6 +42,7 @@ struct Options {
     peer_samples: usize,
     cadence: u64,
     churn: bool,
+    peer: bool,
 }
 
 fn options() -> Options {
@@ -53,6 +54,7 @@ fn options() -> Options {
         peer_samples: 3,
         cadence: 30,
         churn: false,
+        peer: true,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let list = |v: &str| -> Vec<i64> { v.split(',').filter_map(|x| x.parse().ok()).collect() };
@@ -68,6 +70,11 @@ fn options() -> Options {
             "--cadence" => o.cadence = value.parse().unwrap_or(o.cadence),
             "--churn" => {
                 o.churn = true;
+                i += 1;
+                continue;
+            }
+            "--no-peer" => {
+                o.peer = false;
                 i += 1;
                 continue;
             }
@@ -529,6 +536,10 @@ fn main() {
         load(&bootstrap, p, max_groups, tansu);
         for &g in &o.groups {
             let (cold, steady, lag) = spotdrill_snapshots(&bootstrap, p, g, o.samples);
+            if !o.peer {
+                println!("{p:>10} {g:>6} | {cold:>14.1} {steady:>14.2} | (no peer)");
+                continue;
+            }
             match peer(&bootstrap, p, g, o.peer_samples) {
                 Some((peer_ms, peer_lag)) => println!(
                     "{:>10} {:>6} | {:>14.1} {:>14.2} | {:>14.1} | {:>7.0}× | {:>10}",
