@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod exit;
 pub mod kafka;
+pub mod lab;
 pub mod observe;
 pub mod output;
 pub mod plan;

@@ -3,6 +3,7 @@
 
 mod cli;
 mod experiments;
+mod lab;
 mod lag;
 mod lag_cli;
 mod schema;
