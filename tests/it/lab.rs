@@ -5,6 +5,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use spotdrill::lab::producer::{self, TopicLoad};
+use spotdrill::lab::worker::{self, Consumption, WorkerSpec};
+use spotdrill::observe::{GroupSpec, LagProbe};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::kafka::Kafka;
@@ -81,4 +83,135 @@ fn the_telemetry_producer_keeps_its_rate_size_and_timestamps() {
         now - ts < 10_000 && ts <= now,
         "timestamp {ts} vs now {now}"
     );
+}
+
+fn start_producer(
+    kafka: &Kafka,
+    topic: &str,
+    partitions: i32,
+    rate: f64,
+) -> (CancellationToken, producer::RunningProducer) {
+    let cancel = CancellationToken::new();
+    let load = TopicLoad {
+        topic: topic.into(),
+        partitions,
+        rate,
+        message_bytes: 64,
+    };
+    let running = producer::spawn(&kafka.settings(), load, cancel.clone()).unwrap();
+    (cancel, running)
+}
+
+fn start_worker(
+    kafka: &Kafka,
+    spec: WorkerSpec,
+) -> (CancellationToken, std::thread::JoinHandle<()>) {
+    let cancel = CancellationToken::new();
+    let settings = kafka.settings();
+    let stop = cancel.clone();
+    let handle = std::thread::spawn(move || {
+        let stats = std::sync::Arc::new(worker::WorkerStats::default());
+        worker::run(&settings, &spec, &stats, &stop).expect("worker runs");
+    });
+    (cancel, handle)
+}
+
+fn lag_of(kafka: &Kafka, group: &str, topic: &str) -> spotdrill::observe::GroupLag {
+    let mut probe = LagProbe::connect(
+        kafka.settings(),
+        &[GroupSpec {
+            group: group.into(),
+            topics: vec![topic.into()],
+        }],
+    )
+    .unwrap();
+    probe.snapshot().remove(0)
+}
+
+/// A Storm worker owns its partitions: they are consumed, the others are not.
+#[test]
+fn a_storm_worker_consumes_exactly_its_partitions() {
+    let kafka = Kafka::mock();
+    kafka.create_topic("telemetry", 4, &[]);
+    let (stop_producer, producer) = start_producer(&kafka, "telemetry", 4, 100.0);
+    let (stop_worker, worker) = start_worker(
+        &kafka,
+        WorkerSpec {
+            group: "coverage".into(),
+            topics: vec!["telemetry".into()],
+            consumption: Consumption::Manual {
+                partitions: vec![0, 1],
+            },
+            cost_per_message: Duration::from_millis(1),
+            commit_interval: Duration::from_millis(300),
+        },
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let g = lag_of(&kafka, "coverage", "telemetry");
+    stop_worker.cancel();
+    worker.join().unwrap();
+    stop_producer.cancel();
+    producer.thread.join().unwrap();
+    let by_partition: Vec<_> = g
+        .partitions
+        .iter()
+        .map(|p| (p.partition, p.committed, p.lag_seconds))
+        .collect();
+    for p in &g.partitions[..2] {
+        assert!(
+            p.committed.is_some() && p.lag_seconds.unwrap() < 1.5,
+            "{by_partition:?}"
+        );
+    }
+    for p in &g.partitions[2..] {
+        assert!(
+            p.committed.is_none() && p.lag_seconds.unwrap() > 2.0,
+            "{by_partition:?}"
+        );
+    }
+}
+
+/// Mesos tasks too slow for the rate (1/cost_per_message each) fall behind steadily.
+#[test]
+fn a_group_worker_slower_than_the_rate_falls_behind_steadily() {
+    let kafka = Kafka::mock();
+    kafka.create_topic("metrics", 2, &[]);
+    let (stop_producer, producer) = start_producer(&kafka, "metrics", 2, 150.0);
+    let (stop_worker, worker) = start_worker(
+        &kafka,
+        WorkerSpec {
+            group: "live-aggregators".into(),
+            topics: vec!["metrics".into()],
+            consumption: Consumption::Group,
+            cost_per_message: Duration::from_millis(20),
+            commit_interval: Duration::from_millis(300),
+        },
+    );
+    // Wait until the task has joined its group and committed once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let early = loop {
+        let g = lag_of(&kafka, "live-aggregators", "metrics");
+        if g.partitions.iter().all(|p| p.committed.is_some()) {
+            break g;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never committed: {g:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let late = lag_of(&kafka, "live-aggregators", "metrics");
+    stop_worker.cancel();
+    worker.join().unwrap();
+    stop_producer.cancel();
+    producer.thread.join().unwrap();
+    assert!(
+        early.partitions.iter().any(|p| p.committed.is_some()),
+        "consuming: {early:?}"
+    );
+    // 150/s in, at most 50/s out: about 200 more messages behind after 2 s.
+    let grew = late.lag_messages.unwrap() - early.lag_messages.unwrap();
+    assert!(grew > 120, "lag grew by {grew} messages in 2 s");
+    assert!(late.lag_seconds.unwrap() > early.lag_seconds.unwrap() + 1.0);
 }

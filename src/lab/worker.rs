@@ -1,0 +1,148 @@
+//! A lab worker: one Kafka consumer of a workload, consuming the way the real systems do.
+//!
+//! - `Manual` (Storm): the worker owns a fixed share of the partitions, assigned by hand as
+//!   storm-kafka-client does; while it is not running, nobody consumes them.
+//! - `Group` (Mesos/Marathon tasks): the worker subscribes to the workload's consumer group; after
+//!   a rebalance the survivors take over every partition.
+//!
+//! Each record costs `cost_per_message` of simulated work (sleeping, so a lab on a laptop does not
+//! burn its cores), which caps a worker at 1/`cost_per_message` records per second; offsets are
+//! committed every `commit_interval` (the checkpoint). Runs until its cancellation token fires.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use crate::kafka::{KafkaSettings, SettingsError};
+
+/// How a worker gets its partitions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Consumption {
+    /// Storm: these partitions of the first topic, assigned by hand.
+    Manual { partitions: Vec<i32> },
+    /// Mesos: a member of the workload's consumer group.
+    Group,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerSpec {
+    pub group: String,
+    pub topics: Vec<String>,
+    pub consumption: Consumption,
+    pub cost_per_message: Duration,
+    pub commit_interval: Duration,
+}
+
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    pub processed: AtomicU64,
+    pub commits: AtomicU64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("lab worker of group `{group}`: {source}")]
+    Kafka { group: String, source: KafkaError },
+    #[error("a storm worker needs a topic to own partitions of")]
+    NoTopic,
+}
+
+/// Sleep in slices no shorter than this, so per-record costs of microseconds add up correctly.
+const MIN_SLEEP: Duration = Duration::from_millis(2);
+
+/// Consume until `cancel` fires; commits what was processed before returning.
+pub fn run(
+    settings: &KafkaSettings,
+    spec: &WorkerSpec,
+    stats: &Arc<WorkerStats>,
+    cancel: &CancellationToken,
+) -> Result<(), WorkerError> {
+    let kafka = |source| WorkerError::Kafka {
+        group: spec.group.clone(),
+        source,
+    };
+    let consumer: BaseConsumer = settings
+        .client_config()?
+        .set("group.id", &spec.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("fetch.wait.max.ms", "50")
+        .create()
+        .map_err(kafka)?;
+    match &spec.consumption {
+        Consumption::Manual { partitions } => {
+            let topic = spec.topics.first().ok_or(WorkerError::NoTopic)?;
+            // Resume from the group's commits, as a restarted Storm worker does.
+            let mut tpl = TopicPartitionList::new();
+            for &p in partitions {
+                tpl.add_partition(topic, p);
+            }
+            let committed = consumer
+                .committed_offsets(tpl, settings.timeout)
+                .map_err(kafka)?;
+            let mut start = TopicPartitionList::new();
+            for e in committed.elements() {
+                let offset = match e.offset() {
+                    Offset::Offset(o) => Offset::Offset(o),
+                    _ => Offset::Beginning,
+                };
+                start
+                    .add_partition(e.topic(), e.partition())
+                    .set_offset(offset)
+                    .map_err(kafka)?;
+            }
+            consumer.assign(&start).map_err(kafka)?;
+        }
+        Consumption::Group => {
+            let topics: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
+            consumer.subscribe(&topics).map_err(kafka)?;
+        }
+    }
+
+    let mut owed = Duration::ZERO;
+    let mut last_commit = Instant::now();
+    let mut uncommitted = false;
+    while !cancel.is_cancelled() {
+        if let Some(Ok(msg)) = consumer.poll(Duration::from_millis(50)) {
+            // The simulated work of this record.
+            owed += spec.cost_per_message;
+            if owed >= MIN_SLEEP {
+                std::thread::sleep(owed);
+                owed = Duration::ZERO;
+            }
+            consumer.store_offset_from_message(&msg).map_err(kafka)?;
+            stats.processed.fetch_add(1, Ordering::Relaxed);
+            uncommitted = true;
+        }
+        if uncommitted && last_commit.elapsed() >= spec.commit_interval {
+            commit(&consumer, stats);
+            last_commit = Instant::now();
+            uncommitted = false;
+        }
+    }
+    if uncommitted {
+        commit(&consumer, stats);
+    }
+    Ok(())
+}
+
+fn commit(consumer: &BaseConsumer, stats: &WorkerStats) {
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) => {
+            stats.commits.fetch_add(1, Ordering::Relaxed);
+        }
+        // Nothing stored yet, or a rebalance in progress: the next checkpoint retries.
+        Err(e) => tracing::debug!(error = %e, "lab worker commit"),
+    }
+}
