@@ -4,6 +4,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use spotdrill::lab::node::{NodeProcess, NodeSpec, WorkerWire};
 use spotdrill::lab::producer::{self, TopicLoad};
 use spotdrill::lab::worker::{self, Consumption, WorkerSpec};
 use spotdrill::observe::{GroupSpec, LagProbe};
@@ -214,4 +215,73 @@ fn a_group_worker_slower_than_the_rate_falls_behind_steadily() {
     let grew = late.lag_messages.unwrap() - early.lag_messages.unwrap();
     assert!(grew > 120, "lag grew by {grew} messages in 2 s");
     assert!(late.lag_seconds.unwrap() > early.lag_seconds.unwrap() + 1.0);
+}
+
+fn node_spec(id: &str) -> NodeSpec {
+    NodeSpec {
+        id: id.into(),
+        workers: vec![WorkerWire {
+            group: "coverage".into(),
+            topics: vec!["telemetry".into()],
+            partitions: Some(vec![0, 1]),
+            cost_per_message_us: 500,
+            commit_interval_ms: 200,
+        }],
+    }
+}
+
+fn wait_for_lag(kafka: &Kafka, what: &str, ok: impl Fn(f64) -> bool) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let g = lag_of(kafka, "coverage", "telemetry");
+        if let Some(s) = g.lag_seconds
+            && g.partitions.iter().all(|p| p.committed.is_some())
+            && ok(s)
+        {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "{what}: {g:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A node is a process: SIGKILL stops its consumption at once; SIGTERM (the notice) lets it
+/// commit and exit cleanly; a node whose parent is gone stops by itself.
+#[test]
+fn a_lab_node_dies_like_a_spot_instance() {
+    let kafka = Kafka::mock();
+    kafka.create_topic("telemetry", 2, &[]);
+    let (stop_producer, producer) = start_producer(&kafka, "telemetry", 2, 50.0);
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_spotdrill"));
+    let ready = Duration::from_secs(15);
+
+    let mut node =
+        NodeProcess::start(exe, &kafka.settings(), &node_spec("storm-1"), ready).unwrap();
+    wait_for_lag(&kafka, "the node consumes", |s| s < 1.0);
+    let status = node.kill().expect("killed");
+    assert!(!status.success(), "SIGKILL is not a clean exit: {status:?}");
+    assert!(!node.is_running());
+    let stalled = wait_for_lag(&kafka, "nobody consumes after the kill", |s| s > 2.0);
+    assert!(stalled > 2.0);
+
+    let mut node =
+        NodeProcess::start(exe, &kafka.settings(), &node_spec("storm-2"), ready).unwrap();
+    wait_for_lag(&kafka, "the new node catches up", |s| s < 1.0);
+    let status = node.terminate(Duration::from_secs(10)).expect("terminated");
+    assert!(
+        status.success(),
+        "SIGTERM lets the node exit cleanly: {status:?}"
+    );
+
+    let mut node =
+        NodeProcess::start(exe, &kafka.settings(), &node_spec("storm-3"), ready).unwrap();
+    node.close_stdin();
+    let status = node.wait_exit(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the orphaned node stops: {status:?}"
+    );
+
+    stop_producer.cancel();
+    producer.thread.join().unwrap();
 }

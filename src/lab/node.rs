@@ -1,0 +1,207 @@
+//! Lab nodes: real child processes (`spotdrill lab node`) hosting workers. Killing a node is
+//! killing its process, so the lab loses work the way a spot termination does.
+//!
+//! A node ends on SIGTERM or SIGINT (the spot notice: its workers commit and stop), on SIGKILL
+//! (nothing is committed), or when its parent goes away: the parent holds the node's stdin, and a
+//! closed stdin means the parent died, so no node outlives the lab.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::worker::{self, Consumption, WorkerSpec, WorkerStats};
+use crate::kafka::KafkaSettings;
+
+/// What a node hosts, as passed to `spotdrill lab node --spec JSON`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeSpec {
+    pub id: String,
+    pub workers: Vec<WorkerWire>,
+}
+
+/// A worker on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerWire {
+    pub group: String,
+    pub topics: Vec<String>,
+    /// Storm: the partitions this worker owns; absent for a Mesos task (consumer group).
+    pub partitions: Option<Vec<i32>>,
+    pub cost_per_message_us: u64,
+    pub commit_interval_ms: u64,
+}
+
+impl From<&WorkerWire> for WorkerSpec {
+    fn from(w: &WorkerWire) -> WorkerSpec {
+        WorkerSpec {
+            group: w.group.clone(),
+            topics: w.topics.clone(),
+            consumption: match &w.partitions {
+                Some(p) => Consumption::Manual {
+                    partitions: p.clone(),
+                },
+                None => Consumption::Group,
+            },
+            cost_per_message: Duration::from_micros(w.cost_per_message_us),
+            commit_interval: Duration::from_millis(w.commit_interval_ms),
+        }
+    }
+}
+
+/// The line a node prints once its workers run.
+pub const READY: &str = "READY";
+
+/// In the node process: run the workers until a signal or the parent's exit.
+pub fn serve(settings: KafkaSettings, spec: &NodeSpec) -> anyhow::Result<()> {
+    let cancel = CancellationToken::new();
+    {
+        // The parent holds our stdin: end of file means it is gone.
+        let cancel = cancel.clone();
+        std::thread::spawn(move || {
+            let mut sink = [0u8; 256];
+            let mut stdin = std::io::stdin();
+            while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+            cancel.cancel();
+        });
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let workers: Vec<_> = spec
+        .workers
+        .iter()
+        .map(|w| {
+            let (settings, spec, cancel) = (settings.clone(), WorkerSpec::from(w), cancel.clone());
+            std::thread::spawn(move || {
+                let stats = Arc::new(WorkerStats::default());
+                if let Err(e) = worker::run(&settings, &spec, &stats, &cancel) {
+                    tracing::error!(error = %e, group = spec.group, "lab worker stopped");
+                }
+            })
+        })
+        .collect();
+    crate::output::out(&format!("{READY} {}\n", spec.id));
+    runtime.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+            () = cancel.cancelled() => {}
+        }
+        anyhow::Ok(())
+    })?;
+    cancel.cancel();
+    for w in workers {
+        let _ = w.join();
+    }
+    Ok(())
+}
+
+/// In the lab: one running node process.
+pub struct NodeProcess {
+    pub id: String,
+    child: Child,
+}
+
+impl NodeProcess {
+    /// Start `exe lab node` and wait until its workers run.
+    pub fn start(
+        exe: &Path,
+        settings: &KafkaSettings,
+        spec: &NodeSpec,
+        ready_within: Duration,
+    ) -> anyhow::Result<NodeProcess> {
+        let mut child = Command::new(exe)
+            .args(["lab", "node", "--brokers", &settings.brokers, "--spec"])
+            .arg(serde_json::to_string(spec)?)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with(READY) {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        let mut node = NodeProcess {
+            id: spec.id.clone(),
+            child,
+        };
+        if rx.recv_timeout(ready_within).is_err() {
+            node.kill();
+            anyhow::bail!(
+                "lab node {} did not start within {}",
+                spec.id,
+                humantime::format_duration(ready_within)
+            );
+        }
+        Ok(node)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Close the node's stdin, as the parent's death would: the node stops by itself.
+    pub fn close_stdin(&mut self) {
+        drop(self.child.stdin.take());
+    }
+
+    /// Wait up to `within` for the node to end by itself.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILL: the node dies at once, committing nothing.
+    pub fn kill(&mut self) -> Option<ExitStatus> {
+        let _ = self.child.kill();
+        self.child.wait().ok()
+    }
+
+    /// The spot notice: SIGTERM, then SIGKILL if the node is still there after `notice`.
+    pub fn terminate(&mut self, notice: Duration) -> Option<ExitStatus> {
+        if notice.is_zero() {
+            return self.kill();
+        }
+        let pid = Pid::from_raw(self.child.id() as i32);
+        let _ = kill(pid, Signal::SIGTERM);
+        let deadline = Instant::now() + notice;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill()
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        if self.is_running() {
+            self.kill();
+        }
+    }
+}
