@@ -1,13 +1,16 @@
 //! Lab nodes: real child processes (`spotdrill lab node`) hosting workers. Killing a node is
 //! killing its process, so the lab loses work the way a spot termination does.
 //!
-//! A node ends on SIGTERM or SIGINT (the spot notice: its workers commit and stop), on SIGKILL
-//! (nothing is committed), or when its parent goes away: the parent holds the node's stdin, and a
-//! closed stdin means the parent died, so no node outlives the lab.
+//! The node's stdin is its control channel: one JSON [`Command`] per line starts or stops a worker
+//! (the scheduler re-placing work onto a surviving node). A node ends on SIGTERM or SIGINT (the
+//! spot notice: its workers commit and stop), on SIGKILL (nothing is committed), or when its
+//! parent goes away: the parent holds the node's stdin, and a closed stdin means the parent died,
+//! so no node outlives the lab.
 
-use std::io::{BufRead, BufReader, Read};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,11 +22,22 @@ use tokio_util::sync::CancellationToken;
 use super::worker::{self, Consumption, WorkerSpec, WorkerStats};
 use crate::kafka::KafkaSettings;
 
-/// What a node hosts, as passed to `spotdrill lab node --spec JSON`.
+/// What a node hosts at start, as passed to `spotdrill lab node --spec JSON`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeSpec {
     pub id: String,
-    pub workers: Vec<WorkerWire>,
+    /// Workers by name.
+    pub workers: Vec<(String, WorkerWire)>,
+}
+
+/// A control line on a node's stdin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Command {
+    /// Start a worker (no effect if one of that name runs).
+    Start { worker: String, spec: WorkerWire },
+    /// Stop a worker: it commits what it processed, then ends.
+    Stop { worker: String },
 }
 
 /// A worker on the wire.
@@ -57,52 +71,91 @@ impl From<&WorkerWire> for WorkerSpec {
 /// The line a node prints once its workers run.
 pub const READY: &str = "READY";
 
-/// In the node process: run the workers until a signal or the parent's exit.
+/// In the node process: run the workers until a signal or the parent's exit, taking commands
+/// from stdin.
 pub fn serve(settings: KafkaSettings, spec: &NodeSpec) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
+    let (tx, mut commands) = tokio::sync::mpsc::unbounded_channel::<Command>();
     {
         // The parent holds our stdin: end of file means it is gone.
         let cancel = cancel.clone();
         std::thread::spawn(move || {
-            let mut sink = [0u8; 256];
-            let mut stdin = std::io::stdin();
-            while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+            for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+                match serde_json::from_str::<Command>(&line) {
+                    Ok(c) => {
+                        let _ = tx.send(c);
+                    }
+                    Err(e) => tracing::warn!(error = %e, line, "unknown lab node command"),
+                }
+            }
             cancel.cancel();
         });
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let workers: Vec<_> = spec
-        .workers
-        .iter()
-        .map(|w| {
-            let (settings, spec, cancel) = (settings.clone(), WorkerSpec::from(w), cancel.clone());
-            std::thread::spawn(move || {
-                let stats = Arc::new(WorkerStats::default());
-                if let Err(e) = worker::run(&settings, &spec, &stats, &cancel) {
-                    tracing::error!(error = %e, group = spec.group, "lab worker stopped");
-                }
-            })
-        })
-        .collect();
+    let mut workers = Workers {
+        settings,
+        running: HashMap::new(),
+        cancel: cancel.clone(),
+    };
+    for (name, w) in &spec.workers {
+        workers.start(name, w);
+    }
     crate::output::out(&format!("{READY} {}\n", spec.id));
     runtime.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-            () = cancel.cancelled() => {}
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                () = cancel.cancelled() => break,
+                Some(c) = commands.recv() => match c {
+                    Command::Start { worker, spec } => workers.start(&worker, &spec),
+                    Command::Stop { worker } => workers.stop(&worker),
+                },
+            }
         }
         anyhow::Ok(())
     })?;
     cancel.cancel();
-    for w in workers {
-        let _ = w.join();
+    for (_, (_, handle)) in workers.running.drain() {
+        let _ = handle.join();
     }
     Ok(())
+}
+
+/// The workers running in this node, each with its own stop token.
+struct Workers {
+    settings: KafkaSettings,
+    running: HashMap<String, (CancellationToken, std::thread::JoinHandle<()>)>,
+    cancel: CancellationToken,
+}
+
+impl Workers {
+    fn start(&mut self, name: &str, wire: &WorkerWire) {
+        if self.running.contains_key(name) {
+            return;
+        }
+        let stop = self.cancel.child_token();
+        let (settings, spec, token) = (self.settings.clone(), WorkerSpec::from(wire), stop.clone());
+        let handle = std::thread::spawn(move || {
+            let stats = Arc::new(WorkerStats::default());
+            if let Err(e) = worker::run(&settings, &spec, &stats, &token) {
+                tracing::error!(error = %e, group = spec.group, "lab worker stopped");
+            }
+        });
+        self.running.insert(name.to_owned(), (stop, handle));
+    }
+
+    fn stop(&mut self, name: &str) {
+        if let Some((stop, handle)) = self.running.remove(name) {
+            stop.cancel();
+            let _ = handle.join();
+        }
+    }
 }
 
 /// In the lab: one running node process.
@@ -119,7 +172,7 @@ impl NodeProcess {
         spec: &NodeSpec,
         ready_within: Duration,
     ) -> anyhow::Result<NodeProcess> {
-        let mut child = Command::new(exe)
+        let mut child = std::process::Command::new(exe)
             .args(["lab", "node", "--brokers", &settings.brokers, "--spec"])
             .arg(serde_json::to_string(spec)?)
             .stdin(Stdio::piped())
@@ -151,6 +204,20 @@ impl NodeProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Send a control command (start or stop a worker).
+    pub fn command(&mut self, command: &Command) -> anyhow::Result<()> {
+        let stdin = self
+            .child
+            .stdin
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("lab node {} has no control channel", self.id))?;
+        let mut line = serde_json::to_string(command)?;
+        line.push('\n');
+        stdin.write_all(line.as_bytes())?;
+        stdin.flush()?;
+        Ok(())
     }
 
     /// Close the node's stdin, as the parent's death would: the node stops by itself.

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use spotdrill::lab::node::{NodeProcess, NodeSpec, WorkerWire};
+use spotdrill::lab::node::{Command, NodeProcess, NodeSpec, WorkerWire};
 use spotdrill::lab::producer::{self, TopicLoad};
 use spotdrill::lab::worker::{self, Consumption, WorkerSpec};
 use spotdrill::observe::{GroupSpec, LagProbe};
@@ -217,16 +217,20 @@ fn a_group_worker_slower_than_the_rate_falls_behind_steadily() {
     assert!(late.lag_seconds.unwrap() > early.lag_seconds.unwrap() + 1.0);
 }
 
+fn coverage_worker() -> WorkerWire {
+    WorkerWire {
+        group: "coverage".into(),
+        topics: vec!["telemetry".into()],
+        partitions: Some(vec![0, 1]),
+        cost_per_message_us: 500,
+        commit_interval_ms: 200,
+    }
+}
+
 fn node_spec(id: &str) -> NodeSpec {
     NodeSpec {
         id: id.into(),
-        workers: vec![WorkerWire {
-            group: "coverage".into(),
-            topics: vec!["telemetry".into()],
-            partitions: Some(vec![0, 1]),
-            cost_per_message_us: 500,
-            commit_interval_ms: 200,
-        }],
+        workers: vec![("coverage-0".into(), coverage_worker())],
     }
 }
 
@@ -282,6 +286,47 @@ fn a_lab_node_dies_like_a_spot_instance() {
         "the orphaned node stops: {status:?}"
     );
 
+    stop_producer.cancel();
+    producer.thread.join().unwrap();
+}
+
+/// The scheduler's lever: workers started and stopped on a running node through its stdin.
+#[test]
+fn workers_are_placed_on_and_removed_from_a_running_node() {
+    let kafka = Kafka::mock();
+    kafka.create_topic("telemetry", 2, &[]);
+    let (stop_producer, producer) = start_producer(&kafka, "telemetry", 2, 50.0);
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_spotdrill"));
+    let empty = NodeSpec {
+        id: "storm-9".into(),
+        workers: vec![],
+    };
+    let mut node =
+        NodeProcess::start(exe, &kafka.settings(), &empty, Duration::from_secs(15)).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        lag_of(&kafka, "coverage", "telemetry")
+            .partitions
+            .iter()
+            .all(|p| p.committed.is_none())
+    );
+
+    node.command(&Command::Start {
+        worker: "coverage-0".into(),
+        spec: coverage_worker(),
+    })
+    .unwrap();
+    wait_for_lag(&kafka, "the placed worker consumes", |s| s < 1.0);
+    node.command(&Command::Stop {
+        worker: "coverage-0".into(),
+    })
+    .unwrap();
+    wait_for_lag(&kafka, "nobody consumes once the worker is removed", |s| {
+        s > 2.0
+    });
+    assert!(node.is_running(), "the node outlives its workers");
+    let status = node.terminate(Duration::from_secs(10)).expect("terminated");
+    assert!(status.success());
     stop_producer.cancel();
     producer.thread.join().unwrap();
 }
