@@ -4,10 +4,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use spotdrill::lab::cluster::{Cluster, ClusterSpec, workload_workers};
 use spotdrill::lab::node::{Command, NodeProcess, NodeSpec, WorkerWire};
 use spotdrill::lab::producer::{self, TopicLoad};
 use spotdrill::lab::worker::{self, Consumption, WorkerSpec};
 use spotdrill::observe::{GroupSpec, LagProbe};
+use spotdrill::plan::ClusterKind;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::kafka::Kafka;
@@ -329,4 +331,111 @@ fn workers_are_placed_on_and_removed_from_a_running_node() {
     assert!(status.success());
     stop_producer.cancel();
     producer.thread.join().unwrap();
+}
+
+fn capacity_cluster(kafka: &Kafka, truth: &std::path::Path, kind: ClusterKind) -> Cluster {
+    let template = WorkerWire {
+        group: "coverage".into(),
+        topics: vec!["telemetry".into()],
+        partitions: None,
+        cost_per_message_us: 100,
+        commit_interval_ms: 500,
+    };
+    let spec = ClusterSpec {
+        name: "storm-lab".into(),
+        kind,
+        nodes: 6,
+        slots_per_node: 2,
+        detection_delay: Duration::from_millis(300),
+        replacement_delay: Some(Duration::from_secs(4)),
+        workers: workload_workers("coverage", kind, 8, 8, &template),
+    };
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_spotdrill"));
+    Cluster::start(spec, exe, kafka.settings(), Some(truth)).unwrap()
+}
+
+/// Tick until `done`, at most 20 s.
+fn tick_until(cluster: &mut Cluster, what: &str, done: impl Fn(&Cluster) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done(cluster) {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {:?}",
+            cluster.placement()
+        );
+        cluster.tick().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// 6 nodes × 2 slots running 8 workers: 2 nodes lost at once are absorbed by the 4 spare slots;
+/// 3 are not, until the replacements join.
+#[test]
+fn capacity_arithmetic_holds_for_real() {
+    for kind in [ClusterKind::Storm, ClusterKind::Mesos] {
+        let kafka = Kafka::mock();
+        kafka.create_topic("telemetry", 8, &[]);
+        let dir = tempfile::tempdir().unwrap();
+        let truth = dir.path().join("lab-truth.jsonl");
+        let mut cluster = capacity_cluster(&kafka, &truth, kind);
+        assert!(cluster.unplaced().is_empty());
+        let busiest = |c: &Cluster, n: usize| -> Vec<String> {
+            let mut nodes: Vec<(usize, String)> = c
+                .placement()
+                .into_iter()
+                .map(|(id, w)| (w.len(), id))
+                .collect();
+            nodes.sort_by(|a, b| b.cmp(a));
+            nodes.into_iter().take(n).map(|(_, id)| id).collect()
+        };
+
+        // Two of the busiest nodes die at once: every worker finds a slot again.
+        for id in busiest(&cluster, 2) {
+            cluster.kill(&id, Duration::ZERO).unwrap();
+        }
+        tick_until(&mut cluster, "2 losses absorbed", |c| {
+            c.unplaced().is_empty() && c.node_ids().len() == 4
+        });
+        // Wait for the replacements, so the next step starts from full capacity.
+        tick_until(&mut cluster, "replacements join", |c| {
+            c.node_ids().len() == 6
+        });
+
+        // Three of the busiest die at once: 2 workers cannot be placed until replacements join.
+        let placed_before: usize = cluster.placement().values().map(Vec::len).sum();
+        assert_eq!(placed_before, 8);
+        let doomed = busiest(&cluster, 3);
+        let lost: usize = doomed.iter().map(|id| cluster.placement()[id].len()).sum();
+        for id in &doomed {
+            cluster.kill(id, Duration::ZERO).unwrap();
+        }
+        let spare = 3 * 2 - (8 - lost);
+        let waiting = lost.saturating_sub(spare);
+        assert!(
+            waiting > 0,
+            "{kind:?}: 3 losses must exceed the spare slots"
+        );
+        tick_until(&mut cluster, "3 losses detected", |c| {
+            c.unplaced().len() == waiting
+        });
+        assert_eq!(cluster.node_ids().len(), 3);
+        tick_until(&mut cluster, "replacements absorb the rest", |c| {
+            c.unplaced().is_empty()
+        });
+        assert!(cluster.node_ids().len() > 3);
+
+        let text = std::fs::read_to_string(&truth).unwrap();
+        let events: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let count = |e: &str| events.iter().filter(|v| v["event"] == e).count();
+        assert_eq!(count("node_killed"), 5, "{text}");
+        assert_eq!(count("node_lost_detected"), 5);
+        assert!(
+            count("node_joined") > 6 + 2,
+            "initial nodes and replacements: {text}"
+        );
+        assert_eq!(count("worker_lost"), count("worker_placed") - 8);
+    }
 }

@@ -1,0 +1,331 @@
+//! A lab cluster: node processes with slots, and a scheduler that behaves like Nimbus (storm) or
+//! Mesos + Marathon (mesos): a dead node is noticed after `detection_delay`, its workers are
+//! re-placed onto free slots, workers that do not fit wait, and with replacement enabled a new
+//! node joins `replacement_delay` after each loss (the spot fleet refilling).
+//!
+//! Every event the lab causes or sees goes to the ground truth (`lab-truth.jsonl`), so tests and
+//! reports can hold spotdrill's measurements against it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use super::node::{Command, NodeProcess, NodeSpec, WorkerWire};
+use crate::kafka::KafkaSettings;
+use crate::plan::ClusterKind;
+
+/// How long a node process may take to start its workers.
+const NODE_START: Duration = Duration::from_secs(15);
+
+/// A cluster as the lab runs it.
+#[derive(Clone, Debug)]
+pub struct ClusterSpec {
+    pub name: String,
+    pub kind: ClusterKind,
+    pub nodes: u32,
+    pub slots_per_node: u32,
+    pub detection_delay: Duration,
+    /// `None`: lost nodes are not replaced.
+    pub replacement_delay: Option<Duration>,
+    /// Every worker (or task), by name; each takes one slot.
+    pub workers: Vec<(String, WorkerWire)>,
+}
+
+/// One line of `lab-truth.jsonl`.
+#[derive(Debug, Serialize)]
+pub struct TruthEvent<'a> {
+    #[serde(serialize_with = "rfc3339")]
+    pub at: SystemTime,
+    pub cluster: &'a str,
+    pub event: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<&'a str>,
+}
+
+fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_rfc3339_millis(*t))
+}
+
+struct Node {
+    id: String,
+    process: NodeProcess,
+    workers: BTreeSet<String>,
+    /// When the process was found dead (or killed by the lab).
+    died_at: Option<Instant>,
+    /// The scheduler has noticed the death and re-placed the node's work.
+    detected: bool,
+}
+
+pub struct Cluster {
+    spec: ClusterSpec,
+    exe: PathBuf,
+    settings: KafkaSettings,
+    nodes: Vec<Node>,
+    /// Worker → the node it runs on (`None`: waiting for a slot).
+    placement: BTreeMap<String, Option<String>>,
+    replacements_due: Vec<Instant>,
+    next_id: u32,
+    truth: Option<File>,
+}
+
+impl Cluster {
+    /// Start the nodes and place every worker, spreading them over the nodes.
+    pub fn start(
+        spec: ClusterSpec,
+        exe: &Path,
+        settings: KafkaSettings,
+        truth: Option<&Path>,
+    ) -> anyhow::Result<Cluster> {
+        let truth = truth
+            .map(|p| File::options().create(true).append(true).open(p))
+            .transpose()?;
+        let mut cluster = Cluster {
+            placement: spec
+                .workers
+                .iter()
+                .map(|(w, _)| (w.clone(), None))
+                .collect(),
+            spec,
+            exe: exe.to_owned(),
+            settings,
+            nodes: Vec::new(),
+            replacements_due: Vec::new(),
+            next_id: 1,
+            truth,
+        };
+        for _ in 0..cluster.spec.nodes {
+            cluster.add_node()?;
+        }
+        cluster.place();
+        Ok(cluster)
+    }
+
+    fn record(&mut self, event: &str, node: Option<&str>, worker: Option<&str>) {
+        let Some(file) = &mut self.truth else {
+            return;
+        };
+        let line = TruthEvent {
+            at: SystemTime::now(),
+            cluster: &self.spec.name,
+            event,
+            node,
+            worker,
+        };
+        if let Ok(mut text) = serde_json::to_string(&line) {
+            text.push('\n');
+            let _ = file.write_all(text.as_bytes()).and_then(|()| file.flush());
+        }
+    }
+
+    fn add_node(&mut self) -> anyhow::Result<()> {
+        let id = format!("{}-{}", self.spec.name, self.next_id);
+        self.next_id += 1;
+        let spec = NodeSpec {
+            id: id.clone(),
+            workers: Vec::new(),
+        };
+        let process = NodeProcess::start(&self.exe, &self.settings, &spec, NODE_START)?;
+        self.record("node_joined", Some(&id), None);
+        self.nodes.push(Node {
+            id,
+            process,
+            workers: BTreeSet::new(),
+            died_at: None,
+            detected: false,
+        });
+        Ok(())
+    }
+
+    /// The ids of the nodes that run (or are dying unnoticed).
+    pub fn node_ids(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| n.died_at.is_none())
+            .map(|n| n.id.clone())
+            .collect()
+    }
+
+    /// Workers waiting for a slot.
+    pub fn unplaced(&self) -> Vec<String> {
+        self.placement
+            .iter()
+            .filter(|(_, n)| n.is_none())
+            .map(|(w, _)| w.clone())
+            .collect()
+    }
+
+    /// Workers per node id (live nodes only).
+    pub fn placement(&self) -> BTreeMap<String, Vec<String>> {
+        self.nodes
+            .iter()
+            .filter(|n| n.died_at.is_none())
+            .map(|n| (n.id.clone(), n.workers.iter().cloned().collect()))
+            .collect()
+    }
+
+    /// Kill a node: with a notice, SIGTERM then SIGKILL after it; without, SIGKILL at once.
+    pub fn kill(&mut self, node: &str, notice: Duration) -> anyhow::Result<()> {
+        let Some(n) = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.id == node && n.died_at.is_none())
+        else {
+            anyhow::bail!("no running lab node `{node}` in cluster {}", self.spec.name);
+        };
+        n.process.terminate(notice);
+        n.died_at = Some(Instant::now());
+        let id = n.id.clone();
+        self.record("node_killed", Some(&id), None);
+        Ok(())
+    }
+
+    /// One scheduler round: notice deaths, re-place work, bring replacements in.
+    pub fn tick(&mut self) -> anyhow::Result<()> {
+        let now = Instant::now();
+        for i in 0..self.nodes.len() {
+            let n = &mut self.nodes[i];
+            if n.died_at.is_none() && !n.process.is_running() {
+                n.died_at = Some(now);
+                let id = n.id.clone();
+                self.record("node_died", Some(&id), None);
+            }
+        }
+        let mut lost_nodes = 0;
+        for i in 0..self.nodes.len() {
+            let n = &mut self.nodes[i];
+            let due = n
+                .died_at
+                .is_some_and(|t| !n.detected && now >= t + self.spec.detection_delay);
+            if !due {
+                continue;
+            }
+            n.detected = true;
+            lost_nodes += 1;
+            let (id, lost) = (n.id.clone(), std::mem::take(&mut n.workers));
+            self.record("node_lost_detected", Some(&id), None);
+            for w in lost {
+                self.placement.insert(w.clone(), None);
+                self.record("worker_lost", Some(&id), Some(&w));
+            }
+        }
+        if let Some(delay) = self.spec.replacement_delay {
+            for _ in 0..lost_nodes {
+                self.replacements_due.push(now + delay);
+            }
+        }
+        let due: Vec<Instant> = self
+            .replacements_due
+            .iter()
+            .copied()
+            .filter(|t| *t <= now)
+            .collect();
+        self.replacements_due.retain(|t| *t > now);
+        for _ in due {
+            self.add_node()?;
+        }
+        self.place();
+        Ok(())
+    }
+
+    /// Place waiting workers on the live nodes with the most free slots.
+    fn place(&mut self) {
+        let waiting = self.unplaced();
+        for w in waiting {
+            let slots = self.spec.slots_per_node as usize;
+            let Some(i) = self
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.died_at.is_none() && n.workers.len() < slots)
+                .min_by_key(|(i, n)| (n.workers.len(), *i))
+                .map(|(i, _)| i)
+            else {
+                break;
+            };
+            let Some(wire) = self
+                .spec
+                .workers
+                .iter()
+                .find(|(name, _)| *name == w)
+                .map(|(_, s)| s.clone())
+            else {
+                continue;
+            };
+            let node = &mut self.nodes[i];
+            let start = Command::Start {
+                worker: w.clone(),
+                spec: wire,
+            };
+            if node.process.command(&start).is_err() {
+                // The node died since the last round: the next tick notices it.
+                continue;
+            }
+            node.workers.insert(w.clone());
+            let id = node.id.clone();
+            self.placement.insert(w.clone(), Some(id.clone()));
+            self.record("worker_placed", Some(&id), Some(&w));
+        }
+    }
+}
+
+/// Workers of one workload: Storm workers own partitions of the first topic round-robin (task i
+/// owns every partition p with p mod workers = i); Mesos tasks share one consumer group.
+pub fn workload_workers(
+    name: &str,
+    kind: ClusterKind,
+    workers: u32,
+    partitions: i32,
+    template: &WorkerWire,
+) -> Vec<(String, WorkerWire)> {
+    (0..workers)
+        .map(|i| {
+            let mut w = template.clone();
+            w.partitions = match kind {
+                ClusterKind::Storm => Some(
+                    (0..partitions)
+                        .filter(|p| *p as u32 % workers == i)
+                        .collect(),
+                ),
+                ClusterKind::Mesos => None,
+            };
+            (format!("{name}-{i}"), w)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storm_workers_own_partitions_round_robin() {
+        let template = WorkerWire {
+            group: "g".into(),
+            topics: vec!["t".into()],
+            partitions: None,
+            cost_per_message_us: 1,
+            commit_interval_ms: 1,
+        };
+        let w = workload_workers("cov", ClusterKind::Storm, 3, 8, &template);
+        let owned: Vec<_> = w
+            .iter()
+            .map(|(n, s)| (n.as_str(), s.partitions.clone().unwrap()))
+            .collect();
+        assert_eq!(
+            owned,
+            [
+                ("cov-0", vec![0, 3, 6]),
+                ("cov-1", vec![1, 4, 7]),
+                ("cov-2", vec![2, 5])
+            ]
+        );
+        let m = workload_workers("agg", ClusterKind::Mesos, 2, 8, &template);
+        assert!(m.iter().all(|(_, s)| s.partitions.is_none()));
+    }
+}
