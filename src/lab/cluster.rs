@@ -151,6 +151,19 @@ impl Cluster {
             .collect()
     }
 
+    /// Id, cluster and pid of every live node.
+    pub fn node_states(&self) -> Vec<super::up::NodeState> {
+        self.nodes
+            .iter()
+            .filter(|n| n.died_at.is_none())
+            .map(|n| super::up::NodeState {
+                id: n.id.clone(),
+                cluster: self.spec.name.clone(),
+                pid: n.process.pid(),
+            })
+            .collect()
+    }
+
     /// Workers waiting for a slot.
     pub fn unplaced(&self) -> Vec<String> {
         self.placement

@@ -8,4 +8,5 @@
 pub mod cluster;
 pub mod node;
 pub mod producer;
+pub mod up;
 pub mod worker;

@@ -28,8 +28,6 @@ fn unfinished_subcommands_exit_2_and_say_so() {
         &["report", "reports"],
         &["diff", "a", "b"],
         &["watch", "reports"],
-        &["lab", "up"],
-        &["lab", "kill", "storm-lab-1"],
     ];
     for args in cases {
         let out = spotdrill(args);

@@ -4,6 +4,7 @@
 mod cli;
 mod experiments;
 mod lab;
+mod lab_cli;
 mod lag;
 mod lag_cli;
 mod schema;

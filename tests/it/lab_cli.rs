@@ -1,0 +1,150 @@
+//! `spotdrill lab up` and `lab kill` end to end: a running lab that `spotdrill lag` can watch.
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::spotdrill;
+
+struct LabUp {
+    child: std::process::Child,
+    brokers: String,
+    dir: tempfile::TempDir,
+}
+
+fn lab_up() -> LabUp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spotdrill"))
+        .args(["lab", "up", "experiments/ci-gate.yaml", "--dir"])
+        .arg(dir.path())
+        .current_dir(crate::util::root())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("lab up prints").unwrap();
+    let brokers = first
+        .strip_prefix("lab up: broker ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .to_owned();
+    std::thread::spawn(move || for _ in lines {});
+    LabUp {
+        child,
+        brokers,
+        dir,
+    }
+}
+
+fn node_pids(dir: &std::path::Path) -> Vec<(String, u32)> {
+    let text = std::fs::read_to_string(dir.join("lab.json")).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    v["nodes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|n| {
+                    (
+                        n["id"].as_str().unwrap().to_owned(),
+                        n["pid"].as_u64().unwrap() as u32,
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+fn eventually(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn lab_up_runs_a_lab_that_lag_and_lab_kill_use() {
+    let mut lab = lab_up();
+    let pids = node_pids(lab.dir.path());
+    assert_eq!(pids.len(), 4, "ci-gate has 4 nodes: {pids:?}");
+    // spotdrill lag sees the lab's workers consume.
+    eventually(
+        "the lab's workload consumes",
+        Duration::from_secs(30),
+        || {
+            let out = spotdrill(&[
+                "lag",
+                "--brokers",
+                &lab.brokers,
+                "--group",
+                "events-topology",
+                "--topic",
+                "events",
+                "--once",
+                "--json",
+            ]);
+            let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap_or_default();
+            v["status"] == "ok" && v["lag_seconds"].as_f64().is_some_and(|s| s < 3.0)
+        },
+    );
+
+    let killed = &pids[0];
+    let dir = lab.dir.path().to_str().unwrap().to_owned();
+    spotdrill(&["lab", "kill", &killed.0, "--dir", &dir]).expect_code(0);
+    eventually(
+        "the killed node's process is gone",
+        Duration::from_secs(10),
+        || !alive(killed.1),
+    );
+    // ci-gate replaces lost nodes after 10 s.
+    eventually("a replacement joins", Duration::from_secs(30), || {
+        node_pids(lab.dir.path())
+            .iter()
+            .any(|(id, _)| id.ends_with("-5"))
+    });
+    let truth = std::fs::read_to_string(lab.dir.path().join("lab-truth.jsonl")).unwrap();
+    assert!(
+        truth.contains(&format!(r#""event":"node_died","node":"{}""#, killed.0)),
+        "{truth}"
+    );
+    assert!(truth.contains(r#""event":"worker_placed""#));
+
+    // Ctrl-C: the lab stops and leaves no node process behind.
+    let nodes = node_pids(lab.dir.path());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(lab.child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = lab.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    for (id, pid) in nodes {
+        assert!(!alive(pid), "node {id} (pid {pid}) outlived the lab");
+    }
+}
+
+#[test]
+fn nodes_do_not_outlive_a_killed_lab() {
+    let mut lab = lab_up();
+    let nodes = node_pids(lab.dir.path());
+    assert!(!nodes.is_empty());
+    lab.child.kill().unwrap();
+    lab.child.wait().unwrap();
+    eventually("orphaned nodes stop", Duration::from_secs(15), || {
+        nodes.iter().all(|(_, pid)| !alive(*pid))
+    });
+}
+
+#[test]
+fn lab_kill_without_a_lab_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = spotdrill(&["lab", "kill", "x-1", "--dir", dir.path().to_str().unwrap()]);
+    out.expect_code(4);
+    assert!(out.stderr.contains("no running lab in"), "{}", out.stderr);
+}
