@@ -2,7 +2,11 @@
 """Resources of the default lab: runs `spotdrill lab up` (release build) for 25 s and prints the CPU and
 memory of the lab process and its node processes, measured from /proc over the last 20 s.
 Usage: cargo build --release && python3 bench/lab-resources.py [PLAN]"""
+import os
+import signal
+import subprocess
 import sys
+import time
 plan = sys.argv[1:] or ["experiments/lab-game-day.yaml"]
 p = subprocess.Popen(["./target/release/spotdrill", "lab", "up", *plan, "--dir", "/tmp/spotdrill-lab-resources"], stdout=subprocess.PIPE, text=True)
 first = p.stdout.readline()
