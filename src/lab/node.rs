@@ -254,14 +254,10 @@ impl NodeProcess {
         }
         let pid = Pid::from_raw(self.child.id() as i32);
         let _ = kill(pid, Signal::SIGTERM);
-        let deadline = Instant::now() + notice;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        match self.wait_exit(notice) {
+            Some(status) => Some(status),
+            None => self.kill(),
         }
-        self.kill()
     }
 }
 
