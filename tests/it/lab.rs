@@ -439,3 +439,66 @@ fn capacity_arithmetic_holds_for_real() {
         assert_eq!(count("worker_lost"), count("worker_placed") - 8);
     }
 }
+
+/// After an outage the backlog drains at (capacity − rate): doubling the cost per message
+/// lengthens the drain measurably (here 300 messages at 100/s: ~2 s with 4 ms, ~12 s with 8 ms).
+#[test]
+fn drain_time_follows_rate_and_cost_per_message() {
+    let kafka = Kafka::mock();
+    let mut drains = Vec::new();
+    for (i, cost_ms) in [4u64, 8].into_iter().enumerate() {
+        let topic = format!("drain-{i}");
+        let group = format!("drainer-{i}");
+        kafka.create_topic(&topic, 1, &[]);
+        let (stop_producer, producer) = start_producer(&kafka, &topic, 1, 100.0);
+        let spec = WorkerSpec {
+            group: group.clone(),
+            topics: vec![topic.clone()],
+            consumption: Consumption::Manual {
+                partitions: vec![0],
+            },
+            cost_per_message: Duration::from_millis(cost_ms),
+            commit_interval: Duration::from_millis(200),
+        };
+        let lag = |kafka: &Kafka| {
+            lag_of(kafka, &group, &topic)
+                .lag_seconds
+                .unwrap_or(f64::MAX)
+        };
+        let (stop, worker) = start_worker(&kafka, spec.clone());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while lag(&kafka) >= 1.0 {
+            assert!(
+                Instant::now() < deadline,
+                "cost {cost_ms} ms: never caught up"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // A 3 s outage, then the worker comes back and drains the backlog.
+        stop.cancel();
+        worker.join().unwrap();
+        std::thread::sleep(Duration::from_secs(3));
+        let back = Instant::now();
+        let (stop, worker) = start_worker(&kafka, spec);
+        let deadline = back + Duration::from_secs(40);
+        while lag(&kafka) >= 1.0 {
+            assert!(
+                Instant::now() < deadline,
+                "cost {cost_ms} ms: never drained"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        drains.push(back.elapsed().as_secs_f64());
+        stop.cancel();
+        worker.join().unwrap();
+        stop_producer.cancel();
+        producer.thread.join().unwrap();
+    }
+    eprintln!("drain after a 3 s outage at 100/s: {drains:.1?} s for 4 and 8 ms per message");
+    assert!(
+        drains[1] > drains[0] * 2.0,
+        "drain with 4 ms/message {:.1} s, with 8 ms {:.1} s",
+        drains[0],
+        drains[1]
+    );
+}
