@@ -92,6 +92,9 @@ fn lab_up(path: &std::path::Path, dir: &std::path::Path) -> anyhow::Result<ExitC
                 for n in &state.nodes {
                     text.push_str(&format!("  node {} ({}), pid {}\n", n.id, n.cluster, n.pid));
                 }
+                for e in &state.endpoints {
+                    text.push_str(&format!("  {} {}: {}\n", e.cluster, e.api, e.url));
+                }
                 text.push_str(&format!(
                     "  state {}, ground truth {}\n  Ctrl-C to stop; `spotdrill lab kill NODE` from another terminal\n",
                     up::state_path(&dir).display(),

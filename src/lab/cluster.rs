@@ -54,6 +54,7 @@ fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error
 
 struct Node {
     id: String,
+    started: Instant,
     process: NodeProcess,
     workers: BTreeSet<String>,
     /// When the process was found dead (or killed by the lab).
@@ -134,6 +135,7 @@ impl Cluster {
         self.record("node_joined", Some(&id), None);
         self.nodes.push(Node {
             id,
+            started: Instant::now(),
             process,
             workers: BTreeSet::new(),
             died_at: None,
@@ -162,6 +164,50 @@ impl Cluster {
                 pid: n.process.pid(),
             })
             .collect()
+    }
+
+    /// What the cluster's HTTP endpoints show now.
+    pub fn view(&self) -> super::http::ClusterView {
+        use super::http::{ClusterView, NodeView, WorkloadView};
+        let live = self.nodes.iter().filter(|n| n.died_at.is_none());
+        let mut workloads: Vec<WorkloadView> = Vec::new();
+        for (worker, node) in &self.placement {
+            let name = worker.rsplit_once('-').map_or(worker.as_str(), |(w, _)| w);
+            let entry = match workloads.iter_mut().position(|w| w.name == name) {
+                Some(i) => &mut workloads[i],
+                None => {
+                    workloads.push(WorkloadView {
+                        name: name.to_owned(),
+                        instances: 0,
+                        placed: Vec::new(),
+                    });
+                    workloads.last_mut().expect("just pushed")
+                }
+            };
+            entry.instances += 1;
+            if let Some(node) = node {
+                entry.placed.push((worker.clone(), node.clone()));
+            }
+        }
+        ClusterView {
+            name: self.spec.name.clone(),
+            kind: self.spec.kind,
+            slots_per_node: self.spec.slots_per_node,
+            nodes: live
+                .map(|n| NodeView {
+                    id: n.id.clone(),
+                    started: n.started,
+                    workers: n.workers.iter().cloned().collect(),
+                })
+                .collect(),
+            workloads,
+            lost: self
+                .nodes
+                .iter()
+                .filter(|n| n.detected)
+                .map(|n| n.id.clone())
+                .collect(),
+        }
     }
 
     /// Workers waiting for a slot.

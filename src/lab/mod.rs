@@ -6,6 +6,7 @@
 //! backlog-drained truth events are still to come.
 
 pub mod cluster;
+pub mod http;
 pub mod node;
 pub mod producer;
 pub mod up;

@@ -10,11 +10,14 @@ use rdkafka::mocking::MockCluster;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use std::sync::{Arc, Mutex};
+
 use super::cluster::{Cluster, ClusterSpec, workload_workers};
+use super::http::{self, SharedView};
 use super::node::WorkerWire;
 use super::producer::{self, TopicLoad};
 use crate::kafka::KafkaSettings;
-use crate::plan::Lab;
+use crate::plan::{ClusterKind, Lab};
 
 /// What `lab.json` says about a running lab.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -22,6 +25,16 @@ pub struct LabState {
     pub brokers: String,
     pub pid: u32,
     pub nodes: Vec<NodeState>,
+    /// The HTTP APIs of each cluster (Storm UI, or Mesos master and Marathon).
+    pub endpoints: Vec<Endpoint>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Endpoint {
+    pub cluster: String,
+    /// `storm_ui`, `mesos_master` or `marathon`, as in a plan's `health:`.
+    pub api: String,
+    pub url: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -98,18 +111,41 @@ pub fn run(
         };
         clusters.push(Cluster::start(spec, exe, settings.clone(), Some(&truth))?);
     }
+    let mut views = Vec::new();
+    let mut endpoints = Vec::new();
+    let mut servers = Vec::new();
+    for c in &clusters {
+        let view: SharedView = Arc::new(Mutex::new(c.view()));
+        let (addr, handle) = http::serve(view.clone(), cancel.clone())?;
+        let url = format!("http://{addr}");
+        let apis: &[&str] = match c.view().kind {
+            ClusterKind::Storm => &["storm_ui"],
+            ClusterKind::Mesos => &["mesos_master", "marathon"],
+        };
+        for api in apis {
+            endpoints.push(Endpoint {
+                cluster: c.view().name,
+                api: (*api).to_owned(),
+                url: url.clone(),
+            });
+        }
+        views.push(view);
+        servers.push(handle);
+    }
     let state = |clusters: &[Cluster]| LabState {
         brokers: settings.brokers.clone(),
         pid: std::process::id(),
         nodes: clusters.iter().flat_map(Cluster::node_states).collect(),
+        endpoints: endpoints.clone(),
     };
     let mut last = state(&clusters);
     write_state(dir, &last)?;
     on_ready(&last);
     while !cancel.is_cancelled() {
         std::thread::sleep(TICK);
-        for c in &mut clusters {
+        for (c, view) in clusters.iter_mut().zip(&views) {
             c.tick()?;
+            *view.lock().unwrap_or_else(|e| e.into_inner()) = c.view();
         }
         let now = state(&clusters);
         if now != last {
@@ -118,6 +154,9 @@ pub fn run(
         }
     }
     drop(clusters); // terminates every node process
+    for s in servers {
+        let _ = s.join();
+    }
     for p in producers {
         let _ = p.thread.join();
     }

@@ -53,6 +53,29 @@ fn node_pids(dir: &std::path::Path) -> Vec<(String, u32)> {
         .unwrap_or_default()
 }
 
+/// GET a JSON document over plain HTTP/1.1.
+fn get_json(url: &str, path: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    serde_json::from_str(body).unwrap()
+}
+
+fn storm_ui(dir: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(dir.join("lab.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["endpoints"][0]["url"].as_str().unwrap().to_owned()
+}
+
 fn alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -94,9 +117,28 @@ fn lab_up_runs_a_lab_that_lag_and_lab_kill_use() {
         },
     );
 
+    // The Storm UI API shows the cluster whole: 4 supervisors, 8 slots, 4 used.
+    let ui = storm_ui(lab.dir.path());
+    let summary = get_json(&ui, "/api/v1/cluster/summary");
+    assert_eq!(
+        (&summary["supervisors"], &summary["slotsTotal"]),
+        (&4.into(), &8.into()),
+        "{summary}"
+    );
+    assert_eq!(summary["slotsUsed"], 4);
+    let sups = get_json(&ui, "/api/v1/supervisor/summary");
+    assert_eq!(sups["supervisors"].as_array().unwrap().len(), 4);
+    let topo = get_json(&ui, "/api/v1/topology/events-topology");
+    assert_eq!(topo["workersTotal"], 4);
+
     let killed = &pids[0];
     let dir = lab.dir.path().to_str().unwrap().to_owned();
     spotdrill(&["lab", "kill", &killed.0, "--dir", &dir]).expect_code(0);
+    eventually(
+        "the UI shows the supervisor gone",
+        Duration::from_secs(10),
+        || get_json(&ui, "/api/v1/cluster/summary")["supervisors"] == 3,
+    );
     eventually(
         "the killed node's process is gone",
         Duration::from_secs(10),
