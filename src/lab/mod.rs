@@ -2,8 +2,8 @@
 //! consume like Storm (manual assignment) and Mesos tasks (a consumer group), node processes
 //! hosting workers (controlled through their stdin), and clusters whose scheduler notices dead
 //! nodes, re-places their work on free slots and brings replacement nodes in, writing
-//! lab-truth.jsonl. The HTTP endpoints (Storm UI, Mesos, Marathon), `spotdrill lab up` and the
-//! backlog-drained truth events are still to come.
+//! lab-truth.jsonl, their HTTP APIs (Storm UI, Mesos master, Marathon), and `spotdrill lab up`.
+//! Still to come: truth events for "backlog drained".
 
 pub mod cluster;
 pub mod http;
