@@ -115,16 +115,18 @@ pub fn run(
     let mut endpoints = Vec::new();
     let mut servers = Vec::new();
     for c in &clusters {
-        let view: SharedView = Arc::new(Mutex::new(c.view()));
-        let (addr, handle) = http::serve(view.clone(), cancel.clone())?;
-        let url = format!("http://{addr}");
-        let apis: &[&str] = match c.view().kind {
+        let now = c.view();
+        let apis: &[&str] = match now.kind {
             ClusterKind::Storm => &["storm_ui"],
             ClusterKind::Mesos => &["mesos_master", "marathon"],
         };
+        let name = now.name.clone();
+        let view: SharedView = Arc::new(Mutex::new(now));
+        let (addr, handle) = http::serve(view.clone(), cancel.clone())?;
+        let url = format!("http://{addr}");
         for api in apis {
             endpoints.push(Endpoint {
-                cluster: c.view().name,
+                cluster: name.clone(),
                 api: (*api).to_owned(),
                 url: url.clone(),
             });
