@@ -31,12 +31,16 @@ pub enum Failure {
     NotImplemented(&'static str),
     #[error("{0}")]
     BadInput(String),
+    /// The environment is not as needed: unreachable broker, no credentials, a held lock.
+    #[error("{0}")]
+    Environment(String),
 }
 
 impl Failure {
     pub fn code(&self) -> ExitCode {
         match self {
             Failure::NotImplemented(_) | Failure::BadInput(_) => ExitCode::BadInput,
+            Failure::Environment(_) => ExitCode::Environment,
         }
     }
 }

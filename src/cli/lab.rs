@@ -4,12 +4,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio_util::sync::CancellationToken;
 
 use crate::exit::{ExitCode, Failure};
 use crate::kafka::KafkaSettings;
 use crate::lab::node::{self, NodeSpec};
-use crate::lab::up;
+use crate::lab::{stats, up};
 use crate::output;
 use crate::plan;
 
@@ -23,6 +22,9 @@ pub enum Command {
         /// Directory for the lab's state (lab.json) and ground truth (lab-truth.jsonl).
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// Print the lab's CPU and memory use and its start-up times this often (e.g. 10s).
+        #[arg(long, value_name = "INTERVAL", value_parser = humantime::parse_duration)]
+        stats: Option<Duration>,
     },
     /// Kill one node of a running lab (SIGKILL, or SIGTERM first with --notice).
     Kill {
@@ -53,7 +55,7 @@ fn default_dir() -> PathBuf {
 
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
-        Command::Up { plan, dir } => lab_up(&plan, &dir.unwrap_or_else(default_dir)),
+        Command::Up { plan, dir, stats } => lab_up(&plan, &dir.unwrap_or_else(default_dir), stats),
         Command::Kill { node, notice, dir } => {
             up::kill(&dir.unwrap_or_else(default_dir), &node, notice)?;
             output::out(&format!("killed lab node {node}\n"));
@@ -68,7 +70,59 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn lab_up(path: &std::path::Path, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+/// This process and every node process of the lab.
+fn all_pids(running: &up::RunningLab) -> Vec<u32> {
+    let mut pids = vec![std::process::id()];
+    pids.extend(running.node_pids());
+    pids
+}
+
+/// One `--stats` line: CPU and memory since the last one, and how fast work starts.
+fn stats_line(running: &up::RunningLab, last: &stats::Reading, now: &stats::Reading) -> String {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let share = stats::cpu_share(last, now);
+    let me = std::process::id();
+    let only = |pid_is_me: bool| {
+        let pick = |r: &stats::Reading| stats::Reading {
+            at: r.at,
+            cpu_s: r
+                .cpu_s
+                .iter()
+                .copied()
+                .filter(|(p, _)| (*p == me) == pid_is_me)
+                .collect(),
+            rss_bytes: 0,
+        };
+        stats::cpu_share(&pick(last), &pick(now))
+    };
+    let mut starts: Vec<f64> = Vec::new();
+    let mut placed: Vec<f64> = Vec::new();
+    for t in running.startup_times() {
+        starts.extend(t.node_to_consuming.iter().map(Duration::as_secs_f64));
+        placed.extend(t.placed_to_consuming.iter().map(Duration::as_secs_f64));
+    }
+    let max = |v: &[f64]| v.iter().copied().fold(f64::NAN, f64::max);
+    format!(
+        "stats: cpu {:.1}% of the machine ({:.1}% of one core: lab {:.1}%, nodes {:.1}%), rss {:.0} MB, \
+         {} nodes; node start to consuming max {:.2} s ({} nodes), worker placed to consuming max {:.2} s ({} placements)\n",
+        share / cores * 100.0,
+        share * 100.0,
+        only(true) * 100.0,
+        only(false) * 100.0,
+        now.rss_bytes as f64 / 1e6,
+        now.cpu_s.len() - 1,
+        max(&starts),
+        starts.len(),
+        max(&placed),
+        placed.len(),
+    )
+}
+
+fn lab_up(
+    path: &std::path::Path,
+    dir: &std::path::Path,
+    stats: Option<Duration>,
+) -> anyhow::Result<ExitCode> {
     let name = path.display().to_string();
     let text = plan::read(path).map_err(|e| Failure::BadInput(format!("{name}: {e}")))?;
     let loaded = plan::load(&text);
@@ -82,46 +136,43 @@ fn lab_up(path: &std::path::Path, dir: &std::path::Path) -> anyhow::Result<ExitC
         .lab
         .ok_or_else(|| Failure::BadInput(format!("{name} has no `lab:` section")))?;
     let exe = std::env::current_exe().context("cannot find the spotdrill executable")?;
-    let cancel = CancellationToken::new();
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let worker = {
-        let (cancel, dir) = (cancel.clone(), dir.to_owned());
-        std::thread::spawn(move || {
-            let result = up::run(&lab, &exe, &dir, &cancel, |state| {
-                let mut text = format!("lab up: broker {}\n", state.brokers);
-                for n in &state.nodes {
-                    text.push_str(&format!("  node {} ({}), pid {}\n", n.id, n.cluster, n.pid));
-                }
-                for e in &state.endpoints {
-                    text.push_str(&format!("  {} {}: {}\n", e.cluster, e.api, e.url));
-                }
-                text.push_str(&format!(
-                    "  state {}, ground truth {}\n  Ctrl-C to stop; `spotdrill lab kill NODE` from another terminal\n",
-                    up::state_path(&dir).display(),
-                    dir.join("lab-truth.jsonl").display()
-                ));
-                output::out(&text);
-            });
-            let _ = done_tx.send(());
-            result
-        })
-    };
+    let running = up::RunningLab::start(&lab, &exe, dir)?;
+    let state = running.state();
+    let mut text = format!("lab up: broker {}\n", state.brokers);
+    for n in &state.nodes {
+        text.push_str(&format!("  node {} ({}), pid {}\n", n.id, n.cluster, n.pid));
+    }
+    for e in &state.endpoints {
+        text.push_str(&format!("  {} {}: {}\n", e.cluster, e.api, e.url));
+    }
+    text.push_str(&format!(
+        "  state {}, ground truth {}\n  Ctrl-C to stop; `spotdrill lab kill NODE` from another terminal\n",
+        up::state_path(dir).display(),
+        running.truth_path().display()
+    ));
+    output::out(&text);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-            _ = done_rx => {}
+        let mut every = tokio::time::interval(stats.unwrap_or(Duration::from_secs(3600)));
+        every.tick().await;
+        let mut last = stats::read(&all_pids(&running));
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                _ = every.tick(), if stats.is_some() => {
+                    let now = stats::read(&all_pids(&running));
+                    output::out(&stats_line(&running, &last, &now));
+                    last = now;
+                }
+            }
         }
         anyhow::Ok(())
     })?;
-    cancel.cancel();
-    worker
-        .join()
-        .map_err(|_| anyhow::anyhow!("the lab thread panicked"))??;
+    running.stop()?;
     Ok(ExitCode::Success)
 }

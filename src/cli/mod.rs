@@ -54,6 +54,28 @@ pub enum Command {
     Schema(schema::Args),
 }
 
+/// Read and validate a plan for a command that acts on it: diagnostics go to stderr, and an
+/// invalid plan is bad input (exit 2). Returns the plan and its text.
+pub fn load_plan(path: &std::path::Path) -> anyhow::Result<(crate::plan::Plan, String)> {
+    use crate::exit::Failure;
+    let name = path.display().to_string();
+    let text = match crate::plan::read(path) {
+        Ok(text) => text,
+        Err(e) => {
+            crate::output::err(&e.diagnostic().render(&name, ""));
+            return Err(Failure::BadInput(format!("cannot read the plan {name}")).into());
+        }
+    };
+    let loaded = crate::plan::load(&text);
+    for d in &loaded.diagnostics {
+        crate::output::err(&d.render(&name, &text));
+    }
+    match loaded.plan {
+        Some(plan) => Ok((plan, text)),
+        None => Err(Failure::BadInput(format!("{name} is not a valid plan")).into()),
+    }
+}
+
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {

@@ -46,6 +46,31 @@ pub struct TruthEvent<'a> {
     pub node: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worker: Option<&'a str>,
+    /// `backlog_drained`: the workload whose backlog drained.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<&'a str>,
+    /// `backlog_drained`: the highest lag (seconds) seen since the loss.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_lag_s: Option<f64>,
+    /// `backlog_drained`: the steady lag (seconds) before the loss, which lag is back to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steady_lag_s: Option<f64>,
+    /// `worker_consuming`: milliseconds from the worker's placement to its first record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub took_ms: Option<u64>,
+    /// `backlog_drained`: when the loss that caused the backlog happened.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "rfc3339_opt"
+    )]
+    pub since: Option<SystemTime>,
+}
+
+fn rfc3339_opt<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => rfc3339(t, s),
+        None => s.serialize_none(),
+    }
 }
 
 fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
@@ -61,6 +86,8 @@ struct Node {
     died_at: Option<Instant>,
     /// The scheduler has noticed the death and re-placed the node's work.
     detected: bool,
+    /// One of its workers has processed a record.
+    consuming: bool,
 }
 
 pub struct Cluster {
@@ -73,6 +100,20 @@ pub struct Cluster {
     replacements_due: Vec<Instant>,
     next_id: u32,
     truth: Option<File>,
+    /// Nodes lost since the last `take_losses`: when, and the workloads they hosted.
+    losses: Vec<(SystemTime, BTreeSet<String>)>,
+    /// When each running worker was placed, until it reports its first record.
+    placed_at: BTreeMap<String, Instant>,
+    startup: StartupTimes,
+}
+
+/// How fast work starts in the lab.
+#[derive(Clone, Debug, Default)]
+pub struct StartupTimes {
+    /// Per node: from spawning its process to its first worker's first record.
+    pub node_to_consuming: Vec<Duration>,
+    /// Per placement: from the scheduler placing a worker to its first record.
+    pub placed_to_consuming: Vec<Duration>,
 }
 
 impl Cluster {
@@ -99,6 +140,9 @@ impl Cluster {
             replacements_due: Vec::new(),
             next_id: 1,
             truth,
+            losses: Vec::new(),
+            placed_at: BTreeMap::new(),
+            startup: StartupTimes::default(),
         };
         for _ in 0..cluster.spec.nodes {
             cluster.add_node()?;
@@ -108,15 +152,26 @@ impl Cluster {
     }
 
     fn record(&mut self, event: &str, node: Option<&str>, worker: Option<&str>) {
-        let Some(file) = &mut self.truth else {
-            return;
-        };
+        let name = self.spec.name.clone();
         let line = TruthEvent {
             at: SystemTime::now(),
-            cluster: &self.spec.name,
+            cluster: &name,
             event,
             node,
             worker,
+            workload: None,
+            peak_lag_s: None,
+            steady_lag_s: None,
+            since: None,
+            took_ms: None,
+        };
+        self.record_event(&line);
+    }
+
+    /// Append one event to the ground truth.
+    pub fn record_event(&mut self, line: &TruthEvent<'_>) {
+        let Some(file) = &mut self.truth else {
+            return;
         };
         if let Ok(mut text) = serde_json::to_string(&line) {
             text.push('\n');
@@ -140,6 +195,7 @@ impl Cluster {
             workers: BTreeSet::new(),
             died_at: None,
             detected: false,
+            consuming: false,
         });
         Ok(())
     }
@@ -172,7 +228,7 @@ impl Cluster {
         let live = self.nodes.iter().filter(|n| n.died_at.is_none());
         let mut workloads: Vec<WorkloadView> = Vec::new();
         for (worker, node) in &self.placement {
-            let name = worker.rsplit_once('-').map_or(worker.as_str(), |(w, _)| w);
+            let name = workload_of(worker);
             let entry = match workloads.iter_mut().position(|w| w.name == name) {
                 Some(i) => &mut workloads[i],
                 None => {
@@ -210,6 +266,30 @@ impl Cluster {
         }
     }
 
+    /// The cluster's name.
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// The nodes lost (killed or found dead) since the last call, with the workloads they hosted.
+    pub fn take_losses(&mut self) -> Vec<(SystemTime, BTreeSet<String>)> {
+        std::mem::take(&mut self.losses)
+    }
+
+    /// Whether every worker of `workload` runs on a live node.
+    pub fn workload_placed(&self, workload: &str) -> bool {
+        self.placement
+            .iter()
+            .filter(|(w, _)| workload_of(w) == workload)
+            .all(|(_, node)| {
+                node.as_ref().is_some_and(|id| {
+                    self.nodes
+                        .iter()
+                        .any(|n| &n.id == id && n.died_at.is_none())
+                })
+            })
+    }
+
     /// Workers waiting for a slot.
     pub fn unplaced(&self) -> Vec<String> {
         self.placement
@@ -240,6 +320,12 @@ impl Cluster {
         n.process.terminate(notice);
         n.died_at = Some(Instant::now());
         let id = n.id.clone();
+        let hosted = n
+            .workers
+            .iter()
+            .map(|w| workload_of(w).to_owned())
+            .collect();
+        self.losses.push((SystemTime::now(), hosted));
         self.record("node_killed", Some(&id), None);
         Ok(())
     }
@@ -252,9 +338,16 @@ impl Cluster {
             if n.died_at.is_none() && !n.process.is_running() {
                 n.died_at = Some(now);
                 let id = n.id.clone();
+                let hosted = n
+                    .workers
+                    .iter()
+                    .map(|w| workload_of(w).to_owned())
+                    .collect();
+                self.losses.push((SystemTime::now(), hosted));
                 self.record("node_died", Some(&id), None);
             }
         }
+        self.note_consuming();
         let mut lost_nodes = 0;
         for i in 0..self.nodes.len() {
             let n = &mut self.nodes[i];
@@ -292,6 +385,50 @@ impl Cluster {
         Ok(())
     }
 
+    /// Record the workers that started consuming.
+    fn note_consuming(&mut self) {
+        let mut started = Vec::new();
+        for n in &mut self.nodes {
+            let reports = n.process.take_consuming();
+            if let Some((_, first)) = reports.first()
+                && !n.consuming
+            {
+                n.consuming = true;
+                self.startup
+                    .node_to_consuming
+                    .push(first.duration_since(n.process.spawned));
+            }
+            started.extend(reports.into_iter().map(|(w, at)| (n.id.clone(), w, at)));
+        }
+        let name = self.spec.name.clone();
+        for (node, worker, at) in started {
+            let took = self
+                .placed_at
+                .remove(&worker)
+                .map(|placed| at.saturating_duration_since(placed));
+            if let Some(took) = took {
+                self.startup.placed_to_consuming.push(took);
+            }
+            self.record_event(&TruthEvent {
+                at: SystemTime::now(),
+                cluster: &name,
+                event: "worker_consuming",
+                node: Some(&node),
+                worker: Some(&worker),
+                workload: None,
+                peak_lag_s: None,
+                steady_lag_s: None,
+                since: None,
+                took_ms: took.map(|d| d.as_millis() as u64),
+            });
+        }
+    }
+
+    /// How fast nodes and workers started consuming so far.
+    pub fn startup_times(&self) -> &StartupTimes {
+        &self.startup
+    }
+
     /// Place waiting workers on the live nodes with the most free slots.
     fn place(&mut self) {
         let waiting = self.unplaced();
@@ -327,10 +464,16 @@ impl Cluster {
             }
             node.workers.insert(w.clone());
             let id = node.id.clone();
+            self.placed_at.insert(w.clone(), Instant::now());
             self.placement.insert(w.clone(), Some(id.clone()));
             self.record("worker_placed", Some(&id), Some(&w));
         }
     }
+}
+
+/// The workload a worker belongs to (`coverage-topology-3` → `coverage-topology`).
+pub fn workload_of(worker: &str) -> &str {
+    worker.rsplit_once('-').map_or(worker, |(w, _)| w)
 }
 
 /// Workers of one workload: Storm workers own partitions of the first topic round-robin (task i

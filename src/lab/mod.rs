@@ -2,12 +2,15 @@
 //! consume like Storm (manual assignment) and Mesos tasks (a consumer group), node processes
 //! hosting workers (controlled through their stdin), and clusters whose scheduler notices dead
 //! nodes, re-places their work on free slots and brings replacement nodes in, writing
-//! lab-truth.jsonl, their HTTP APIs (Storm UI, Mesos master, Marathon), and `spotdrill lab up`.
-//! Still to come: truth events for "backlog drained".
+//! lab-truth.jsonl (including when each workload's backlog drained, [`truth`]), their HTTP APIs
+//! (Storm UI, Mesos master, Marathon), a running lab as a handle ([`up::RunningLab`]) for the
+//! runner and `spotdrill lab up`, and its resource use ([`stats`]).
 
 pub mod cluster;
 pub mod http;
 pub mod node;
 pub mod producer;
+pub mod stats;
+pub mod truth;
 pub mod up;
 pub mod worker;

@@ -70,6 +70,8 @@ impl From<&WorkerWire> for WorkerSpec {
 
 /// The line a node prints once its workers run.
 pub const READY: &str = "READY";
+/// The line a node prints when one of its workers processed its first record: `CONSUMING name`.
+pub const CONSUMING: &str = "CONSUMING";
 
 /// In the node process: run the workers until a signal or the parent's exit, taking commands
 /// from stdin.
@@ -141,8 +143,21 @@ impl Workers {
         }
         let stop = self.cancel.child_token();
         let (settings, spec, token) = (self.settings.clone(), WorkerSpec::from(wire), stop.clone());
+        let stats = Arc::new(WorkerStats::default());
+        {
+            // Report the first record processed (the lab's start-to-consuming figure).
+            let (stats, stop, name) = (stats.clone(), stop.clone(), name.to_owned());
+            std::thread::spawn(move || {
+                while !stop.is_cancelled() {
+                    if stats.processed.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+                        crate::output::out(&format!("{CONSUMING} {name}\n"));
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            });
+        }
         let handle = std::thread::spawn(move || {
-            let stats = Arc::new(WorkerStats::default());
             if let Err(e) = worker::run(&settings, &spec, &stats, &token) {
                 tracing::error!(error = %e, group = spec.group, "lab worker stopped");
             }
@@ -162,6 +177,10 @@ impl Workers {
 pub struct NodeProcess {
     pub id: String,
     child: Child,
+    /// When the process was spawned.
+    pub spawned: Instant,
+    /// Workers that reported their first record, and when, not yet taken.
+    consuming: Arc<std::sync::Mutex<Vec<(String, Instant)>>>,
 }
 
 impl NodeProcess {
@@ -172,6 +191,7 @@ impl NodeProcess {
         spec: &NodeSpec,
         ready_within: Duration,
     ) -> anyhow::Result<NodeProcess> {
+        let spawned = Instant::now();
         let mut child = std::process::Command::new(exe)
             .args(["lab", "node", "--brokers", &settings.brokers, "--spec"])
             .arg(serde_json::to_string(spec)?)
@@ -183,16 +203,28 @@ impl NodeProcess {
             .take()
             .ok_or_else(|| anyhow::anyhow!("lab node {} has no stdout", spec.id))?;
         let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with(READY) {
-                    let _ = tx.send(());
+        let consuming = Arc::new(std::sync::Mutex::new(Vec::new()));
+        {
+            let consuming = consuming.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if line.starts_with(READY) {
+                        let _ = tx.send(());
+                    } else if let Some(worker) = line.strip_prefix(CONSUMING) {
+                        let at = Instant::now();
+                        consuming
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((worker.trim().to_owned(), at));
+                    }
                 }
-            }
-        });
+            });
+        }
         let mut node = NodeProcess {
             id: spec.id.clone(),
             child,
+            spawned,
+            consuming,
         };
         if rx.recv_timeout(ready_within).is_err() {
             node.kill();
@@ -203,6 +235,11 @@ impl NodeProcess {
             );
         }
         Ok(node)
+    }
+
+    /// Workers that processed their first record since the last call, and when.
+    pub fn take_consuming(&self) -> Vec<(String, Instant)> {
+        std::mem::take(&mut *self.consuming.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     pub fn pid(&self) -> u32 {

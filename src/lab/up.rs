@@ -4,18 +4,20 @@
 //! kept in `DIR/lab.json` so `spotdrill lab kill NODE` can act from another terminal.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use std::sync::{Arc, Mutex};
-
-use super::cluster::{Cluster, ClusterSpec, workload_workers};
-use super::http::{self, SharedView};
+use super::cluster::{Cluster, ClusterSpec, StartupTimes, workload_workers};
+use super::http::{self, ClusterView, SharedView};
 use super::node::WorkerWire;
 use super::producer::{self, TopicLoad};
+use super::truth::{Watcher, WorkloadSpec};
 use crate::kafka::KafkaSettings;
 use crate::plan::{ClusterKind, Lab};
 
@@ -52,118 +54,341 @@ pub fn state_path(dir: &Path) -> PathBuf {
     dir.join("lab.json")
 }
 
-/// Run the lab until `cancel` fires. `on_ready` gets the state once everything runs.
-pub fn run(
-    lab: &Lab,
-    exe: &Path,
-    dir: &Path,
-    cancel: &CancellationToken,
-    on_ready: impl FnOnce(&LabState),
-) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let broker = MockCluster::new(1)?;
-    for t in &lab.topics {
-        broker.create_topic(&t.name, t.partitions as i32, 1)?;
+/// What a lab cluster runs now, against what it should run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capacity {
+    /// Live nodes.
+    pub nodes: u32,
+    /// Nodes the cluster was started with.
+    pub expected_nodes: u32,
+    /// Workers running on live nodes.
+    pub workers_placed: u32,
+    pub workers: u32,
+}
+
+impl Capacity {
+    /// Back to its size, with every worker placed.
+    pub fn is_full(&self) -> bool {
+        self.nodes >= self.expected_nodes && self.workers_placed >= self.workers
     }
-    let settings = KafkaSettings::new(broker.bootstrap_servers());
-    let producers: Vec<_> = lab
-        .topics
-        .iter()
-        .map(|t| {
+}
+
+enum Request {
+    Kill {
+        node: String,
+        notice: Duration,
+        done: std::sync::mpsc::Sender<anyhow::Result<()>>,
+    },
+}
+
+/// A running lab: broker, producers, clusters (scheduled on a thread of their own) and their
+/// HTTP APIs. Stops, leaving no node process behind, on [`RunningLab::stop`] or drop.
+pub struct RunningLab {
+    dir: PathBuf,
+    state: Arc<Mutex<LabState>>,
+    views: Vec<SharedView>,
+    expected: Vec<(String, u32)>,
+    startup: Arc<Mutex<Vec<StartupTimes>>>,
+    requests: std::sync::mpsc::Sender<Request>,
+    cancel: CancellationToken,
+    scheduler: Option<JoinHandle<anyhow::Result<()>>>,
+    servers: Vec<JoinHandle<()>>,
+    producers: Vec<producer::RunningProducer>,
+    // Last: the broker goes after everything that talks to it.
+    _broker: Option<MockCluster<'static, DefaultProducerContext>>,
+}
+
+impl RunningLab {
+    /// Start the lab of a plan: every node runs and every worker is placed when this returns.
+    pub fn start(lab: &Lab, exe: &Path, dir: &Path) -> anyhow::Result<RunningLab> {
+        std::fs::create_dir_all(dir)?;
+        let broker = MockCluster::new(1)?;
+        for t in &lab.topics {
+            broker.create_topic(&t.name, t.partitions as i32, 1)?;
+        }
+        let settings = KafkaSettings::new(broker.bootstrap_servers());
+        let cancel = CancellationToken::new();
+        let mut lab_handle = RunningLab {
+            dir: dir.to_owned(),
+            state: Arc::default(),
+            views: Vec::new(),
+            expected: Vec::new(),
+            startup: Arc::default(),
+            requests: std::sync::mpsc::channel().0,
+            cancel: cancel.clone(),
+            scheduler: None,
+            servers: Vec::new(),
+            producers: Vec::new(),
+            _broker: Some(broker),
+        };
+        for t in &lab.topics {
             let load = TopicLoad {
                 topic: t.name.clone(),
                 partitions: t.partitions as i32,
                 rate: t.rate,
                 message_bytes: t.message_bytes as usize,
             };
-            producer::spawn(&settings, load, cancel.clone())
-        })
-        .collect::<Result<_, _>>()?;
-    let truth = dir.join("lab-truth.jsonl");
-    let mut clusters = Vec::new();
-    for (name, c) in &lab.clusters {
-        let mut workers = Vec::new();
-        for (wname, w) in &c.workloads {
-            let partitions = w
-                .topics
-                .first()
-                .and_then(|t| lab.topics.iter().find(|lt| &lt.name == t))
-                .map_or(1, |t| t.partitions as i32);
-            let template = WorkerWire {
-                group: w.group.clone(),
-                topics: w.topics.clone(),
-                partitions: None,
-                cost_per_message_us: w.cost_per_message.as_micros() as u64,
-                commit_interval_ms: w.commit_interval.as_millis() as u64,
+            lab_handle
+                .producers
+                .push(producer::spawn(&settings, load, cancel.clone())?);
+        }
+        let truth = dir.join("lab-truth.jsonl");
+        let mut clusters = Vec::new();
+        let mut watched = Vec::new();
+        for (name, c) in &lab.clusters {
+            let mut workers = Vec::new();
+            for (wname, w) in &c.workloads {
+                let partitions = w
+                    .topics
+                    .first()
+                    .and_then(|t| lab.topics.iter().find(|lt| &lt.name == t))
+                    .map_or(1, |t| t.partitions as i32);
+                let template = WorkerWire {
+                    group: w.group.clone(),
+                    topics: w.topics.clone(),
+                    partitions: None,
+                    cost_per_message_us: w.cost_per_message.as_micros() as u64,
+                    commit_interval_ms: w.commit_interval.as_millis() as u64,
+                };
+                workers.extend(workload_workers(
+                    wname, c.kind, w.workers, partitions, &template,
+                ));
+                watched.push(WorkloadSpec {
+                    cluster: clusters.len(),
+                    workload: wname.clone(),
+                    group: w.group.clone(),
+                    topics: w.topics.clone(),
+                    commit_interval: w.commit_interval,
+                });
+            }
+            let spec = ClusterSpec {
+                name: name.clone(),
+                kind: c.kind,
+                nodes: c.nodes,
+                slots_per_node: c.slots_per_node,
+                detection_delay: c.detection_delay,
+                replacement_delay: c.replacement_delay,
+                workers,
             };
-            workers.extend(workload_workers(
-                wname, c.kind, w.workers, partitions, &template,
-            ));
+            lab_handle.expected.push((name.clone(), c.nodes));
+            // Started one by one; a failure drops (and kills) the clusters started so far.
+            clusters.push(Cluster::start(spec, exe, settings.clone(), Some(&truth))?);
         }
-        let spec = ClusterSpec {
-            name: name.clone(),
-            kind: c.kind,
-            nodes: c.nodes,
-            slots_per_node: c.slots_per_node,
-            detection_delay: c.detection_delay,
-            replacement_delay: c.replacement_delay,
-            workers,
-        };
-        clusters.push(Cluster::start(spec, exe, settings.clone(), Some(&truth))?);
-    }
-    let mut views = Vec::new();
-    let mut endpoints = Vec::new();
-    let mut servers = Vec::new();
-    for c in &clusters {
-        let now = c.view();
-        let apis: &[&str] = match now.kind {
-            ClusterKind::Storm => &["storm_ui"],
-            ClusterKind::Mesos => &["mesos_master", "marathon"],
-        };
-        let name = now.name.clone();
-        let view: SharedView = Arc::new(Mutex::new(now));
-        let (addr, handle) = http::serve(view.clone(), cancel.clone())?;
-        let url = format!("http://{addr}");
-        for api in apis {
-            endpoints.push(Endpoint {
-                cluster: name.clone(),
-                api: (*api).to_owned(),
-                url: url.clone(),
-            });
+        let watcher = Watcher::new(&settings, watched)?;
+        let mut endpoints = Vec::new();
+        for c in &clusters {
+            let now = c.view();
+            let apis: &[&str] = match now.kind {
+                ClusterKind::Storm => &["storm_ui"],
+                ClusterKind::Mesos => &["mesos_master", "marathon"],
+            };
+            let name = now.name.clone();
+            let view: SharedView = Arc::new(Mutex::new(now));
+            let (addr, handle) = http::serve(view.clone(), cancel.clone())?;
+            let url = format!("http://{addr}");
+            for api in apis {
+                endpoints.push(Endpoint {
+                    cluster: name.clone(),
+                    api: (*api).to_owned(),
+                    url: url.clone(),
+                });
+            }
+            lab_handle.views.push(view);
+            lab_handle.servers.push(handle);
         }
-        views.push(view);
-        servers.push(handle);
+        let state = LabState {
+            brokers: settings.brokers.clone(),
+            pid: std::process::id(),
+            nodes: clusters.iter().flat_map(Cluster::node_states).collect(),
+            endpoints,
+        };
+        write_state(dir, &state)?;
+        *lab_handle.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
+        let (tx, rx) = std::sync::mpsc::channel();
+        lab_handle.requests = tx;
+        let scheduler = Scheduler {
+            clusters,
+            watcher,
+            views: lab_handle.views.clone(),
+            state: lab_handle.state.clone(),
+            startup: lab_handle.startup.clone(),
+            dir: dir.to_owned(),
+        };
+        lab_handle.scheduler = Some(std::thread::spawn(move || scheduler.run(&rx, &cancel)));
+        Ok(lab_handle)
     }
-    let state = |clusters: &[Cluster]| LabState {
-        brokers: settings.brokers.clone(),
-        pid: std::process::id(),
-        nodes: clusters.iter().flat_map(Cluster::node_states).collect(),
-        endpoints: endpoints.clone(),
-    };
-    let mut last = state(&clusters);
-    write_state(dir, &last)?;
-    on_ready(&last);
-    while !cancel.is_cancelled() {
-        std::thread::sleep(TICK);
-        for (c, view) in clusters.iter_mut().zip(&views) {
-            c.tick()?;
+
+    /// Broker address, nodes and endpoints as they are now.
+    pub fn state(&self) -> LabState {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The lab's directory (lab.json, lab-truth.jsonl).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The ground truth file.
+    pub fn truth_path(&self) -> PathBuf {
+        self.dir.join("lab-truth.jsonl")
+    }
+
+    /// What a cluster shows through its HTTP APIs now.
+    pub fn view(&self, cluster: &str) -> Option<ClusterView> {
+        self.views
+            .iter()
+            .map(|v| v.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .find(|v| v.name == cluster)
+    }
+
+    /// A cluster's capacity now.
+    pub fn capacity(&self, cluster: &str) -> Option<Capacity> {
+        let view = self.view(cluster)?;
+        let expected = self.expected.iter().find(|(n, _)| n == cluster)?.1;
+        let live: Vec<&str> = view.nodes.iter().map(|n| n.id.as_str()).collect();
+        let placed = view
+            .workloads
+            .iter()
+            .flat_map(|w| &w.placed)
+            .filter(|(_, node)| live.contains(&node.as_str()))
+            .count();
+        Some(Capacity {
+            nodes: live.len() as u32,
+            expected_nodes: expected,
+            workers_placed: placed as u32,
+            workers: view.workloads.iter().map(|w| w.instances).sum(),
+        })
+    }
+
+    /// How fast nodes and workers started consuming so far, per cluster.
+    pub fn startup_times(&self) -> Vec<StartupTimes> {
+        self.startup
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Pids of the lab's node processes.
+    pub fn node_pids(&self) -> Vec<u32> {
+        self.state().nodes.iter().map(|n| n.pid).collect()
+    }
+
+    /// Kill a node: SIGKILL at once, or SIGTERM (the spot notice) and SIGKILL after `notice`.
+    /// Returns once the node is dead.
+    pub fn kill(&self, node: &str, notice: Duration) -> anyhow::Result<()> {
+        let (done, result) = std::sync::mpsc::channel();
+        self.requests
+            .send(Request::Kill {
+                node: node.to_owned(),
+                notice,
+                done,
+            })
+            .map_err(|_| anyhow::anyhow!("the lab has stopped"))?;
+        result
+            .recv()
+            .map_err(|_| anyhow::anyhow!("the lab stopped while killing {node}"))?
+    }
+
+    /// Stop everything: node processes, producers, HTTP servers, broker.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> anyhow::Result<()> {
+        self.cancel.cancel();
+        let mut result = Ok(());
+        if let Some(s) = self.scheduler.take() {
+            result = s
+                .join()
+                .map_err(|_| anyhow::anyhow!("the lab scheduler panicked"))
+                .and_then(|r| r);
+        }
+        for s in self.servers.drain(..) {
+            let _ = s.join();
+        }
+        for p in self.producers.drain(..) {
+            let _ = p.thread.join();
+        }
+        let _ = std::fs::remove_file(state_path(&self.dir));
+        result
+    }
+}
+
+impl Drop for RunningLab {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// The scheduler thread: ticks every cluster, takes kill requests, keeps views and state current.
+struct Scheduler {
+    clusters: Vec<Cluster>,
+    watcher: Watcher,
+    views: Vec<SharedView>,
+    state: Arc<Mutex<LabState>>,
+    startup: Arc<Mutex<Vec<StartupTimes>>>,
+    dir: PathBuf,
+}
+
+impl Scheduler {
+    fn run(
+        mut self,
+        requests: &std::sync::mpsc::Receiver<Request>,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        use std::sync::mpsc::RecvTimeoutError;
+        let mut next_tick = std::time::Instant::now();
+        while !cancel.is_cancelled() {
+            let wait = next_tick.saturating_duration_since(std::time::Instant::now());
+            match requests.recv_timeout(wait) {
+                Ok(Request::Kill { node, notice, done }) => {
+                    let result = match self
+                        .clusters
+                        .iter_mut()
+                        .find(|c| c.node_ids().contains(&node))
+                    {
+                        Some(c) => c.kill(&node, notice),
+                        None => Err(anyhow::anyhow!("no running lab node `{node}`")),
+                    };
+                    let _ = done.send(result);
+                    self.publish()?;
+                    continue;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            next_tick = std::time::Instant::now() + TICK;
+            for c in &mut self.clusters {
+                c.tick()?;
+            }
+            self.watcher.tick(&mut self.clusters);
+            self.publish()?;
+        }
+        Ok(())
+        // Dropping the clusters terminates every node process.
+    }
+
+    fn publish(&mut self) -> anyhow::Result<()> {
+        for (c, view) in self.clusters.iter().zip(&self.views) {
             *view.lock().unwrap_or_else(|e| e.into_inner()) = c.view();
         }
-        let now = state(&clusters);
-        if now != last {
-            write_state(dir, &now)?;
-            last = now;
+        *self.startup.lock().unwrap_or_else(|e| e.into_inner()) = self
+            .clusters
+            .iter()
+            .map(|c| c.startup_times().clone())
+            .collect();
+        let nodes: Vec<NodeState> = self
+            .clusters
+            .iter()
+            .flat_map(Cluster::node_states)
+            .collect();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.nodes != nodes {
+            state.nodes = nodes;
+            write_state(&self.dir, &state)?;
         }
+        Ok(())
     }
-    drop(clusters); // terminates every node process
-    for s in servers {
-        let _ = s.join();
-    }
-    for p in producers {
-        let _ = p.thread.join();
-    }
-    let _ = std::fs::remove_file(state_path(dir));
-    Ok(())
 }
 
 fn write_state(dir: &Path, state: &LabState) -> anyhow::Result<()> {

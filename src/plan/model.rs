@@ -129,6 +129,7 @@ pub struct Target {
     pub required_tolerance: u32,
     pub guards: Guards,
     pub cumulative: bool,
+    pub safety_multiple: f64,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -214,6 +215,7 @@ pub struct Observe {
     pub hold: Duration,
     pub timeout: Duration,
     pub cooldown: Duration,
+    pub settle: Duration,
     pub band_margin: f64,
     pub band_floor: Duration,
 }

@@ -317,6 +317,10 @@ pub struct RawTarget {
     /// from full capacity.
     #[serde(default)]
     pub cumulative: Option<bool>,
+    /// The overprovisioning rule's safety multiple: the report recommends (most nodes lost
+    /// within the replacement lead time) × this many spare nodes (default 3).
+    #[serde(default)]
+    pub safety_multiple: Option<f64>,
 }
 
 /// Node provider.
@@ -445,6 +449,11 @@ pub struct RawObserve {
     /// Per step: not recovered by then = fail (default 3m).
     #[serde(default)]
     pub timeout: Option<DurationText>,
+    /// Per step: observe at least this long after the injection before calling it recovered,
+    /// because a loss takes time to show in lag (the scheduler's detection delay plus a commit
+    /// interval); default 30s, at most `timeout`.
+    #[serde(default)]
+    pub settle: Option<DurationText>,
     /// Longest wait before a step for lag and capacity to come back (default 10m).
     #[serde(default)]
     pub cooldown: Option<DurationText>,

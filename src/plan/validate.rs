@@ -637,6 +637,13 @@ impl Checker<'_> {
             );
         }
         let guards = self.guards(raw, &path.key("guards"), &ladder, &nodes, lab);
+        let safety_multiple = raw.safety_multiple.unwrap_or(3.0);
+        if !(safety_multiple.is_finite() && safety_multiple > 0.0 && safety_multiple <= 100.0) {
+            self.error(
+                &path.key("safety_multiple"),
+                format!("safety_multiple must be above 0 and at most 100, not {safety_multiple}"),
+            );
+        }
         Target {
             kind: raw.kind,
             nodes,
@@ -648,6 +655,7 @@ impl Checker<'_> {
             required_tolerance,
             guards,
             cumulative: raw.cumulative.unwrap_or(false),
+            safety_multiple,
         }
     }
 
@@ -1126,6 +1134,7 @@ impl Checker<'_> {
             baseline: None,
             hold: None,
             timeout: None,
+            settle: None,
             cooldown: None,
             band: None,
         };
@@ -1140,6 +1149,17 @@ impl Checker<'_> {
         let hold = self.duration(&path.key("hold"), raw.hold.as_ref(), secs(5));
         let timeout = self.duration(&path.key("timeout"), raw.timeout.as_ref(), secs(180));
         let cooldown = self.duration(&path.key("cooldown"), raw.cooldown.as_ref(), secs(600));
+        let settle = self.duration(&path.key("settle"), raw.settle.as_ref(), secs(30));
+        if raw.settle.is_some() && settle > timeout {
+            self.error(
+                &path.key("settle"),
+                format!(
+                    "settle {} is longer than the step timeout {}",
+                    humantime::format_duration(settle),
+                    humantime::format_duration(timeout)
+                ),
+            );
+        }
         for (field, d) in [
             ("sample_interval", sample_interval),
             ("baseline", baseline),
@@ -1203,6 +1223,7 @@ impl Checker<'_> {
             secs(5),
         );
         Observe {
+            settle: settle.min(timeout),
             sample_interval,
             baseline,
             hold,
