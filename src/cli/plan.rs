@@ -1,8 +1,26 @@
 //! `spotdrill plan PLAN`: preflight; terminates nothing.
+//!
+//! Resolves each target's nodes (a lab's are predicted: the lab only starts with `run`), shows
+//! what each step would terminate with the very selection `run` makes, checks that Kafka and the
+//! health endpoints answer, warns about guards the ladder would breach, and says how long the run
+//! takes. Exit 0 when everything is ready, 4 when Kafka cannot be reached, 2 when a target's
+//! provider cannot discover nodes yet (after printing everything else).
 
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use indexmap::IndexMap;
+use serde::Serialize;
 
 use crate::exit::{ExitCode, Failure};
+use crate::kafka::KafkaSettings;
+use crate::nodes::{Lifecycle, Node, select};
+use crate::observe::{GroupSpec, LagProbe};
+use crate::output;
+use crate::plan::{Brokers, Endpoint, MinHealthy, NodeSelector, Plan, Target};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -13,9 +31,745 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    Err(
-        Failure::NotImplemented("preflight (`spotdrill plan`): node discovery and endpoint checks")
-            .into(),
-    )
+/// The longest `run` waits for a lab's workloads to commit before the baseline (its
+/// `LAB_WARMUP`).
+const LAB_WARMUP: Duration = Duration::from_secs(60);
+/// How long a lab's workloads usually take to commit for the first time.
+const LAB_WARMUP_TYPICAL: Duration = Duration::from_secs(5);
+/// Samples a typical step takes beyond `settle` and `hold`.
+const TYPICAL_EXTRA_SAMPLES: u32 = 3;
+/// After a target's last step, `run` waits this long at most for a lab cluster's capacity.
+const CAPACITY_TAIL: Duration = Duration::from_secs(120);
+/// How long one health endpoint may take to answer.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let (plan, _text) = super::load_plan(&args.plan)?;
+    let _span = tracing::info_span!("preflight", plan = %plan.name).entered();
+
+    let mut targets: Vec<TargetOut> = plan
+        .targets
+        .iter()
+        .map(|(name, target)| preview_target(&plan, name, target))
+        .collect();
+
+    // Kafka and every health endpoint at once: each is bounded by its own timeout.
+    let endpoints: Vec<(usize, &'static str, &Endpoint)> = plan
+        .targets
+        .values()
+        .enumerate()
+        .flat_map(|(i, t)| health_endpoints(t).map(move |(field, e)| (i, field, e)))
+        .collect();
+    let (kafka, health) = std::thread::scope(|s| {
+        let kafka = s.spawn(|| check_kafka(&plan));
+        let probes: Vec<_> = endpoints
+            .iter()
+            .map(|&(i, field, endpoint)| (i, s.spawn(move || check_health(field, endpoint))))
+            .collect();
+        let health: Vec<(usize, HealthOut)> = probes
+            .into_iter()
+            .map(|(i, h)| (i, h.join().expect("a health check does not panic")))
+            .collect();
+        (
+            kafka.join().expect("the Kafka check does not panic"),
+            health,
+        )
+    });
+    for (i, h) in health {
+        targets[i].health.push(h);
+    }
+
+    let estimate = Estimate::of(&plan);
+    let preflight = Preflight {
+        plan: plan.name.clone(),
+        targets,
+        kafka: match &kafka {
+            Ok(text) => text.clone(),
+            Err(e) => format!("error: {e}"),
+        },
+        worst_case_s: estimate.worst.as_secs(),
+        typical_s: estimate.typical.as_secs(),
+    };
+    if args.json {
+        let mut text = serde_json::to_string_pretty(&preflight)?;
+        text.push('\n');
+        output::out(&text);
+    } else {
+        output::out(&render_text(
+            &preflight,
+            &args.plan.display().to_string(),
+            &estimate,
+        ));
+    }
+
+    if let Err(e) = kafka {
+        return Err(Failure::Environment(e).into());
+    }
+    if preflight.targets.iter().any(|t| t.error.is_some()) {
+        return Err(Failure::NotImplemented("node discovery for AWS providers").into());
+    }
+    Ok(ExitCode::Success)
+}
+
+// ---- the preflight as data (the `--json` contract, DESIGN.md "Machine-readable outputs") ------
+
+#[derive(Debug, Serialize)]
+struct Preflight {
+    plan: String,
+    targets: Vec<TargetOut>,
+    /// `lab (started by run)`, `HOSTS reachable (…)`, or `error: WHY`.
+    kafka: String,
+    worst_case_s: u64,
+    typical_s: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct TargetOut {
+    name: String,
+    kind: String,
+    provider: &'static str,
+    /// Why the nodes could not be discovered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// What to keep in mind about the nodes shown (a lab's are predicted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+    nodes: Vec<NodeOut>,
+    steps: Vec<StepOut>,
+    health: Vec<HealthOut>,
+    guard_warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct NodeOut {
+    id: String,
+    host: String,
+    zone: Option<String>,
+    instance_type: Option<String>,
+    lifecycle: &'static str,
+}
+
+impl From<&Node> for NodeOut {
+    fn from(n: &Node) -> Self {
+        NodeOut {
+            id: n.id.clone(),
+            host: n.host.clone(),
+            zone: n.zone.clone(),
+            instance_type: n.instance_type.clone(),
+            lifecycle: n.lifecycle.as_str(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct StepOut {
+    terminations: u32,
+    would_terminate: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct HealthOut {
+    /// `storm_ui`, `mesos_master` or `marathon`.
+    endpoint: &'static str,
+    /// The URL, or `lab`.
+    url: String,
+    /// `lab`, `reachable`, `unreachable` or `not checked`.
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+}
+
+// ---- nodes and steps ---------------------------------------------------------------------------
+
+fn preview_target(plan: &Plan, name: &str, target: &Target) -> TargetOut {
+    let _span = tracing::debug_span!("target", target = name).entered();
+    let provider = target.nodes.provider().name();
+    let mut out = TargetOut {
+        name: name.to_owned(),
+        kind: format!("{:?}", target.kind).to_lowercase(),
+        provider,
+        error: None,
+        note: None,
+        nodes: Vec::new(),
+        steps: Vec::new(),
+        health: Vec::new(),
+        guard_warnings: Vec::new(),
+    };
+    let nodes = match &target.nodes {
+        NodeSelector::Lab { cluster, .. } => {
+            let size = plan
+                .lab
+                .as_ref()
+                .and_then(|lab| lab.clusters.get(cluster))
+                .map_or(0, |c| c.nodes);
+            out.note = Some(
+                "the lab is started by `run`: these are the ids it gives its nodes; later steps \
+                 choose among the nodes alive at that time (replacements get new ids)"
+                    .into(),
+            );
+            Some(lab_nodes(cluster, size))
+        }
+        NodeSelector::AwsEc2 { .. } | NodeSelector::AwsAsg { .. } | NodeSelector::AwsFis { .. } => {
+            out.error = Some(format!(
+                "node discovery for provider {provider} is not available yet"
+            ));
+            None
+        }
+    };
+    match &nodes {
+        Some(nodes) => {
+            out.nodes = nodes.iter().map(NodeOut::from).collect();
+            out.steps = preview_steps(target, nodes);
+        }
+        None => {
+            out.steps = target
+                .ladder
+                .iter()
+                .map(|&n| StepOut {
+                    terminations: n,
+                    would_terminate: Vec::new(),
+                    error: out.error.clone(),
+                })
+                .collect();
+        }
+    }
+    out.guard_warnings = guard_warnings(target, nodes.as_ref().map(Vec::len));
+    out
+}
+
+/// The nodes a lab cluster starts with: `{cluster}-1` … `{cluster}-{size}` (`lab::cluster`).
+fn lab_nodes(cluster: &str, size: u32) -> Vec<Node> {
+    (1..=size)
+        .map(|i| {
+            let id = format!("{cluster}-{i}");
+            Node {
+                host: id.clone(),
+                id,
+                zone: None,
+                instance_type: None,
+                lifecycle: Lifecycle::Lab,
+                running: true,
+            }
+        })
+        .collect()
+}
+
+/// What each step would terminate: the same choice `run` makes from the same nodes. Steps that
+/// add up (`cumulative`) choose among the nodes earlier steps left.
+fn preview_steps(target: &Target, nodes: &[Node]) -> Vec<StepOut> {
+    let seed = target.seed.unwrap_or(0);
+    let mut gone: BTreeSet<String> = BTreeSet::new();
+    target
+        .ladder
+        .iter()
+        .enumerate()
+        .map(|(step, &n)| {
+            let eligible: Vec<Node> = nodes
+                .iter()
+                .filter(|node| node.running && eligible_lifecycle(target, node))
+                .filter(|node| !gone.contains(&node.id))
+                .cloned()
+                .collect();
+            match select::choose(&eligible, n as usize, target.selection, seed, step) {
+                Ok(chosen) => {
+                    let ids: Vec<String> = chosen.into_iter().map(|c| c.id).collect();
+                    if target.cumulative {
+                        gone.extend(ids.iter().cloned());
+                    }
+                    StepOut {
+                        terminations: n,
+                        would_terminate: ids,
+                        error: None,
+                    }
+                }
+                Err(e) => StepOut {
+                    terminations: n,
+                    would_terminate: Vec::new(),
+                    error: Some(e.to_string()),
+                },
+            }
+        })
+        .collect()
+}
+
+/// On-demand nodes are eligible only where the plan allows them (as in `run`).
+fn eligible_lifecycle(target: &Target, node: &Node) -> bool {
+    let allow_on_demand = match &target.nodes {
+        NodeSelector::Lab { .. } => true,
+        NodeSelector::AwsEc2 {
+            allow_on_demand, ..
+        }
+        | NodeSelector::AwsAsg {
+            allow_on_demand, ..
+        }
+        | NodeSelector::AwsFis {
+            allow_on_demand, ..
+        } => *allow_on_demand,
+    };
+    node.lifecycle != Lifecycle::OnDemand || allow_on_demand
+}
+
+/// The guards the ladder would breach, each at its first breaching step; `run` stops the ladder
+/// at the first breach (exit 3). `size` is the number of nodes, where known.
+fn guard_warnings(target: &Target, size: Option<usize>) -> Vec<String> {
+    let g = &target.guards;
+    let mut warnings = Vec::new();
+    if let Some(max) = g.max_terminations {
+        let mut so_far = 0u32;
+        for (step, &n) in target.ladder.iter().enumerate() {
+            if so_far + n > max {
+                warnings.push(format!(
+                    "max_terminations {max}: step {} ({n}) would exceed it ({so_far} terminated \
+                     so far + {n}); the run stops there (exit 3)",
+                    step + 1
+                ));
+                break;
+            }
+            so_far += n;
+        }
+    }
+    if let (Some(min), Some(size)) = (g.min_healthy, size) {
+        let size = size as u32;
+        let (needed, what) = match min {
+            MinHealthy::Count(c) => (c, format!("{c}")),
+            MinHealthy::Percent(p) => {
+                let needed = (f64::from(size) * p / 100.0).ceil() as u32;
+                (needed, format!("{p}% of {size} = {needed}"))
+            }
+        };
+        // Without `cumulative`, every step starts from full capacity (cooldown waits for it).
+        let mut live = size;
+        for (step, &n) in target.ladder.iter().enumerate() {
+            let left = live.saturating_sub(n);
+            if left < needed {
+                warnings.push(format!(
+                    "min_healthy {what}: step {} ({n}) would leave {left} of {live} healthy \
+                     nodes; the run stops there (exit 3)",
+                    step + 1
+                ));
+                break;
+            }
+            if target.cumulative {
+                live = left;
+            }
+        }
+    }
+    if let Some(window) = g.allowed_hours {
+        let minute = (SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            / 60
+            % (24 * 60)) as u16;
+        let inside = if window.start_minute <= window.end_minute {
+            minute >= window.start_minute && minute < window.end_minute
+        } else {
+            minute >= window.start_minute || minute < window.end_minute
+        };
+        if !inside {
+            warnings.push(format!(
+                "allowed_hours {:02}:{:02}-{:02}:{:02} UTC: it is {:02}:{:02} UTC now, so a run \
+                 started now stops before its first step (exit 3)",
+                window.start_minute / 60,
+                window.start_minute % 60,
+                window.end_minute / 60,
+                window.end_minute % 60,
+                minute / 60,
+                minute % 60
+            ));
+        }
+    }
+    warnings
+}
+
+// ---- Kafka -------------------------------------------------------------------------------------
+
+/// `Ok(what to show)` when Kafka is ready for the run, `Err(why)` when it cannot be reached or
+/// lacks a topic the applications read.
+fn check_kafka(plan: &Plan) -> Result<String, String> {
+    let list = match &plan.kafka.brokers {
+        Brokers::Lab => return Ok("lab (started by run)".into()),
+        Brokers::External(list) => list,
+    };
+    let brokers = list
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut settings = KafkaSettings::new(brokers.clone());
+    settings.security = plan.kafka.security.clone();
+    let mut groups: IndexMap<&str, Vec<String>> = IndexMap::new();
+    for app in plan.applications.values() {
+        let topics = groups.entry(app.group.as_str()).or_default();
+        for t in &app.topics {
+            if !topics.contains(t) {
+                topics.push(t.clone());
+            }
+        }
+    }
+    let specs: Vec<GroupSpec> = groups
+        .into_iter()
+        .map(|(group, topics)| GroupSpec {
+            group: group.to_owned(),
+            topics,
+        })
+        .collect();
+    tracing::debug!(brokers = %brokers, groups = specs.len(), "checking Kafka");
+    LagProbe::connect(settings, &specs).map_err(|e| e.to_string())?;
+    let topics: BTreeSet<&str> = specs
+        .iter()
+        .flat_map(|s| s.topics.iter().map(String::as_str))
+        .collect();
+    Ok(format!(
+        "{brokers} reachable (topics found: {})",
+        topics.into_iter().collect::<Vec<_>>().join(", ")
+    ))
+}
+
+// ---- health endpoints --------------------------------------------------------------------------
+
+/// A target's health endpoints: (field, endpoint).
+fn health_endpoints(target: &Target) -> impl Iterator<Item = (&'static str, &Endpoint)> {
+    let h = &target.health;
+    [
+        ("storm_ui", h.storm_ui.as_ref()),
+        ("mesos_master", h.mesos_master.as_ref()),
+        ("marathon", h.marathon.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(field, e)| e.map(|e| (field, e)))
+}
+
+/// The path each kind of endpoint is asked for: one the health probes read anyway.
+fn health_path(field: &str) -> &'static str {
+    match field {
+        "storm_ui" => "/api/v1/cluster/summary",
+        "mesos_master" => "/master/slaves",
+        _ => "/v2/apps",
+    }
+}
+
+fn check_health(field: &'static str, endpoint: &Endpoint) -> HealthOut {
+    let url = match endpoint {
+        Endpoint::Lab => {
+            return HealthOut {
+                endpoint: field,
+                url: "lab".into(),
+                status: "lab",
+                detail: Some("started by run".into()),
+            };
+        }
+        Endpoint::Url(url) => url.clone(),
+    };
+    let path = health_path(field);
+    let _span = tracing::debug_span!("health", endpoint = field, url = %url).entered();
+    let (status, detail) = match http_get_status(&url, path, HEALTH_TIMEOUT) {
+        Ok(Probe::Answered(code, line)) if (200..300).contains(&code) => {
+            ("reachable", format!("GET {path}: {line}"))
+        }
+        Ok(Probe::Answered(_, line)) => ("unreachable", format!("GET {path} answered {line}")),
+        Ok(Probe::NotChecked(why)) => ("not checked", why),
+        Err(why) => ("unreachable", format!("GET {path}: {why}")),
+    };
+    HealthOut {
+        endpoint: field,
+        url,
+        status,
+        detail: Some(detail),
+    }
+}
+
+enum Probe {
+    /// The status code and the status line (without `HTTP/1.x`).
+    Answered(u16, String),
+    NotChecked(String),
+}
+
+/// One HTTP/1.0 GET of `{base}{path}` with plain std sockets, all of it within `timeout`; only the
+/// status line is read.
+fn http_get_status(base: &str, path: &str, timeout: Duration) -> Result<Probe, String> {
+    let Some(rest) = base.strip_prefix("http://") else {
+        return Ok(Probe::NotChecked(
+            "only http:// endpoints are checked by the preflight (no TLS client)".into(),
+        ));
+    };
+    let (authority, prefix) = rest
+        .find(['/', '?'])
+        .map_or((rest, ""), |i| rest.split_at(i));
+    let prefix = prefix.split('?').next().unwrap_or("").trim_end_matches('/');
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let has_port = match host.rfind(':') {
+        Some(i) => !host.ends_with(']') && host[i + 1..].bytes().all(|b| b.is_ascii_digit()),
+        None => false,
+    };
+    let addr = if has_port {
+        host.to_owned()
+    } else {
+        format!("{host}:80")
+    };
+    let deadline = Instant::now() + timeout;
+    let left = || {
+        deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("no answer within {}", humantime::format_duration(timeout)))
+    };
+    let addrs: Vec<_> = addr
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .collect();
+    let mut last = format!("{host} has no address");
+    let mut stream = None;
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, left()?) {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => last = format!("cannot connect to {a}: {e}"),
+        }
+    }
+    let mut stream = stream.ok_or(last)?;
+    let request = format!(
+        "GET {prefix}{path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: spotdrill/{}\r\n\
+         Accept: application/json\r\nConnection: close\r\n\r\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    stream
+        .set_write_timeout(Some(left()?))
+        .and_then(|()| stream.write_all(request.as_bytes()))
+        .map_err(|e| format!("cannot send the request: {e}"))?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 512];
+    while !head.contains(&b'\n') && head.len() < 4096 {
+        stream
+            .set_read_timeout(Some(left()?))
+            .map_err(|e| e.to_string())?;
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(format!("no answer: {e}")),
+        }
+    }
+    let head = String::from_utf8_lossy(&head);
+    let line = head.lines().next().unwrap_or("").trim();
+    let mut parts = line.splitn(3, ' ');
+    match (parts.next(), parts.next().map(str::parse::<u16>)) {
+        (Some(version), Some(Ok(code))) if version.starts_with("HTTP/") => {
+            let reason = parts.next().unwrap_or("").trim();
+            Ok(Probe::Answered(
+                code,
+                format!("HTTP {code} {reason}").trim_end().into(),
+            ))
+        }
+        _ if line.is_empty() => Err("the connection closed without an answer".into()),
+        _ => Err(format!("not an HTTP answer: {line:?}")),
+    }
+}
+
+// ---- duration ----------------------------------------------------------------------------------
+
+/// How long the run takes: at most, and typically.
+struct Estimate {
+    worst: Duration,
+    worst_parts: String,
+    typical: Duration,
+    typical_parts: String,
+}
+
+impl Estimate {
+    fn of(plan: &Plan) -> Estimate {
+        let o = &plan.observe;
+        let steps = plan.step_count() as u32;
+        let (warmup, warmup_typical, warmup_name) = if plan.lab.is_some() {
+            (LAB_WARMUP, LAB_WARMUP_TYPICAL, "lab warm-up")
+        } else {
+            (o.sample_interval * 3, o.sample_interval, "first samples")
+        };
+        // After a lab target's last step (unless steps add up), `run` waits for its capacity.
+        let tails = plan
+            .targets
+            .values()
+            .filter(|t| matches!(t.nodes, NodeSelector::Lab { .. }) && !t.cumulative)
+            .count() as u32;
+        let tail = o.cooldown.min(CAPACITY_TAIL);
+        let worst = warmup + o.baseline + (o.cooldown + o.timeout) * steps + tail * tails;
+        let mut worst_parts = format!(
+            "{warmup_name} {} + baseline {} + {steps} step{} × (cooldown {} + timeout {})",
+            d(warmup),
+            d(o.baseline),
+            plural(steps),
+            d(o.cooldown),
+            d(o.timeout)
+        );
+        if tails > 0 {
+            worst_parts.push_str(&format!(
+                " + {tails} × capacity wait after the last step {}",
+                d(tail)
+            ));
+        }
+        let samples = o.sample_interval * TYPICAL_EXTRA_SAMPLES;
+        let typical = warmup_typical + o.baseline + (o.settle + o.hold + samples) * steps;
+        let typical_parts = format!(
+            "{warmup_name} {} + baseline {} + {steps} step{} × (settle {} + hold {} + \
+             {TYPICAL_EXTRA_SAMPLES} samples {})",
+            d(warmup_typical),
+            d(o.baseline),
+            plural(steps),
+            d(o.settle),
+            d(o.hold),
+            d(samples)
+        );
+        Estimate {
+            worst,
+            worst_parts,
+            typical,
+            typical_parts,
+        }
+    }
+}
+
+/// A duration for people, in whole seconds or more precise when shorter than a second.
+fn d(duration: Duration) -> String {
+    let shown = if duration >= Duration::from_secs(1) {
+        Duration::from_secs(duration.as_secs())
+    } else {
+        duration
+    };
+    humantime::format_duration(shown).to_string()
+}
+
+fn plural(n: u32) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+// ---- text --------------------------------------------------------------------------------------
+
+fn render_text(p: &Preflight, path: &str, estimate: &Estimate) -> String {
+    let mut s = format!(
+        "plan `{}` ({path}): preflight, nothing is terminated\n",
+        p.plan
+    );
+    for t in &p.targets {
+        s.push_str(&format!(
+            "\ntarget {} ({}, provider {})\n",
+            t.name, t.kind, t.provider
+        ));
+        match &t.error {
+            Some(e) => s.push_str(&format!("  nodes: {e}\n")),
+            None => {
+                s.push_str(&format!("  nodes ({}):\n", t.nodes.len()));
+                for n in &t.nodes {
+                    s.push_str(&format!("    {}\n", describe_node(n)));
+                }
+                if let Some(note) = &t.note {
+                    s.push_str(&format!("  note: {note}\n"));
+                }
+            }
+        }
+        for (i, step) in t.steps.iter().enumerate() {
+            let what = match (&step.error, step.would_terminate.is_empty()) {
+                (Some(_), _) if t.error.is_some() => "nodes unknown".into(),
+                (Some(e), _) => format!("cannot choose: {e}"),
+                (None, true) => "nothing".into(),
+                (None, false) => format!("would terminate {}", step.would_terminate.join(", ")),
+            };
+            s.push_str(&format!(
+                "  step {}: {} termination{}: {what}\n",
+                i + 1,
+                step.terminations,
+                plural(step.terminations)
+            ));
+        }
+        for h in &t.health {
+            let detail = h
+                .detail
+                .as_deref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
+            let line = match h.status {
+                "lab" => format!("  health: {} lab{detail}\n", h.endpoint),
+                "reachable" => format!("  health: {} {} reachable{detail}\n", h.endpoint, h.url),
+                status => format!(
+                    "  warning: health endpoint {} {} {status}{detail}\n",
+                    h.endpoint, h.url
+                ),
+            };
+            s.push_str(&line);
+        }
+        for w in &t.guard_warnings {
+            s.push_str(&format!("  warning: guard {w}\n"));
+        }
+    }
+    s.push_str(&format!("\nkafka: {}\n", p.kafka));
+    s.push_str(&format!(
+        "\nduration:\n  worst case: {} = {}\n  typical:    ~{} (estimate: {}; a failing step ends \
+         its target's ladder early)\n",
+        d(estimate.worst),
+        estimate.worst_parts,
+        d(estimate.typical),
+        estimate.typical_parts
+    ));
+    s
+}
+
+fn describe_node(n: &NodeOut) -> String {
+    let mut parts = Vec::new();
+    if n.host != n.id {
+        parts.push(format!("host {}", n.host));
+    }
+    parts.extend(n.zone.clone());
+    parts.extend(n.instance_type.clone());
+    parts.push(n.lifecycle.to_owned());
+    format!("{} ({})", n.id, parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lab_nodes_are_named_like_the_lab_names_them() {
+        let ids: Vec<String> = lab_nodes("storm-lab", 3)
+            .into_iter()
+            .map(|n| n.id)
+            .collect();
+        assert_eq!(ids, ["storm-lab-1", "storm-lab-2", "storm-lab-3"]);
+    }
+
+    #[test]
+    fn http_get_reads_the_status_line() {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let port = server.server_addr().to_ip().unwrap().port();
+        let serve = std::thread::spawn(move || {
+            let req = server.recv().unwrap();
+            let url = req.url().to_owned();
+            req.respond(tiny_http::Response::from_string("{}")).unwrap();
+            url
+        });
+        let base = format!("http://127.0.0.1:{port}/prefix/");
+        match http_get_status(&base, "/v2/apps", HEALTH_TIMEOUT) {
+            Ok(Probe::Answered(200, line)) => assert_eq!(line, "HTTP 200 OK"),
+            other => panic!("unexpected: {:?}", other.map(|_| ())),
+        }
+        assert_eq!(serve.join().unwrap(), "/prefix/v2/apps");
+    }
+
+    #[test]
+    fn http_get_says_why_it_failed() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let err = http_get_status(&format!("http://127.0.0.1:{port}"), "/x", HEALTH_TIMEOUT)
+            .err()
+            .expect("nothing listens");
+        assert!(err.contains("cannot connect"), "{err}");
+        assert!(matches!(
+            http_get_status("https://example.invalid", "/x", HEALTH_TIMEOUT),
+            Ok(Probe::NotChecked(_))
+        ));
+    }
 }

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::Arc;
@@ -197,6 +198,9 @@ impl NodeProcess {
             .arg(serde_json::to_string(spec)?)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
+            // Its own process group: a Ctrl-C on the terminal reaches spotdrill, which decides
+            // what happens to its nodes, not the nodes themselves.
+            .process_group(0)
             .spawn()?;
         let stdout = child
             .stdout

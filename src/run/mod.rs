@@ -681,11 +681,12 @@ impl Runner<'_> {
                     continue;
                 }
                 None if intended => {
+                    // Its terminations happened (or may have): never again. Later steps still
+                    // run, for their evidence; the tolerance streak ends here all the same.
                     skip(
                         self,
                         "interrupted after its terminations; not repeated on resume",
                     )?;
-                    ended.get_or_insert_with(|| format!("step {} ({n}) was interrupted", step + 1));
                     continue;
                 }
                 None => {}

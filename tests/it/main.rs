@@ -7,6 +7,8 @@ mod lab;
 mod lab_cli;
 mod lag;
 mod lag_cli;
+mod plan_cli;
+mod run;
 mod schema;
 mod support;
 mod util;

@@ -1,0 +1,591 @@
+//! `spotdrill run` end to end on the embedded lab, held against the lab's ground truth.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::{Outcome, root};
+
+/// A lab cluster shape and what capacity arithmetic predicts for it.
+#[derive(Clone, Debug)]
+struct Shape {
+    kind: &'static str,
+    nodes: u32,
+    slots: u32,
+    workers: u32,
+    ladder: &'static [u32],
+    /// Messages per second on the topic, and each worker's cost per message.
+    rate: u32,
+    cost: &'static str,
+    partitions: u32,
+    /// SIGTERM notice before SIGKILL (mesos tasks leave their group on SIGTERM).
+    notice: &'static str,
+}
+
+impl Shape {
+    fn storm(nodes: u32, slots: u32, workers: u32, ladder: &'static [u32]) -> Shape {
+        Shape {
+            kind: "storm",
+            nodes,
+            slots,
+            workers,
+            ladder,
+            rate: 200,
+            cost: "1ms",
+            partitions: 16,
+            notice: "0s",
+        }
+    }
+
+    /// Two tasks of at most 250 msg/s each (4 ms per message) on 4 partitions at 300 msg/s:
+    /// two keep up with room to drain a backlog, one cannot. So the placed tasks' throughput
+    /// decides, and both tasks are placed while (nodes − k) × slots ≥ 2.
+    fn mesos(nodes: u32, slots: u32, ladder: &'static [u32]) -> Shape {
+        Shape {
+            kind: "mesos",
+            nodes,
+            slots,
+            workers: 2,
+            ladder,
+            rate: 300,
+            cost: "4ms",
+            partitions: 4,
+            notice: "1s",
+        }
+    }
+
+    /// The largest step k of the ladder such that every step up to k keeps every worker placed
+    /// before replacements arrive: (nodes − k) × slots ≥ workers.
+    fn predicted_tolerance(&self) -> u32 {
+        self.ladder
+            .iter()
+            .take_while(|&&k| (self.nodes - k) * self.slots >= self.workers)
+            .last()
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn plan(&self) -> String {
+        let (timeout, settle) = match self.kind {
+            "storm" => ("8s", "4s"),
+            _ => ("20s", "8s"),
+        };
+        format!(
+            r#"version: 1
+name: {kind} {nodes}x{slots} running {workers}
+kafka: {{brokers: lab}}
+lab:
+  topics:
+    - {{name: events, partitions: {partitions}, rate: {rate}/s, message_bytes: 128}}
+  clusters:
+    c:
+      kind: {kind}
+      nodes: {nodes}
+      slots_per_node: {slots}
+      detection_delay: 1s
+      replacement: {{enabled: true, delay: 30s}}
+      workloads:
+        app: {{workers: {workers}, group: app, topics: [events], cost_per_message: {cost}, commit_interval: 1s}}
+applications:
+  app:
+    group: app
+    topics: [events]
+    slo: {{max_lag: 60s, max_recovery: {timeout}}}
+targets:
+  c:
+    kind: {kind}
+    nodes: {{provider: lab, cluster: c, notice: {notice}}}
+    applications: [app]
+    ladder: {ladder:?}
+    seed: 3
+    required_tolerance: 1
+observe:
+  sample_interval: 500ms
+  baseline: 4s
+  hold: 2s
+  settle: {settle}
+  timeout: {timeout}
+  cooldown: 90s
+  band: {{margin: 0.5, floor: 2s}}
+"#,
+            kind = self.kind,
+            nodes = self.nodes,
+            slots = self.slots,
+            workers = self.workers,
+            partitions = self.partitions,
+            rate = self.rate,
+            cost = self.cost,
+            notice = self.notice,
+            ladder = self.ladder,
+        )
+    }
+}
+
+/// Run a plan text with `--yes` into a fresh directory; returns the outcome and the directory.
+fn run_plan(text: &str, extra: &[&str]) -> (Outcome, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(&plan, text).unwrap();
+    let out = dir.path().join("run");
+    let mut args = vec![
+        "run",
+        plan.to_str().unwrap(),
+        "--yes",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let outcome = spotdrill_env(&args, dir.path());
+    (outcome, dir)
+}
+
+fn spotdrill_env(args: &[&str], locks: &Path) -> Outcome {
+    let out = Command::new(env!("CARGO_BIN_EXE_spotdrill"))
+        .args(args)
+        .current_dir(root())
+        .env("SPOTDRILL_LOCK_DIR", locks.join("locks"))
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the spotdrill binary runs");
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn report(dir: &Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("run/report.json")).expect("report.json");
+    serde_json::from_str(&text).unwrap()
+}
+
+fn journal(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn events<'a>(journal: &'a [Value], event: &str) -> Vec<&'a Value> {
+    journal.iter().filter(|e| e["event"] == event).collect()
+}
+
+fn time(v: &Value) -> std::time::SystemTime {
+    humantime::parse_rfc3339(v.as_str().expect("a time")).unwrap()
+}
+
+fn check_shape(shape: &Shape) {
+    let (outcome, dir) = run_plan(&shape.plan(), &[]);
+    let predicted = shape.predicted_tolerance();
+    let report = report(dir.path());
+    let target = &report["targets"][0];
+    assert_eq!(
+        target["tolerated_terminations"],
+        predicted,
+        "{shape:?}: capacity arithmetic predicts {predicted}\n{}\n--- stderr\n{}",
+        serde_json::to_string_pretty(target).unwrap(),
+        outcome.stderr
+    );
+    outcome.expect_code(0);
+    // The first failing step, if any, is the first one past the arithmetic, and says why.
+    let steps = target["steps"].as_array().unwrap();
+    if let Some(i) = shape.ladder.iter().position(|&k| k > predicted) {
+        assert_eq!(
+            steps[i]["verdict"],
+            "fail",
+            "{}",
+            serde_json::to_string_pretty(&steps[i]).unwrap()
+        );
+        assert_eq!(target["first_failure"]["terminations"], shape.ladder[i]);
+        assert!(
+            target["first_failure"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("not recovered")
+        );
+        // Escalation stops after a failed step.
+        for s in &steps[i + 1..] {
+            assert!(s["verdict"].is_null() && s["skipped"].is_string(), "{s}");
+        }
+    }
+    // Every judged step terminated exactly its number of distinct nodes, each one once.
+    let journal = journal(&dir.path().join("run"));
+    let intents = events(&journal, "intent");
+    let mut all: Vec<&str> = Vec::new();
+    for i in &intents {
+        let nodes = i["nodes"].as_array().unwrap();
+        let step = i["step"].as_u64().unwrap() as usize;
+        assert_eq!(nodes.len() as u32, shape.ladder[step]);
+        all.extend(nodes.iter().map(|n| n["id"].as_str().unwrap()));
+    }
+    let mut unique = all.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        all.len(),
+        "a node was terminated twice: {all:?}"
+    );
+    // Each step started from full capacity: the lab saw every node of a step's intent alive.
+    for name in [
+        "report.json",
+        "samples.csv",
+        "journal.jsonl",
+        "lab-truth.jsonl",
+    ] {
+        assert!(
+            dir.path().join("run").join(name).exists(),
+            "{name} is written"
+        );
+    }
+}
+
+#[test]
+fn storm_6x2_running_8_tolerates_2() {
+    check_shape(&Shape::storm(6, 2, 8, &[1, 2, 3]));
+}
+
+#[test]
+fn storm_6x3_running_8_tolerates_3() {
+    check_shape(&Shape::storm(6, 3, 8, &[2, 3, 4]));
+}
+
+#[test]
+fn storm_4x2_running_6_tolerates_1() {
+    check_shape(&Shape::storm(4, 2, 6, &[1, 2]));
+}
+
+#[test]
+fn mesos_4x1_running_2_tolerates_2() {
+    check_shape(&Shape::mesos(4, 1, &[1, 2, 3]));
+}
+
+#[test]
+fn mesos_3x1_running_2_tolerates_1() {
+    check_shape(&Shape::mesos(3, 1, &[1, 2]));
+}
+
+/// The harness's recovery time per step is within ± 2 sample intervals of the lab's truth: from
+/// the node kill to the `backlog_drained` event.
+#[test]
+fn measured_recovery_matches_the_lab_truth() {
+    let shape = Shape::storm(6, 2, 8, &[1, 2]);
+    let (outcome, dir) = run_plan(&shape.plan(), &[]);
+    outcome.expect_code(0);
+    let run = dir.path().join("run");
+    let truth: Vec<Value> = std::fs::read_to_string(run.join("lab-truth.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let report = report(dir.path());
+    let steps = report["targets"][0]["steps"].as_array().unwrap();
+    let interval = 0.5;
+    for step in steps {
+        let injected = time(&step["injected_at"]);
+        let measured = step["applications"][0]["recovery_s"]
+            .as_f64()
+            .expect("recovered");
+        // The drained event of the backlog this step caused.
+        let drained = truth
+            .iter()
+            .filter(|e| e["event"] == "backlog_drained")
+            .find(|e| {
+                let since = time(&e["since"]);
+                since >= injected
+                    && since.duration_since(injected).unwrap() < Duration::from_secs(1)
+            })
+            .unwrap_or_else(|| {
+                panic!("no backlog_drained for the step at {}", step["injected_at"])
+            });
+        let truth_s = time(&drained["at"])
+            .duration_since(injected)
+            .unwrap()
+            .as_secs_f64();
+        assert!(
+            (measured - truth_s).abs() <= 2.0 * interval,
+            "measured recovery {measured} s, lab truth {truth_s:.2} s (step {step})"
+        );
+    }
+}
+
+/// A guard that the ladder breaches stops escalation: no terminations past it, the report is
+/// written, exit 3.
+#[test]
+fn a_breached_guard_stops_escalation_and_exits_3() {
+    let plan = Shape::storm(6, 2, 8, &[1, 2, 3]).plan().replace(
+        "    seed: 3\n",
+        "    seed: 3\n    guards: {max_terminations: 2}\n",
+    );
+    let (outcome, dir) = run_plan(&plan, &[]);
+    outcome.expect_code(3);
+    let journal = journal(&dir.path().join("run"));
+    assert_eq!(
+        events(&journal, "intent").len(),
+        1,
+        "only step 1 (1 node) fits under 2"
+    );
+    let breach = events(&journal, "guard_breached");
+    assert_eq!(breach.len(), 1);
+    assert_eq!(breach[0]["guard"], "max_terminations");
+    let report = report(dir.path());
+    assert!(
+        report["aborted"]
+            .as_str()
+            .unwrap()
+            .contains("max_terminations")
+    );
+    assert_eq!(report["exit_code"], 3);
+    assert_eq!(report["targets"][0]["steps"][0]["verdict"], "pass");
+    assert!(
+        report["targets"][0]["steps"][1]["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("max_terminations")
+    );
+}
+
+/// A run in the background, for the interrupt tests.
+struct Background {
+    child: Child,
+    dir: tempfile::TempDir,
+    run: PathBuf,
+}
+
+fn start_in_background(plan: &str) -> Background {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.yaml");
+    std::fs::write(&path, plan).unwrap();
+    let run = dir.path().join("run");
+    let child = Command::new(env!("CARGO_BIN_EXE_spotdrill"))
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--yes",
+            "--out",
+            run.to_str().unwrap(),
+        ])
+        .current_dir(root())
+        .env("SPOTDRILL_LOCK_DIR", dir.path().join("locks"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    Background { child, dir, run }
+}
+
+fn wait_for(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn sigint(child: &Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> i32 {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run did not exit within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn lab_node_pids(run: &Path) -> Vec<i32> {
+    let text = std::fs::read_to_string(run.join("lab.json")).unwrap_or_default();
+    let state: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    state["nodes"]
+        .as_array()
+        .map(|n| {
+            n.iter()
+                .map(|n| n["pid"].as_i64().unwrap() as i32)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn alive(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // A zombie (Z) is dead; it only waits for its parent to reap it.
+    !stat.is_empty() && !stat.contains(") Z ")
+}
+
+/// The first Ctrl-C stops injecting but finishes observing the step and writes the report
+/// (exit 3); the later steps never terminate anything, and no node process is left behind.
+#[test]
+fn one_ctrl_c_finishes_the_step_writes_the_report_and_exits_3() {
+    let mut bg = start_in_background(&Shape::storm(6, 2, 8, &[1, 2, 3]).plan());
+    let run = bg.run.clone();
+    wait_for("the first injection", Duration::from_secs(90), || {
+        !events(&journal(&run), "injected").is_empty()
+    });
+    let pids = lab_node_pids(&run);
+    assert!(!pids.is_empty());
+    sigint(&bg.child);
+    let code = wait_exit(&mut bg.child, Duration::from_secs(60));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(bg.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(code, 3, "{stderr}");
+    let journal = journal(&run);
+    assert_eq!(
+        events(&journal, "intent").len(),
+        1,
+        "no termination after Ctrl-C"
+    );
+    let judged = events(&journal, "step_judged");
+    assert_eq!(
+        judged.len(),
+        1,
+        "the interrupted step is observed to its end and judged"
+    );
+    let report = report(bg.dir.path());
+    assert_eq!(report["exit_code"], 3);
+    assert!(report["aborted"].as_str().unwrap().contains("interrupted"));
+    wait_for("no lab node left", Duration::from_secs(10), || {
+        pids.iter().all(|&p| !alive(p))
+    });
+}
+
+/// A second Ctrl-C exits at once (exit 3) with the journal flushed; `--resume` then continues the
+/// run without terminating the interrupted step's nodes again, and writes the report.
+#[test]
+fn two_ctrl_c_exit_at_once_and_resume_does_not_terminate_twice() {
+    let plan = Shape::storm(6, 2, 8, &[1, 2]).plan();
+    let mut bg = start_in_background(&plan);
+    let run = bg.run.clone();
+    wait_for("the first injection", Duration::from_secs(90), || {
+        !events(&journal(&run), "injected").is_empty()
+    });
+    let pids = lab_node_pids(&run);
+    sigint(&bg.child);
+    std::thread::sleep(Duration::from_millis(300));
+    sigint(&bg.child);
+    let started = Instant::now();
+    let code = wait_exit(&mut bg.child, Duration::from_secs(10));
+    assert_eq!(code, 3);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the second Ctrl-C exits at once"
+    );
+    let journal_then = journal(&run);
+    let last = journal_then.last().unwrap();
+    assert_eq!(last["event"], "interrupted");
+    assert_eq!(last["hard"], true);
+    assert!(events(&journal_then, "step_judged").is_empty());
+    wait_for("no lab node left", Duration::from_secs(10), || {
+        pids.iter().all(|&p| !alive(p))
+    });
+    let first_nodes = events(&journal_then, "intent")[0]["nodes"].clone();
+
+    // Resume: the lock of the dead run is gone (it removed it on the way out).
+    let plan_path = bg.dir.path().join("plan.yaml");
+    let resumed = spotdrill_env(
+        &[
+            "run",
+            plan_path.to_str().unwrap(),
+            "--yes",
+            "--resume",
+            run.to_str().unwrap(),
+        ],
+        bg.dir.path(),
+    );
+    let journal_now = journal(&run);
+    let intents = events(&journal_now, "intent");
+    assert_eq!(
+        intents.len(),
+        2,
+        "step 1 is not injected again\n{}",
+        resumed.stderr
+    );
+    assert_eq!(intents[0]["nodes"], first_nodes);
+    assert_eq!(intents[1]["step"], 1);
+    let report = report(bg.dir.path());
+    let steps = report["targets"][0]["steps"].as_array().unwrap();
+    assert!(
+        steps[0]["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("not repeated"),
+        "{}",
+        steps[0]
+    );
+    assert_eq!(steps[1]["verdict"], "pass");
+    assert!(
+        report["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().starts_with("resumed"))
+    );
+    // Step 1 did not pass (interrupted), so the tolerance is 0 and the gate fails: exit 1.
+    resumed.expect_code(1);
+}
+
+#[test]
+fn run_without_yes_and_without_a_terminal_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = spotdrill_env(
+        &[
+            "run",
+            "experiments/lab-game-day.yaml",
+            "--out",
+            dir.path().join("r").to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    out.expect_code(2);
+    assert!(out.stderr.contains("--yes"), "{}", out.stderr);
+    assert!(!dir.path().join("r").exists(), "nothing started");
+}
+
+/// Against a real broker whose group never committed, the run refuses to start (exit 4) and
+/// terminates nothing.
+#[test]
+fn a_group_without_commits_is_refused_before_anything_is_terminated() {
+    let kafka = crate::support::kafka::Kafka::mock();
+    kafka.create_topic("events", 2, &[]);
+    kafka.produce("events", 0, &[1_000, 2_000]);
+    let plan = format!(
+        r#"version: 1
+name: no commits
+kafka: {{brokers: "{brokers}"}}
+applications:
+  app: {{group: nobody, topics: [events], slo: {{max_lag: 60s, max_recovery: 2m}}}}
+targets:
+  storm:
+    kind: storm
+    nodes: {{provider: aws-ec2, region: us-east-1, tags: {{cluster: x}}}}
+    applications: [app]
+    ladder: [1]
+observe: {{sample_interval: 200ms}}
+"#,
+        brokers = kafka.bootstrap
+    );
+    let (outcome, dir) = run_plan(&plan, &[]);
+    outcome.expect_code(4);
+    assert!(
+        outcome.stderr.contains("no committed offsets"),
+        "{}",
+        outcome.stderr
+    );
+    let journal = journal(&dir.path().join("run"));
+    assert!(events(&journal, "intent").is_empty());
+}
