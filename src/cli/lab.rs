@@ -37,6 +37,13 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// The lab's broker and producers (started by the lab, not by hand).
+    #[command(hide = true)]
+    Broker {
+        /// The topics, as JSON.
+        #[arg(long)]
+        spec: String,
+    },
     /// A lab node process (started by the lab, not by hand).
     #[command(hide = true)]
     Node {
@@ -61,6 +68,12 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             output::out(&format!("killed lab node {node}\n"));
             Ok(ExitCode::Success)
         }
+        Command::Broker { spec } => {
+            let topics: Vec<crate::lab::broker::TopicWire> = serde_json::from_str(&spec)
+                .map_err(|e| Failure::BadInput(format!("invalid lab broker spec: {e}")))?;
+            crate::lab::broker::serve(&topics)?;
+            Ok(ExitCode::Success)
+        }
         Command::Node { brokers, spec } => {
             let spec: NodeSpec = serde_json::from_str(&spec)
                 .map_err(|e| Failure::BadInput(format!("invalid lab node spec: {e}")))?;
@@ -73,6 +86,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
 /// This process and every node process of the lab.
 fn all_pids(running: &up::RunningLab) -> Vec<u32> {
     let mut pids = vec![std::process::id()];
+    pids.extend(running.broker_pid());
     pids.extend(running.node_pids());
     pids
 }
@@ -103,7 +117,7 @@ fn stats_line(running: &up::RunningLab, last: &stats::Reading, now: &stats::Read
     }
     let max = |v: &[f64]| v.iter().copied().fold(f64::NAN, f64::max);
     format!(
-        "stats: cpu {:.1}% of the machine ({:.1}% of one core: lab {:.1}%, nodes {:.1}%), rss {:.0} MB, \
+        "stats: cpu {:.1}% of the machine ({:.1}% of one core: lab {:.1}%, broker and nodes {:.1}%), rss {:.0} MB, \
          {} nodes; node start to consuming max {:.2} s ({} nodes), worker placed to consuming max {:.2} s ({} placements)\n",
         share / cores * 100.0,
         share * 100.0,

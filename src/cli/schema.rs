@@ -1,6 +1,6 @@
 //! `spotdrill schema [--report]`: JSON Schema for editors and tooling.
 
-use crate::exit::{ExitCode, Failure};
+use crate::exit::ExitCode;
 use crate::output;
 
 #[derive(Debug, clap::Args)]
@@ -15,10 +15,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.report {
-        return Err(Failure::NotImplemented(
-            "the report.json schema (`spotdrill schema --report`)",
-        )
-        .into());
+        let text = serde_json::to_string_pretty(&crate::report::json_schema())?;
+        output::out(&format!("{text}\n"));
+        return Ok(ExitCode::Success);
     }
     if args.markdown {
         output::out(&crate::plan::reference::markdown());

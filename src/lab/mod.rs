@@ -6,6 +6,7 @@
 //! (Storm UI, Mesos master, Marathon), a running lab as a handle ([`up::RunningLab`]) for the
 //! runner and `spotdrill lab up`, and its resource use ([`stats`]).
 
+pub mod broker;
 pub mod cluster;
 pub mod http;
 pub mod node;

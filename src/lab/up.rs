@@ -8,15 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::DefaultProducerContext;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use super::broker::{BrokerProcess, TopicWire};
 use super::cluster::{Cluster, ClusterSpec, StartupTimes, workload_workers};
 use super::http::{self, ClusterView, SharedView};
 use super::node::WorkerWire;
-use super::producer::{self, TopicLoad};
 use super::truth::{Watcher, WorkloadSpec};
 use crate::kafka::KafkaSettings;
 use crate::plan::{ClusterKind, Lab};
@@ -26,6 +24,9 @@ use crate::plan::{ClusterKind, Lab};
 pub struct LabState {
     pub brokers: String,
     pub pid: u32,
+    /// The process running the lab's broker and producers.
+    #[serde(default)]
+    pub broker_pid: u32,
     pub nodes: Vec<NodeState>,
     /// The HTTP APIs of each cluster (Storm UI, or Mesos master and Marathon).
     pub endpoints: Vec<Endpoint>,
@@ -93,20 +94,26 @@ pub struct RunningLab {
     cancel: CancellationToken,
     scheduler: Option<JoinHandle<anyhow::Result<()>>>,
     servers: Vec<JoinHandle<()>>,
-    producers: Vec<producer::RunningProducer>,
     // Last: the broker goes after everything that talks to it.
-    _broker: Option<MockCluster<'static, DefaultProducerContext>>,
+    broker: Option<BrokerProcess>,
 }
 
 impl RunningLab {
     /// Start the lab of a plan: every node runs and every worker is placed when this returns.
     pub fn start(lab: &Lab, exe: &Path, dir: &Path) -> anyhow::Result<RunningLab> {
         std::fs::create_dir_all(dir)?;
-        let broker = MockCluster::new(1)?;
-        for t in &lab.topics {
-            broker.create_topic(&t.name, t.partitions as i32, 1)?;
-        }
-        let settings = KafkaSettings::new(broker.bootstrap_servers());
+        let topics: Vec<TopicWire> = lab
+            .topics
+            .iter()
+            .map(|t| TopicWire {
+                name: t.name.clone(),
+                partitions: t.partitions,
+                rate: t.rate,
+                message_bytes: t.message_bytes,
+            })
+            .collect();
+        let broker = BrokerProcess::start(exe, &topics, Duration::from_secs(15))?;
+        let settings = KafkaSettings::new(broker.bootstrap.clone());
         let cancel = CancellationToken::new();
         let mut lab_handle = RunningLab {
             dir: dir.to_owned(),
@@ -118,20 +125,8 @@ impl RunningLab {
             cancel: cancel.clone(),
             scheduler: None,
             servers: Vec::new(),
-            producers: Vec::new(),
-            _broker: Some(broker),
+            broker: Some(broker),
         };
-        for t in &lab.topics {
-            let load = TopicLoad {
-                topic: t.name.clone(),
-                partitions: t.partitions as i32,
-                rate: t.rate,
-                message_bytes: t.message_bytes as usize,
-            };
-            lab_handle
-                .producers
-                .push(producer::spawn(&settings, load, cancel.clone())?);
-        }
         let truth = dir.join("lab-truth.jsonl");
         let mut clusters = Vec::new();
         let mut watched = Vec::new();
@@ -199,6 +194,7 @@ impl RunningLab {
         let state = LabState {
             brokers: settings.brokers.clone(),
             pid: std::process::id(),
+            broker_pid: lab_handle.broker_pid().unwrap_or(0),
             nodes: clusters.iter().flat_map(Cluster::node_states).collect(),
             endpoints,
         };
@@ -268,6 +264,19 @@ impl RunningLab {
             .clone()
     }
 
+    /// Pid of the lab's broker process.
+    pub fn broker_pid(&self) -> Option<u32> {
+        self.broker.as_ref().map(BrokerProcess::pid)
+    }
+
+    /// Why the lab's broker is gone, if it is (it should run as long as the lab).
+    pub fn broker_exited(&mut self) -> Option<String> {
+        let status = self.broker.as_mut()?.exited()?;
+        Some(format!(
+            "the lab's Kafka broker (mock cluster) exited: {status}"
+        ))
+    }
+
     /// Pids of the lab's node processes.
     pub fn node_pids(&self) -> Vec<u32> {
         self.state().nodes.iter().map(|n| n.pid).collect()
@@ -306,8 +315,8 @@ impl RunningLab {
         for s in self.servers.drain(..) {
             let _ = s.join();
         }
-        for p in self.producers.drain(..) {
-            let _ = p.thread.join();
+        if let Some(mut b) = self.broker.take() {
+            b.stop();
         }
         let _ = std::fs::remove_file(state_path(&self.dir));
         result

@@ -76,7 +76,7 @@ pub fn run(
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "500")
-        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("partition.assignment.strategy", "roundrobin")
         .set("fetch.wait.max.ms", "50")
         .create()
         .map_err(kafka)?;

@@ -1070,13 +1070,13 @@ impl Checker<'_> {
                 );
             } else if self.intact(&path.parent().unwrap_or_default().key("ladder")) {
                 let mut total = 0;
-                for &step in ladder {
+                for (i, &step) in ladder.iter().enumerate() {
                     total += step;
                     if total > max {
                         self.warn(
                             &p,
                             format!(
-                                "the guard stops the ladder before step {step}: the steps up to it terminate {total} nodes, more than max_terminations {max}"
+                                "the guard stops the ladder before step {} ({step} terminations): the steps up to it terminate {total} nodes, more than max_terminations {max}", i + 1
                             ),
                         );
                         break;

@@ -1,23 +1,53 @@
 //! Reports from a run's journal: `report.json` (DESIGN.md "Machine-readable outputs", schema
-//! version 1). Everything in a report comes from the journal, so a crashed run still gets one.
+//! version 1), and from it `report.md`, `report.html` and `junit.xml` ([`write_all`]).
+//! Everything in a report comes from the journal (the charts also from `samples.csv` and
+//! `lab-truth.jsonl`), so a crashed run still gets one.
 
 use std::path::Path;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{self, Verdict};
 use crate::run::journal::{AppResult, Entry, NodeOutcome};
 
+mod chart;
+pub mod diff;
+mod evidence;
+mod html;
+mod junit;
+mod markdown;
+mod schema;
+mod text;
+
+pub use evidence::Evidence;
+pub use schema::json_schema;
+
 pub const SCHEMA_VERSION: u32 = 1;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The files [`write_all`] writes into a run directory, in the order it writes them.
+pub const FILES: [&str; 4] = ["report.json", "report.md", "report.html", "junit.xml"];
+
+/// The result of a run (`report.json`): per target how many terminations it tolerated, and per
+/// step and application what was measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "spotdrill report.json")]
 pub struct Report {
+    /// The version of this format; 1.
     pub schema_version: u32,
+    /// The plan's `name`.
     pub plan: String,
+    /// Where the plan was read from.
     pub plan_path: String,
+    /// When the run started (RFC 3339).
     pub started_at: Option<String>,
+    /// When the run finished (RFC 3339); null when it did not (the report was rebuilt from the
+    /// journal of a crashed run).
     pub finished_at: Option<String>,
+    /// `pass` when every target met its required tolerance, `fail` when one failed, else
+    /// `inconclusive`.
     pub verdict: Verdict,
+    /// The exit code of the run: 0 pass, 1 a verdict failed, 3 aborted.
     pub exit_code: u8,
     /// How the targets ran: "one after another: a, b".
     pub order: String,
@@ -25,53 +55,89 @@ pub struct Report {
     pub aborted: Option<String>,
     /// Things the reader must know: missing pieces, an interrupted run.
     pub notes: Vec<String>,
+    /// Wall time of the run (the last attempt when resumed), seconds.
+    pub duration_s: Option<f64>,
+    /// spotdrill's own CPU over the run as a share of one core, percent (the in-process lab
+    /// included, its node processes not).
+    pub cpu_one_core_pct: Option<f64>,
+    /// The targets in the order they ran.
     pub targets: Vec<TargetReport>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// One target (cluster under test) of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TargetReport {
+    /// The target's name in the plan.
     pub name: String,
+    /// `storm` or `mesos`.
     pub kind: String,
+    /// The node provider: `lab`, `aws-ec2`, `aws-asg` or `aws-fis`.
     pub provider: String,
+    /// The applications judged in this target's steps, in plan order.
+    #[serde(default)]
+    pub applications: Vec<String>,
+    /// The largest N such that the step with N and every smaller step passed.
     pub tolerated_terminations: u32,
+    /// The plan's gate: the target fails unless it tolerates at least this many.
     pub required_tolerance: u32,
+    /// `pass` when the tolerance met the requirement, `fail` when a failed step decided it,
+    /// else `inconclusive`.
     pub verdict: Verdict,
+    /// The first step that did not pass, and why; null when every step passed.
     pub first_failure: Option<FirstFailure>,
     /// Steps add up (capacity that never comes back) instead of starting from full capacity.
     pub cumulative: bool,
+    /// The ladder's steps in order, run or not.
     pub steps: Vec<StepReport>,
+    /// Spare nodes the target needs, from the observed replacement time; null when capacity
+    /// was never seen coming back.
     pub overprovisioning: Option<Overprovisioning>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The first step of a target that did not pass.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FirstFailure {
+    /// The step's number of terminations.
     pub terminations: u32,
+    /// Why it did not pass: each failing application with its reason, or why it was not run.
     pub reason: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// One rung of the ladder.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StepReport {
+    /// How many nodes the step terminates at once.
     pub terminations: u32,
+    /// The ids of the nodes terminated.
     pub nodes: Vec<String>,
+    /// When the terminations were injected (RFC 3339); null when the step was not run.
     pub injected_at: Option<String>,
     /// `null` when the step was not run (see `skipped`).
     pub verdict: Option<Verdict>,
+    /// Seconds from the injection until the target's capacity (nodes and workers) was back;
+    /// null when not seen.
     pub capacity_restored_s: Option<f64>,
     /// Why the step was not run.
     pub skipped: Option<String>,
+    /// Per application: baseline, spike, time to peak, recovery, verdict and reason.
     pub applications: Vec<AppResult>,
 }
 
 /// The seed's rule: spare nodes = most nodes lost within the replacement lead time × a safety
 /// multiple, next to what the ladder measured.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Overprovisioning {
     /// The longest time capacity took to come back after a step (seconds).
     pub replacement_lead_time_s: f64,
+    /// The most nodes lost within that lead time.
     pub max_losses_in_lead_time: u32,
+    /// The plan's safety multiple (3 by default).
     pub safety_multiple: f64,
+    /// Spare nodes to keep: losses within the lead time × the safety multiple.
     pub spare_nodes: u32,
+    /// The target's measured tolerance, for comparison.
     pub tolerated_terminations: u32,
+    /// The recommendation in one sentence.
     pub summary: String,
 }
 
@@ -89,6 +155,8 @@ impl Report {
             order: String::new(),
             aborted: None,
             notes: Vec::new(),
+            duration_s: None,
+            cpu_one_core_pct: None,
             targets: Vec::new(),
         };
         let mut finished = None;
@@ -114,6 +182,7 @@ impl Report {
                                 name: t.name.clone(),
                                 kind: t.kind.clone(),
                                 provider: t.provider.clone(),
+                                applications: t.applications.clone(),
                                 tolerated_terminations: 0,
                                 required_tolerance: t.required_tolerance,
                                 verdict: Verdict::Inconclusive,
@@ -225,6 +294,11 @@ impl Report {
                         format!("guard {guard} of {target}: {detail}; escalation stopped")
                     });
                 }
+                Entry::Aborted { reason, .. } => {
+                    report
+                        .aborted
+                        .get_or_insert_with(|| format!("{reason}; escalation stopped"));
+                }
                 Entry::Interrupted { at, hard } => {
                     interrupted = true;
                     report.aborted.get_or_insert_with(|| {
@@ -235,7 +309,16 @@ impl Report {
                         }
                     });
                 }
-                Entry::RunFinished { at, .. } => finished = Some(at.clone()),
+                Entry::RunFinished {
+                    at, wall_s, cpu_s, ..
+                } => {
+                    finished = Some(at.clone());
+                    report.duration_s = *wall_s;
+                    report.cpu_one_core_pct = wall_s
+                        .zip(*cpu_s)
+                        .filter(|(w, _)| *w > 0.0)
+                        .map(|(w, c)| (c / w * 1000.0).round() / 10.0);
+                }
                 Entry::CapacityRestored {
                     target,
                     step,
@@ -277,12 +360,48 @@ impl Report {
 
     /// Write `report.json` atomically (a temporary file renamed into place).
     pub fn write_json(&self, dir: &Path) -> std::io::Result<()> {
-        let tmp = dir.join("report.json.tmp");
         let mut text = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
         text.push(b'\n');
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(tmp, dir.join("report.json"))
+        write_atomic(dir, "report.json", &text)
     }
+
+    /// Read a `report.json` written by [`Report::write_json`].
+    pub fn read_json(path: &Path) -> anyhow::Result<Report> {
+        use anyhow::Context;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not a report", path.display()))
+    }
+}
+
+/// Write every report of a run directory: `report.json`, `report.md`, `report.html` and
+/// `junit.xml` (see [`FILES`]), from `report` and what the directory holds (`samples.csv` and
+/// `lab-truth.jsonl` for the charts). Pieces missing from the directory are added to the notes.
+pub fn write_all(dir: &Path, report: &Report) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let evidence = Evidence::load(dir);
+    let mut report = report.clone();
+    for note in &evidence.notes {
+        if !report.notes.contains(note) {
+            report.notes.push(note.clone());
+        }
+    }
+    let context = |name: &str| format!("while writing {}", dir.join(name).display());
+    report.write_json(dir).with_context(|| context("report.json"))?;
+    write_atomic(dir, "report.md", markdown::render(&report).as_bytes())
+        .with_context(|| context("report.md"))?;
+    write_atomic(dir, "report.html", html::render(&report, &evidence).as_bytes())
+        .with_context(|| context("report.html"))?;
+    write_atomic(dir, "junit.xml", junit::render(&report).as_bytes())
+        .with_context(|| context("junit.xml"))?;
+    Ok(())
+}
+
+/// Write `dir/name` through a temporary file renamed into place, so a reader never sees half.
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(tmp, dir.join(name))
 }
 
 fn step_mut<'a>(report: &'a mut Report, target: &str, step: usize) -> Option<&'a mut StepReport> {
@@ -344,7 +463,10 @@ fn judge_target(t: &mut TargetReport, entries: &[Entry]) {
         .filter_map(|s| s.capacity_restored_s)
         .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
     if let Some(lead) = lead {
-        // Losses over the run, each at its step's injection (seconds since the first).
+        // Losses over the run, each at its step's injection (seconds since the first). Steps
+        // that start from full capacity do not overlap by construction (each waits for the
+        // last one's replacements), so there the most lost within the lead time is the largest
+        // step; cumulative steps add up within the window.
         let mut losses = Vec::new();
         let first = t
             .steps
@@ -357,7 +479,17 @@ fn judge_target(t: &mut TargetReport, entries: &[Entry]) {
                 losses.extend(std::iter::repeat_n(dt, s.nodes.len()));
             }
         }
-        let o = analysis::overprovisioning(&losses, lead, multiple);
+        let o = if t.cumulative {
+            analysis::overprovisioning(&losses, lead, multiple)
+        } else {
+            let largest = t
+                .steps
+                .iter()
+                .filter(|s| s.injected_at.is_some())
+                .map(|s| s.nodes.len() as f64)
+                .fold(0.0, f64::max);
+            analysis::overprovisioning(&[0.0].repeat(largest as usize), lead, multiple)
+        };
         t.overprovisioning = Some(Overprovisioning {
             replacement_lead_time_s: (lead * 10.0).round() / 10.0,
             max_losses_in_lead_time: o.max_losses_in_lead_time,

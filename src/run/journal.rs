@@ -49,7 +49,7 @@ pub struct BaselineApp {
 }
 
 /// One application's result in one step.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AppResult {
     pub name: String,
     pub baseline_lag_s: Option<f64>,
@@ -153,6 +153,11 @@ pub enum Entry {
         guard: String,
         detail: String,
     },
+    /// Escalation stopped for a reason other than a guard or Ctrl-C (the lab's broker died).
+    Aborted {
+        at: String,
+        reason: String,
+    },
     Interrupted {
         at: String,
         /// The second Ctrl-C: the run ended at once.
@@ -162,6 +167,13 @@ pub enum Entry {
         at: String,
         verdict: Verdict,
         exit_code: u8,
+        /// Wall time of this attempt, seconds.
+        #[serde(default)]
+        wall_s: Option<f64>,
+        /// CPU time of the spotdrill process over this attempt (the in-process lab included,
+        /// its node processes not), seconds.
+        #[serde(default)]
+        cpu_s: Option<f64>,
     },
 }
 

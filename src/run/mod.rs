@@ -168,6 +168,7 @@ pub async fn run(plan: &Plan, text: &str, opts: &Options) -> anyhow::Result<Exit
             .collect(),
         csv,
         epoch: SystemTime::now(),
+        cpu_start: crate::lab::stats::read(&[std::process::id()]),
         interrupts,
         seen_interrupts: 0,
         progress,
@@ -256,6 +257,8 @@ struct Runner<'a> {
     /// Why escalation stopped (a guard, Ctrl-C), once it has.
     stop: Option<String>,
     active: Option<Active>,
+    /// This process's CPU time when the run started.
+    cpu_start: crate::lab::stats::Reading,
     /// Each target's node count when the run started (100% for `min_healthy`).
     sizes: IndexMap<String, usize>,
 }
@@ -339,14 +342,21 @@ impl Runner<'_> {
     fn finish(&mut self, opts: &Options) -> anyhow::Result<ExitCode> {
         let entries = journal::read(&opts.dir)?;
         let provisional = Report::from_journal(&entries);
+        let me = std::process::id();
+        let cpu_now = crate::lab::stats::read(&[me]);
+        let cpu = |r: &crate::lab::stats::Reading| r.cpu_s.first().map(|(_, s)| *s);
+        let wall_s = cpu_now.at.duration_since(self.cpu_start.at).as_secs_f64();
+        let cpu_s = cpu(&cpu_now).zip(cpu(&self.cpu_start)).map(|(b, a)| b - a);
         self.write(&Entry::RunFinished {
             at: now(),
             verdict: provisional.verdict,
             exit_code: provisional.exit_code,
+            wall_s: Some(round1(wall_s)),
+            cpu_s: cpu_s.map(|c| (c * 100.0).round() / 100.0),
         })?;
         let entries = journal::read(&opts.dir)?;
         let report = Report::from_journal(&entries);
-        report.write_json(&opts.dir)?;
+        crate::report::write_all(&opts.dir, &report)?;
         self.progress.clear();
         let mut text = format!("\n{} — verdict {}\n", report.plan, report.verdict);
         for t in &report.targets {
@@ -366,6 +376,13 @@ impl Runner<'_> {
         }
         if let Some(why) = &report.aborted {
             text.push_str(&format!("  aborted: {why}\n"));
+        }
+        if let Some(cpu_s) = cpu_s {
+            text.push_str(&format!(
+                "  took {:.0} s; spotdrill used {:.1}% of one core (in-process lab included)\n",
+                wall_s,
+                cpu_s / wall_s.max(1e-9) * 100.0
+            ));
         }
         text.push_str(&format!(
             "  report: {}\n",
@@ -477,6 +494,17 @@ impl Runner<'_> {
             self.progress.event(&format!(
                 "{target}: capacity back {after:.1} s after the injection"
             ));
+        }
+        // The lab's broker must outlive the run.
+        if let Some(why) = self.lab.as_mut().and_then(RunningLab::broker_exited)
+            && self.stop.is_none()
+        {
+            self.stop = Some(why.clone());
+            self.write(&Entry::Aborted {
+                at: now(),
+                reason: why.clone(),
+            })?;
+            self.progress.event(&format!("{why}; no more terminations"));
         }
         // The abort-lag guard.
         for (name, s) in &self.series {

@@ -174,11 +174,17 @@ fn lab_up_runs_a_lab_that_lag_and_lab_kill_use() {
 #[test]
 fn nodes_do_not_outlive_a_killed_lab() {
     let mut lab = lab_up();
-    let nodes = node_pids(lab.dir.path());
+    let mut nodes = node_pids(lab.dir.path());
     assert!(!nodes.is_empty());
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lab.dir.path().join("lab.json")).unwrap())
+            .unwrap();
+    let broker = state["broker_pid"].as_u64().unwrap() as u32;
+    assert!(alive(broker), "the broker runs in its own process");
+    nodes.push(("broker".into(), broker));
     lab.child.kill().unwrap();
     lab.child.wait().unwrap();
-    eventually("orphaned nodes stop", Duration::from_secs(15), || {
+    eventually("orphaned nodes and broker stop", Duration::from_secs(15), || {
         nodes.iter().all(|(_, pid)| !alive(*pid))
     });
 }
