@@ -1,10 +1,9 @@
 //! `spotdrill diff OLD NEW`: what changed between two runs.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::exit::{ExitCode, Failure};
-use crate::report::{Report, diff};
-use crate::run::journal;
+use crate::exit::ExitCode;
+use crate::report::{self, diff};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -20,39 +19,14 @@ pub struct Args {
     pub json: bool,
 }
 
-/// A run's report: its `report.json`, or rebuilt from its journal when there is none.
-pub fn load(path: &Path) -> anyhow::Result<Report> {
-    if path.is_file() {
-        return Report::read_json(path).map_err(|e| Failure::BadInput(format!("{e:#}")).into());
-    }
-    let json = path.join("report.json");
-    if json.is_file() {
-        return Report::read_json(&json).map_err(|e| Failure::BadInput(format!("{e:#}")).into());
-    }
-    if path.join(journal::FILE).is_file() {
-        let entries = journal::read(path).map_err(|e| Failure::BadInput(e.to_string()))?;
-        return Ok(Report::from_journal(&entries));
-    }
-    Err(Failure::BadInput(format!(
-        "{} is not a run directory: it has neither report.json nor {}",
-        path.display(),
-        journal::FILE
-    ))
-    .into())
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let old = load(&args.old)?;
-    let new = load(&args.new)?;
+    let old = report::load(&args.old)?;
+    let new = report::load(&args.new)?;
     let d = diff::compare(&old, &new);
     if args.json {
         crate::output::out(&format!("{}\n", serde_json::to_string_pretty(&d)?));
     } else {
-        let mut text = format!(
-            "{} → {}\n",
-            args.old.display(),
-            args.new.display()
-        );
+        let mut text = format!("{} → {}\n", args.old.display(), args.new.display());
         if d.is_empty() {
             text.push_str("  no change in tolerance, verdicts, spikes or recovery\n");
         }

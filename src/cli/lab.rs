@@ -96,40 +96,41 @@ fn stats_line(running: &up::RunningLab, last: &stats::Reading, now: &stats::Read
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let share = stats::cpu_share(last, now);
     let me = std::process::id();
-    let only = |pid_is_me: bool| {
+    let broker = running.broker_pid();
+    // CPU share of the processes `keep` selects.
+    let part = |keep: &dyn Fn(u32) -> bool| {
         let pick = |r: &stats::Reading| stats::Reading {
             at: r.at,
-            cpu_s: r
-                .cpu_s
-                .iter()
-                .copied()
-                .filter(|(p, _)| (*p == me) == pid_is_me)
-                .collect(),
+            cpu_s: r.cpu_s.iter().copied().filter(|(p, _)| keep(*p)).collect(),
             rss_bytes: 0,
         };
-        stats::cpu_share(&pick(last), &pick(now))
+        stats::cpu_share(&pick(last), &pick(now)) * 100.0
     };
-    let mut starts: Vec<f64> = Vec::new();
-    let mut placed: Vec<f64> = Vec::new();
-    for t in running.startup_times() {
-        starts.extend(t.node_to_consuming.iter().map(Duration::as_secs_f64));
-        placed.extend(t.placed_to_consuming.iter().map(Duration::as_secs_f64));
-    }
-    let max = |v: &[f64]| v.iter().copied().fold(f64::NAN, f64::max);
-    format!(
-        "stats: cpu {:.1}% of the machine ({:.1}% of one core: lab {:.1}%, broker and nodes {:.1}%), rss {:.0} MB, \
-         {} nodes; node start to consuming max {:.2} s ({} nodes), worker placed to consuming max {:.2} s ({} placements)\n",
+    let nodes = now
+        .cpu_s
+        .iter()
+        .filter(|(p, _)| *p != me && Some(*p) != broker)
+        .count();
+    let mut text = format!(
+        "stats: cpu {:.1}% of the machine ({:.1}% of one core: lab {:.1}%, broker and producers {:.1}%, {nodes} nodes {:.1}%), rss {:.0} MB\n",
         share / cores * 100.0,
         share * 100.0,
-        only(true) * 100.0,
-        only(false) * 100.0,
+        part(&|p| p == me),
+        part(&|p| Some(p) == broker),
+        part(&|p| p != me && Some(p) != broker),
         now.rss_bytes as f64 / 1e6,
-        now.cpu_s.len() - 1,
-        max(&starts),
-        starts.len(),
-        max(&placed),
-        placed.len(),
-    )
+    );
+    let max = |v: &[Duration]| v.iter().map(Duration::as_secs_f64).fold(f64::NAN, f64::max);
+    for (name, t) in running.startup_times() {
+        text.push_str(&format!(
+            "  {name}: node start to consuming max {:.2} s ({} nodes), worker placed to consuming max {:.2} s ({} placements)\n",
+            max(&t.node_to_consuming),
+            t.node_to_consuming.len(),
+            max(&t.placed_to_consuming),
+            t.placed_to_consuming.len(),
+        ));
+    }
+    text
 }
 
 fn lab_up(

@@ -256,12 +256,18 @@ impl RunningLab {
         })
     }
 
-    /// How fast nodes and workers started consuming so far, per cluster.
-    pub fn startup_times(&self) -> Vec<StartupTimes> {
-        self.startup
+    /// How fast nodes and workers started consuming so far, per cluster (by name).
+    pub fn startup_times(&self) -> Vec<(String, StartupTimes)> {
+        let times = self
+            .startup
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .clone();
+        self.expected
+            .iter()
+            .map(|(name, _)| name.clone())
+            .zip(times)
+            .collect()
     }
 
     /// Pid of the lab's broker process.

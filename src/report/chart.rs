@@ -8,6 +8,7 @@
 
 use std::fmt::Write;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::evidence::Marker;
@@ -25,6 +26,9 @@ pub const PALETTE: [RGBColor; 6] = [
     RGBColor(86, 180, 233),
     RGBColor(213, 94, 0),
 ];
+/// Seconds on x, lag seconds on y; the same layout in every pass.
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
 const INJECTION: RGBColor = RGBColor(200, 30, 30);
 const EVENT: RGBColor = RGBColor(110, 110, 110);
 
@@ -92,7 +96,8 @@ impl StepChart {
     pub fn svg(&self) -> Result<String, String> {
         let y_max = self.y_max();
         let mut frame = String::new();
-        self.draw_frame(&mut frame, y_max).map_err(|e| e.to_string())?;
+        self.draw_frame(&mut frame, y_max)
+            .map_err(|e| e.to_string())?;
         let mut series = String::from("<g class=\"series\">\n");
         for line in &self.lines {
             let mut layer = String::new();
@@ -109,14 +114,18 @@ impl StepChart {
         }
         series.push_str("</g>\n");
         let label = escape(&format!("lag over time, {}", self.title));
-        let Some(body) = frame
+        // Plotters writes `<svg width=… xmlns=…>` then the drawing then `</svg>`: keep its
+        // attributes and drawing, add ours, the title (first, for screen readers) and the lines.
+        let Some((attrs, drawing)) = frame
             .strip_prefix("<svg ")
             .and_then(|f| f.trim_end().strip_suffix("</svg>"))
+            .and_then(|f| f.split_once('>'))
         else {
             return Err("plotters wrote an SVG of an unexpected shape".into());
         };
         Ok(format!(
-            "<svg class=\"lag-chart\" role=\"img\" aria-label=\"{label}\" {body}<title>{label}</title>\n{series}</svg>\n"
+            "<svg class=\"lag-chart\" role=\"img\" aria-label=\"{label}\" {attrs}>\n\
+             <title>{label}</title>{drawing}{series}</svg>\n"
         ))
     }
 
@@ -124,10 +133,7 @@ impl StepChart {
         &self,
         root: &'a DrawingArea<DB, plotters::coord::Shift>,
         y_max: f64,
-    ) -> Result<
-        ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
-        DrawingAreaErrorKind<DB::ErrorType>,
-    > {
+    ) -> Result<Chart<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
         ChartBuilder::on(root)
             .margin(12)
             .margin_top(18)
@@ -182,13 +188,17 @@ impl StepChart {
                 )))?;
             }
         }
-        let vertical = |t: f64, style: ShapeStyle| PathElement::new(vec![(t, 0.0), (t, y_max)], style);
+        let vertical =
+            |t: f64, style: ShapeStyle| PathElement::new(vec![(t, 0.0), (t, y_max)], style);
         // Node events: thin grey lines, labels staggered in rows so they do not overlap.
         for (i, m) in self.markers.iter().enumerate() {
             if m.t < x0 || m.t > x1 {
                 continue;
             }
-            chart.draw_series(std::iter::once(vertical(m.t, EVENT.mix(0.6).stroke_width(1))))?;
+            chart.draw_series(std::iter::once(vertical(
+                m.t,
+                EVENT.mix(0.6).stroke_width(1),
+            )))?;
             let row = (i % 4) as f64;
             chart.draw_series(std::iter::once(Text::new(
                 m.label.clone(),
@@ -271,7 +281,13 @@ mod tests {
                 Line {
                     application: "a<b".into(),
                     color: PALETTE[0],
-                    points: vec![(-4.0, Some(1.0)), (0.0, Some(1.0)), (2.0, None), (4.0, Some(9.0)), (8.0, Some(2.0))],
+                    points: vec![
+                        (-4.0, Some(1.0)),
+                        (0.0, Some(1.0)),
+                        (2.0, None),
+                        (4.0, Some(9.0)),
+                        (8.0, Some(2.0)),
+                    ],
                     band_upper_s: Some(3.0),
                     recovery_s: Some(8.0),
                 },
@@ -299,11 +315,23 @@ mod tests {
         let first = svg.split("<path ").nth(1).unwrap();
         assert!(first.contains("data-application=\"a&lt;b\""));
         // Two runs of known lag: two subpaths.
-        let d = first.split(" d=\"").nth(1).unwrap().split('"').next().unwrap();
+        let d = first
+            .split(" d=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
         assert_eq!(d.matches('M').count(), 2, "{d}");
         // The other application has no sample in the window: an empty line, still there.
         assert!(svg.contains("data-application=\"b\" fill=\"none\" stroke=\"#e69f00\" stroke-width=\"2\" stroke-linejoin=\"round\" d=\"\""));
-        for text in ["injection", "recovered", "2 nodes killed", "band 3.0 s", "<title>"] {
+        for text in [
+            "injection",
+            "recovered",
+            "2 nodes killed",
+            "band 3.0 s",
+            "<title>",
+        ] {
             assert!(svg.contains(text), "{text} missing");
         }
         assert_eq!(svg.matches("<svg").count(), 1);

@@ -78,7 +78,10 @@ impl Evidence {
             Ok(entries) => ev.journal = entries,
             Err(e) => ev.notes.push(format!("the journal could not be read: {e}")),
         }
-        let lab = ev.journal.iter().any(|e| matches!(e, Entry::RunStarted { lab: true, .. }));
+        let lab = ev
+            .journal
+            .iter()
+            .any(|e| matches!(e, Entry::RunStarted { lab: true, .. }));
         match std::fs::read_to_string(dir.join("samples.csv")) {
             Ok(text) => {
                 let (rows, bad) = parse_samples(&text);

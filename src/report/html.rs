@@ -5,7 +5,9 @@ use std::fmt::Write;
 
 use super::chart::{self, Line, StepChart};
 use super::evidence::{Evidence, Marker, parse_time};
-use super::text::{capitalized, duration, escape, not_judged, secs, step_title, step_verdict, tolerance};
+use super::text::{
+    capitalized, duration, escape, not_judged, secs, step_title, step_verdict, tolerance,
+};
 use super::{Report, StepReport, TargetReport};
 
 /// Seconds shown before the injection.

@@ -82,7 +82,10 @@ fn cases(t: &TargetReport) -> Vec<Case> {
         tolerance(t),
         t.first_failure
             .as_ref()
-            .map_or("none".to_owned(), |f| format!("at {}: {}", f.terminations, f.reason))
+            .map_or("none".to_owned(), |f| format!(
+                "at {}: {}",
+                f.terminations, f.reason
+            ))
     );
     cases.push(Case {
         name: format!(
@@ -116,8 +119,7 @@ fn count(cases: &[Case]) -> Counts {
 }
 
 pub fn render(r: &Report) -> String {
-    let suites: Vec<(&TargetReport, Vec<Case>)> =
-        r.targets.iter().map(|t| (t, cases(t))).collect();
+    let suites: Vec<(&TargetReport, Vec<Case>)> = r.targets.iter().map(|t| (t, cases(t))).collect();
     let total = suites.iter().fold(Counts::default(), |acc, (_, c)| {
         let n = count(c);
         Counts {
@@ -150,21 +152,24 @@ pub fn render(r: &Report) -> String {
         if let Some(at) = t.steps.iter().find_map(|s| s.injected_at.as_deref()) {
             // JUnit's timestamp has no zone designator.
             let at = at.trim_end_matches('Z');
-            let _ = write!(x, " timestamp=\"{}\"", escape(at.split('.').next().unwrap_or(at)));
+            let _ = write!(
+                x,
+                " timestamp=\"{}\"",
+                escape(at.split('.').next().unwrap_or(at))
+            );
         }
         x.push_str(">\n    <properties>\n");
         for (k, v) in [
             ("kind", t.kind.clone()),
             ("provider", t.provider.clone()),
-            ("tolerated_terminations", t.tolerated_terminations.to_string()),
+            (
+                "tolerated_terminations",
+                t.tolerated_terminations.to_string(),
+            ),
             ("required_tolerance", t.required_tolerance.to_string()),
             ("verdict", t.verdict.to_string()),
         ] {
-            let _ = writeln!(
-                x,
-                "      <property name=\"{k}\" value=\"{}\"/>",
-                escape(&v)
-            );
+            let _ = writeln!(x, "      <property name=\"{k}\" value=\"{}\"/>", escape(&v));
         }
         x.push_str("    </properties>\n");
         for c in cases {

@@ -19,7 +19,9 @@ pub fn render(r: &Report) -> String {
         md,
         "Started {}, finished {}; took {}.  ",
         r.started_at.as_deref().unwrap_or("at an unknown time"),
-        r.finished_at.as_deref().unwrap_or("never (the run did not finish)"),
+        r.finished_at
+            .as_deref()
+            .unwrap_or("never (the run did not finish)"),
         duration(r)
     );
     let _ = writeln!(md, "Targets ran {}.", r.order);
@@ -65,7 +67,11 @@ pub fn render(r: &Report) -> String {
 }
 
 fn target(md: &mut String, t: &TargetReport) {
-    let _ = writeln!(md, "\n## {} ({}, provider {})\n", t.name, t.kind, t.provider);
+    let _ = writeln!(
+        md,
+        "\n## {} ({}, provider {})\n",
+        t.name, t.kind, t.provider
+    );
     let _ = writeln!(md, "{}: **{}**.", capitalized(&tolerance(t)), t.verdict);
     if let Some(f) = &t.first_failure {
         let _ = writeln!(
@@ -134,4 +140,3 @@ fn target(md: &mut String, t: &TargetReport) {
         ),
     }
 }
-

@@ -20,7 +20,7 @@ mod markdown;
 mod schema;
 mod text;
 
-pub use evidence::Evidence;
+use evidence::Evidence;
 pub use schema::json_schema;
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -374,6 +374,31 @@ impl Report {
     }
 }
 
+/// The report of a run for comparing: a `report.json` file, a run directory's `report.json`, or
+/// a run directory's journal rebuilt when it has no `report.json`. Anything else is bad input.
+pub fn load(path: &Path) -> anyhow::Result<Report> {
+    use crate::exit::Failure;
+    use crate::run::journal;
+    let bad = |e: anyhow::Error| anyhow::Error::from(Failure::BadInput(format!("{e:#}")));
+    if path.is_file() {
+        return Report::read_json(path).map_err(bad);
+    }
+    let json = path.join("report.json");
+    if json.is_file() {
+        return Report::read_json(&json).map_err(bad);
+    }
+    if path.join(journal::FILE).is_file() {
+        let entries = journal::read(path).map_err(|e| Failure::BadInput(e.to_string()))?;
+        return Ok(Report::from_journal(&entries));
+    }
+    Err(Failure::BadInput(format!(
+        "{} is not a run directory: it has neither report.json nor {}",
+        path.display(),
+        journal::FILE
+    ))
+    .into())
+}
+
 /// Write every report of a run directory: `report.json`, `report.md`, `report.html` and
 /// `junit.xml` (see [`FILES`]), from `report` and what the directory holds (`samples.csv` and
 /// `lab-truth.jsonl` for the charts). Pieces missing from the directory are added to the notes.
@@ -387,11 +412,17 @@ pub fn write_all(dir: &Path, report: &Report) -> anyhow::Result<()> {
         }
     }
     let context = |name: &str| format!("while writing {}", dir.join(name).display());
-    report.write_json(dir).with_context(|| context("report.json"))?;
+    report
+        .write_json(dir)
+        .with_context(|| context("report.json"))?;
     write_atomic(dir, "report.md", markdown::render(&report).as_bytes())
         .with_context(|| context("report.md"))?;
-    write_atomic(dir, "report.html", html::render(&report, &evidence).as_bytes())
-        .with_context(|| context("report.html"))?;
+    write_atomic(
+        dir,
+        "report.html",
+        html::render(&report, &evidence).as_bytes(),
+    )
+    .with_context(|| context("report.html"))?;
     write_atomic(dir, "junit.xml", junit::render(&report).as_bytes())
         .with_context(|| context("junit.xml"))?;
     Ok(())

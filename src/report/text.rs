@@ -1,7 +1,7 @@
 //! Small pieces every report format shares: numbers in words, escaping, step titles.
 
-use crate::analysis::fmt_secs;
 use crate::analysis::Verdict;
+use crate::analysis::fmt_secs;
 
 use super::{Report, StepReport, TargetReport};
 
@@ -38,7 +38,10 @@ pub fn not_judged(step: &StepReport) -> String {
         .map(|w| w.trim_start_matches(':').trim_start())
         .unwrap_or(why);
     if step.injected_at.is_some() {
-        format!("{prefix}: {why} (nodes {} were terminated)", step.nodes.join(", "))
+        format!(
+            "{prefix}: {why} (nodes {} were terminated)",
+            step.nodes.join(", ")
+        )
     } else {
         format!("{prefix}: {why}")
     }
@@ -63,7 +66,10 @@ pub fn duration(r: &Report) -> String {
     match (r.duration_s, &r.started_at, &r.finished_at) {
         (Some(d), _, _) => fmt_secs(d),
         (None, Some(a), Some(b)) => {
-            match (super::evidence::parse_time(a), super::evidence::parse_time(b)) {
+            match (
+                super::evidence::parse_time(a),
+                super::evidence::parse_time(b),
+            ) {
                 (Some(a), Some(b)) => fmt_secs(super::evidence::secs_between(a, b).round()),
                 _ => "unknown".into(),
             }

@@ -184,9 +184,11 @@ fn nodes_do_not_outlive_a_killed_lab() {
     nodes.push(("broker".into(), broker));
     lab.child.kill().unwrap();
     lab.child.wait().unwrap();
-    eventually("orphaned nodes and broker stop", Duration::from_secs(15), || {
-        nodes.iter().all(|(_, pid)| !alive(*pid))
-    });
+    eventually(
+        "orphaned nodes and broker stop",
+        Duration::from_secs(15),
+        || nodes.iter().all(|(_, pid)| !alive(*pid)),
+    );
 }
 
 #[test]

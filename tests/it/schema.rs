@@ -54,13 +54,6 @@ fn committed_schema_is_up_to_date() {
     );
 }
 
-#[test]
-fn report_schema_is_not_pretended() {
-    let out = spotdrill(&["schema", "--report"]);
-    out.expect_code(2);
-    assert!(out.stderr.contains("not implemented yet"));
-}
-
 /// README's plan reference is generated; it must match what this build accepts.
 #[test]
 fn readme_plan_reference_is_up_to_date() {
