@@ -24,12 +24,30 @@ pub struct Args {
     /// Show the live dashboard while running.
     #[arg(long)]
     pub live: bool,
+    /// Compare with an earlier run (its directory or report.json) when done.
+    #[arg(long, value_name = "PREVIOUS")]
+    pub compare: Option<PathBuf>,
+    /// With --compare: a tolerance lower than the earlier run's fails the run (exit 1).
+    #[arg(long, requires = "compare")]
+    pub fail_on_drop: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (plan, text) = super::load_plan(&args.plan)?;
     if args.live {
         return Err(Failure::NotImplemented("the live dashboard (`run --live`)").into());
+    }
+    let aws: Vec<String> = plan
+        .targets
+        .iter()
+        .filter(|(_, t)| t.nodes.provider() != crate::plan::Provider::Lab)
+        .map(|(name, t)| format!("{name} ({})", t.nodes.provider().name()))
+        .collect();
+    if !aws.is_empty() {
+        return Err(Failure::NotImplemented(
+            "the AWS node providers (aws-ec2, aws-asg, aws-fis); nothing was terminated",
+        ))
+        .with_context(|| format!("targets {}", aws.join(", ")));
     }
     let steps = plan.step_count();
     let most: u32 = plan
@@ -60,6 +78,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Err(Failure::BadInput("not confirmed; nothing was terminated".into()).into());
         }
     }
+    // The earlier run is read before anything is terminated: a bad path is bad input.
+    let previous = args
+        .compare
+        .as_deref()
+        .map(crate::report::load)
+        .transpose()?;
     let (dir, resume) = match (&args.resume, &args.out) {
         (Some(dir), _) => (dir.clone(), true),
         (None, Some(out)) => (out.clone(), false),
@@ -75,5 +99,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run::run(&plan, &text, &opts))
+    let code = runtime.block_on(run::run(&plan, &text, &opts))?;
+    let Some(previous) = previous else {
+        return Ok(code);
+    };
+    let Ok(now) = crate::report::load(&opts.dir) else {
+        return Ok(code);
+    };
+    let d = crate::report::diff::compare(&previous, &now);
+    let mut text = format!(
+        "compared with {}:\n",
+        args.compare.unwrap_or_default().display()
+    );
+    if d.is_empty() {
+        text.push_str("  no change in tolerance, verdicts, spikes or recovery\n");
+    }
+    for line in &d.lines {
+        text.push_str(&format!("  {line}\n"));
+    }
+    crate::output::out(&text);
+    Ok(
+        if args.fail_on_drop && d.tolerance_dropped && code == ExitCode::Success {
+            ExitCode::Failed
+        } else {
+            code
+        },
+    )
 }

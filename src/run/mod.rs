@@ -379,14 +379,14 @@ impl Runner<'_> {
         }
         if let Some(cpu_s) = cpu_s {
             text.push_str(&format!(
-                "  took {:.0} s; spotdrill used {:.1}% of one core (in-process lab included)\n",
+                "  took {:.0} s; spotdrill used {:.1}% of one core (the lab's scheduler included; its broker and nodes are processes of their own)\n",
                 wall_s,
                 cpu_s / wall_s.max(1e-9) * 100.0
             ));
         }
         text.push_str(&format!(
-            "  report: {}\n",
-            opts.dir.join("report.json").display()
+            "  reports: {}/{{report.json,report.md,report.html,junit.xml,samples.csv,journal.jsonl}}\n",
+            opts.dir.display()
         ));
         crate::output::out(&text);
         Ok(match report.exit_code {

@@ -556,29 +556,16 @@ fn run_without_yes_and_without_a_terminal_refuses() {
     assert!(!dir.path().join("r").exists(), "nothing started");
 }
 
-/// Against a real broker whose group never committed, the run refuses to start (exit 4) and
-/// terminates nothing.
+/// An application whose group never committed: the run refuses to start (exit 4) and terminates
+/// nothing (the lab waits a minute for its workloads' first commits before it gives up).
 #[test]
 fn a_group_without_commits_is_refused_before_anything_is_terminated() {
-    let kafka = crate::support::kafka::Kafka::mock();
-    kafka.create_topic("events", 2, &[]);
-    kafka.produce("events", 0, &[1_000, 2_000]);
-    let plan = format!(
-        r#"version: 1
-name: no commits
-kafka: {{brokers: "{brokers}"}}
-applications:
-  app: {{group: nobody, topics: [events], slo: {{max_lag: 60s, max_recovery: 2m}}}}
-targets:
-  storm:
-    kind: storm
-    nodes: {{provider: aws-ec2, region: us-east-1, tags: {{cluster: x}}}}
-    applications: [app]
-    ladder: [1]
-observe: {{sample_interval: 200ms}}
-"#,
-        brokers = kafka.bootstrap
+    // A second application, on no target, whose group nobody runs.
+    let plan = Shape::storm(4, 2, 6, &[1]).plan().replace(
+        "applications:\n",
+        "applications:\n  ghost: {group: nobody, topics: [events], slo: {max_lag: 60s, max_recovery: 8s}}\n",
     );
+    assert!(plan.contains("group: nobody"));
     let (outcome, dir) = run_plan(&plan, &[]);
     outcome.expect_code(4);
     assert!(
@@ -588,4 +575,72 @@ observe: {{sample_interval: 200ms}}
     );
     let journal = journal(&dir.path().join("run"));
     assert!(events(&journal, "intent").is_empty());
+}
+
+/// AWS providers are not built yet: `run` says so (exit 2) before doing anything.
+#[test]
+fn a_plan_with_aws_targets_is_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = spotdrill_env(
+        &[
+            "run",
+            "experiments/storm-prod-aws.yaml",
+            "--yes",
+            "--out",
+            dir.path().join("r").to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    out.expect_code(2);
+    assert!(out.stderr.contains("AWS node providers"), "{}", out.stderr);
+    assert!(!dir.path().join("r").exists());
+}
+
+/// `run --compare PREVIOUS --fail-on-drop`: a tolerance below the earlier run's fails the run
+/// (exit 1) and the comparison names the target and both numbers.
+#[test]
+fn run_compare_fails_on_a_tolerance_drop() {
+    // The earlier run: the recorded fixture's report, with its storm target renamed to this
+    // plan's target and claiming a tolerance of 2.
+    let dir = tempfile::tempdir().unwrap();
+    let earlier = dir.path().join("earlier");
+    std::fs::create_dir_all(&earlier).unwrap();
+    let fixture = root().join("tests/fixtures/runs/two-targets");
+    for f in ["journal.jsonl", "samples.csv", "lab-truth.jsonl"] {
+        std::fs::copy(fixture.join(f), earlier.join(f)).unwrap();
+    }
+    spotdrill_env(&["report", earlier.to_str().unwrap()], dir.path()).expect_code(0);
+    let mut old: Value =
+        serde_json::from_str(&std::fs::read_to_string(earlier.join("report.json")).unwrap())
+            .unwrap();
+    let targets = old["targets"].as_array_mut().unwrap();
+    targets.retain(|t| t["kind"] == "storm");
+    targets[0]["name"] = "c".into();
+    targets[0]["tolerated_terminations"] = 2.into();
+    std::fs::write(
+        earlier.join("report.json"),
+        serde_json::to_vec(&old).unwrap(),
+    )
+    .unwrap();
+
+    let plan = Shape::storm(4, 2, 6, &[1]).plan();
+    let (outcome, _run) = run_plan(
+        &plan,
+        &[
+            "--compare",
+            earlier.join("report.json").to_str().unwrap(),
+            "--fail-on-drop",
+        ],
+    );
+    outcome.expect_code(1);
+    assert!(
+        outcome.stdout.contains("compared with"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(
+        outcome.stdout.contains("c tolerance 2 → 1"),
+        "{}",
+        outcome.stdout
+    );
 }
