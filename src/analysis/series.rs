@@ -88,9 +88,9 @@ pub(crate) fn holds(run: &Run, hold_s: f64) -> bool {
 /// The live recovery check: the time at which recovery started, once a run of valid samples at or
 /// below `upper_s` has lasted `hold_s` with no gap inside, considering samples at or after `t0`.
 ///
-/// Recovery follows the spike: this is the first such run starting at or after the peak (the
-/// first sample with the highest lag so far), so calm samples before the impact shows do not
-/// count. A dip into the band shorter than `hold_s` does not count either, and lag rising again
+/// Recovery follows the spike: when lag left the band, this is the first such run starting at or
+/// after the peak (the first sample with the highest lag so far), so calm samples before the
+/// impact shows do not count; when it never left the band, it is the first run that held. A dip into the band shorter than `hold_s` does not count either, and lag rising again
 /// after a run that held does not undo it unless it rises to a new peak. Missing samples and
 /// samples further apart than 2.5 × `sample_interval_s` break a run. `None` until recovered.
 pub fn recovered_at(
@@ -101,16 +101,23 @@ pub fn recovered_at(
     sample_interval_s: f64,
 ) -> Option<f64> {
     let points = points(samples, t0, f64::INFINITY);
-    let points = after_peak(&points);
+    let points = after_peak(&points, upper_s);
     low_runs(points, upper_s, max_spacing(sample_interval_s))
         .iter()
         .find(|run| holds(run, hold_s))
         .map(|run| run.start)
 }
 
-/// The points from the peak on: the first valid sample with the highest lag (all points when
-/// none is valid).
-pub(crate) fn after_peak(points: &[Point]) -> &[Point] {
+/// Where recovery may start: from the peak on (the first valid sample with the highest lag) when
+/// lag left the band; all points when it never did (recovery is then the first run that held,
+/// normally at the injection) or when no sample is valid.
+pub(crate) fn after_peak(points: &[Point], upper_s: f64) -> &[Point] {
+    if !points
+        .iter()
+        .any(|p| p.lag.is_some_and(|lag| lag > upper_s))
+    {
+        return points;
+    }
     let mut peak: Option<(usize, f64)> = None;
     for (i, p) in points.iter().enumerate() {
         if let Some(lag) = p.lag
@@ -223,6 +230,13 @@ pub(crate) mod tests {
     fn recovery_with_zero_hold_is_the_first_sample_in_band() {
         let s = series(0.0, 5.0, &all(&[50.0, 20.0, 9.0]));
         assert_eq!(recovered_at(&s, 0.0, 10.0, 0.0, 5.0), Some(10.0));
+    }
+
+    #[test]
+    fn recovery_without_leaving_the_band_starts_at_the_injection() {
+        // The peak (3) is inside the band (10): nothing to recover from.
+        let s = series(0.0, 5.0, &all(&[1.0, 3.0, 2.0, 1.0]));
+        assert_eq!(recovered_at(&s, 0.0, 10.0, 10.0, 5.0), Some(0.0));
     }
 
     #[test]

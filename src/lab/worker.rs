@@ -74,7 +74,7 @@ pub fn run(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "6000")
+        .set("session.timeout.ms", "3000")
         .set("heartbeat.interval.ms", "500")
         .set("partition.assignment.strategy", "roundrobin")
         // The mock broker holds an empty fetch for the full wait; workers at the head of the
