@@ -88,9 +88,9 @@ pub(crate) fn holds(run: &Run, hold_s: f64) -> bool {
 /// The live recovery check: the time at which recovery started, once a run of valid samples at or
 /// below `upper_s` has lasted `hold_s` with no gap inside, considering samples at or after `t0`.
 ///
-/// Recovery follows the spike: when lag left the band, this is the first such run starting at or
-/// after the peak (the first sample with the highest lag so far), so calm samples before the
-/// impact shows do not count; when it never left the band, it is the first run that held. A dip into the band shorter than `hold_s` does not count either, and lag rising again
+/// Recovery follows the spike: this is the first such run starting at or after the peak (the
+/// first sample with the highest lag so far), so calm samples before the impact shows do not
+/// count, and lag still rising (a new peak at every sample) never counts as recovered. A dip into the band shorter than `hold_s` does not count either, and lag rising again
 /// after a run that held does not undo it unless it rises to a new peak. Missing samples and
 /// samples further apart than 2.5 × `sample_interval_s` break a run. `None` until recovered.
 pub fn recovered_at(
@@ -101,23 +101,18 @@ pub fn recovered_at(
     sample_interval_s: f64,
 ) -> Option<f64> {
     let points = points(samples, t0, f64::INFINITY);
-    let points = after_peak(&points, upper_s);
+    let points = after_peak(&points);
     low_runs(points, upper_s, max_spacing(sample_interval_s))
         .iter()
         .find(|run| holds(run, hold_s))
         .map(|run| run.start)
 }
 
-/// Where recovery may start: from the peak on (the first valid sample with the highest lag) when
-/// lag left the band; all points when it never did (recovery is then the first run that held,
-/// normally at the injection) or when no sample is valid.
-pub(crate) fn after_peak(points: &[Point], upper_s: f64) -> &[Point] {
-    if !points
-        .iter()
-        .any(|p| p.lag.is_some_and(|lag| lag > upper_s))
-    {
-        return points;
-    }
+/// Where recovery may start: from the peak on (the first valid sample with the highest lag), also
+/// when the peak stayed inside the band — a loss that only nudges lag still settles after its
+/// peak, and lag that keeps rising keeps moving the peak (so it never counts as recovered). All
+/// points when none is valid.
+pub(crate) fn after_peak(points: &[Point]) -> &[Point] {
     let mut peak: Option<(usize, f64)> = None;
     for (i, p) in points.iter().enumerate() {
         if let Some(lag) = p.lag
@@ -233,10 +228,13 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn recovery_without_leaving_the_band_starts_at_the_injection() {
-        // The peak (3) is inside the band (10): nothing to recover from.
+    fn recovery_inside_the_band_still_follows_the_peak() {
+        // The peak (3, at t = 5) is inside the band (10): recovery settles after it.
         let s = series(0.0, 5.0, &all(&[1.0, 3.0, 2.0, 1.0]));
-        assert_eq!(recovered_at(&s, 0.0, 10.0, 10.0, 5.0), Some(0.0));
+        assert_eq!(recovered_at(&s, 0.0, 10.0, 10.0, 5.0), Some(5.0));
+        // Lag rising inside the band never settles.
+        let rising = series(0.0, 5.0, &all(&[1.0, 2.0, 3.0, 4.0, 5.0]));
+        assert_eq!(recovered_at(&rising, 0.0, 10.0, 10.0, 5.0), None);
     }
 
     #[test]
