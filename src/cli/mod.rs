@@ -27,8 +27,35 @@ pub struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
+    #[command(flatten)]
+    pub aws: AwsArgs,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How the AWS node providers reach AWS, beyond the standard credential chain.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AwsArgs {
+    /// AWS profile (from ~/.aws/config) for the AWS node providers.
+    #[arg(long, global = true, env = "AWS_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
+    /// AWS region for targets whose plan names none.
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Send AWS calls to this endpoint (an emulator); AWS_ENDPOINT_URL works too.
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+}
+
+impl AwsArgs {
+    pub fn settings(&self) -> crate::nodes::aws::AwsSettings {
+        crate::nodes::aws::AwsSettings {
+            profile: self.profile.clone(),
+            region: self.region.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,8 +107,8 @@ pub fn load_plan(path: &std::path::Path) -> anyhow::Result<(crate::plan::Plan, S
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(args),
-        Command::Plan(args) => plan::run(args),
-        Command::Run(args) => run::run(args),
+        Command::Plan(args) => plan::run(args, &cli.aws),
+        Command::Run(args) => run::run(args, &cli.aws),
         Command::Lag(args) => lag::run(args),
         Command::Report(args) => report::run(args),
         Command::Diff(args) => diff::run(args),

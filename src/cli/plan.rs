@@ -3,10 +3,11 @@
 //! Resolves each target's nodes (a lab's are predicted: the lab only starts with `run`), shows
 //! what each step would terminate with the very selection `run` makes, checks that Kafka and the
 //! health endpoints answer, warns about guards the ladder would breach, and says how long the run
-//! takes. Exit 0 when everything is ready, 4 when Kafka cannot be reached, 2 when a target's
-//! provider cannot discover nodes yet (after printing everything else).
+//! takes. AWS targets are discovered for real (DescribeInstances, DescribeAutoScalingGroups) and
+//! TerminateInstances is checked with DryRun=true. Exit 0 when everything is ready, 4 when Kafka
+//! or AWS cannot be reached or a permission is missing (after printing everything else).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use serde::Serialize;
 
 use crate::exit::{ExitCode, Failure};
 use crate::kafka::KafkaSettings;
+use crate::nodes::aws::{AwsNodes, AwsSettings, Discovery};
 use crate::nodes::{Lifecycle, Node, select};
 use crate::observe::{GroupSpec, LagProbe};
 use crate::output;
@@ -43,14 +45,15 @@ const CAPACITY_TAIL: Duration = Duration::from_secs(120);
 /// How long one health endpoint may take to answer.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
     let (plan, _text) = super::load_plan(&args.plan)?;
     let _span = tracing::info_span!("preflight", plan = %plan.name).entered();
 
+    let discovered = discover_aws(&plan, &aws.settings())?;
     let mut targets: Vec<TargetOut> = plan
         .targets
         .iter()
-        .map(|(name, target)| preview_target(&plan, name, target))
+        .map(|(name, target)| preview_target(&plan, name, target, discovered.get(name)))
         .collect();
 
     // Kafka and every health endpoint at once: each is bounded by its own timeout.
@@ -105,10 +108,79 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Err(e) = kafka {
         return Err(Failure::Environment(e).into());
     }
-    if preflight.targets.iter().any(|t| t.error.is_some()) {
-        return Err(Failure::NotImplemented("node discovery for AWS providers").into());
+    let aws_errors: Vec<String> = preflight
+        .targets
+        .iter()
+        .filter_map(|t| {
+            t.error
+                .as_ref()
+                .or(t.permissions.as_ref().filter(|p| p.starts_with("error")))
+                .map(|e| format!("{}: {e}", t.name))
+        })
+        .collect();
+    if !aws_errors.is_empty() {
+        return Err(Failure::Environment(aws_errors.join("; ")).into());
     }
     Ok(ExitCode::Success)
+}
+
+/// What preflight learned of one AWS target.
+struct AwsPreview {
+    discovery: Result<Discovery, String>,
+    /// Wall time of the discovery (every page).
+    discovery_ms: u64,
+    /// `allowed (…)` or `error: …`.
+    permissions: Option<String>,
+}
+
+/// Discover every AWS target's nodes and check TerminateInstances with DryRun=true.
+fn discover_aws(
+    plan: &Plan,
+    settings: &AwsSettings,
+) -> anyhow::Result<IndexMap<String, AwsPreview>> {
+    if plan
+        .targets
+        .values()
+        .all(|t| matches!(t.nodes, NodeSelector::Lab { .. }))
+    {
+        return Ok(IndexMap::new());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(async {
+        let mut out = IndexMap::new();
+        for (name, target) in &plan.targets {
+            let Some(provider) = AwsNodes::connect(&target.nodes, settings).await else {
+                continue;
+            };
+            let started = Instant::now();
+            let discovery = provider.discover().await.map_err(|e| e.to_string());
+            let discovery_ms = started.elapsed().as_millis() as u64;
+            let permissions = match &discovery {
+                Ok(d) if !d.found.is_empty() => {
+                    let ids: Vec<String> = d.found.iter().map(|f| f.node.id.clone()).collect();
+                    Some(match provider.check_permissions(&ids).await {
+                        Ok(()) => format!(
+                            "allowed (TerminateInstances DryRun on {} answered DryRunOperation)",
+                            ids[0]
+                        ),
+                        Err(e) => format!("error: {e}"),
+                    })
+                }
+                _ => None,
+            };
+            out.insert(
+                name.clone(),
+                AwsPreview {
+                    discovery,
+                    discovery_ms,
+                    permissions,
+                },
+            );
+        }
+        out
+    }))
 }
 
 // ---- the preflight as data (the `--json` contract, DESIGN.md "Machine-readable outputs") ------
@@ -134,7 +206,16 @@ struct TargetOut {
     /// What to keep in mind about the nodes shown (a lab's are predicted).
     #[serde(skip_serializing_if = "Option::is_none")]
     note: Option<String>,
+    /// AWS: the TerminateInstances DryRun check, `allowed (…)` or `error: …`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    permissions: Option<String>,
+    /// AWS: how long discovery took (every page of DescribeInstances), in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    discovery_ms: Option<u64>,
     nodes: Vec<NodeOut>,
+    /// AWS: instances the selector matched that are not eligible (on-demand, not running).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    excluded: Vec<ExcludedOut>,
     steps: Vec<StepOut>,
     health: Vec<HealthOut>,
     guard_warnings: Vec<String>,
@@ -147,6 +228,18 @@ struct NodeOut {
     zone: Option<String>,
     instance_type: Option<String>,
     lifecycle: &'static str,
+    /// AWS: the private IP address (`host` is the private DNS name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    private_ip: Option<String>,
+    /// AWS: the selector's tags as the instance carries them.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ExcludedOut {
+    id: String,
+    reason: String,
 }
 
 impl From<&Node> for NodeOut {
@@ -157,6 +250,8 @@ impl From<&Node> for NodeOut {
             zone: n.zone.clone(),
             instance_type: n.instance_type.clone(),
             lifecycle: n.lifecycle.as_str(),
+            private_ip: None,
+            tags: BTreeMap::new(),
         }
     }
 }
@@ -183,7 +278,7 @@ struct HealthOut {
 
 // ---- nodes and steps ---------------------------------------------------------------------------
 
-fn preview_target(plan: &Plan, name: &str, target: &Target) -> TargetOut {
+fn preview_target(plan: &Plan, name: &str, target: &Target, aws: Option<&AwsPreview>) -> TargetOut {
     let _span = tracing::debug_span!("target", target = name).entered();
     let provider = target.nodes.provider().name();
     let mut out = TargetOut {
@@ -192,7 +287,10 @@ fn preview_target(plan: &Plan, name: &str, target: &Target) -> TargetOut {
         provider,
         error: None,
         note: None,
+        permissions: aws.and_then(|a| a.permissions.clone()),
+        discovery_ms: aws.map(|a| a.discovery_ms),
         nodes: Vec::new(),
+        excluded: Vec::new(),
         steps: Vec::new(),
         health: Vec::new(),
         guard_warnings: Vec::new(),
@@ -212,15 +310,38 @@ fn preview_target(plan: &Plan, name: &str, target: &Target) -> TargetOut {
             Some(lab_nodes(cluster, size))
         }
         NodeSelector::AwsEc2 { .. } | NodeSelector::AwsAsg { .. } | NodeSelector::AwsFis { .. } => {
-            out.error = Some(format!(
-                "node discovery for provider {provider} is not available yet"
-            ));
-            None
+            match aws.map(|a| &a.discovery) {
+                Some(Ok(d)) => {
+                    out.excluded = d
+                        .excluded
+                        .iter()
+                        .map(|x| ExcludedOut {
+                            id: x.id.clone(),
+                            reason: x.reason.clone(),
+                        })
+                        .collect();
+                    Some(d.nodes())
+                }
+                Some(Err(e)) => {
+                    out.error = Some(format!("cannot discover nodes: {e}"));
+                    None
+                }
+                None => {
+                    out.error = Some(format!("provider {provider} did not connect"));
+                    None
+                }
+            }
         }
     };
     match &nodes {
         Some(nodes) => {
             out.nodes = nodes.iter().map(NodeOut::from).collect();
+            if let Some(Ok(d)) = aws.map(|a| &a.discovery) {
+                for (n, f) in out.nodes.iter_mut().zip(&d.found) {
+                    n.private_ip.clone_from(&f.private_ip);
+                    n.tags.clone_from(&f.matched_tags);
+                }
+            }
             out.steps = preview_steps(target, nodes);
         }
         None => {
@@ -666,6 +787,20 @@ fn render_text(p: &Preflight, path: &str, estimate: &Estimate) -> String {
                 if let Some(note) = &t.note {
                     s.push_str(&format!("  note: {note}\n"));
                 }
+                if !t.excluded.is_empty() {
+                    let mut why: BTreeMap<&str, usize> = BTreeMap::new();
+                    for x in &t.excluded {
+                        *why.entry(x.reason.as_str()).or_default() += 1;
+                    }
+                    for (reason, count) in why {
+                        s.push_str(&format!(
+                            "  excluded: {count} matched instance(s): {reason}\n"
+                        ));
+                    }
+                }
+                if let Some(p) = &t.permissions {
+                    s.push_str(&format!("  permissions: {p}\n"));
+                }
             }
         }
         for (i, step) in t.steps.iter().enumerate() {
@@ -719,9 +854,14 @@ fn describe_node(n: &NodeOut) -> String {
     if n.host != n.id {
         parts.push(format!("host {}", n.host));
     }
+    parts.extend(n.private_ip.clone());
     parts.extend(n.zone.clone());
     parts.extend(n.instance_type.clone());
     parts.push(n.lifecycle.to_owned());
+    if !n.tags.is_empty() {
+        let tags: Vec<String> = n.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        parts.push(format!("tags {}", tags.join(",")));
+    }
     format!("{} ({})", n.id, parts.join(", "))
 }
 

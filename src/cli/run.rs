@@ -32,22 +32,10 @@ pub struct Args {
     pub fail_on_drop: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
     let (plan, text) = super::load_plan(&args.plan)?;
     if args.live {
         return Err(Failure::NotImplemented("the live dashboard (`run --live`)").into());
-    }
-    let aws: Vec<String> = plan
-        .targets
-        .iter()
-        .filter(|(_, t)| t.nodes.provider() != crate::plan::Provider::Lab)
-        .map(|(name, t)| format!("{name} ({})", t.nodes.provider().name()))
-        .collect();
-    if !aws.is_empty() {
-        return Err(Failure::NotImplemented(
-            "the AWS node providers (aws-ec2, aws-asg, aws-fis); nothing was terminated",
-        ))
-        .with_context(|| format!("targets {}", aws.join(", ")));
     }
     let steps = plan.step_count();
     let most: u32 = plan
@@ -66,10 +54,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "Run `{}`: {} target(s), {steps} step(s), up to {most} node terminations{}.\nType yes to go on: ",
             plan.name,
             plan.targets.len(),
-            if plan.lab.is_some() {
+            if plan.lab.is_some()
+                && plan
+                    .targets
+                    .values()
+                    .all(|t| t.nodes.provider() == crate::plan::Provider::Lab)
+            {
                 " (lab nodes only)"
             } else {
-                ""
+                " (real instances: AWS node providers)"
             }
         ));
         let mut answer = String::new();
@@ -95,6 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         resume,
         exe: std::env::current_exe().context("cannot find the spotdrill executable")?,
         lock_dir: run::lock::lock_dir(),
+        aws: aws.settings(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -57,6 +57,8 @@ pub fn serve(
             let Ok(Some(request)) = server.recv_timeout(Duration::from_millis(100)) else {
                 continue;
             };
+            // Query strings (`?embed=apps.counts`) are accepted and ignored: the lab always
+            // embeds the counts.
             let path = request.url().split('?').next().unwrap_or("").to_owned();
             let body = {
                 let view = view.lock().unwrap_or_else(|e| e.into_inner());
@@ -117,12 +119,25 @@ pub fn route(v: &ClusterView, path: &str) -> Option<Value> {
                 "id": w.name, "name": w.name, "status": "ACTIVE",
                 "workersTotal": w.placed.len(),
                 "workers": w.placed.iter().enumerate().map(|(i, (_, node))| json!({
+                    "topologyId": w.name, "topologyName": w.name,
                     "host": node, "port": 6700 + i, "supervisorId": node,
                 })).collect::<Vec<_>>(),
+                // The topology's configuration: what it asked for, placed or not.
+                "configuration": {"storm.id": w.name, "topology.workers": w.instances},
             }))
         }
-        (ClusterKind::Mesos, "/master/slaves") => Some(json!({ "slaves": agents(v) })),
+        (ClusterKind::Mesos, "/master/slaves") => {
+            Some(json!({ "slaves": agents(v), "recovered_slaves": [] }))
+        }
+        (ClusterKind::Mesos, "/master/state-summary") => Some(json!({
+            "hostname": v.name, "cluster": v.name, "slaves": agents(v), "frameworks": [],
+        })),
+        // Mesos writes `unreachable_slaves` as a count; the lab lists the agents (`{"id"}`),
+        // which probes read as their count too.
         (ClusterKind::Mesos, "/master/state") => Some(json!({
+            "cluster": v.name,
+            "activated_slaves": v.nodes.len(),
+            "deactivated_slaves": 0,
             "slaves": agents(v),
             "unreachable_slaves": v.lost.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
         })),
@@ -131,11 +146,14 @@ pub fn route(v: &ClusterView, path: &str) -> Option<Value> {
                 "id": format!("/{}", w.name), "instances": w.instances,
                 "tasksRunning": w.placed.len(), "tasksHealthy": w.placed.len(),
                 "tasksStaged": 0, "tasksUnhealthy": 0, "deployments": [],
+                "healthChecks": [],
+                "unreachableStrategy": {"inactiveAfterSeconds": 0, "expungeAfterSeconds": 0},
             })).collect::<Vec<_>>(),
         })),
         (ClusterKind::Mesos, "/v2/tasks") => Some(json!({
             "tasks": v.workloads.iter().flat_map(|w| w.placed.iter().map(move |(task, node)| json!({
-                "id": task, "appId": format!("/{}", w.name), "host": node, "state": "TASK_RUNNING",
+                "id": task, "appId": format!("/{}", w.name), "host": node, "slaveId": node,
+                "state": "TASK_RUNNING",
             }))).collect::<Vec<_>>(),
         })),
         _ => None,
@@ -196,6 +214,10 @@ mod tests {
         assert_eq!(slaves["slaves"][1]["hostname"], "c-2");
         let state = route(&v, "/master/state").unwrap();
         assert_eq!(state["unreachable_slaves"][0]["id"], "c-3");
+        let summary = route(&v, "/master/state-summary").unwrap();
+        assert_eq!(summary["slaves"], slaves["slaves"]);
+        assert_eq!(apps["apps"][0]["healthChecks"], json!([]));
+        assert_eq!(tasks["tasks"][1]["slaveId"], "c-1");
         assert!(route(&v, "/api/v1/cluster/summary").is_none());
     }
 
@@ -218,6 +240,7 @@ mod tests {
         let topo = route(&v, "/api/v1/topology/agg").unwrap();
         assert_eq!(topo["workersTotal"], 2);
         assert_eq!(topo["workers"][0]["host"], "c-1");
+        assert_eq!(topo["configuration"]["topology.workers"], 3);
         assert!(route(&v, "/api/v1/topology/nope").is_none());
         assert!(route(&v, "/v2/apps").is_none());
     }

@@ -2,8 +2,10 @@
 //! A provider returns a typed outcome per node and never terminates a node that its own
 //! discovery did not return as running (and spot, unless the plan allows on-demand).
 //!
-//! So far: the lab (`provider: lab`); the AWS providers come with their issue.
+//! The lab (`provider: lab`) lives here; the AWS providers (`aws-ec2`, `aws-asg`, `aws-fis`) in
+//! [`aws`].
 
+pub mod aws;
 pub mod select;
 
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! Observation: Kafka consumer lag (later: Storm, Mesos and Marathon health).
 
+pub mod health;
 pub mod lag;
 pub mod probe;
 pub mod sampler;

@@ -329,7 +329,10 @@ impl Report {
                         s.capacity_restored_s = Some(*after_s);
                     }
                 }
-                Entry::Baseline { .. } | Entry::StepStarted { .. } | Entry::Outcome { .. } => {}
+                Entry::Baseline { .. }
+                | Entry::StepStarted { .. }
+                | Entry::Outcome { .. }
+                | Entry::ProviderEvent { .. } => {}
             }
         }
         for t in &mut report.targets {

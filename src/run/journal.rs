@@ -133,6 +133,16 @@ pub enum Entry {
         capacity_restored_s: Option<f64>,
         applications: Vec<AppResult>,
     },
+    /// Something a node provider did while terminating (an FIS template created, an experiment's
+    /// state); notes for people, not read back by the report.
+    ProviderEvent {
+        at: String,
+        target: String,
+        step: usize,
+        /// `fis_template_created`, `fis_experiment_state`, …
+        kind: String,
+        detail: String,
+    },
     /// The target's capacity came back (all nodes and workers) this long after the injection.
     CapacityRestored {
         at: String,

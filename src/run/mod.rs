@@ -21,6 +21,7 @@ use crate::analysis::{self, Band, BandSettings, Sample, StepRules, Verdict};
 use crate::exit::{ExitCode, Failure};
 use crate::kafka::KafkaSettings;
 use crate::lab::up::RunningLab;
+use crate::nodes::aws::{AwsNodes, AwsSettings, GroupCapacity, ProviderEvent};
 use crate::nodes::{LabNodes, Lifecycle, Node, select};
 use crate::observe::{GroupLag, GroupSpec, LagProbe, Snapshot, Status};
 use crate::plan::{Brokers, MinHealthy, NodeSelector, Plan, Target};
@@ -39,6 +40,8 @@ pub struct Options {
     /// The spotdrill executable (lab nodes run it).
     pub exe: PathBuf,
     pub lock_dir: PathBuf,
+    /// How the AWS providers reach AWS (`--profile`, `--region`, `--endpoint-url`).
+    pub aws: AwsSettings,
 }
 
 /// How long a lab run waits for its workloads' first commits before the baseline.
@@ -120,6 +123,22 @@ pub async fn run(plan: &Plan, text: &str, opts: &Options) -> anyhow::Result<Exit
             .collect::<Vec<_>>()
             .join(","),
     };
+    // The AWS providers: connected once per target; an Auto Scaling group's capacity is followed
+    // in the background (replacement tracking).
+    let cancel = CancellationToken::new();
+    let mut aws = IndexMap::new();
+    let mut groups = IndexMap::new();
+    for (name, t) in &plan.targets {
+        if let Some(p) = AwsNodes::connect(&t.nodes, &opts.aws).await {
+            if let Some(rx) = p.watch_capacity(
+                plan.observe.sample_interval.max(Duration::from_secs(1)),
+                cancel.clone(),
+            ) {
+                groups.insert(name.clone(), rx);
+            }
+            aws.insert(name.clone(), p);
+        }
+    }
     let mut settings = KafkaSettings::new(brokers);
     settings.security.clone_from(&plan.kafka.security);
 
@@ -135,7 +154,6 @@ pub async fn run(plan: &Plan, text: &str, opts: &Options) -> anyhow::Result<Exit
     }
     let probe =
         LagProbe::connect(settings, &specs).map_err(|e| Failure::Environment(e.to_string()))?;
-    let cancel = CancellationToken::new();
     let (rx, sampler) =
         crate::observe::sampler::spawn(probe, plan.observe.sample_interval, cancel.clone());
 
@@ -150,6 +168,8 @@ pub async fn run(plan: &Plan, text: &str, opts: &Options) -> anyhow::Result<Exit
         plan,
         journal,
         lab,
+        aws,
+        groups,
         rx,
         series: plan
             .applications
@@ -238,7 +258,11 @@ struct Series {
 struct Active {
     target: String,
     step: usize,
-    cluster: Option<String>,
+    /// Whether capacity is expected back (a lab cluster or an Auto Scaling group that replaces,
+    /// and steps that do not add up).
+    track: bool,
+    /// The nodes this step terminated (an Auto Scaling group is full again without them).
+    gone: Vec<String>,
     t0: f64,
     restored: Option<f64>,
 }
@@ -247,6 +271,10 @@ struct Runner<'a> {
     plan: &'a Plan,
     journal: Arc<Mutex<Journal>>,
     lab: Option<RunningLab>,
+    /// The AWS provider of each AWS target.
+    aws: IndexMap<String, AwsNodes>,
+    /// The capacity of each `aws-asg` target's group, as last described.
+    groups: IndexMap<String, watch::Receiver<Option<GroupCapacity>>>,
     rx: mpsc::Receiver<Snapshot>,
     series: IndexMap<String, Series>,
     csv: BufWriter<File>,
@@ -323,8 +351,17 @@ impl Runner<'_> {
             self.progress.event("resuming from the journal");
         }
         for (name, t) in &plan.targets {
-            let size = self.discover(t).len();
-            self.sizes.insert(name.clone(), size);
+            let nodes = self.discover(name, t).await.map_err(|e| {
+                Failure::Environment(format!("cannot discover the nodes of {name}: {e:#}"))
+            })?;
+            // Permissions before anything else: DryRun=true on TerminateInstances.
+            if let Some(p) = self.aws.get(name.as_str()) {
+                let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
+                p.check_permissions(&ids)
+                    .await
+                    .map_err(|e| Failure::Environment(format!("{name}: {e}")))?;
+            }
+            self.sizes.insert(name.clone(), nodes.len());
         }
 
         let code = self.baseline().await?;
@@ -426,6 +463,20 @@ impl Runner<'_> {
         }
     }
 
+    /// Stop escalating (a provider failed or refused): the journal says why, observation and the
+    /// report go on.
+    fn stop_escalation(&mut self, why: &str) -> anyhow::Result<()> {
+        if self.stop.is_none() {
+            self.stop = Some(why.to_owned());
+            self.write(&Entry::Aborted {
+                at: now(),
+                reason: why.to_owned(),
+            })?;
+            self.progress.event(&format!("{why}; no more terminations"));
+        }
+        Ok(())
+    }
+
     fn interrupted(&mut self) -> anyhow::Result<()> {
         if self.stop.is_none() {
             self.stop = Some("interrupted (Ctrl-C)".into());
@@ -477,8 +528,8 @@ impl Runner<'_> {
         // Capacity of the step being observed.
         if let Some(a) = &self.active
             && a.restored.is_none()
-            && let (Some(cluster), Some(lab)) = (&a.cluster, &self.lab)
-            && lab.capacity(cluster).is_some_and(|c| c.is_full())
+            && a.track
+            && self.capacity_full(&a.target, &a.gone)
         {
             let after = self.now_s() - a.t0;
             let (target, step) = (a.target.clone(), a.step);
@@ -653,8 +704,12 @@ impl Runner<'_> {
         Ok(None)
     }
 
-    fn discover(&self, target: &Target) -> Vec<Node> {
-        match (&target.nodes, &self.lab) {
+    /// The target's nodes now: the lab's, or its AWS provider's eligible instances.
+    async fn discover(&self, name: &str, target: &Target) -> anyhow::Result<Vec<Node>> {
+        if let Some(p) = self.aws.get(name) {
+            return Ok(p.discover().await?.nodes());
+        }
+        Ok(match (&target.nodes, &self.lab) {
             (NodeSelector::Lab { cluster, notice }, Some(lab)) => LabNodes {
                 lab,
                 cluster: cluster.clone(),
@@ -662,6 +717,24 @@ impl Runner<'_> {
             }
             .discover(),
             _ => Vec::new(),
+        })
+    }
+
+    /// Whether a target's capacity is back: a lab cluster full again, or an Auto Scaling group at
+    /// its desired InService count without the nodes in `gone`. True where nothing is tracked.
+    fn capacity_full(&self, name: &str, gone: &[String]) -> bool {
+        let Some(target) = self.plan.targets.get(name) else {
+            return true;
+        };
+        match (&target.nodes, &self.lab) {
+            (NodeSelector::Lab { cluster, .. }, Some(lab)) => {
+                lab.capacity(cluster).is_some_and(|c| c.is_full())
+            }
+            (NodeSelector::AwsAsg { replace: true, .. }, _) => self
+                .groups
+                .get(name)
+                .is_some_and(|rx| rx.borrow().as_ref().is_some_and(|c| c.is_full(gone))),
+            _ => true,
         }
     }
 
@@ -673,10 +746,11 @@ impl Runner<'_> {
     ) -> anyhow::Result<()> {
         let plan = self.plan;
         let mut ended: Option<String> = None;
-        let cluster = match &target.nodes {
-            NodeSelector::Lab { cluster, .. } => Some(cluster.clone()),
-            _ => None,
-        };
+        // Capacity comes back after a step: a lab cluster, or a group that replaces.
+        let tracks_capacity = matches!(
+            target.nodes,
+            NodeSelector::Lab { .. } | NodeSelector::AwsAsg { replace: true, .. }
+        );
         for (step, &n) in target.ladder.iter().enumerate() {
             let skip = |r: &Self, reason: &str| {
                 r.write(&Entry::StepSkipped {
@@ -738,7 +812,7 @@ impl Runner<'_> {
             let hold = plan.observe.hold.as_secs_f64();
             let interval = plan.observe.sample_interval.as_secs_f64();
             let wait_capacity = !target.cumulative;
-            let cluster_c = cluster.clone();
+            let target_name = name.to_owned();
             let ready = move |r: &Self| {
                 if r.stop.is_some() {
                     return true;
@@ -750,11 +824,7 @@ impl Runner<'_> {
                         })
                     })
                 });
-                let capacity_ok = !wait_capacity
-                    || match (&cluster_c, &r.lab) {
-                        (Some(c), Some(lab)) => lab.capacity(c).is_some_and(|c| c.is_full()),
-                        _ => true,
-                    };
+                let capacity_ok = !wait_capacity || r.capacity_full(&target_name, &[]);
                 lag_ok && capacity_ok
             };
             let cooled = self
@@ -776,8 +846,21 @@ impl Runner<'_> {
                 ended = Some(why);
                 continue;
             }
-            // Guards.
-            if let Some((guard, detail)) = self.guard(name, target, n, previous) {
+            // Guards (min_healthy counts the nodes discovered now).
+            let live = if target.guards.min_healthy.is_some() {
+                match self.discover(name, target).await {
+                    Ok(nodes) => Some(nodes.len()),
+                    Err(e) => {
+                        let why = format!("cannot discover the nodes of {name}: {e:#}");
+                        self.stop_escalation(&why)?;
+                        skip(self, &format!("escalation stopped: {why}"))?;
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            if let Some((guard, detail)) = self.guard(name, target, n, previous, live) {
                 self.write(&Entry::GuardBreached {
                     at: now(),
                     target: name.to_owned(),
@@ -792,8 +875,16 @@ impl Runner<'_> {
                 continue;
             }
             // Select.
-            let eligible: Vec<Node> = self
-                .discover(target)
+            let discovered = match self.discover(name, target).await {
+                Ok(nodes) => nodes,
+                Err(e) => {
+                    let why = format!("cannot discover the nodes of {name}: {e:#}");
+                    self.stop_escalation(&why)?;
+                    skip(self, &format!("escalation stopped: {why}"))?;
+                    continue;
+                }
+            };
+            let eligible: Vec<Node> = discovered
                 .into_iter()
                 .filter(|node| node.running && eligible_lifecycle(target, node))
                 .collect();
@@ -829,17 +920,54 @@ impl Runner<'_> {
                 notice_s: notice.as_secs_f64(),
                 nodes: chosen.iter().map(Node::to_ref).collect(),
             })?;
-            let injected_at = SystemTime::now();
-            let t0 = self.secs_since_epoch(injected_at);
-            let outcomes = match (&target.nodes, &self.lab) {
-                (NodeSelector::Lab { cluster, notice }, Some(lab)) => LabNodes {
+            let mut injected_at = SystemTime::now();
+            let aws_provider = self.aws.get(name).cloned();
+            let outcomes = match (&target.nodes, &self.lab, aws_provider) {
+                (NodeSelector::Lab { cluster, notice }, Some(lab), _) => LabNodes {
                     lab,
                     cluster: cluster.clone(),
                     notice: *notice,
                 }
                 .terminate(&chosen),
+                (_, _, Some(provider)) => {
+                    let journal = self.journal.clone();
+                    let events = move |ev: ProviderEvent| {
+                        tracing::info!(step, event = %ev.event, "{name}: {}", ev.detail);
+                        let entry = Entry::ProviderEvent {
+                            at: now(),
+                            target: name.to_owned(),
+                            step,
+                            kind: ev.event,
+                            detail: ev.detail,
+                        };
+                        if let Ok(mut j) = journal.lock()
+                            && let Err(e) = j.append(&entry)
+                        {
+                            tracing::warn!(error = %e, "cannot write the journal");
+                        }
+                    };
+                    let mut interrupts = self.interrupts.clone();
+                    let seen = self.seen_interrupts;
+                    let stop = async move {
+                        let _ = interrupts.wait_for(|n| *n > seen).await;
+                    };
+                    let label = format!("{name}-step-{}", step + 1);
+                    // Keep sampling while the provider works: an FIS experiment waits out the
+                    // whole notice (2–15 min), and lag must be measured through it.
+                    let work = provider.terminate(&chosen, &label, &events, stop);
+                    tokio::pin!(work);
+                    loop {
+                        tokio::select! {
+                            out = &mut work => break out,
+                            snapshot = self.rx.recv() => match snapshot {
+                                Some(s) => self.ingest(&s)?,
+                                None => anyhow::bail!("the lag sampler stopped"),
+                            },
+                        }
+                    }
+                }
                 _ => anyhow::bail!(
-                    "provider {} is not available yet",
+                    "provider {} has no nodes to terminate here",
                     target.nodes.provider().name()
                 ),
             };
@@ -853,6 +981,12 @@ impl Runner<'_> {
                     detail: o.detail.clone(),
                 })?;
             }
+            // An FIS interruption terminates at the end of its notice, when the experiment
+            // completes: that is the moment the cluster loses the nodes.
+            if matches!(target.nodes, NodeSelector::AwsFis { .. }) {
+                injected_at = SystemTime::now();
+            }
+            let t0 = self.secs_since_epoch(injected_at);
             let ids: Vec<String> = chosen.iter().map(|c| c.id.clone()).collect();
             let injected_text = humantime::format_rfc3339_millis(injected_at).to_string();
             self.write(&Entry::Injected {
@@ -864,6 +998,22 @@ impl Runner<'_> {
                 .iter()
                 .filter(|o| o.outcome == NodeOutcome::Terminated)
                 .count();
+            // A partial failure (some terminated, some refused or failed) is recorded per node
+            // above and stops escalation.
+            if done < outcomes.len() && self.stop.is_none() {
+                let failed: Vec<String> = outcomes
+                    .iter()
+                    .filter(|o| o.outcome != NodeOutcome::Terminated)
+                    .map(|o| format!("{} {:?}", o.id, o.outcome).to_lowercase())
+                    .collect();
+                self.stop_escalation(&format!(
+                    "{name} step {}: {} of {} nodes not terminated ({})",
+                    step + 1,
+                    failed.len(),
+                    outcomes.len(),
+                    failed.join(", ")
+                ))?;
+            }
             self.progress.event(&format!(
                 "{name} step {}: terminated {done}/{} ({})",
                 step + 1,
@@ -873,11 +1023,12 @@ impl Runner<'_> {
             self.active = Some(Active {
                 target: name.to_owned(),
                 step,
-                cluster: if target.cumulative {
-                    None
-                } else {
-                    cluster.clone()
-                },
+                track: tracks_capacity && !target.cumulative,
+                gone: outcomes
+                    .iter()
+                    .filter(|o| o.outcome == NodeOutcome::Terminated)
+                    .map(|o| o.id.clone())
+                    .collect(),
                 t0,
                 restored: None,
             });
@@ -957,7 +1108,7 @@ impl Runner<'_> {
         // Capacity of the last step may come back later; the report is better for knowing it.
         if let Some(a) = &self.active
             && a.restored.is_none()
-            && a.cluster.is_some()
+            && a.track
             && a.target == name
         {
             let until = Instant::now() + plan.observe.cooldown.min(Duration::from_secs(120));
@@ -977,6 +1128,7 @@ impl Runner<'_> {
         target: &Target,
         n: u32,
         previous: &[Entry],
+        live: Option<usize>,
     ) -> Option<(String, String)> {
         let g = &target.guards;
         if let Some(window) = g.allowed_hours {
@@ -1014,8 +1166,8 @@ impl Runner<'_> {
                 ));
             }
         }
-        if let Some(min) = g.min_healthy {
-            let live = self.discover(target).len() as u32;
+        if let (Some(min), Some(live)) = (g.min_healthy, live) {
+            let live = live as u32;
             let size = self.sizes.get(name).copied().unwrap_or(0) as u32;
             let left = live.saturating_sub(n);
             let needed = match min {

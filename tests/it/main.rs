@@ -1,8 +1,10 @@
 //! The one integration-test binary: drives the real `spotdrill` CLI.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod aws;
 mod cli;
 mod experiments;
+mod health;
 mod lab;
 mod lab_cli;
 mod lag;

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::support::kafka::{Kafka, free_port};
-use crate::util::{Outcome, spotdrill, spotdrill_in};
+use crate::util::{Outcome, spotdrill};
 
 fn json(out: &Outcome) -> serde_json::Value {
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", out.stdout))
@@ -22,8 +22,32 @@ fn plan_in_tempdir(yaml: &str, args: &[&str]) -> Outcome {
 fn run_plan(dir: &Path, args: &[&str]) -> Outcome {
     let mut all = vec!["plan", "plan.yaml"];
     all.extend_from_slice(args);
-    spotdrill_in(dir, &all)
+    // AWS targets are discovered for real: point them at a closed local port, with dummy
+    // credentials and no instance-metadata lookups, so nothing leaves the machine.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spotdrill"))
+        .args(&all)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .envs(NO_AWS)
+        .output()
+        .expect("the spotdrill binary runs");
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }
+
+/// An AWS that refuses connections at once.
+pub const NO_AWS: [(&str, &str); 7] = [
+    ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+    ("AWS_MAX_ATTEMPTS", "1"),
+    ("AWS_CONFIG_FILE", "/dev/null"),
+    ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+];
 
 /// A plan with one lab cluster `c` of `nodes` nodes; `brokers` and `targets` are YAML snippets.
 fn lab_plan(brokers: &str, nodes: u32, targets: &str) -> String {
@@ -210,8 +234,10 @@ targets:
     );
 }
 
+/// An AWS target whose discovery fails (AWS unreachable): the lab target is still previewed,
+/// and the preflight exits 4 (environment) naming the target.
 #[test]
-fn plan_with_an_aws_target_exits_2_after_previewing_the_lab_target() {
+fn plan_with_an_unreachable_aws_target_exits_4_after_previewing_the_lab_target() {
     let targets = format!(
         "  lab:
     kind: storm
@@ -226,16 +252,14 @@ fn plan_with_an_aws_target_exits_2_after_previewing_the_lab_target() {
     std::fs::write(dir.path().join("plan.yaml"), lab_plan("lab", 3, &targets)).unwrap();
 
     let out = run_plan(dir.path(), &[]);
-    out.expect_code(2);
+    out.expect_code(4);
     assert!(
-        out.stderr
-            .contains("not implemented yet: node discovery for AWS providers"),
+        out.stderr.contains("storm-prod: cannot discover nodes"),
         "{}",
         out.stderr
     );
     assert!(
-        out.stdout
-            .contains("node discovery for provider aws-ec2 is not available yet"),
+        out.stdout.contains("DescribeInstances failed"),
         "{}",
         out.stdout
     );
@@ -247,7 +271,7 @@ fn plan_with_an_aws_target_exits_2_after_previewing_the_lab_target() {
     );
 
     let out = run_plan(dir.path(), &["--json"]);
-    out.expect_code(2);
+    out.expect_code(4);
     let v = json(&out);
     assert_eq!(v["targets"][0]["nodes"].as_array().unwrap().len(), 3);
     let aws = &v["targets"][1];

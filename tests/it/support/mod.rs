@@ -2,3 +2,4 @@
 //! data in them.
 
 pub mod kafka;
+pub mod moto;

@@ -1,0 +1,154 @@
+//! Health probes (DESIGN.md "Health probes"): a target's capacity as its scheduler sees it —
+//! Storm supervisors, slots and per-topology workers from the Storm UI REST API; Mesos agents and
+//! resources from the Mesos master with per-app tasks, health and deployments from Marathon —
+//! and whether each topology or app is whole again after a loss.
+//!
+//! The same code runs against production and against the lab (whose clusters serve the same
+//! shapes, [`crate::lab::http`]). The client is blocking: from async code, call [`probe`]
+//! through `tokio::task::spawn_blocking`.
+
+pub mod client;
+pub mod hosts;
+pub mod mesos;
+pub mod storm;
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+pub use client::{ApiClient, Auth, AuthSpec, HealthError, HttpSettings, Secret};
+pub use hosts::same_host;
+pub use mesos::{AppCapacity, Marathon, MesosCapacity, MesosMaster, UnreachableStrategy};
+pub use storm::{StormCapacity, StormUi, TopologyCapacity};
+
+use crate::plan::ClusterKind;
+
+/// The health APIs of one target.
+#[derive(Clone, Debug)]
+pub enum Endpoints {
+    Storm {
+        storm_ui: StormUi,
+    },
+    Mesos {
+        mesos_master: MesosMaster,
+        marathon: Marathon,
+    },
+}
+
+impl Endpoints {
+    /// A Storm target's endpoints.
+    pub fn storm(storm_ui: &str, settings: &HttpSettings) -> Result<Endpoints, HealthError> {
+        Ok(Endpoints::Storm {
+            storm_ui: StormUi {
+                client: ApiClient::new(storm_ui, settings)?,
+            },
+        })
+    }
+
+    /// A Mesos target's endpoints (the master and Marathon may need different credentials).
+    pub fn mesos(
+        mesos_master: (&str, &HttpSettings),
+        marathon: (&str, &HttpSettings),
+    ) -> Result<Endpoints, HealthError> {
+        Ok(Endpoints::Mesos {
+            mesos_master: MesosMaster {
+                client: ApiClient::new(mesos_master.0, mesos_master.1)?,
+            },
+            marathon: Marathon {
+                client: ApiClient::new(marathon.0, marathon.1)?,
+            },
+        })
+    }
+
+    /// The endpoints of a lab cluster, from a running lab's state (`running.state().endpoints`);
+    /// `None` when the lab has no such cluster.
+    pub fn from_lab(
+        endpoints: &[crate::lab::up::Endpoint],
+        cluster: &str,
+        settings: &HttpSettings,
+    ) -> Option<Result<Endpoints, HealthError>> {
+        let url = |api: &str| {
+            endpoints
+                .iter()
+                .find(|e| e.cluster == cluster && e.api == api)
+                .map(|e| e.url.as_str())
+        };
+        if let Some(ui) = url("storm_ui") {
+            return Some(Endpoints::storm(ui, settings));
+        }
+        let (master, marathon) = (url("mesos_master")?, url("marathon")?);
+        Some(Endpoints::mesos((master, settings), (marathon, settings)))
+    }
+
+    pub fn kind(&self) -> ClusterKind {
+        match self {
+            Endpoints::Storm { .. } => ClusterKind::Storm,
+            Endpoints::Mesos { .. } => ClusterKind::Mesos,
+        }
+    }
+}
+
+/// A target's capacity at one moment.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Capacity {
+    Storm(StormCapacity),
+    Mesos(MesosCapacity),
+}
+
+impl Capacity {
+    /// Every topology (every app) whole.
+    pub fn is_whole(&self) -> bool {
+        match self {
+            Capacity::Storm(c) => c.is_whole(),
+            Capacity::Mesos(c) => c.is_whole(),
+        }
+    }
+
+    /// Whether one application (a topology name or id, a Marathon app id with or without its
+    /// leading `/`) is whole; `None` when the scheduler does not know it.
+    pub fn application_whole(&self, name: &str) -> Option<bool> {
+        match self {
+            Capacity::Storm(c) => c.topology(name).map(TopologyCapacity::is_whole),
+            Capacity::Mesos(c) => c.app(name).map(AppCapacity::is_whole),
+        }
+    }
+
+    /// The hosts running an application's workers or tasks, sorted.
+    pub fn hosts_running(&self, name: &str) -> Vec<&str> {
+        match self {
+            Capacity::Storm(c) => c.hosts_running(name),
+            Capacity::Mesos(c) => c.hosts_running(name),
+        }
+    }
+
+    /// The applications with work on `host`.
+    pub fn applications_on(&self, host: &str) -> Vec<&str> {
+        match self {
+            Capacity::Storm(c) => c.topologies_on(host),
+            Capacity::Mesos(c) => c.apps_on(host),
+        }
+    }
+
+    /// Live nodes: Storm supervisors alive, Mesos agents active.
+    pub fn nodes_alive(&self) -> u32 {
+        match self {
+            Capacity::Storm(c) => c.supervisors_alive,
+            Capacity::Mesos(c) => c.agents_active,
+        }
+    }
+}
+
+/// Fetch a target's capacity: every endpoint it needs, concurrently, all within `deadline`
+/// (each request also within its own timeout; retries stop at the deadline).
+pub fn probe(endpoints: &Endpoints, deadline: Duration) -> Result<Capacity, HealthError> {
+    let until = Instant::now() + deadline;
+    let _span = tracing::debug_span!("health_probe", kind = ?endpoints.kind()).entered();
+    match endpoints {
+        Endpoints::Storm { storm_ui } => storm_ui.capacity(until).map(Capacity::Storm),
+        Endpoints::Mesos {
+            mesos_master,
+            marathon,
+        } => mesos::capacity(mesos_master, marathon, until).map(Capacity::Mesos),
+    }
+}
