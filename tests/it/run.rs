@@ -276,11 +276,17 @@ fn mesos_3x1_running_2_tolerates_1() {
 fn measured_recovery_matches_the_lab_truth() {
     // The band at the steady level (p99 + 0.5 s): recovered then means what the lab's truth
     // means by drained — lag back where it was — not merely back under a generous band.
-    let plan = Shape::storm(6, 2, 8, &[1, 2]).plan().replace(
-        "band: {margin: 0.5, floor: 2s}",
-        "band: {margin: 0.1, floor: 500ms}",
-    );
-    assert!(plan.contains("floor: 500ms"));
+    // Sampled every second (the default), so ± 2 intervals is ± 2 s: lag moves in steps of one
+    // commit interval (1 s), which both the harness and the lab see, a step apart at worst.
+    let plan = Shape::storm(6, 2, 8, &[1, 2])
+        .plan()
+        .replace(
+            "band: {margin: 0.5, floor: 2s}",
+            "band: {margin: 0.1, floor: 500ms}",
+        )
+        .replace("sample_interval: 500ms", "sample_interval: 1s")
+        .replace("baseline: 4s", "baseline: 6s");
+    assert!(plan.contains("floor: 500ms") && plan.contains("sample_interval: 1s"));
     let (outcome, dir) = run_plan(&plan, &[]);
     outcome.expect_code(0);
     let run = dir.path().join("run");
@@ -291,7 +297,7 @@ fn measured_recovery_matches_the_lab_truth() {
         .collect();
     let report = report(dir.path());
     let steps = report["targets"][0]["steps"].as_array().unwrap();
-    let interval = 0.5;
+    let interval = 1.0;
     for step in steps {
         let injected = time(&step["injected_at"]);
         let measured = step["applications"][0]["recovery_s"]
