@@ -242,6 +242,7 @@ impl AwsNodes {
                 instance_types,
                 notice,
                 role_arn,
+                keep_templates,
                 allow_on_demand,
             } => {
                 let config = sdk_config(settings, region.as_deref()).await;
@@ -256,7 +257,7 @@ impl AwsNodes {
                     },
                     notice: *notice,
                     role_arn: role_arn.clone(),
-                    keep_templates: false,
+                    keep_templates: *keep_templates,
                 }
             }
         })

@@ -160,6 +160,7 @@ pub enum NodeSelector {
         instance_types: Vec<String>,
         notice: Duration,
         role_arn: String,
+        keep_templates: bool,
         allow_on_demand: bool,
     },
 }

@@ -386,6 +386,10 @@ pub struct RawNodes {
     /// aws-fis: IAM role FIS assumes to interrupt the instances.
     #[serde(default)]
     pub role_arn: Option<String>,
+    /// aws-fis: keep the experiment templates spotdrill creates (default false: each is deleted
+    /// once its experiment ended).
+    #[serde(default)]
+    pub keep_templates: Option<bool>,
     /// aws-*: also terminate on-demand instances the selector returns (default false: spot only).
     #[serde(default)]
     pub allow_on_demand: Option<bool>,

@@ -747,7 +747,7 @@ impl Checker<'_> {
     ) -> NodeSelector {
         let n = &raw.nodes;
         let provider = n.provider;
-        let set: [(&str, bool); 11] = [
+        let set: [(&str, bool); 12] = [
             ("cluster", n.cluster.is_some()),
             ("region", n.region.is_some()),
             ("tags", n.tags.is_some()),
@@ -758,6 +758,7 @@ impl Checker<'_> {
             ("replace", n.replace.is_some()),
             ("notice", n.notice.is_some()),
             ("role_arn", n.role_arn.is_some()),
+            ("keep_templates", n.keep_templates.is_some()),
             ("allow_on_demand", n.allow_on_demand.is_some()),
         ];
         let allowed: &[&str] = match provider {
@@ -778,6 +779,7 @@ impl Checker<'_> {
                 "instance_types",
                 "notice",
                 "role_arn",
+                "keep_templates",
             ],
         };
         for (field, is_set) in set {
@@ -948,6 +950,7 @@ impl Checker<'_> {
                     instance_types: n.instance_types.clone().unwrap_or_default(),
                     notice,
                     role_arn,
+                    keep_templates: n.keep_templates.unwrap_or(false),
                     allow_on_demand: false,
                 }
             }

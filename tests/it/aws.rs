@@ -386,6 +386,27 @@ fn aws_fis_batches_twelve_instances_into_three_actions() {
     );
 }
 
+/// `keep_templates: true` leaves the experiment template in place (for the FIS console's history).
+#[test]
+fn aws_fis_keeps_its_template_when_asked() {
+    let moto = Moto::start();
+    let kafka = kafka();
+    moto.launch(3, "us-east-1a", "c5.xlarge", true, TAGS);
+    let text = plan(
+        &kafka,
+        "{provider: aws-fis, region: us-east-1, tags: {cluster: storm-test}, notice: 2m, \
+         role_arn: \"arn:aws:iam::123456789012:role/fis\", keep_templates: true}",
+        "[2]",
+        "random",
+        "",
+    );
+    let (out, _dir) = run(&moto, &moto.endpoint, &text);
+    out.expect_code(0);
+    let v =
+        moto.py("print(json.dumps([len(fis.list_experiment_templates()['experimentTemplates'])]))");
+    assert_eq!(v[0], 1, "the template is kept");
+}
+
 /// A proxy in front of moto that answers every TerminateInstances with UnauthorizedOperation
 /// (DryRun or not) and passes everything else through.
 fn deny_terminate_proxy(upstream: String) -> String {
