@@ -389,7 +389,7 @@ fn preview_steps(target: &Target, nodes: &[Node]) -> Vec<StepOut> {
         .map(|(step, &n)| {
             let eligible: Vec<Node> = nodes
                 .iter()
-                .filter(|node| node.running && eligible_lifecycle(target, node))
+                .filter(|node| node.running && crate::nodes::eligible(&target.nodes, node))
                 .filter(|node| !gone.contains(&node.id))
                 .cloned()
                 .collect();
@@ -413,23 +413,6 @@ fn preview_steps(target: &Target, nodes: &[Node]) -> Vec<StepOut> {
             }
         })
         .collect()
-}
-
-/// On-demand nodes are eligible only where the plan allows them (as in `run`).
-fn eligible_lifecycle(target: &Target, node: &Node) -> bool {
-    let allow_on_demand = match &target.nodes {
-        NodeSelector::Lab { .. } => true,
-        NodeSelector::AwsEc2 {
-            allow_on_demand, ..
-        }
-        | NodeSelector::AwsAsg {
-            allow_on_demand, ..
-        }
-        | NodeSelector::AwsFis {
-            allow_on_demand, ..
-        } => *allow_on_demand,
-    };
-    node.lifecycle != Lifecycle::OnDemand || allow_on_demand
 }
 
 /// The guards the ladder would breach, each at its first breaching step; `run` stops the ladder

@@ -41,6 +41,12 @@ impl Lifecycle {
     }
 }
 
+/// Whether a node may be terminated under a selector: spot and lab nodes always, on-demand ones
+/// only where the plan says `allow_on_demand: true`.
+pub fn eligible(selector: &crate::plan::NodeSelector, node: &Node) -> bool {
+    node.lifecycle != Lifecycle::OnDemand || selector.allow_on_demand()
+}
+
 impl Node {
     pub fn to_ref(&self) -> NodeRef {
         NodeRef {

@@ -166,6 +166,22 @@ pub enum NodeSelector {
 }
 
 impl NodeSelector {
+    /// Whether on-demand nodes may be terminated (lab nodes are always eligible).
+    pub fn allow_on_demand(&self) -> bool {
+        match self {
+            NodeSelector::Lab { .. } => true,
+            NodeSelector::AwsEc2 {
+                allow_on_demand, ..
+            }
+            | NodeSelector::AwsAsg {
+                allow_on_demand, ..
+            }
+            | NodeSelector::AwsFis {
+                allow_on_demand, ..
+            } => *allow_on_demand,
+        }
+    }
+
     pub fn provider(&self) -> Provider {
         match self {
             NodeSelector::Lab { .. } => Provider::Lab,

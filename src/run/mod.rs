@@ -22,7 +22,7 @@ use crate::exit::{ExitCode, Failure};
 use crate::kafka::KafkaSettings;
 use crate::lab::up::RunningLab;
 use crate::nodes::aws::{AwsNodes, AwsSettings, GroupCapacity, ProviderEvent};
-use crate::nodes::{LabNodes, Lifecycle, Node, select};
+use crate::nodes::{LabNodes, Node, select};
 use crate::observe::{GroupLag, GroupSpec, LagProbe, Snapshot, Status};
 use crate::plan::{Brokers, MinHealthy, NodeSelector, Plan, Target};
 use crate::report::Report;
@@ -886,7 +886,7 @@ impl Runner<'_> {
             };
             let eligible: Vec<Node> = discovered
                 .into_iter()
-                .filter(|node| node.running && eligible_lifecycle(target, node))
+                .filter(|node| node.running && crate::nodes::eligible(&target.nodes, node))
                 .collect();
             let seed = target.seed.unwrap_or(0);
             let chosen = match select::choose(&eligible, n as usize, target.selection, seed, step) {
@@ -1198,25 +1198,6 @@ impl Runner<'_> {
                 matches!(e, Entry::Outcome { target, outcome: NodeOutcome::Terminated, .. } if target == name)
             })
             .count() as u32
-    }
-}
-
-fn eligible_lifecycle(target: &Target, node: &Node) -> bool {
-    let allow_on_demand = match &target.nodes {
-        NodeSelector::Lab { .. } => true,
-        NodeSelector::AwsEc2 {
-            allow_on_demand, ..
-        }
-        | NodeSelector::AwsAsg {
-            allow_on_demand, ..
-        }
-        | NodeSelector::AwsFis {
-            allow_on_demand, ..
-        } => *allow_on_demand,
-    };
-    match node.lifecycle {
-        Lifecycle::Spot | Lifecycle::Lab => true,
-        Lifecycle::OnDemand => allow_on_demand,
     }
 }
 
