@@ -57,8 +57,8 @@ pub struct Report {
     pub notes: Vec<String>,
     /// Wall time of the run (the last attempt when resumed), seconds.
     pub duration_s: Option<f64>,
-    /// spotdrill's own CPU over the run as a share of one core, percent (the in-process lab
-    /// included, its node processes not).
+    /// spotdrill's own CPU over the run as a share of one core, percent (the lab's schedulers
+    /// included; its broker and node processes not).
     pub cpu_one_core_pct: Option<f64>,
     /// The targets in the order they ran.
     pub targets: Vec<TargetReport>,

@@ -180,8 +180,8 @@ pub enum Entry {
         /// Wall time of this attempt, seconds.
         #[serde(default)]
         wall_s: Option<f64>,
-        /// CPU time of the spotdrill process over this attempt (the in-process lab included,
-        /// its node processes not), seconds.
+        /// CPU time of the spotdrill process over this attempt (the lab's schedulers included;
+        /// its broker and node processes not), seconds.
         #[serde(default)]
         cpu_s: Option<f64>,
     },
