@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -461,17 +461,8 @@ fn guard_warnings(target: &Target, size: Option<usize>) -> Vec<String> {
         }
     }
     if let Some(window) = g.allowed_hours {
-        let minute = (SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-            / 60
-            % (24 * 60)) as u16;
-        let inside = if window.start_minute <= window.end_minute {
-            minute >= window.start_minute && minute < window.end_minute
-        } else {
-            minute >= window.start_minute || minute < window.end_minute
-        };
-        if !inside {
+        let minute = crate::plan::HourWindow::now_minute();
+        if !window.contains(minute) {
             warnings.push(format!(
                 "allowed_hours {:02}:{:02}-{:02}:{:02} UTC: it is {:02}:{:02} UTC now, so a run \
                  started now stops before its first step (exit 3)",

@@ -225,6 +225,26 @@ pub struct HourWindow {
     pub end_minute: u16,
 }
 
+impl HourWindow {
+    /// Whether a minute of the UTC day lies inside the window (which may wrap past midnight).
+    pub fn contains(&self, minute: u16) -> bool {
+        if self.start_minute <= self.end_minute {
+            minute >= self.start_minute && minute < self.end_minute
+        } else {
+            minute >= self.start_minute || minute < self.end_minute
+        }
+    }
+
+    /// The minute of the UTC day now.
+    pub fn now_minute() -> u16 {
+        (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            / 60
+            % (24 * 60)) as u16
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Observe {
     pub sample_interval: Duration,
@@ -241,5 +261,27 @@ impl Plan {
     /// The steps of all targets, for a rough duration estimate.
     pub fn step_count(&self) -> usize {
         self.targets.values().map(|t| t.ladder.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HourWindow;
+
+    #[test]
+    fn hour_windows_include_the_start_exclude_the_end_and_wrap_past_midnight() {
+        let office = HourWindow {
+            start_minute: 9 * 60,
+            end_minute: 17 * 60,
+        };
+        assert!(office.contains(9 * 60) && office.contains(16 * 60 + 59));
+        assert!(!office.contains(17 * 60) && !office.contains(8 * 60 + 59));
+        let night = HourWindow {
+            start_minute: 22 * 60,
+            end_minute: 2 * 60,
+        };
+        assert!(night.contains(23 * 60) && night.contains(60));
+        assert!(!night.contains(2 * 60) && !night.contains(12 * 60));
+        assert!(HourWindow::now_minute() < 24 * 60);
     }
 }

@@ -1132,17 +1132,8 @@ impl Runner<'_> {
     ) -> Option<(String, String)> {
         let g = &target.guards;
         if let Some(window) = g.allowed_hours {
-            let minute = (SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs())
-                / 60
-                % (24 * 60)) as u16;
-            let inside = if window.start_minute <= window.end_minute {
-                minute >= window.start_minute && minute < window.end_minute
-            } else {
-                minute >= window.start_minute || minute < window.end_minute
-            };
-            if !inside {
+            let minute = crate::plan::HourWindow::now_minute();
+            if !window.contains(minute) {
                 return Some((
                     "allowed_hours".into(),
                     format!(
