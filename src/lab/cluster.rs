@@ -310,15 +310,23 @@ impl Cluster {
 
     /// Kill a node: with a notice, SIGTERM then SIGKILL after it; without, SIGKILL at once.
     pub fn kill(&mut self, node: &str, notice: Duration) -> anyhow::Result<()> {
-        let Some(n) = self
+        let Some(i) = self
             .nodes
-            .iter_mut()
-            .find(|n| n.id == node && n.died_at.is_none())
+            .iter()
+            .position(|n| n.id == node && n.died_at.is_none())
         else {
             anyhow::bail!("no running lab node `{node}` in cluster {}", self.spec.name);
         };
-        n.process.terminate(notice);
-        n.died_at = Some(Instant::now());
+        self.nodes[i].process.terminate(notice);
+        self.lose(i, Instant::now(), "node_killed");
+        Ok(())
+    }
+
+    /// Node `i` is gone (killed, or found dead): note when, which workloads it hosted (for the
+    /// backlog truth), and the event.
+    fn lose(&mut self, i: usize, at: Instant, event: &str) {
+        let n = &mut self.nodes[i];
+        n.died_at = Some(at);
         let id = n.id.clone();
         let hosted = n
             .workers
@@ -326,8 +334,7 @@ impl Cluster {
             .map(|w| workload_of(w).to_owned())
             .collect();
         self.losses.push((SystemTime::now(), hosted));
-        self.record("node_killed", Some(&id), None);
-        Ok(())
+        self.record(event, Some(&id), None);
     }
 
     /// One scheduler round: notice deaths, re-place work, bring replacements in.
@@ -336,15 +343,7 @@ impl Cluster {
         for i in 0..self.nodes.len() {
             let n = &mut self.nodes[i];
             if n.died_at.is_none() && !n.process.is_running() {
-                n.died_at = Some(now);
-                let id = n.id.clone();
-                let hosted = n
-                    .workers
-                    .iter()
-                    .map(|w| workload_of(w).to_owned())
-                    .collect();
-                self.losses.push((SystemTime::now(), hosted));
-                self.record("node_died", Some(&id), None);
+                self.lose(i, now, "node_died");
             }
         }
         self.note_consuming();
