@@ -3,7 +3,7 @@
 //! crashed run without terminating anything twice.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -200,9 +200,20 @@ pub struct Journal {
 
 impl Journal {
     /// Open (creating or appending to) the journal of a run directory.
+    ///
+    /// A journal whose last line was cut short by a crash (no newline at the end) is repaired
+    /// first, so that the next entry starts on a line of its own: a cut line that still holds a
+    /// whole entry gets its newline; anything else is moved to `journal.jsonl.torn` (kept for
+    /// people, never read back) and cut off. It was never acted on: `append` returns, and the
+    /// runner acts, only after the whole line is on disk.
     pub fn open(dir: &Path) -> std::io::Result<Journal> {
         let path = dir.join(FILE);
-        let file = File::options().create(true).append(true).open(&path)?;
+        let mut file = File::options()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)?;
+        repair_tail(&path, &mut file)?;
         Ok(Journal { path, file })
     }
 
@@ -219,6 +230,48 @@ impl Journal {
     }
 }
 
+/// Where torn journal tails are kept.
+pub const TORN_FILE: &str = "journal.jsonl.torn";
+
+fn repair_tail(path: &Path, file: &mut File) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    file.seek(SeekFrom::Start(0))?;
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.read_to_end(&mut bytes)?;
+    let Some(tail) = torn_tail(&bytes) else {
+        return Ok(());
+    };
+    let keep = bytes.len() - tail.len();
+    if serde_json::from_slice::<Entry>(tail).is_ok() {
+        // Whole but for its newline.
+        file.write_all(b"\n")?;
+    } else {
+        let torn = path.with_file_name(TORN_FILE);
+        let mut t = File::options().create(true).append(true).open(&torn)?;
+        t.write_all(tail)?;
+        t.write_all(b"\n")?;
+        t.sync_data()?;
+        file.set_len(keep as u64)?;
+        tracing::warn!(
+            path = %path.display(),
+            bytes = tail.len(),
+            kept_in = %torn.display(),
+            "the journal's last line was cut short by a crash; it was never acted on and is set aside"
+        );
+    }
+    file.sync_data()
+}
+
+/// The bytes after the last newline, when there are any.
+fn torn_tail(bytes: &[u8]) -> Option<&[u8]> {
+    let start = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    (start < bytes.len()).then(|| &bytes[start..])
+}
+
 /// Why a journal cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -227,51 +280,103 @@ pub enum ReadError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{path}:{line}: not a journal entry: {source}")]
+    #[error(
+        "{path}:{line}: not a journal entry ({source}); the journal is corrupt before its last line, \
+         so it cannot be trusted: do not resume this run, rebuild nothing from it, and keep the file \
+         for inspection"
+    )]
     Entry {
         path: String,
         line: usize,
         source: serde_json::Error,
     },
+    #[error("{path}:{line}: not UTF-8 text (byte {offset} of the line); the journal is corrupt")]
+    NotUtf8 {
+        path: String,
+        line: usize,
+        offset: usize,
+    },
 }
 
-/// Read every entry of a run directory's journal. A last line cut short by a crash is left out
-/// (it was never fsynced as a whole); any other bad line is an error naming its line.
+/// A journal as read: its entries, and the last line when a crash cut it short.
+#[derive(Debug, Default)]
+pub struct Contents {
+    pub entries: Vec<Entry>,
+    /// The cut line: its 1-based number and its length in bytes.
+    pub torn: Option<Torn>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Torn {
+    pub line: usize,
+    pub bytes: usize,
+}
+
+/// Read every entry of a run directory's journal. A last line cut short by a crash (no newline
+/// at its end, and not a whole entry) is left out with a warning: it was never acted on. Any
+/// other bad line is an error naming its line.
 pub fn read(dir: &Path) -> Result<Vec<Entry>, ReadError> {
+    let contents = read_contents(dir)?;
+    if let Some(t) = contents.torn {
+        tracing::warn!(
+            path = %dir.join(FILE).display(),
+            line = t.line,
+            bytes = t.bytes,
+            "ignoring the journal's last line: a crash cut it short (it was never acted on)"
+        );
+    }
+    Ok(contents.entries)
+}
+
+/// [`read`], saying whether the last line was cut short instead of warning.
+pub fn read_contents(dir: &Path) -> Result<Contents, ReadError> {
     let path = dir.join(FILE);
     let shown = path.display().to_string();
-    let file = File::open(&path).map_err(|source| ReadError::Io {
+    let bytes = std::fs::read(&path).map_err(|source| ReadError::Io {
         path: shown.clone(),
         source,
     })?;
-    let lines: Vec<String> = BufReader::new(file)
-        .lines()
-        .collect::<Result<_, _>>()
-        .map_err(|source| ReadError::Io {
-            path: shown.clone(),
-            source,
-        })?;
-    let mut entries = Vec::new();
-    let last = lines.len();
-    for (i, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
+    parse(&bytes, &shown)
+}
+
+/// Parse journal bytes; `shown` names the file in errors.
+pub fn parse(bytes: &[u8], shown: &str) -> Result<Contents, ReadError> {
+    let tail = torn_tail(bytes);
+    let whole = &bytes[..bytes.len() - tail.map_or(0, <[u8]>::len)];
+    let mut contents = Contents::default();
+    let mut number = 0;
+    for line in whole.split(|&b| b == b'\n') {
+        number += 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match serde_json::from_str(line) {
-            Ok(e) => entries.push(e),
-            Err(_) if i + 1 == last && !line.ends_with('}') => {
-                tracing::warn!(path = %shown, line = i + 1, "ignoring a journal line cut short");
-            }
-            Err(source) => {
-                return Err(ReadError::Entry {
-                    path: shown,
-                    line: i + 1,
-                    source,
+        let text = std::str::from_utf8(line).map_err(|e| ReadError::NotUtf8 {
+            path: shown.to_owned(),
+            line: number,
+            offset: e.valid_up_to(),
+        })?;
+        let entry = serde_json::from_str(text).map_err(|source| ReadError::Entry {
+            path: shown.to_owned(),
+            line: number,
+            source,
+        })?;
+        contents.entries.push(entry);
+    }
+    if let Some(tail) = tail {
+        // Splitting `whole` (empty, or ending with a newline) counted the tail's line last.
+        let line = number;
+        match serde_json::from_slice::<Entry>(tail) {
+            Ok(e) => contents.entries.push(e),
+            Err(_) if tail.iter().all(u8::is_ascii_whitespace) => {}
+            Err(_) => {
+                contents.torn = Some(Torn {
+                    line,
+                    bytes: tail.len(),
                 });
             }
         }
     }
-    Ok(entries)
+    Ok(contents)
 }
 
 /// FNV-1a, 64 bits, as hex: a stable digest of the plan text.
@@ -288,12 +393,9 @@ pub fn digest(text: &str) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn entries_round_trip_and_a_torn_last_line_is_skipped() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut j = Journal::open(dir.path()).unwrap();
-        let intent = Entry::Intent {
-            at: now(),
+    fn intent() -> Entry {
+        Entry::Intent {
+            at: "2026-01-01T00:00:00.000Z".into(),
             target: "storm-lab".into(),
             step: 0,
             provider: "lab".into(),
@@ -305,17 +407,88 @@ mod tests {
                 instance_type: None,
                 lifecycle: "lab".into(),
             }],
-        };
-        j.append(&intent).unwrap();
+        }
+    }
+
+    fn append_raw(dir: &Path, bytes: &[u8]) {
+        let mut f = File::options().append(true).open(dir.join(FILE)).unwrap();
+        f.write_all(bytes).unwrap();
+    }
+
+    #[test]
+    fn entries_round_trip_and_a_torn_last_line_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.append(&intent()).unwrap();
         drop(j);
-        let mut f = File::options()
-            .append(true)
-            .open(dir.path().join(FILE))
-            .unwrap();
-        f.write_all(b"{\"event\":\"outcome\",\"at\":\"20").unwrap();
-        assert_eq!(read(dir.path()).unwrap(), vec![intent]);
-        f.write_all(b"\n{}\n").unwrap();
+        append_raw(dir.path(), b"{\"event\":\"outcome\",\"at\":\"20");
+        let c = read_contents(dir.path()).unwrap();
+        assert_eq!(c.entries, vec![intent()]);
+        assert_eq!(c.torn, Some(Torn { line: 2, bytes: 27 }));
+        append_raw(dir.path(), b"\n{}\n");
         let err = read(dir.path()).unwrap_err().to_string();
         assert!(err.contains("journal.jsonl:2:"), "{err}");
+    }
+
+    /// A cut that ends on an inner `}` (inside the nodes list) is still a torn last line.
+    #[test]
+    fn a_torn_line_ending_in_a_brace_is_still_torn() {
+        let text = serde_json::to_string(&intent()).unwrap();
+        let cut = &text[..text.find('}').unwrap() + 1];
+        let c = parse(cut.as_bytes(), "j").unwrap();
+        assert!(c.entries.is_empty());
+        assert_eq!(c.torn.map(|t| t.line), Some(1));
+    }
+
+    /// A cut inside a multi-byte character is a torn line, not an unreadable journal.
+    #[test]
+    fn a_torn_line_cut_inside_a_utf8_character_is_torn() {
+        let mut bytes = serde_json::to_vec(&intent()).unwrap();
+        bytes.push(b'\n');
+        bytes.extend_from_slice("{\"event\":\"aborted\",\"reason\":\"é".as_bytes());
+        bytes.pop();
+        let c = parse(&bytes, "j").unwrap();
+        assert_eq!(c.entries.len(), 1);
+        assert_eq!(c.torn.map(|t| t.line), Some(2));
+        // The same bytes in the middle are corruption, located.
+        bytes.extend_from_slice(b"\n");
+        bytes.extend_from_slice(&serde_json::to_vec(&intent()).unwrap());
+        let err = parse(&bytes, "j").unwrap_err().to_string();
+        assert!(err.starts_with("j:2: not UTF-8"), "{err}");
+    }
+
+    /// A whole entry that only lacks its newline is kept.
+    #[test]
+    fn a_whole_last_entry_without_its_newline_is_kept() {
+        let text = serde_json::to_string(&intent()).unwrap();
+        let c = parse(text.as_bytes(), "j").unwrap();
+        assert_eq!(c.entries, vec![intent()]);
+        assert_eq!(c.torn, None);
+    }
+
+    /// Reopening a torn journal (a resume) sets the cut line aside, so the next entry starts on
+    /// its own line and the journal reads clean.
+    #[test]
+    fn reopening_a_torn_journal_sets_the_cut_line_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.append(&intent()).unwrap();
+        drop(j);
+        append_raw(dir.path(), b"{\"event\":\"outcome\",\"at");
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.append(&Entry::Resumed { at: now() }).unwrap();
+        drop(j);
+        let c = read_contents(dir.path()).unwrap();
+        assert_eq!(c.torn, None);
+        assert_eq!(c.entries.len(), 2);
+        assert!(matches!(c.entries[1], Entry::Resumed { .. }));
+        let torn = std::fs::read_to_string(dir.path().join(TORN_FILE)).unwrap();
+        assert_eq!(torn, "{\"event\":\"outcome\",\"at\n");
+        // A whole entry without its newline gets one.
+        let text = serde_json::to_string(&intent()).unwrap();
+        append_raw(dir.path(), text.as_bytes());
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.append(&Entry::Resumed { at: now() }).unwrap();
+        assert_eq!(read(dir.path()).unwrap().len(), 4);
     }
 }
