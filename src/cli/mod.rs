@@ -11,6 +11,7 @@ pub mod plan;
 pub mod report;
 pub mod run;
 pub mod schema;
+pub mod unlock;
 pub mod validate;
 pub mod watch;
 
@@ -79,6 +80,8 @@ pub enum Command {
     Lab(lab::Command),
     /// Print the JSON Schema of the plan (or of report.json).
     Schema(schema::Args),
+    /// Clear the stale target locks a crashed run left behind.
+    Unlock(unlock::Args),
 }
 
 /// Read and validate a plan for a command that acts on it: diagnostics go to stderr, and an
@@ -115,5 +118,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Watch(args) => watch::run(args),
         Command::Lab(cmd) => lab::run(cmd),
         Command::Schema(args) => schema::run(args),
+        Command::Unlock(args) => unlock::run(args),
     }
 }

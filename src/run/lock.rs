@@ -1,5 +1,7 @@
 //! One run per target at a time: a lock file per target, naming its holder (pid, host, run
-//! directory). A lock whose holder is gone is reported as stale, never silently broken.
+//! directory). A lock whose holder is gone is reported as stale, never silently broken: it is
+//! cleared by `spotdrill unlock PLAN` ([`clear`]), or taken over by `run --resume` of the very
+//! run directory that held it (resuming that run is what clearing it is for).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -33,8 +35,9 @@ pub enum LockError {
     },
     #[error(
         "target `{target}` has a stale lock: pid {} on this host ({}) is gone (run directory {}, since {}); \
-         check that run, then remove {}",
-        holder.pid, holder.host, holder.run_dir, holder.since, path.display()
+         resume that run with `spotdrill run PLAN --resume {}`, or check it and clear the lock with \
+         `spotdrill unlock PLAN --target {target}` (lock file {})",
+        holder.pid, holder.host, holder.run_dir, holder.since, holder.run_dir, path.display()
     )]
     Stale {
         target: String,
@@ -67,7 +70,107 @@ fn host() -> String {
 }
 
 fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    // A zombie has exited; it only waits for its parent to reap it.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.starts_with(" Z"))
+    })
+}
+
+/// The lock key of a target: its name and what its selector points at (`nodes` printed with
+/// `{:?}`), so that two plans naming the same cluster differently still exclude each other only
+/// when they point at the same nodes.
+pub fn key(target: &str, nodes: &impl std::fmt::Debug) -> String {
+    format!("{target}|{nodes:?}")
+}
+
+/// The lock file of `key` in `dir`.
+pub fn path_of(dir: &Path, key: &str) -> PathBuf {
+    dir.join(format!("{}.lock", crate::run::journal::digest(key)))
+}
+
+/// Who holds the lock at `path`, and whether it is still there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    Free,
+    /// Held by a live process on this host, or by a process on another host (which cannot be
+    /// checked from here).
+    Held(Holder),
+    /// Its holder was on this host and is gone.
+    Stale(Holder),
+}
+
+fn unreadable() -> Holder {
+    Holder {
+        pid: 0,
+        host: "unknown".into(),
+        run_dir: "unknown".into(),
+        since: "unknown".into(),
+    }
+}
+
+/// Look at a lock file without touching it.
+pub fn state(path: &Path) -> std::io::Result<State> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::Free),
+        Err(e) => return Err(e),
+    };
+    // An unreadable lock (a crash while it was written) names no one: stale when nothing can
+    // hold it, which is the case for an empty or cut file.
+    let Ok(holder) = serde_json::from_str::<Holder>(&text) else {
+        return Ok(State::Stale(unreadable()));
+    };
+    if holder.host == host() && !alive(holder.pid) {
+        Ok(State::Stale(holder))
+    } else {
+        Ok(State::Held(holder))
+    }
+}
+
+/// What [`clear`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cleared {
+    /// There was no lock.
+    Free,
+    /// A stale lock (or, forced, one held on another host) was removed; its holder.
+    Removed(Holder),
+}
+
+/// Clear the lock of `key`: only a stale one, or with `force` one whose holder is on another host
+/// (this host cannot tell whether it still runs). A lock held by a live process on this host is
+/// never removed: stop that run instead.
+pub fn clear(dir: &Path, target: &str, key: &str, force: bool) -> Result<Cleared, LockError> {
+    let path = path_of(dir, key);
+    let io = |source| LockError::Io {
+        target: target.to_owned(),
+        path: path.clone(),
+        source,
+    };
+    let holder = match state(&path).map_err(io)? {
+        State::Free => return Ok(Cleared::Free),
+        State::Stale(h) => h,
+        State::Held(h) if force && h.host != host() => h,
+        State::Held(h) => {
+            return Err(LockError::Held {
+                target: target.to_owned(),
+                holder: Box::new(h),
+                path,
+            });
+        }
+    };
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(Cleared::Removed(holder)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Cleared::Free),
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// The same run directory, however it was spelled.
+fn same_dir(a: &str, b: &Path) -> bool {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
+    canon(Path::new(a)) == canon(b)
 }
 
 impl TargetLock {
@@ -83,7 +186,7 @@ impl TargetLock {
         key: &str,
         run_dir: &Path,
     ) -> Result<TargetLock, LockError> {
-        let path = dir.join(format!("{}.lock", crate::run::journal::digest(key)));
+        let path = path_of(dir, key);
         let io = |source| LockError::Io {
             target: target.to_owned(),
             path: path.clone(),
@@ -109,26 +212,32 @@ impl TargetLock {
                 Ok(TargetLock { path })
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let text = std::fs::read_to_string(&path).map_err(io)?;
-                let other: Holder = serde_json::from_str(&text).unwrap_or(Holder {
-                    pid: 0,
-                    host: "unknown".into(),
-                    run_dir: "unknown".into(),
-                    since: "unknown".into(),
-                });
                 let target = target.to_owned();
-                if other.host == holder.host && !alive(other.pid) {
-                    Err(LockError::Stale {
+                match state(&path).map_err(io)? {
+                    // Released between the two looks: try once more.
+                    State::Free => Self::acquire(dir, &target, key, run_dir),
+                    // `run --resume DIR` of the run that crashed holding it: resuming is the
+                    // explicit act that clears it (a new run never reuses a run directory).
+                    State::Stale(other) if same_dir(&other.run_dir, run_dir) => {
+                        tracing::warn!(
+                            target = %target,
+                            pid = other.pid,
+                            run_dir = %other.run_dir,
+                            "taking over the stale lock of the run being resumed"
+                        );
+                        std::fs::remove_file(&path).map_err(io)?;
+                        Self::acquire(dir, &target, key, run_dir)
+                    }
+                    State::Stale(other) => Err(LockError::Stale {
                         target,
                         holder: Box::new(other),
                         path,
-                    })
-                } else {
-                    Err(LockError::Held {
+                    }),
+                    State::Held(other) => Err(LockError::Held {
                         target,
                         holder: Box::new(other),
                         path,
-                    })
+                    }),
                 }
             }
             Err(e) => Err(io(e)),
@@ -164,8 +273,50 @@ mod tests {
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         holder.pid = u32::MAX - 1;
         std::fs::write(&path, serde_json::to_vec(&holder).unwrap()).unwrap();
-        let err = TargetLock::acquire(dir.path(), "storm", "storm|lab", run).unwrap_err();
+        let another = Path::new("/tmp/run-3");
+        let err = TargetLock::acquire(dir.path(), "storm", "storm|lab", another).unwrap_err();
         assert!(matches!(err, LockError::Stale { .. }), "{err}");
         assert!(path.exists(), "a stale lock is not broken silently");
+        assert!(err.to_string().contains("spotdrill unlock"), "{err}");
+        // Resuming the run that held it takes it over.
+        let resumed = TargetLock::acquire(dir.path(), "storm", "storm|lab", run).unwrap();
+        drop(resumed);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn clear_removes_only_a_stale_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = Path::new("/tmp/run-2");
+        assert_eq!(
+            clear(dir.path(), "storm", "k", false).unwrap(),
+            Cleared::Free
+        );
+        let lock = TargetLock::acquire(dir.path(), "storm", "k", run).unwrap();
+        // Live holder: refused, even forced (it is on this host).
+        let err = clear(dir.path(), "storm", "k", true).unwrap_err();
+        assert!(matches!(err, LockError::Held { .. }), "{err}");
+        let path = lock.path.clone();
+        std::mem::forget(lock);
+        let mut holder: Holder =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        holder.pid = u32::MAX - 1;
+        std::fs::write(&path, serde_json::to_vec(&holder).unwrap()).unwrap();
+        match clear(dir.path(), "storm", "k", false).unwrap() {
+            Cleared::Removed(h) => assert_eq!(h, holder),
+            other => panic!("{other:?}"),
+        }
+        assert!(!path.exists());
+        // Another host's lock needs --force.
+        holder.host = "elsewhere".into();
+        std::fs::write(&path, serde_json::to_vec(&holder).unwrap()).unwrap();
+        assert!(clear(dir.path(), "storm", "k", false).is_err());
+        assert!(matches!(
+            clear(dir.path(), "storm", "k", true).unwrap(),
+            Cleared::Removed(_)
+        ));
+        // A cut lock file names no one: stale.
+        std::fs::write(&path, b"{\"pid\": 1").unwrap();
+        assert!(matches!(state(&path).unwrap(), State::Stale(_)));
     }
 }
