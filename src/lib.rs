@@ -8,6 +8,7 @@ pub mod cli;
 pub mod exit;
 pub mod kafka;
 pub mod lab;
+pub mod live;
 pub mod nodes;
 pub mod observe;
 pub mod output;

@@ -1,17 +1,84 @@
 //! The output layer: everything people read goes through here (reports, tables, diagnostics).
 //! Diagnostics about spotdrill itself go through `tracing`.
+//!
+//! While the live dashboard owns the screen ([`hold`]), text for stdout and stderr (and log lines)
+//! is kept and written when the dashboard leaves, so nothing a run says is lost or drawn over it.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::io::Write;
+use std::sync::Mutex;
+
+/// Text held while the dashboard owns the screen: `None` when nothing is held.
+static HELD: Mutex<Option<Vec<(Stream, String)>>> = Mutex::new(None);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stream {
+    Out,
+    Err,
+}
+
+/// Keep what would be written to stdout and stderr until the guard is dropped (or [`release`]
+/// is called), then write it in order.
+#[must_use = "the text is released when the guard is dropped"]
+pub struct Hold(());
+
+/// Start holding output (see [`Hold`]).
+pub fn hold() -> Hold {
+    if let Ok(mut held) = HELD.lock()
+        && held.is_none()
+    {
+        *held = Some(Vec::new());
+    }
+    Hold(())
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        release();
+    }
+}
+
+/// Stop holding output and write what was held. Idempotent.
+pub fn release() {
+    let held = HELD.lock().map(|mut h| h.take()).unwrap_or_default();
+    for (stream, text) in held.unwrap_or_default() {
+        match stream {
+            Stream::Out => {
+                let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            }
+            Stream::Err => {
+                let _ = std::io::stderr().lock().write_all(text.as_bytes());
+            }
+        }
+    }
+}
+
+/// Keep the text if output is held; give it back otherwise.
+fn held(stream: Stream, text: &str) -> bool {
+    match HELD.lock() {
+        Ok(mut h) => match h.as_mut() {
+            Some(buf) => {
+                buf.push((stream, text.to_owned()));
+                true
+            }
+            None => false,
+        },
+        Err(_) => false,
+    }
+}
 
 /// Write text to stdout as is. A closed pipe (`spotdrill … | head`) is not an error.
 pub fn out(text: &str) {
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    if !held(Stream::Out, text) {
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    }
 }
 
 /// Write text to stderr as is.
 pub fn err(text: &str) {
-    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    if !held(Stream::Err, text) {
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    }
 }
 
 /// Print an error the way every command does: `error:` then one `Caused by:` line per cause.
@@ -27,6 +94,20 @@ pub fn error_chain(error: &anyhow::Error) {
     err(&text);
 }
 
+/// Log lines go to stderr, or are held with everything else while the dashboard is up.
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        err(&String::from_utf8_lossy(buf));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 /// Logging to stderr; `-v` shows info, `-vv` debug, `-vvv` trace.
 pub fn init_logging(verbose: u8) {
     let level = match verbose {
@@ -37,7 +118,26 @@ pub fn init_logging(verbose: u8) {
     };
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LogWriter)
         .with_target(false)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_text_is_kept_in_order_until_released() {
+        let guard = hold();
+        out("one\n");
+        err("two\n");
+        let kept: Vec<(Stream, String)> = HELD.lock().unwrap().clone().unwrap();
+        assert_eq!(
+            kept,
+            vec![(Stream::Out, "one\n".into()), (Stream::Err, "two\n".into())]
+        );
+        drop(guard);
+        assert!(HELD.lock().unwrap().is_none());
+    }
 }

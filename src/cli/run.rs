@@ -21,9 +21,12 @@ pub struct Args {
     /// Resume an interrupted run from its directory without terminating anything twice.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
-    /// Show the live dashboard while running.
+    /// Show the live dashboard while running (plain progress lines when stdout is not a terminal).
     #[arg(long)]
     pub live: bool,
+    /// With --live: pause before each step until Enter is pressed on the dashboard.
+    #[arg(long, requires = "live")]
+    pub step_confirm: bool,
     /// Compare with an earlier run (its directory or report.json) when done.
     #[arg(long, value_name = "PREVIOUS")]
     pub compare: Option<PathBuf>,
@@ -34,8 +37,15 @@ pub struct Args {
 
 pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
     let (plan, text) = super::load_plan(&args.plan)?;
-    if args.live {
-        return Err(Failure::NotImplemented("the live dashboard (`run --live`)").into());
+    let live = args.live && crate::live::stdout_is_terminal();
+    if args.live && !live {
+        if args.step_confirm {
+            return Err(Failure::BadInput(
+                "--step-confirm needs the dashboard, and stdout is not a terminal".into(),
+            )
+            .into());
+        }
+        crate::output::err("--live: stdout is not a terminal; showing plain progress lines\n");
     }
     let steps = plan.step_count();
     let most: u32 = plan
@@ -89,11 +99,17 @@ pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
         exe: std::env::current_exe().context("cannot find the spotdrill executable")?,
         lock_dir: run::lock::lock_dir(),
         aws: aws.settings(),
+        control: live.then(|| crate::live::Control::new(args.step_confirm)),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let code = runtime.block_on(run::run(&plan, &text, &opts))?;
+    let code = match &opts.control {
+        Some(control) => with_dashboard(&opts.dir, control, || {
+            runtime.block_on(run::run(&plan, &text, &opts))
+        })?,
+        None => runtime.block_on(run::run(&plan, &text, &opts))?,
+    };
     let Some(previous) = previous else {
         return Ok(code);
     };
@@ -119,4 +135,34 @@ pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
             code
         },
     )
+}
+
+/// Run `work` (the runner) while the dashboard follows its directory on another thread. The
+/// dashboard gives the terminal back before this returns, so the run's summary and exit code are
+/// never hidden; a dashboard that fails or panics leaves the run going.
+fn with_dashboard(
+    dir: &std::path::Path,
+    control: &crate::live::Control,
+    work: impl FnOnce() -> anyhow::Result<ExitCode>,
+) -> anyhow::Result<ExitCode> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let done = Arc::new(AtomicBool::new(false));
+    let dashboard = crate::live::Dashboard::new(dir, Some(control.clone()));
+    let thread = std::thread::Builder::new()
+        .name("dashboard".into())
+        .spawn({
+            let done = done.clone();
+            move || dashboard.run(Some(&done))
+        })
+        .context("cannot start the dashboard")?;
+    let result = work();
+    done.store(true, Ordering::SeqCst);
+    match thread.join() {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "the dashboard failed"),
+        Err(_) => tracing::warn!("the dashboard panicked"),
+    }
+    crate::live::restore();
+    result
 }

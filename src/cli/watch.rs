@@ -1,8 +1,11 @@
 //! `spotdrill watch RUN_DIR`: the live dashboard for a run started elsewhere.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::exit::{ExitCode, Failure};
+use crate::live::{Dashboard, Ending, Follower};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -10,6 +13,69 @@ pub struct Args {
     pub dir: PathBuf,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    Err(Failure::NotImplemented("the live dashboard (`spotdrill watch`)").into())
+/// Follow the run until it finishes; the exit code is the run's own (from `run_finished`).
+/// Without a terminal on stdout, the timeline is printed as plain lines instead.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if !args.dir.is_dir() {
+        return Err(Failure::BadInput(format!(
+            "{} is not a run directory (it does not exist)",
+            args.dir.display()
+        ))
+        .into());
+    }
+    if !crate::live::stdout_is_terminal() {
+        return Ok(code_of(plain(&args)?));
+    }
+    match Dashboard::new(&args.dir, None).run(None)? {
+        Ending::Finished(code) => Ok(code_of(code)),
+        Ending::Left | Ending::RunnerDone => {
+            crate::output::err(&format!(
+                "stopped watching {} before the run finished\n",
+                args.dir.display()
+            ));
+            Ok(ExitCode::Aborted)
+        }
+    }
+}
+
+/// The run's exit code as ours.
+fn code_of(code: u8) -> ExitCode {
+    match code {
+        0 => ExitCode::Success,
+        1 => ExitCode::Failed,
+        2 => ExitCode::BadInput,
+        3 => ExitCode::Aborted,
+        _ => ExitCode::Environment,
+    }
+}
+
+/// The timeline as lines on stdout until `run_finished`; returns its exit code.
+fn plain(args: &Args) -> anyhow::Result<u8> {
+    let mut follower = Follower::new(&args.dir);
+    let mut printed: HashSet<(u64, String)> = HashSet::new();
+    loop {
+        follower.poll()?;
+        let state = &follower.state;
+        let mut text = String::new();
+        for e in &state.events {
+            if printed.insert((e.at.to_bits(), e.text.clone())) {
+                let when = match state.injection_before(e.at) {
+                    Some(i) => format!("+{:.1}s", e.at - i),
+                    None => std::time::UNIX_EPOCH
+                        .checked_add(Duration::from_secs_f64(e.at.max(0.0)))
+                        .map(|t| {
+                            let s = humantime::format_rfc3339_seconds(t).to_string();
+                            s.get(11..19).unwrap_or(&s).to_owned()
+                        })
+                        .unwrap_or_default(),
+                };
+                text.push_str(&format!("{when:>9} {}\n", e.text));
+            }
+        }
+        crate::output::out(&text);
+        if let Some(f) = state.finished {
+            return Ok(f.exit_code);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }

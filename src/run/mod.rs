@@ -42,6 +42,9 @@ pub struct Options {
     pub lock_dir: PathBuf,
     /// How the AWS providers reach AWS (`--profile`, `--region`, `--endpoint-url`).
     pub aws: AwsSettings,
+    /// The live dashboard's operator keys (`--live`): confirm each step, stop escalating. With it,
+    /// progress lines are not printed (the dashboard owns the screen).
+    pub control: Option<crate::live::Control>,
 }
 
 /// How long a lab run waits for its workloads' first commits before the baseline.
@@ -95,9 +98,9 @@ pub async fn run(plan: &Plan, text: &str, opts: &Options) -> anyhow::Result<Exit
     }
     let journal = Arc::new(Mutex::new(Journal::open(&opts.dir)?));
     let lock_paths: Vec<PathBuf> = locks.iter().map(|l| l.path().to_owned()).collect();
-    let interrupts = watch_interrupts(journal.clone(), lock_paths);
+    let interrupts = watch_interrupts(journal.clone(), lock_paths, opts.control.clone());
 
-    let mut progress = Progress::new();
+    let mut progress = Progress::new().quiet(opts.control.is_some());
     let lab = match &plan.lab {
         Some(lab) => {
             progress.event(&format!(
@@ -192,6 +195,7 @@ pub async fn run(plan: &Plan, text: &str, opts: &Options) -> anyhow::Result<Exit
         interrupts,
         seen_interrupts: 0,
         progress,
+        control: opts.control.clone(),
         stop: None,
         active: None,
         sizes: IndexMap::new(),
@@ -209,8 +213,13 @@ pub async fn run(plan: &Plan, text: &str, opts: &Options) -> anyhow::Result<Exit
 }
 
 /// The interrupt watcher: the first Ctrl-C (or SIGTERM) asks the runner to stop injecting; the
-/// second writes `interrupted` to the journal and exits at once (exit 3).
-fn watch_interrupts(journal: Arc<Mutex<Journal>>, locks: Vec<PathBuf>) -> watch::Receiver<u32> {
+/// second writes `interrupted` to the journal and exits at once (exit 3). The dashboard's abort
+/// key counts as a Ctrl-C.
+fn watch_interrupts(
+    journal: Arc<Mutex<Journal>>,
+    locks: Vec<PathBuf>,
+    control: Option<crate::live::Control>,
+) -> watch::Receiver<u32> {
     let (tx, rx) = watch::channel(0_u32);
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
@@ -221,10 +230,12 @@ fn watch_interrupts(journal: Arc<Mutex<Journal>>, locks: Vec<PathBuf>) -> watch:
             return;
         };
         let mut count = 0;
+        let mut aborts = 0;
         loop {
             tokio::select! {
                 _ = int.recv() => {}
                 _ = term.recv() => {}
+                n = crate::live::Control::next_abort(control.as_ref(), aborts) => aborts = n,
             }
             count += 1;
             if count >= 2 {
@@ -282,6 +293,8 @@ struct Runner<'a> {
     interrupts: watch::Receiver<u32>,
     seen_interrupts: u32,
     progress: Progress,
+    /// The dashboard's operator keys, with `--live`.
+    control: Option<crate::live::Control>,
     /// Why escalation stopped (a guard, Ctrl-C), once it has.
     stop: Option<String>,
     active: Option<Active>,
@@ -900,6 +913,29 @@ impl Runner<'_> {
                     continue;
                 }
             };
+            // `--step-confirm`: the operator lets the step go (sampling goes on meanwhile; the
+            // abort key ends the wait like a Ctrl-C).
+            if let Some(c) = self
+                .control
+                .clone()
+                .filter(crate::live::Control::step_confirm)
+            {
+                let ids: Vec<&str> = chosen.iter().map(|c| c.id.as_str()).collect();
+                c.ask(format!(
+                    "{name} step {}/{}: terminate {n} ({})",
+                    step + 1,
+                    target.ladder.len(),
+                    ids.join(", ")
+                ));
+                let forever = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+                self.pump(forever, |r| r.stop.is_some() || c.waiting().is_none())
+                    .await?;
+                c.proceed();
+                if let Some(why) = self.stop.clone() {
+                    skip(self, &format!("escalation stopped: {why}"))?;
+                    continue;
+                }
+            }
             // Inject: the intent is on disk before anything is terminated.
             self.write(&Entry::StepStarted {
                 at: now(),

@@ -7,6 +7,8 @@ pub struct Progress {
     tty: bool,
     /// A status line is on screen and must be cleared before the next event line.
     shown: bool,
+    /// Nothing is printed: the live dashboard owns the screen and tells the story.
+    quiet: bool,
 }
 
 impl Progress {
@@ -14,7 +16,13 @@ impl Progress {
         Progress {
             tty: std::io::stderr().is_terminal(),
             shown: false,
+            quiet: false,
         }
+    }
+
+    /// Print nothing (the live dashboard is on screen).
+    pub fn quiet(self, quiet: bool) -> Progress {
+        Progress { quiet, ..self }
     }
 
     fn stamp() -> String {
@@ -24,6 +32,9 @@ impl Progress {
 
     /// Something happened: one timestamped line.
     pub fn event(&mut self, text: &str) {
+        if self.quiet {
+            return;
+        }
         self.clear();
         crate::output::err(&format!("{} {text}\n", Self::stamp()));
     }
@@ -31,7 +42,7 @@ impl Progress {
     /// The current state: in place on a terminal; otherwise not shown (events carry the story,
     /// and samples.csv the numbers).
     pub fn status(&mut self, text: &str) {
-        if !self.tty {
+        if !self.tty || self.quiet {
             return;
         }
         let width = terminal_width();

@@ -9,6 +9,7 @@ mod lab;
 mod lab_cli;
 mod lag;
 mod lag_cli;
+mod live;
 mod plan_cli;
 mod report;
 mod report_browser;

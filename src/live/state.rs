@@ -1,0 +1,786 @@
+//! What the dashboard shows, built only from what a run directory says: journal entries, lag
+//! samples, the lab's truth and capacity probes. Each `apply_*` takes one line's worth; nothing
+//! here reads a file or a clock, so a recorded run renders the same every time.
+
+use std::collections::VecDeque;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+use crate::analysis::Verdict;
+use crate::run::journal::{Entry, NodeOutcome};
+
+/// Samples older than this (before the newest) are dropped: the chart shows less.
+const KEEP_S: f64 = 30.0 * 60.0;
+
+/// Seconds since the Unix epoch of an RFC 3339 time, as the run's files write them.
+pub fn parse_time(text: &str) -> Option<f64> {
+    let t = humantime::parse_rfc3339_weak(text.trim()).ok()?;
+    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64())
+}
+
+/// Everything the dashboard knows about a run so far.
+#[derive(Clone, Debug, Default)]
+pub struct LiveState {
+    /// The plan's name, once `run_started` is read.
+    pub plan: Option<String>,
+    pub started_at: Option<f64>,
+    pub lab: bool,
+    pub targets: Vec<TargetView>,
+    /// Per application, in the order they appear (baseline, then samples).
+    pub apps: IndexMap<String, AppView>,
+    /// The timeline, sorted by time.
+    pub events: Vec<TimelineEvent>,
+    /// Per target, the last capacity probe.
+    pub capacity: IndexMap<String, CapacityView>,
+    /// Why escalation stopped (a guard, Ctrl-C or the abort key, a failing provider).
+    pub stopped: Option<String>,
+    pub finished: Option<Finished>,
+    /// The newest time any line mentioned: "now" for a recorded run.
+    pub latest: f64,
+    /// Lines that could not be read (a format from another version): counted, not fatal.
+    pub unreadable: usize,
+}
+
+/// A target and its ladder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetView {
+    pub name: String,
+    pub kind: String,
+    pub provider: String,
+    pub required_tolerance: u32,
+    pub applications: Vec<String>,
+    pub steps: Vec<StepView>,
+}
+
+/// Where a ladder step is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepState {
+    Pending,
+    /// Started: nodes chosen, terminations under way.
+    Injecting,
+    /// Terminated; lag is watched until recovery or the timeout.
+    Observing,
+    Passed,
+    Failed,
+    Inconclusive,
+    Skipped,
+}
+
+impl StepState {
+    pub fn label(self) -> &'static str {
+        match self {
+            StepState::Pending => "pending",
+            StepState::Injecting => "injecting",
+            StepState::Observing => "observing",
+            StepState::Passed => "passed",
+            StepState::Failed => "failed",
+            StepState::Inconclusive => "inconclusive",
+            StepState::Skipped => "skipped",
+        }
+    }
+}
+
+/// One rung of a target's ladder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepView {
+    pub terminations: u32,
+    pub state: StepState,
+    pub started_at: Option<f64>,
+    pub injected_at: Option<f64>,
+    pub judged_at: Option<f64>,
+    /// Capacity came back this long after the injection.
+    pub capacity_after_s: Option<f64>,
+    /// Why it was skipped, or the first failing application's reason.
+    pub note: Option<String>,
+}
+
+/// One application's lag.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AppView {
+    pub group: String,
+    /// The target whose ladder judges it.
+    pub target: Option<String>,
+    pub band: Option<BandView>,
+    pub samples: VecDeque<Point>,
+    /// Its verdict in each judged step: (step index, terminations, verdict, reason).
+    pub results: Vec<(usize, u32, Verdict, String)>,
+}
+
+impl AppView {
+    /// The newest sample with a lag value.
+    pub fn current(&self) -> Option<&Point> {
+        self.samples.back()
+    }
+
+    /// The verdict so far: the worst of its judged steps.
+    pub fn verdict_so_far(&self) -> Option<Verdict> {
+        let mut worst = None;
+        for (_, _, v, _) in &self.results {
+            worst = Some(match (worst, *v) {
+                (_, Verdict::Fail) | (Some(Verdict::Fail), _) => Verdict::Fail,
+                (_, Verdict::Inconclusive) | (Some(Verdict::Inconclusive), _) => {
+                    Verdict::Inconclusive
+                }
+                _ => Verdict::Pass,
+            });
+        }
+        worst
+    }
+}
+
+/// The baseline band of an application.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BandView {
+    pub p99_s: f64,
+    pub upper_s: f64,
+}
+
+/// One lag sample.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Point {
+    pub at: f64,
+    /// `None`: not measurable (never committed, broker unreachable).
+    pub lag_s: Option<f64>,
+    pub lag_messages: Option<u64>,
+}
+
+/// How an event is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tone {
+    Info,
+    /// Something was done to the cluster (terminations, notices).
+    Inject,
+    /// The cluster healed a bit (re-placed, joined, recovered, passed).
+    Good,
+    /// Something went wrong (failed, guard, abort).
+    Bad,
+}
+
+/// One line of the timeline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimelineEvent {
+    pub at: f64,
+    pub tone: Tone,
+    pub text: String,
+}
+
+/// A target's capacity from its last health probe.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CapacityView {
+    pub at: f64,
+    /// One line: nodes, slots or tasks.
+    pub summary: Option<String>,
+    pub error: Option<String>,
+}
+
+/// The run's end.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Finished {
+    pub at: f64,
+    pub verdict: Verdict,
+    pub exit_code: u8,
+}
+
+/// A line of `lab-truth.jsonl` (only the fields shown).
+#[derive(Debug, Deserialize)]
+struct Truth {
+    at: String,
+    cluster: String,
+    event: String,
+    #[serde(default)]
+    node: Option<String>,
+    #[serde(default)]
+    worker: Option<String>,
+    #[serde(default)]
+    workload: Option<String>,
+    #[serde(default)]
+    peak_lag_s: Option<f64>,
+}
+
+/// A line of `capacity.jsonl`.
+#[derive(Debug, Deserialize)]
+struct Probe {
+    at: String,
+    target: String,
+    #[serde(default)]
+    capacity: Option<serde_json::Value>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+impl LiveState {
+    fn seen(&mut self, at: f64) {
+        if at > self.latest {
+            self.latest = at;
+        }
+    }
+
+    fn event(&mut self, at: f64, tone: Tone, text: String) {
+        self.seen(at);
+        let i = self.events.partition_point(|e| e.at <= at);
+        self.events.insert(i, TimelineEvent { at, tone, text });
+    }
+
+    fn step_mut(&mut self, target: &str, step: usize) -> Option<&mut StepView> {
+        self.targets
+            .iter_mut()
+            .find(|t| t.name == target)
+            .and_then(|t| t.steps.get_mut(step))
+    }
+
+    fn step_label(&self, target: &str, step: usize) -> String {
+        let of = self
+            .targets
+            .iter()
+            .find(|t| t.name == target)
+            .map(|t| t.steps.len())
+            .unwrap_or(0);
+        if of > 0 {
+            format!("{target} step {}/{of}", step + 1)
+        } else {
+            format!("{target} step {}", step + 1)
+        }
+    }
+
+    /// The latest injection at or before `at`: the zero of "time since injection".
+    pub fn injection_before(&self, at: f64) -> Option<f64> {
+        self.targets
+            .iter()
+            .flat_map(|t| t.steps.iter())
+            .filter_map(|s| s.injected_at)
+            .filter(|&i| i <= at + 1e-6)
+            .fold(None, |best: Option<f64>, i| {
+                Some(best.map_or(i, |b| b.max(i)))
+            })
+    }
+
+    /// The step being observed now, if any: (target, step index).
+    pub fn active_step(&self) -> Option<(&TargetView, usize)> {
+        self.targets.iter().find_map(|t| {
+            t.steps
+                .iter()
+                .position(|s| matches!(s.state, StepState::Injecting | StepState::Observing))
+                .map(|i| (t, i))
+        })
+    }
+
+    /// Take in one journal entry.
+    pub fn apply_entry(&mut self, entry: &Entry) {
+        match entry {
+            Entry::RunStarted {
+                at,
+                plan,
+                targets,
+                lab,
+                ..
+            } => {
+                let at = parse_time(at).unwrap_or(self.latest);
+                self.plan = Some(plan.clone());
+                self.started_at = Some(at);
+                self.lab = *lab;
+                self.targets = targets
+                    .iter()
+                    .map(|t| TargetView {
+                        name: t.name.clone(),
+                        kind: t.kind.clone(),
+                        provider: t.provider.clone(),
+                        required_tolerance: t.required_tolerance,
+                        applications: t.applications.clone(),
+                        steps: t
+                            .ladder
+                            .iter()
+                            .map(|&n| StepView {
+                                terminations: n,
+                                state: StepState::Pending,
+                                started_at: None,
+                                injected_at: None,
+                                judged_at: None,
+                                capacity_after_s: None,
+                                note: None,
+                            })
+                            .collect(),
+                    })
+                    .collect();
+                for t in targets {
+                    for a in &t.applications {
+                        self.apps.entry(a.clone()).or_default().target = Some(t.name.clone());
+                    }
+                }
+                self.event(at, Tone::Info, format!("run started: {plan}"));
+            }
+            Entry::Resumed { at } => {
+                if let Some(at) = parse_time(at) {
+                    self.event(at, Tone::Info, "resumed from the journal".into());
+                }
+            }
+            Entry::Baseline { at, applications } => {
+                for a in applications {
+                    let app = self.apps.entry(a.name.clone()).or_default();
+                    app.group.clone_from(&a.group);
+                    app.band = Some(BandView {
+                        p99_s: a.p99_s,
+                        upper_s: a.upper_s,
+                    });
+                }
+                if let Some(at) = parse_time(at) {
+                    self.event(at, Tone::Info, "baseline measured".into());
+                }
+            }
+            Entry::StepStarted {
+                at,
+                target,
+                step,
+                terminations,
+            } => {
+                let t = parse_time(at);
+                let label = self.step_label(target, *step);
+                if let Some(s) = self.step_mut(target, *step) {
+                    s.state = StepState::Injecting;
+                    s.started_at = t;
+                }
+                if let Some(t) = t {
+                    self.event(
+                        t,
+                        Tone::Inject,
+                        format!(
+                            "{label}: terminating {terminations} node{}",
+                            if *terminations == 1 { "" } else { "s" }
+                        ),
+                    );
+                }
+            }
+            Entry::Intent {
+                at,
+                target,
+                notice_s,
+                ..
+            } => {
+                if *notice_s > 0.0
+                    && let Some(t) = parse_time(at)
+                {
+                    self.event(
+                        t,
+                        Tone::Inject,
+                        format!(
+                            "{target}: interruption notice, {} before termination",
+                            crate::analysis::fmt_secs(*notice_s)
+                        ),
+                    );
+                }
+            }
+            Entry::Outcome {
+                at,
+                target,
+                node,
+                outcome,
+                detail,
+                ..
+            } => {
+                if let Some(t) = parse_time(at) {
+                    let (tone, what) = match outcome {
+                        NodeOutcome::Terminated => (Tone::Inject, "terminated".to_owned()),
+                        NodeOutcome::AlreadyGone => (Tone::Info, "already gone".to_owned()),
+                        NodeOutcome::Refused => (Tone::Bad, "refused".to_owned()),
+                        NodeOutcome::Error => (Tone::Bad, "error".to_owned()),
+                    };
+                    let detail = detail
+                        .as_deref()
+                        .map(|d| format!(": {d}"))
+                        .unwrap_or_default();
+                    self.event(t, tone, format!("{target}: {node} {what}{detail}"));
+                }
+            }
+            Entry::Injected { at, target, step } => {
+                let t = parse_time(at);
+                if let Some(s) = self.step_mut(target, *step) {
+                    s.state = StepState::Observing;
+                    s.injected_at = t;
+                }
+                if let Some(t) = t {
+                    self.seen(t);
+                }
+            }
+            Entry::StepJudged {
+                at,
+                target,
+                step,
+                terminations,
+                injected_at,
+                verdict,
+                capacity_restored_s,
+                applications,
+                ..
+            } => {
+                let t = parse_time(at);
+                let injected = injected_at.as_deref().and_then(parse_time);
+                let label = self.step_label(target, *step);
+                let note = applications
+                    .iter()
+                    .find(|a| a.verdict != Verdict::Pass)
+                    .map(|a| format!("{}: {}", a.name, a.reason));
+                if let Some(s) = self.step_mut(target, *step) {
+                    s.state = match verdict {
+                        Verdict::Pass => StepState::Passed,
+                        Verdict::Fail => StepState::Failed,
+                        Verdict::Inconclusive => StepState::Inconclusive,
+                    };
+                    s.judged_at = t;
+                    if s.injected_at.is_none() {
+                        s.injected_at = injected;
+                    }
+                    if capacity_restored_s.is_some() {
+                        s.capacity_after_s = *capacity_restored_s;
+                    }
+                    s.note = note;
+                }
+                for a in applications {
+                    let app = self.apps.entry(a.name.clone()).or_default();
+                    app.results
+                        .push((*step, *terminations, a.verdict, a.reason.clone()));
+                    if let (Some(i), Some(r)) = (injected, a.recovery_s) {
+                        self.event(i + r, Tone::Good, format!("{} recovered", a.name));
+                    }
+                }
+                if let Some(t) = t {
+                    let tone = if *verdict == Verdict::Pass {
+                        Tone::Good
+                    } else {
+                        Tone::Bad
+                    };
+                    self.event(t, tone, format!("{label} judged: {verdict}"));
+                }
+            }
+            Entry::ProviderEvent {
+                at,
+                target,
+                detail,
+                kind,
+                ..
+            } => {
+                if let Some(t) = parse_time(at) {
+                    let what = kind.replace('_', " ");
+                    self.event(t, Tone::Inject, format!("{target}: {what}: {detail}"));
+                }
+            }
+            Entry::CapacityRestored {
+                at,
+                target,
+                step,
+                after_s,
+            } => {
+                if let Some(s) = self.step_mut(target, *step) {
+                    s.capacity_after_s = Some(*after_s);
+                }
+                if let Some(t) = parse_time(at) {
+                    self.event(t, Tone::Good, format!("{target}: capacity back"));
+                }
+            }
+            Entry::StepSkipped {
+                at,
+                target,
+                step,
+                reason,
+                ..
+            } => {
+                let label = self.step_label(target, *step);
+                if let Some(s) = self.step_mut(target, *step) {
+                    s.state = StepState::Skipped;
+                    s.note = Some(reason.clone());
+                }
+                if let Some(t) = parse_time(at) {
+                    self.event(t, Tone::Info, format!("{label} skipped: {reason}"));
+                }
+            }
+            Entry::GuardBreached {
+                at,
+                target,
+                guard,
+                detail,
+            } => {
+                let why = format!("guard {guard} of {target}: {detail}");
+                self.stopped.get_or_insert_with(|| why.clone());
+                if let Some(t) = parse_time(at) {
+                    self.event(t, Tone::Bad, why);
+                }
+            }
+            Entry::Aborted { at, reason } => {
+                self.stopped.get_or_insert_with(|| reason.clone());
+                if let Some(t) = parse_time(at) {
+                    self.event(t, Tone::Bad, format!("escalation stopped: {reason}"));
+                }
+            }
+            Entry::Interrupted { at, hard } => {
+                let why = if *hard {
+                    "interrupted twice: the run ended at once"
+                } else {
+                    "interrupted: no more terminations"
+                };
+                self.stopped.get_or_insert_with(|| why.to_owned());
+                if let Some(t) = parse_time(at) {
+                    self.event(t, Tone::Bad, why.to_owned());
+                }
+            }
+            Entry::RunFinished {
+                at,
+                verdict,
+                exit_code,
+                ..
+            } => {
+                let t = parse_time(at).unwrap_or(self.latest);
+                self.finished = Some(Finished {
+                    at: t,
+                    verdict: *verdict,
+                    exit_code: *exit_code,
+                });
+                let tone = if *exit_code == 0 {
+                    Tone::Good
+                } else {
+                    Tone::Bad
+                };
+                self.event(
+                    t,
+                    tone,
+                    format!("run finished: verdict {verdict}, exit code {exit_code}"),
+                );
+            }
+        }
+    }
+
+    /// Take in one journal line; false when it is not an entry.
+    pub fn apply_journal_line(&mut self, line: &str) -> bool {
+        if line.trim().is_empty() {
+            return true;
+        }
+        match serde_json::from_str::<Entry>(line) {
+            Ok(e) => {
+                self.apply_entry(&e);
+                true
+            }
+            Err(_) => {
+                self.unreadable += 1;
+                false
+            }
+        }
+    }
+
+    /// Take in one line of `samples.csv` (the header is skipped).
+    pub fn apply_sample_line(&mut self, line: &str) -> bool {
+        let cols: Vec<&str> = line.trim_end().split(',').collect();
+        if cols.first() == Some(&"at") {
+            return true;
+        }
+        let [at, _t, app, group, status, lag_s, msgs] = cols.as_slice() else {
+            self.unreadable += 1;
+            return false;
+        };
+        let Some(at) = parse_time(at) else {
+            self.unreadable += 1;
+            return false;
+        };
+        let lag_s = if *status == "ok" {
+            lag_s.parse::<f64>().ok().filter(|l| l.is_finite())
+        } else {
+            None
+        };
+        self.seen(at);
+        let view = self.apps.entry((*app).to_owned()).or_default();
+        if view.group.is_empty() {
+            (*group).clone_into(&mut view.group);
+        }
+        view.samples.push_back(Point {
+            at,
+            lag_s,
+            lag_messages: msgs.parse().ok(),
+        });
+        while view.samples.front().is_some_and(|p| p.at < at - KEEP_S) {
+            view.samples.pop_front();
+        }
+        true
+    }
+
+    /// Take in one line of `lab-truth.jsonl`. Start-up placements are not news: only what
+    /// follows an injection is put on the timeline.
+    pub fn apply_truth_line(&mut self, line: &str) -> bool {
+        if line.trim().is_empty() {
+            return true;
+        }
+        let Ok(t) = serde_json::from_str::<Truth>(line) else {
+            self.unreadable += 1;
+            return false;
+        };
+        let Some(at) = parse_time(&t.at) else {
+            self.unreadable += 1;
+            return false;
+        };
+        let after_injection = self.injection_before(at).is_some();
+        let c = &t.cluster;
+        let node = t.node.as_deref().unwrap_or("?");
+        let text = match t.event.as_str() {
+            "node_killed" => Some((Tone::Inject, format!("{c}: {node} died"))),
+            "node_lost_detected" => Some((Tone::Bad, format!("{c}: {node} detected dead"))),
+            "worker_placed" if after_injection => Some((
+                Tone::Good,
+                format!(
+                    "{c}: {} re-placed on {node}",
+                    t.worker.as_deref().unwrap_or("a worker")
+                ),
+            )),
+            "node_joined" if after_injection => {
+                Some((Tone::Good, format!("{c}: replacement {node} joined")))
+            }
+            "backlog_drained" => Some((
+                Tone::Good,
+                format!(
+                    "{c}: {} backlog drained{}",
+                    t.workload.as_deref().unwrap_or("a workload"),
+                    t.peak_lag_s
+                        .map(|p| format!(" (peak {p:.1} s)"))
+                        .unwrap_or_default()
+                ),
+            )),
+            _ => None,
+        };
+        match text {
+            Some((tone, text)) => self.event(at, tone, text),
+            None => self.seen(at),
+        }
+        true
+    }
+
+    /// Take in one line of `capacity.jsonl`.
+    pub fn apply_capacity_line(&mut self, line: &str) -> bool {
+        if line.trim().is_empty() {
+            return true;
+        }
+        let Ok(p) = serde_json::from_str::<Probe>(line) else {
+            self.unreadable += 1;
+            return false;
+        };
+        let Some(at) = parse_time(&p.at) else {
+            self.unreadable += 1;
+            return false;
+        };
+        self.seen(at);
+        let summary = p.capacity.as_ref().map(capacity_summary);
+        self.capacity.insert(
+            p.target,
+            CapacityView {
+                at,
+                summary,
+                error: p.error,
+            },
+        );
+        true
+    }
+}
+
+/// One line for a capacity object: Storm supervisors and slots, Mesos agents and tasks.
+fn capacity_summary(c: &serde_json::Value) -> String {
+    let n = |k: &str| c.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    match c.get("kind").and_then(|k| k.as_str()) {
+        Some("storm") => {
+            let on_dead: u64 = c
+                .get("topologies")
+                .and_then(|t| t.as_array())
+                .map(|ts| {
+                    ts.iter()
+                        .filter_map(|t| t.get("workers_on_dead_supervisors")?.as_u64())
+                        .sum()
+                })
+                .unwrap_or(0);
+            let mut s = format!(
+                "{} supervisors · slots {}/{} used, {} free",
+                n("supervisors_alive"),
+                n("slots_used"),
+                n("slots_total"),
+                n("slots_free")
+            );
+            if on_dead > 0 {
+                s.push_str(&format!(" · {on_dead} workers on dead nodes"));
+            }
+            s
+        }
+        Some("mesos") => {
+            let (mut running, mut wanted) = (0, 0);
+            if let Some(apps) = c.get("apps").and_then(|a| a.as_array()) {
+                for a in apps {
+                    running += a.get("tasks_running").and_then(|v| v.as_u64()).unwrap_or(0);
+                    wanted += a.get("instances").and_then(|v| v.as_u64()).unwrap_or(0);
+                }
+            }
+            let mut s = format!(
+                "{} agents active · tasks {running}/{wanted} running",
+                n("agents_active")
+            );
+            let unreachable = n("agents_unreachable") + n("agents_inactive");
+            if unreachable > 0 {
+                s.push_str(&format!(" · {unreachable} agents lost"));
+            }
+            s
+        }
+        _ => "capacity reported".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_goes_from_pending_to_passed() {
+        let mut s = LiveState::default();
+        for line in [
+            r#"{"event":"run_started","at":"2026-11-26T03:26:36.491Z","plan":"p","plan_path":"p.yaml","plan_digest":"0","version":"0.1.0","targets":[{"name":"t","kind":"storm","provider":"lab","required_tolerance":1,"ladder":[1,2],"cumulative":false,"safety_multiple":3.0,"applications":["a"]}],"lab":true}"#,
+            r#"{"event":"step_started","at":"2026-11-26T03:26:44.003Z","target":"t","step":0,"terminations":1}"#,
+        ] {
+            assert!(s.apply_journal_line(line));
+        }
+        assert_eq!(s.targets[0].steps[0].state, StepState::Injecting);
+        assert_eq!(s.targets[0].steps[1].state, StepState::Pending);
+        s.apply_journal_line(
+            r#"{"event":"injected","at":"2026-11-26T03:26:44.005Z","target":"t","step":0}"#,
+        );
+        assert_eq!(s.targets[0].steps[0].state, StepState::Observing);
+        assert_eq!(
+            s.active_step().map(|(t, i)| (t.name.as_str(), i)),
+            Some(("t", 0))
+        );
+        s.apply_journal_line(r#"{"event":"step_judged","at":"2026-11-26T03:26:49.503Z","target":"t","step":0,"terminations":1,"nodes":["n"],"injected_at":"2026-11-26T03:26:44.005Z","verdict":"pass","capacity_restored_s":null,"applications":[{"name":"a","baseline_lag_s":1.0,"band_upper_s":3.0,"spike_lag_s":2.5,"time_to_peak_s":2.0,"recovery_s":2.0,"verdict":"pass","reason":"ok"}]}"#);
+        assert_eq!(s.targets[0].steps[0].state, StepState::Passed);
+        assert_eq!(s.apps["a"].verdict_so_far(), Some(Verdict::Pass));
+        assert!(s.active_step().is_none());
+        let recovered = s
+            .events
+            .iter()
+            .find(|e| e.text.contains("a recovered"))
+            .expect("a recovery event");
+        // At the injection plus its recovery time, before the judgement.
+        assert!((recovered.at - parse_time("2026-11-26T03:26:46.005Z").unwrap()).abs() < 1e-3);
+    }
+
+    #[test]
+    fn samples_and_capacity_lines_are_read() {
+        let mut s = LiveState::default();
+        assert!(s.apply_sample_line("at,t_s,application,group,status,lag_seconds,lag_messages"));
+        assert!(s.apply_sample_line("2026-11-26T03:26:40.000Z,3.5,a,g,ok,2.500,40"));
+        assert!(s.apply_sample_line("2026-11-26T03:26:40.500Z,4.0,a,g,missing,,"));
+        assert!(!s.apply_sample_line("garbage"));
+        let a = &s.apps["a"];
+        assert_eq!(a.samples.len(), 2);
+        assert_eq!(a.samples[0].lag_s, Some(2.5));
+        assert_eq!(a.samples[0].lag_messages, Some(40));
+        assert_eq!(a.samples[1].lag_s, None);
+        assert_eq!(s.unreadable, 1);
+        assert!(s.apply_capacity_line(r#"{"at":"2026-11-26T03:26:41Z","t_s":4.0,"target":"storm-lab","capacity":{"kind":"storm","supervisors_alive":5,"supervisor_hosts":[],"slots_total":10,"slots_used":8,"slots_free":2,"topologies":[{"workers_on_dead_supervisors":1}]},"error":null}"#));
+        assert!(s.apply_capacity_line(r#"{"at":"2026-11-26T03:26:41Z","t_s":4.0,"target":"mesos-lab","capacity":null,"error":"connection refused"}"#));
+        assert_eq!(
+            s.capacity["storm-lab"].summary.as_deref(),
+            Some("5 supervisors · slots 8/10 used, 2 free · 1 workers on dead nodes")
+        );
+        assert_eq!(
+            s.capacity["mesos-lab"].error.as_deref(),
+            Some("connection refused")
+        );
+    }
+}
