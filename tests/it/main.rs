@@ -18,5 +18,6 @@ mod report_run;
 mod run;
 mod schema;
 mod support;
+mod trust;
 mod util;
 mod validate;

@@ -1,0 +1,44 @@
+//! What must hold for any plan text, shared by the fuzz target (fuzz/fuzz_targets/plan_load.rs)
+//! and the corpus test (tests/it/trust.rs): `plan::load` returns, never panics, and either
+//! yields a plan with no error, or no plan and at least one error, every error located inside
+//! the text (line:column and character offset in range) unless the text is empty of YAML.
+
+/// Load `text` as a plan and check the contract; `Err` says what broke.
+pub fn check_plan_text(text: &str) -> Result<(), String> {
+    let loaded = spotdrill::plan::load(text);
+    let errors: Vec<_> = loaded.diagnostics.iter().filter(|d| d.is_error()).collect();
+    match (&loaded.plan, errors.is_empty()) {
+        (Some(_), false) => return Err("a plan was returned with errors".into()),
+        (None, true) => return Err("no plan and no error".into()),
+        _ => {}
+    }
+    let chars = text.chars().count();
+    let lines = text.split('\n').count();
+    for d in &loaded.diagnostics {
+        // Rendering is what people see: it must not panic either.
+        let shown = d.render("plan.yaml", text);
+        if d.message.trim().is_empty() {
+            return Err(format!("a diagnostic without a message: {shown}"));
+        }
+        match d.span {
+            Some(s) => {
+                for p in [s.start, s.end] {
+                    if p.line == 0 || p.line > lines || p.col == 0 || p.index > chars {
+                        return Err(format!(
+                            "position {}:{} (offset {}) outside the text ({lines} lines, {chars} chars): {shown}",
+                            p.line, p.col, p.index
+                        ));
+                    }
+                }
+                if (s.start.line, s.start.col) > (s.end.line, s.end.col) {
+                    return Err(format!("a span that ends before it starts: {shown}"));
+                }
+            }
+            None if d.is_error() && !d.message.contains("empty") => {
+                return Err(format!("an error without a position: {shown}"));
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
