@@ -8,8 +8,6 @@
 //! or AWS cannot be reached or a permission is missing (after printing everything else).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -19,7 +17,8 @@ use serde::Serialize;
 use crate::exit::{ExitCode, Failure};
 use crate::kafka::KafkaSettings;
 use crate::nodes::aws::{AwsNodes, AwsSettings, Discovery};
-use crate::nodes::{Lifecycle, Node, select};
+use crate::nodes::{Lifecycle, Node};
+use crate::observe::health::{ApiClient, Capacity, HttpSettings};
 use crate::observe::{GroupSpec, LagProbe};
 use crate::output;
 use crate::plan::{Brokers, Endpoint, MinHealthy, NodeSelector, Plan, Target};
@@ -50,24 +49,77 @@ pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
     let _span = tracing::info_span!("preflight", plan = %plan.name).entered();
 
     let discovered = discover_aws(&plan, &aws.settings())?;
+    let plan_dir = args
+        .plan
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    // What runs where: the targets whose health endpoints are URLs are probed like `run` probes
+    // them (a lab's endpoints only exist once `run` starts it).
+    let capacities: IndexMap<String, Result<Capacity, String>> = std::thread::scope(|s| {
+        let probes: Vec<_> = plan
+            .targets
+            .iter()
+            .filter(|(_, t)| {
+                t.health.configured(t.kind)
+                    && !health_endpoints(t).any(|(_, e)| *e == Endpoint::Lab)
+            })
+            .map(|(name, t)| {
+                let dir = plan_dir.clone();
+                (
+                    name.clone(),
+                    s.spawn(
+                        move || match crate::run::capacity::endpoints(name, t, None, &dir) {
+                            Ok(Some(e)) => crate::observe::health::probe(&e, HEALTH_TIMEOUT)
+                                .map_err(|e| e.to_string()),
+                            Ok(None) => Err("no health endpoints".into()),
+                            Err(e) => Err(format!("{e:#}")),
+                        },
+                    ),
+                )
+            })
+            .collect();
+        probes
+            .into_iter()
+            .map(|(n, h)| {
+                let r = h
+                    .join()
+                    .unwrap_or_else(|_| Err("the capacity probe failed".into()));
+                (n, r)
+            })
+            .collect()
+    });
     let mut targets: Vec<TargetOut> = plan
         .targets
         .iter()
-        .map(|(name, target)| preview_target(&plan, name, target, discovered.get(name)))
+        .map(|(name, target)| {
+            preview_target(
+                &plan,
+                name,
+                target,
+                discovered.get(name),
+                capacities.get(name),
+            )
+        })
         .collect();
 
     // Kafka and every health endpoint at once: each is bounded by its own timeout.
-    let endpoints: Vec<(usize, &'static str, &Endpoint)> = plan
+    let endpoints: Vec<(usize, &'static str, &Endpoint, HttpSettings)> = plan
         .targets
         .values()
         .enumerate()
-        .flat_map(|(i, t)| health_endpoints(t).map(move |(field, e)| (i, field, e)))
+        .flat_map(|(i, t)| {
+            let settings = crate::run::capacity::settings(&t.health, &plan_dir);
+            health_endpoints(t).map(move |(field, e)| (i, field, e, settings.clone()))
+        })
         .collect();
     let (kafka, health) = std::thread::scope(|s| {
         let kafka = s.spawn(|| check_kafka(&plan));
         let probes: Vec<_> = endpoints
             .iter()
-            .map(|&(i, field, endpoint)| (i, s.spawn(move || check_health(field, endpoint))))
+            .map(|(i, field, endpoint, settings)| {
+                (*i, s.spawn(move || check_health(field, endpoint, settings)))
+            })
             .collect();
         let health: Vec<(usize, HealthOut)> = probes
             .into_iter()
@@ -218,6 +270,9 @@ struct TargetOut {
     excluded: Vec<ExcludedOut>,
     steps: Vec<StepOut>,
     health: Vec<HealthOut>,
+    /// What the health endpoints report (URL endpoints only; a lab's start with `run`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    capacity: Option<Capacity>,
     guard_warnings: Vec<String>,
 }
 
@@ -278,7 +333,13 @@ struct HealthOut {
 
 // ---- nodes and steps ---------------------------------------------------------------------------
 
-fn preview_target(plan: &Plan, name: &str, target: &Target, aws: Option<&AwsPreview>) -> TargetOut {
+fn preview_target(
+    plan: &Plan,
+    name: &str,
+    target: &Target,
+    aws: Option<&AwsPreview>,
+    capacity: Option<&Result<Capacity, String>>,
+) -> TargetOut {
     let _span = tracing::debug_span!("target", target = name).entered();
     let provider = target.nodes.provider().name();
     let mut out = TargetOut {
@@ -293,6 +354,7 @@ fn preview_target(plan: &Plan, name: &str, target: &Target, aws: Option<&AwsPrev
         excluded: Vec::new(),
         steps: Vec::new(),
         health: Vec::new(),
+        capacity: capacity.and_then(|c| c.as_ref().ok()).cloned(),
         guard_warnings: Vec::new(),
     };
     let nodes = match &target.nodes {
@@ -342,7 +404,15 @@ fn preview_target(plan: &Plan, name: &str, target: &Target, aws: Option<&AwsPrev
                     n.tags.clone_from(&f.matched_tags);
                 }
             }
-            out.steps = preview_steps(target, nodes);
+            let placement = match (capacity, &target.nodes) {
+                (Some(Ok(c)), _) => Placement::Known(c),
+                (Some(Err(e)), _) => Placement::Unknown(format!("health probe: {e}")),
+                (None, NodeSelector::Lab { .. }) => Placement::Unknown(
+                    "the lab's placement is only known once `run` starts it".into(),
+                ),
+                (None, _) => Placement::Unknown("no health endpoints".into()),
+            };
+            out.steps = preview_steps(target, nodes, &placement);
         }
         None => {
             out.steps = target
@@ -358,6 +428,12 @@ fn preview_target(plan: &Plan, name: &str, target: &Target, aws: Option<&AwsPrev
     }
     out.guard_warnings = guard_warnings(target, nodes.as_ref().map(Vec::len));
     out
+}
+
+/// What the health probes say runs where, for `running:` and `max_per_topology`.
+enum Placement<'a> {
+    Known(&'a Capacity),
+    Unknown(String),
 }
 
 /// The nodes a lab cluster starts with: `{cluster}-1` … `{cluster}-{size}` (`lab::cluster`).
@@ -379,8 +455,8 @@ fn lab_nodes(cluster: &str, size: u32) -> Vec<Node> {
 
 /// What each step would terminate: the same choice `run` makes from the same nodes. Steps that
 /// add up (`cumulative`) choose among the nodes earlier steps left.
-fn preview_steps(target: &Target, nodes: &[Node]) -> Vec<StepOut> {
-    let seed = target.seed.unwrap_or(0);
+fn preview_steps(target: &Target, nodes: &[Node], placement: &Placement<'_>) -> Vec<StepOut> {
+    let needs_placement = target.running.is_some() || target.guards.max_per_topology.is_some();
     let mut gone: BTreeSet<String> = BTreeSet::new();
     target
         .ladder
@@ -393,7 +469,24 @@ fn preview_steps(target: &Target, nodes: &[Node]) -> Vec<StepOut> {
                 .filter(|node| !gone.contains(&node.id))
                 .cloned()
                 .collect();
-            match select::choose(&eligible, n as usize, target.selection, seed, step) {
+            let capacity = match placement {
+                Placement::Known(c) => Some(*c),
+                Placement::Unknown(why) if needs_placement => {
+                    return StepOut {
+                        terminations: n,
+                        would_terminate: Vec::new(),
+                        error: Some(format!(
+                            "chosen by `run` among the nodes {}: {why}",
+                            match &target.running {
+                                Some(w) => format!("running {w}"),
+                                None => "the max_per_topology guard allows".into(),
+                            }
+                        )),
+                    };
+                }
+                Placement::Unknown(_) => None,
+            };
+            match crate::run::capacity::choose_step(&eligible, n as usize, target, step, capacity) {
                 Ok(chosen) => {
                     let ids: Vec<String> = chosen.into_iter().map(|c| c.id).collect();
                     if target.cumulative {
@@ -408,7 +501,7 @@ fn preview_steps(target: &Target, nodes: &[Node]) -> Vec<StepOut> {
                 Err(e) => StepOut {
                     terminations: n,
                     would_terminate: Vec::new(),
-                    error: Some(e.to_string()),
+                    error: Some(e.reason()),
                 },
             }
         })
@@ -545,7 +638,7 @@ fn health_path(field: &str) -> &'static str {
     }
 }
 
-fn check_health(field: &'static str, endpoint: &Endpoint) -> HealthOut {
+fn check_health(field: &'static str, endpoint: &Endpoint, settings: &HttpSettings) -> HealthOut {
     let url = match endpoint {
         Endpoint::Lab => {
             return HealthOut {
@@ -559,107 +652,57 @@ fn check_health(field: &'static str, endpoint: &Endpoint) -> HealthOut {
     };
     let path = health_path(field);
     let _span = tracing::debug_span!("health", endpoint = field, url = %url).entered();
-    let (status, detail) = match http_get_status(&url, path, HEALTH_TIMEOUT) {
-        Ok(Probe::Answered(code, line)) if (200..300).contains(&code) => {
-            ("reachable", format!("GET {path}: {line}"))
-        }
-        Ok(Probe::Answered(_, line)) => ("unreachable", format!("GET {path} answered {line}")),
-        Ok(Probe::NotChecked(why)) => ("not checked", why),
-        Err(why) => ("unreachable", format!("GET {path}: {why}")),
+    // The client the run's probes use: same TLS trust, credentials, timeouts and retries.
+    let answer = ApiClient::new(&url, settings)
+        .and_then(|c| c.get_json::<serde_json::Value>(path, Instant::now() + HEALTH_TIMEOUT));
+    let (status, detail) = match answer {
+        Ok(_) => ("reachable", format!("GET {path}: JSON")),
+        Err(e) => ("unreachable", e.to_string()),
     };
     HealthOut {
         endpoint: field,
-        url,
+        url: crate::observe::health::without_credentials(&url),
         status,
         detail: Some(detail),
     }
 }
 
-enum Probe {
-    /// The status code and the status line (without `HTTP/1.x`).
-    Answered(u16, String),
-    NotChecked(String),
-}
-
-/// One HTTP/1.0 GET of `{base}{path}` with plain std sockets, all of it within `timeout`; only the
-/// status line is read.
-fn http_get_status(base: &str, path: &str, timeout: Duration) -> Result<Probe, String> {
-    let Some(rest) = base.strip_prefix("http://") else {
-        return Ok(Probe::NotChecked(
-            "only http:// endpoints are checked by the preflight (no TLS client)".into(),
-        ));
-    };
-    let (authority, prefix) = rest
-        .find(['/', '?'])
-        .map_or((rest, ""), |i| rest.split_at(i));
-    let prefix = prefix.split('?').next().unwrap_or("").trim_end_matches('/');
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let has_port = match host.rfind(':') {
-        Some(i) => !host.ends_with(']') && host[i + 1..].bytes().all(|b| b.is_ascii_digit()),
-        None => false,
-    };
-    let addr = if has_port {
-        host.to_owned()
-    } else {
-        format!("{host}:80")
-    };
-    let deadline = Instant::now() + timeout;
-    let left = || {
-        deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| format!("no answer within {}", humantime::format_duration(timeout)))
-    };
-    let addrs: Vec<_> = addr
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .collect();
-    let mut last = format!("{host} has no address");
-    let mut stream = None;
-    for a in addrs {
-        match TcpStream::connect_timeout(&a, left()?) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => last = format!("cannot connect to {a}: {e}"),
-        }
-    }
-    let mut stream = stream.ok_or(last)?;
-    let request = format!(
-        "GET {prefix}{path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: spotdrill/{}\r\n\
-         Accept: application/json\r\nConnection: close\r\n\r\n",
-        env!("CARGO_PKG_VERSION")
-    );
-    stream
-        .set_write_timeout(Some(left()?))
-        .and_then(|()| stream.write_all(request.as_bytes()))
-        .map_err(|e| format!("cannot send the request: {e}"))?;
-    let mut head = Vec::new();
-    let mut buf = [0u8; 512];
-    while !head.contains(&b'\n') && head.len() < 4096 {
-        stream
-            .set_read_timeout(Some(left()?))
-            .map_err(|e| e.to_string())?;
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-            Err(e) => return Err(format!("no answer: {e}")),
-        }
-    }
-    let head = String::from_utf8_lossy(&head);
-    let line = head.lines().next().unwrap_or("").trim();
-    let mut parts = line.splitn(3, ' ');
-    match (parts.next(), parts.next().map(str::parse::<u16>)) {
-        (Some(version), Some(Ok(code))) if version.starts_with("HTTP/") => {
-            let reason = parts.next().unwrap_or("").trim();
-            Ok(Probe::Answered(
-                code,
-                format!("HTTP {code} {reason}").trim_end().into(),
-            ))
-        }
-        _ if line.is_empty() => Err("the connection closed without an answer".into()),
-        _ => Err(format!("not an HTTP answer: {line:?}")),
+/// One line about a target's capacity as its health endpoints report it.
+fn capacity_line(c: &Capacity) -> String {
+    match c {
+        Capacity::Storm(s) => format!(
+            "{} supervisors alive, {} of {} slots used; {}",
+            s.supervisors_alive,
+            s.slots_used,
+            s.slots_total,
+            s.topologies
+                .iter()
+                .map(|t| format!(
+                    "{} {} ({}/{} workers)",
+                    t.name,
+                    if t.is_whole() { "whole" } else { "NOT whole" },
+                    t.workers_assigned,
+                    t.workers_configured.map_or("?".into(), |w| w.to_string())
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Capacity::Mesos(m) => format!(
+            "{} agents active, {} unreachable; {}",
+            m.agents_active,
+            m.agents_unreachable,
+            m.apps
+                .iter()
+                .map(|a| format!(
+                    "{} {} ({}/{} tasks)",
+                    a.id,
+                    if a.is_whole() { "whole" } else { "NOT whole" },
+                    a.tasks_running,
+                    a.instances
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
@@ -807,6 +850,9 @@ fn render_text(p: &Preflight, path: &str, estimate: &Estimate) -> String {
             };
             s.push_str(&line);
         }
+        if let Some(c) = &t.capacity {
+            s.push_str(&format!("  capacity: {}\n", capacity_line(c)));
+        }
         for w in &t.guard_warnings {
             s.push_str(&format!("  warning: guard {w}\n"));
         }
@@ -853,37 +899,48 @@ mod tests {
     }
 
     #[test]
-    fn http_get_reads_the_status_line() {
+    fn health_check_uses_the_run_client_with_its_credentials() {
         let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
         let port = server.server_addr().to_ip().unwrap().port();
         let serve = std::thread::spawn(move || {
             let req = server.recv().unwrap();
-            let url = req.url().to_owned();
-            req.respond(tiny_http::Response::from_string("{}")).unwrap();
-            url
+            let seen = (
+                req.url().to_owned(),
+                req.headers()
+                    .iter()
+                    .find(|h| h.field.equiv("Authorization"))
+                    .map(|h| h.value.to_string()),
+            );
+            req.respond(tiny_http::Response::from_string("{\"apps\": []}"))
+                .unwrap();
+            seen
         });
-        let base = format!("http://127.0.0.1:{port}/prefix/");
-        match http_get_status(&base, "/v2/apps", HEALTH_TIMEOUT) {
-            Ok(Probe::Answered(200, line)) => assert_eq!(line, "HTTP 200 OK"),
-            other => panic!("unexpected: {:?}", other.map(|_| ())),
-        }
-        assert_eq!(serve.join().unwrap(), "/prefix/v2/apps");
+        // Credentials in the URL become basic auth, and never appear in what is printed.
+        let url = Endpoint::Url(format!("http://ops:s3cret@127.0.0.1:{port}/prefix"));
+        let out = check_health("marathon", &url, &HttpSettings::default());
+        assert_eq!(out.status, "reachable", "{out:?}");
+        assert_eq!(
+            serve.join().unwrap(),
+            (
+                "/prefix/v2/apps".to_owned(),
+                Some("Basic b3BzOnMzY3JldA==".to_owned())
+            )
+        );
+        assert!(!format!("{out:?}").contains("s3cret"), "{out:?}");
     }
 
     #[test]
-    fn http_get_says_why_it_failed() {
+    fn health_check_says_why_it_failed() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let err = http_get_status(&format!("http://127.0.0.1:{port}"), "/x", HEALTH_TIMEOUT)
-            .err()
-            .expect("nothing listens");
-        assert!(err.contains("cannot connect"), "{err}");
-        assert!(matches!(
-            http_get_status("https://example.invalid", "/x", HEALTH_TIMEOUT),
-            Ok(Probe::NotChecked(_))
-        ));
+        let url = Endpoint::Url(format!("http://127.0.0.1:{port}"));
+        let out = check_health("storm_ui", &url, &HttpSettings::default());
+        assert_eq!(out.status, "unreachable");
+        let detail = out.detail.unwrap();
+        assert!(detail.contains("cannot connect"), "{detail}");
+        assert!(detail.contains(&format!("127.0.0.1:{port}")), "{detail}");
     }
 }

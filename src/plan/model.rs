@@ -115,6 +115,8 @@ pub struct Application {
     pub max_lag: Duration,
     pub max_recovery: Duration,
     pub abort_lag: Option<Duration>,
+    /// The topology name or Marathon app id the health endpoints know it by.
+    pub scheduled_as: String,
 }
 
 #[derive(Clone, Debug)]
@@ -122,6 +124,8 @@ pub struct Target {
     pub kind: ClusterKind,
     pub nodes: NodeSelector,
     pub health: Health,
+    /// Only nodes running this topology or app (`running:`).
+    pub running: Option<String>,
     pub applications: Vec<String>,
     pub ladder: Vec<u32>,
     pub selection: Selection,
@@ -203,6 +207,37 @@ pub struct Health {
     pub storm_ui: Option<Endpoint>,
     pub mesos_master: Option<Endpoint>,
     pub marathon: Option<Endpoint>,
+    pub auth: HealthAuth,
+    /// As written (relative to the plan file unless absolute).
+    pub ca_file: Option<String>,
+    /// Per request; `None`: the client's default.
+    pub timeout: Option<Duration>,
+    pub retries: Option<u32>,
+}
+
+impl Health {
+    /// Whether the target's capacity can be probed: storm with its UI, mesos with its master
+    /// and Marathon.
+    pub fn configured(&self, kind: ClusterKind) -> bool {
+        match kind {
+            ClusterKind::Storm => self.storm_ui.is_some(),
+            ClusterKind::Mesos => self.mesos_master.is_some() && self.marathon.is_some(),
+        }
+    }
+}
+
+/// Credentials for the health endpoints, named by environment variable.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum HealthAuth {
+    #[default]
+    None,
+    Basic {
+        username: String,
+        password_env: String,
+    },
+    Bearer {
+        token_env: String,
+    },
 }
 
 #[derive(Clone, Debug, Default)]
@@ -210,6 +245,7 @@ pub struct Guards {
     pub max_terminations: Option<u32>,
     pub min_healthy: Option<MinHealthy>,
     pub allowed_hours: Option<HourWindow>,
+    pub max_per_topology: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

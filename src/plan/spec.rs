@@ -272,6 +272,10 @@ pub struct RawApplication {
     /// A guard: stop escalating the ladder once this application's lag passes this.
     #[serde(default)]
     pub abort_lag: Option<DurationText>,
+    /// The application's name in its scheduler, for the health probes: the Storm topology name
+    /// or the Marathon app id (default: the application's name).
+    #[serde(default)]
+    pub scheduled_as: Option<String>,
 }
 
 /// Service level objective for one step.
@@ -295,6 +299,10 @@ pub struct RawTarget {
     /// Health endpoints (capacity, not only lag).
     #[serde(default)]
     pub health: Option<RawHealth>,
+    /// Only nodes that run this topology (storm) or Marathon app (mesos), as the health
+    /// endpoints say at each step; needs `health`.
+    #[serde(default)]
+    pub running: Option<RawRunning>,
     /// Names of the applications (from `applications:`) judged on this target.
     pub applications: Vec<String>,
     /// Terminations per step, strictly increasing.
@@ -408,6 +416,47 @@ pub struct RawHealth {
     /// mesos: Marathon (e.g. `http://marathon:8080`).
     #[serde(default)]
     pub marathon: Option<String>,
+    /// Credentials for the endpoints, named by environment variable (never inline).
+    #[serde(default)]
+    pub auth: Option<RawAuth>,
+    /// PEM file with the CA certificates to trust for `https://` endpoints (relative to the
+    /// plan file), instead of the built-in roots.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// Time for one request (default 5s).
+    #[serde(default)]
+    pub timeout: Option<DurationText>,
+    /// Further attempts after a connection error or a 5xx answer (default 2).
+    #[serde(default)]
+    pub retries: Option<u32>,
+}
+
+/// Credentials for health endpoints: basic (`username` + `password_env`) or bearer
+/// (`token_env`).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// Basic auth user name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The environment variable holding the basic auth password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// The environment variable holding a bearer token (e.g. a DC/OS ACS token).
+    #[serde(default)]
+    pub token_env: Option<String>,
+}
+
+/// Which work the chosen nodes must be running.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRunning {
+    /// storm: a topology name.
+    #[serde(default)]
+    pub topology: Option<String>,
+    /// mesos: a Marathon app id (`/live-aggregators`).
+    #[serde(default)]
+    pub app: Option<String>,
 }
 
 /// Node selection mode.
@@ -435,6 +484,10 @@ pub struct RawGuards {
     /// Only inject within these UTC hours, `HH:MM-HH:MM`.
     #[serde(default)]
     pub allowed_hours: Option<String>,
+    /// Never take more than this many nodes running one topology (storm) or app (mesos) in
+    /// one step; needs `health`.
+    #[serde(default)]
+    pub max_per_topology: Option<u32>,
 }
 
 /// Sampling and judging.

@@ -560,6 +560,13 @@ impl Checker<'_> {
                     max_lag,
                     max_recovery,
                     abort_lag,
+                    scheduled_as: match &a.scheduled_as {
+                        Some(s) => {
+                            self.nonempty_text(&p.key("scheduled_as"), "scheduled_as", s);
+                            s.trim().to_owned()
+                        }
+                        None => name.clone(),
+                    },
                 },
             );
         }
@@ -598,6 +605,7 @@ impl Checker<'_> {
     ) -> Target {
         let nodes = self.nodes(name, raw, &path.key("nodes"), lab, lab_clusters);
         let health = self.health(raw, &path.key("health"), &nodes);
+        let running = self.running(raw, path, &health);
         self.target_applications(raw, &path.key("applications"), apps, &nodes, lab);
         let ladder = self.ladder(&raw.ladder, &path.key("ladder"));
         let largest = ladder.iter().copied().max().unwrap_or(0);
@@ -637,6 +645,13 @@ impl Checker<'_> {
             );
         }
         let guards = self.guards(raw, &path.key("guards"), &ladder, &nodes, lab);
+        if guards.max_per_topology.is_some() && !health.configured(raw.kind) {
+            self.error_help(
+                &path.key("guards").key("max_per_topology"),
+                "max_per_topology needs to know which node runs which topology or app",
+                health_help(raw.kind),
+            );
+        }
         let safety_multiple = raw.safety_multiple.unwrap_or(3.0);
         if !(safety_multiple.is_finite() && safety_multiple > 0.0 && safety_multiple <= 100.0) {
             self.error(
@@ -648,6 +663,7 @@ impl Checker<'_> {
             kind: raw.kind,
             nodes,
             health,
+            running,
             applications: raw.applications.clone(),
             ladder,
             selection,
@@ -1046,11 +1062,114 @@ impl Checker<'_> {
             }
             Some(Endpoint::Url(value.trim_end_matches('/').to_owned()))
         };
-        Health {
+        let health = Health {
             storm_ui: endpoint(self, "storm_ui", &h.storm_ui, ClusterKind::Storm),
             mesos_master: endpoint(self, "mesos_master", &h.mesos_master, ClusterKind::Mesos),
             marathon: endpoint(self, "marathon", &h.marathon, ClusterKind::Mesos),
+            auth: self.health_auth(h.auth.as_ref(), &path.key("auth")),
+            ca_file: h.ca_file.as_ref().map(|f| {
+                self.nonempty_text(&path.key("ca_file"), "ca_file", f);
+                f.clone()
+            }),
+            timeout: h.timeout.as_ref().map(|t| {
+                let d = self.required_duration(&path.key("timeout"), t);
+                self.positive(&path.key("timeout"), "timeout", d);
+                d
+            }),
+            retries: h.retries,
+        };
+        if raw.kind == ClusterKind::Mesos
+            && (health.mesos_master.is_some() != health.marathon.is_some())
+        {
+            self.error_help(
+                path,
+                "a mesos target's capacity needs both `mesos_master` (agents) and `marathon` (apps)",
+                health_help(ClusterKind::Mesos),
+            );
         }
+        health
+    }
+
+    fn health_auth(&mut self, raw: Option<&RawAuth>, path: &Path) -> HealthAuth {
+        let Some(a) = raw else {
+            return HealthAuth::None;
+        };
+        let env_name = |c: &mut Self, field: &str, v: &str| {
+            let ok = !v.is_empty()
+                && v.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+                && !v.starts_with(|ch: char| ch.is_ascii_digit());
+            if !ok {
+                c.error_help(
+                    &path.key(field),
+                    format!("`{v}` is not an environment variable name"),
+                    "name the variable that holds the secret (e.g. STORM_UI_PASSWORD); secrets are never written in the plan",
+                );
+            }
+        };
+        match (&a.username, &a.password_env, &a.token_env) {
+            (Some(user), Some(pw), None) => {
+                self.nonempty_text(&path.key("username"), "username", user);
+                env_name(self, "password_env", pw);
+                HealthAuth::Basic {
+                    username: user.clone(),
+                    password_env: pw.clone(),
+                }
+            }
+            (None, None, Some(token)) => {
+                env_name(self, "token_env", token);
+                HealthAuth::Bearer {
+                    token_env: token.clone(),
+                }
+            }
+            _ => {
+                self.error_help(
+                    path,
+                    "auth is either basic (`username` and `password_env`) or bearer (`token_env`)",
+                    "e.g. auth: {username: spotdrill, password_env: MARATHON_PASSWORD} or auth: {token_env: DCOS_TOKEN}",
+                );
+                HealthAuth::None
+            }
+        }
+    }
+
+    fn running(&mut self, raw: &RawTarget, path: &Path, health: &Health) -> Option<String> {
+        let r = raw.running.as_ref()?;
+        let p = path.key("running");
+        let (field, want) = match raw.kind {
+            ClusterKind::Storm => ("topology", "app"),
+            ClusterKind::Mesos => ("app", "topology"),
+        };
+        let (mine, other) = match raw.kind {
+            ClusterKind::Storm => (&r.topology, &r.app),
+            ClusterKind::Mesos => (&r.app, &r.topology),
+        };
+        if other.is_some() {
+            self.error(
+                &p.key(want),
+                format!(
+                    "a {} target selects by `{field}`, not `{want}`",
+                    kind_name(raw.kind)
+                ),
+            );
+        }
+        let Some(name) = mine else {
+            if other.is_none() {
+                self.error(
+                    &p,
+                    format!("say which {field} the nodes must run: `{field}: NAME`"),
+                );
+            }
+            return None;
+        };
+        self.nonempty_text(&p.key(field), field, name);
+        if !health.configured(raw.kind) {
+            self.error_help(
+                &p,
+                format!("selecting nodes by {field} needs to know which node runs what"),
+                health_help(raw.kind),
+            );
+        }
+        Some(name.trim().to_owned())
     }
 
     fn guards(
@@ -1122,10 +1241,17 @@ impl Checker<'_> {
                 None
             }
         });
+        if g.max_per_topology == Some(0) {
+            self.error(
+                &path.key("max_per_topology"),
+                "max_per_topology 0 would never let a step take a node that runs anything",
+            );
+        }
         Guards {
             max_terminations: g.max_terminations,
             min_healthy,
             allowed_hours,
+            max_per_topology: g.max_per_topology,
         }
     }
 
@@ -1241,6 +1367,16 @@ impl Checker<'_> {
 // ---- value parsers (pure, tested below) -------------------------------------------------------
 
 /// A humantime duration with a unit; a bare number is refused because `30` could mean anything.
+/// How to give a target health endpoints, for errors that need them.
+fn health_help(kind: ClusterKind) -> &'static str {
+    match kind {
+        ClusterKind::Storm => "add `health: {storm_ui: URL}` (or `lab` on a lab target)",
+        ClusterKind::Mesos => {
+            "add `health: {mesos_master: URL, marathon: URL}` (or `lab` on a lab target)"
+        }
+    }
+}
+
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     if t.is_empty() {

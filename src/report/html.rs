@@ -6,7 +6,8 @@ use std::fmt::Write;
 use super::chart::{self, Line, StepChart};
 use super::evidence::{Evidence, Marker, parse_time};
 use super::text::{
-    capitalized, duration, escape, not_judged, secs, step_title, step_verdict, tolerance,
+    capacity_cell, capitalized, duration, escape, not_judged, secs, step_title, step_verdict,
+    tolerance,
 };
 use super::{Report, StepReport, TargetReport};
 
@@ -180,8 +181,8 @@ fn target(h: &mut String, t: &TargetReport, ev: &Evidence) {
     h.push_str("</p>\n<table class=\"steps\">\n");
     h.push_str(
         "<tr><th>step</th><th>nodes</th><th>capacity back</th><th>application</th>\
-         <th>baseline</th><th>spike</th><th>time to peak</th><th>recovery</th><th>verdict</th>\
-         <th>reason</th></tr>\n",
+         <th>baseline</th><th>spike</th><th>time to peak</th><th>recovery</th>\
+         <th>rescheduled</th><th>verdict</th><th>reason</th></tr>\n",
     );
     for (i, s) in t.steps.iter().enumerate() {
         let rows = s.applications.len().max(1);
@@ -194,12 +195,12 @@ fn target(h: &mut String, t: &TargetReport, ev: &Evidence) {
             } else {
                 s.nodes.join(", ")
             }),
-            escape(&secs(s.capacity_restored_s))
+            escape(&capacity_cell(s))
         );
         if s.applications.is_empty() {
             let _ = writeln!(
                 h,
-                "<tr>{lead}<td colspan=\"5\">—</td><td>{}</td><td>{}</td></tr>",
+                "<tr>{lead}<td colspan=\"6\">—</td><td>{}</td><td>{}</td></tr>",
                 verdict_badge(step_verdict(s)),
                 escape(&not_judged(s))
             );
@@ -209,19 +210,38 @@ fn target(h: &mut String, t: &TargetReport, ev: &Evidence) {
             let _ = writeln!(
                 h,
                 "<tr>{}<td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-                 <td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
+                 <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+                 <td>{}</td><td>{}</td></tr>",
                 if k == 0 { lead.as_str() } else { "" },
                 escape(&a.name),
                 escape(&secs(a.baseline_lag_s)),
                 escape(&secs(a.spike_lag_s)),
                 escape(&secs(a.time_to_peak_s)),
                 escape(&secs(a.recovery_s)),
+                escape(&secs(a.rescheduled_s)),
                 verdict_badge(a.verdict.as_str()),
                 escape(&a.reason)
             );
         }
     }
     h.push_str("</table>\n");
+    let findings: Vec<String> = t
+        .steps
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| {
+            s.findings
+                .iter()
+                .map(move |f| format!("<li>{}: {}</li>", escape(&step_title(i, s)), escape(f)))
+        })
+        .collect();
+    if !findings.is_empty() {
+        let _ = writeln!(
+            h,
+            "<p>Findings:</p>\n<ul class=\"findings\">\n{}\n</ul>",
+            findings.join("\n")
+        );
+    }
     let _ = writeln!(
         h,
         "<p>Overprovisioning: {}.</p>",

@@ -2,7 +2,9 @@
 
 use std::fmt::Write;
 
-use super::text::{capitalized, duration, md_cell, not_judged, secs, step_title, tolerance};
+use super::text::{
+    capacity_cell, capitalized, duration, md_cell, not_judged, secs, step_title, tolerance,
+};
 use super::{Report, TargetReport};
 
 pub fn render(r: &Report) -> String {
@@ -86,9 +88,9 @@ fn target(md: &mut String, t: &TargetReport) {
     md.push('\n');
     md.push_str(
         "| step | nodes | capacity back | application | baseline | spike | time to peak | \
-         recovery | verdict | reason |\n",
+         recovery | rescheduled | verdict | reason |\n",
     );
-    md.push_str("|---|---|---:|---|---:|---:|---:|---:|---|---|\n");
+    md.push_str("|---|---|---:|---|---:|---:|---:|---:|---:|---|---|\n");
     let mut skipped = Vec::new();
     for (i, s) in t.steps.iter().enumerate() {
         if s.applications.is_empty() {
@@ -104,25 +106,38 @@ fn target(md: &mut String, t: &TargetReport) {
                     } else {
                         s.nodes.join(", ")
                     },
-                    secs(s.capacity_restored_s),
+                    capacity_cell(s),
                 )
             } else {
                 (String::new(), String::new(), String::new())
             };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 md_cell(&step),
                 md_cell(&nodes),
-                capacity,
+                md_cell(&capacity),
                 md_cell(&a.name),
                 secs(a.baseline_lag_s),
                 secs(a.spike_lag_s),
                 secs(a.time_to_peak_s),
                 secs(a.recovery_s),
+                secs(a.rescheduled_s),
                 a.verdict,
                 md_cell(&a.reason)
             );
+        }
+    }
+    let findings: Vec<(usize, &String)> = t
+        .steps
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| s.findings.iter().map(move |f| (i, f)))
+        .collect();
+    if !findings.is_empty() {
+        md.push_str("\nFindings:\n\n");
+        for (i, f) in findings {
+            let _ = writeln!(md, "- {}: {}", step_title(i, &t.steps[i]), f);
         }
     }
     if !skipped.is_empty() {

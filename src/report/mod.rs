@@ -119,8 +119,17 @@ pub struct StepReport {
     pub capacity_restored_s: Option<f64>,
     /// Why the step was not run.
     pub skipped: Option<String>,
-    /// Per application: baseline, spike, time to peak, recovery, verdict and reason.
+    /// Per application: baseline, spike, time to peak, recovery, rescheduling, verdict and
+    /// reason.
     pub applications: Vec<AppResult>,
+    /// Live nodes before, at the lowest and after, as the health probes saw them; null without
+    /// health endpoints.
+    #[serde(default)]
+    pub capacity: Option<crate::run::capacity::StepCapacity>,
+    /// What the scheduler did (reassigned, relaunched, did not), and work that looks whole but
+    /// does not consume.
+    #[serde(default)]
+    pub findings: Vec<String>,
 }
 
 /// The seed's rule: spare nodes = most nodes lost within the replacement lead time × a safety
@@ -199,6 +208,8 @@ impl Report {
                                         capacity_restored_s: None,
                                         skipped: Some("not reached".into()),
                                         applications: Vec::new(),
+                                        capacity: None,
+                                        findings: Vec::new(),
                                     })
                                     .collect(),
                                 overprovisioning: None,
@@ -259,6 +270,8 @@ impl Report {
                     verdict,
                     capacity_restored_s,
                     applications,
+                    capacity,
+                    findings,
                     ..
                 } => {
                     if let Some(s) = step_mut(&mut report, target, *step) {
@@ -270,6 +283,8 @@ impl Report {
                         }
                         s.skipped = None;
                         s.applications.clone_from(applications);
+                        s.capacity.clone_from(capacity);
+                        s.findings.clone_from(findings);
                     }
                 }
                 Entry::StepSkipped {

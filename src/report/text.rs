@@ -11,6 +11,19 @@ pub fn secs(s: Option<f64>) -> String {
 }
 
 /// `step 2 (2 terminations)`.
+/// When capacity was back, with the live nodes the probes saw (before → lowest → after).
+pub fn capacity_cell(step: &StepReport) -> String {
+    let back = secs(step.capacity_restored_s);
+    match &step.capacity {
+        Some(c) => match (c.nodes_before, c.nodes_lowest, c.nodes_after) {
+            (Some(b), Some(l), Some(a)) => format!("{back} (nodes {b}→{l}→{a})"),
+            _ if c.probes == 0 => format!("{back} (probes failed)"),
+            _ => back,
+        },
+        None => back,
+    }
+}
+
 pub fn step_title(index: usize, step: &StepReport) -> String {
     format!(
         "step {} ({} termination{})",

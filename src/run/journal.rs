@@ -57,6 +57,11 @@ pub struct AppResult {
     pub spike_lag_s: Option<f64>,
     pub time_to_peak_s: Option<f64>,
     pub recovery_s: Option<f64>,
+    /// Seconds from the injection until the scheduler had this application's topology or app
+    /// whole again on live nodes (health probes); null when the step did not hit its work or
+    /// it was not seen whole.
+    #[serde(default)]
+    pub rescheduled_s: Option<f64>,
     pub verdict: Verdict,
     pub reason: String,
 }
@@ -132,6 +137,12 @@ pub enum Entry {
         verdict: Verdict,
         capacity_restored_s: Option<f64>,
         applications: Vec<AppResult>,
+        /// What the health probes saw (targets with health endpoints).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        capacity: Option<super::capacity::StepCapacity>,
+        /// What the scheduler did, in words.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        findings: Vec<String>,
     },
     /// Something a node provider did while terminating (an FIS template created, an experiment's
     /// state); notes for people, not read back by the report.

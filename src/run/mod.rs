@@ -3,6 +3,7 @@
 //! → observe → judge → … → report. Judging is done by the pure functions of [`crate::analysis`];
 //! this module only gathers samples, acts, and writes down what it did.
 
+pub mod capacity;
 pub mod journal;
 pub mod lock;
 mod progress;
@@ -22,7 +23,8 @@ use crate::exit::{ExitCode, Failure};
 use crate::kafka::KafkaSettings;
 use crate::lab::up::RunningLab;
 use crate::nodes::aws::{AwsNodes, AwsSettings, GroupCapacity, ProviderEvent};
-use crate::nodes::{LabNodes, Node, select};
+use crate::nodes::{LabNodes, Node};
+use crate::observe::health::{Capacity, Endpoints};
 use crate::observe::{GroupLag, GroupSpec, LagProbe, Snapshot, Status};
 use crate::plan::{Brokers, MinHealthy, NodeSelector, Plan, Target};
 use crate::report::Report;
@@ -142,6 +144,39 @@ pub async fn run(plan: &Plan, text: &str, opts: &Options) -> anyhow::Result<Exit
             aws.insert(name.clone(), p);
         }
     }
+    // Health probes: each target's capacity as its scheduler sees it, sampled with the lag.
+    let lab_endpoints = lab.as_ref().map(|l| l.state().endpoints);
+    let plan_dir = opts
+        .plan_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut endpoints = IndexMap::new();
+    for (name, t) in &plan.targets {
+        if let Some(e) = capacity::endpoints(name, t, lab_endpoints.as_deref(), &plan_dir)
+            .map_err(|e| Failure::Environment(format!("{e:#}")))?
+        {
+            endpoints.insert(name.clone(), e);
+        }
+    }
+    let probes = capacity::spawn(
+        endpoints
+            .iter()
+            .map(|(n, e)| (n.clone(), e.clone()))
+            .collect(),
+        plan.observe.sample_interval,
+        cancel.clone(),
+    );
+    let capacity_file = if endpoints.is_empty() {
+        None
+    } else {
+        Some(BufWriter::new(
+            File::options()
+                .create(true)
+                .append(true)
+                .open(opts.dir.join("capacity.jsonl"))?,
+        ))
+    };
     let mut settings = KafkaSettings::new(brokers);
     settings.security.clone_from(&plan.kafka.security);
 
@@ -190,6 +225,10 @@ pub async fn run(plan: &Plan, text: &str, opts: &Options) -> anyhow::Result<Exit
             })
             .collect(),
         csv,
+        endpoints,
+        probes,
+        capacity_file,
+        last_capacity: IndexMap::new(),
         epoch: SystemTime::now(),
         cpu_start: crate::lab::stats::read(&[std::process::id()]),
         interrupts,
@@ -276,6 +315,8 @@ struct Active {
     gone: Vec<String>,
     t0: f64,
     restored: Option<f64>,
+    /// The health probes' view of the step (targets with health endpoints).
+    tracker: Option<capacity::Tracker>,
 }
 
 struct Runner<'a> {
@@ -289,6 +330,13 @@ struct Runner<'a> {
     rx: mpsc::Receiver<Snapshot>,
     series: IndexMap<String, Series>,
     csv: BufWriter<File>,
+    /// Health endpoints of the targets that have them.
+    endpoints: IndexMap<String, Endpoints>,
+    probes: mpsc::Receiver<capacity::Probe>,
+    /// `capacity.jsonl`, when any target is probed.
+    capacity_file: Option<BufWriter<File>>,
+    /// Each probed target's last answered capacity.
+    last_capacity: IndexMap<String, Capacity>,
     epoch: SystemTime,
     interrupts: watch::Receiver<u32>,
     seen_interrupts: u32,
@@ -538,13 +586,21 @@ impl Runner<'_> {
             }
         }
         self.csv.flush()?;
-        // Capacity of the step being observed.
-        if let Some(a) = &self.active
-            && a.restored.is_none()
-            && a.track
-            && self.capacity_full(&a.target, &a.gone)
-        {
-            let after = self.now_s() - a.t0;
+        self.take_probes()?;
+        // Capacity of the step being observed: from the health probes when they answer,
+        // otherwise from the lab or the Auto Scaling group.
+        let back = self.active.as_ref().and_then(|a| {
+            if a.restored.is_some() || !a.track {
+                return None;
+            }
+            match &a.tracker {
+                Some(t) if t.known() => t.restored(),
+                _ => self
+                    .capacity_full(&a.target, &a.gone)
+                    .then(|| self.now_s() - a.t0),
+            }
+        });
+        if let (Some(after), Some(a)) = (back, &self.active) {
             let (target, step) = (a.target.clone(), a.step);
             if let Some(a) = &mut self.active {
                 a.restored = Some(after);
@@ -717,6 +773,55 @@ impl Runner<'_> {
         Ok(None)
     }
 
+    /// Record the health probes that arrived: `capacity.jsonl`, each target's last capacity, and
+    /// the step being observed.
+    fn take_probes(&mut self) -> anyhow::Result<()> {
+        while let Ok(p) = self.probes.try_recv() {
+            let t = self.secs_since_epoch(p.at);
+            if let Some(f) = &mut self.capacity_file {
+                let line = capacity::Line {
+                    at: humantime::format_rfc3339_millis(p.at).to_string(),
+                    t_s: (t * 1000.0).round() / 1000.0,
+                    target: &p.target,
+                    capacity: p.result.as_ref().ok(),
+                    error: p.result.as_ref().err().map(String::as_str),
+                };
+                serde_json::to_writer(&mut *f, &line)?;
+                f.write_all(b"\n")?;
+                f.flush()?;
+            }
+            if let Err(e) = &p.result {
+                tracing::debug!(target = %p.target, error = %e, "health probe failed");
+            }
+            if let Some(a) = &mut self.active
+                && a.target == p.target
+                && let Some(tracker) = &mut a.tracker
+            {
+                tracker.observe(t, &p.result);
+            }
+            if let Ok(c) = p.result {
+                self.last_capacity.insert(p.target, c);
+            }
+        }
+        Ok(())
+    }
+
+    /// A target's capacity now, probed on the spot (`None`: the target has no health endpoints).
+    async fn probe_now(&self, name: &str) -> Option<Result<Capacity, String>> {
+        let e = self.endpoints.get(name)?.clone();
+        let deadline = self
+            .plan
+            .observe
+            .sample_interval
+            .max(Duration::from_secs(2));
+        Some(
+            tokio::task::spawn_blocking(move || crate::observe::health::probe(&e, deadline))
+                .await
+                .map_err(|e| format!("the probe failed: {e}"))
+                .and_then(|r| r.map_err(|e| e.to_string())),
+        )
+    }
+
     /// The target's nodes now: the lab's, or its AWS provider's eligible instances.
     async fn discover(&self, name: &str, target: &Target) -> anyhow::Result<Vec<Node>> {
         if let Some(p) = self.aws.get(name) {
@@ -837,7 +942,11 @@ impl Runner<'_> {
                         })
                     })
                 });
-                let capacity_ok = !wait_capacity || r.capacity_full(&target_name, &[]);
+                let capacity_ok = !wait_capacity
+                    || (r.capacity_full(&target_name, &[])
+                        && r.last_capacity
+                            .get(&target_name)
+                            .is_none_or(Capacity::is_whole));
                 lag_ok && capacity_ok
             };
             let cooled = self
@@ -901,18 +1010,53 @@ impl Runner<'_> {
                 .into_iter()
                 .filter(|node| node.running && crate::nodes::eligible(&target.nodes, node))
                 .collect();
-            let seed = target.seed.unwrap_or(0);
-            let chosen = match select::choose(&eligible, n as usize, target.selection, seed, step) {
-                Ok(c) => c,
-                Err(e) => {
-                    let why = e.to_string();
-                    self.progress
-                        .event(&format!("{name} step {}: {why}", step + 1));
-                    skip(self, &why)?;
-                    ended = Some(why);
-                    continue;
+            // What runs where, right now: for `running:`, `max_per_topology` and the step's
+            // capacity before the injection.
+            let before = match self.probe_now(name).await {
+                Some(Ok(c)) => {
+                    self.last_capacity.insert(name.to_owned(), c.clone());
+                    Some(c)
                 }
+                Some(Err(e)) => {
+                    if target.running.is_some() || target.guards.max_per_topology.is_some() {
+                        let why = format!(
+                            "cannot tell which nodes of {name} run what (health probe: {e})"
+                        );
+                        self.stop_escalation(&why)?;
+                        skip(self, &format!("escalation stopped: {why}"))?;
+                        continue;
+                    }
+                    self.last_capacity.get(name).cloned()
+                }
+                None => None,
             };
+            let chosen =
+                match capacity::choose_step(&eligible, n as usize, target, step, before.as_ref()) {
+                    Ok(c) => c,
+                    Err(e @ capacity::ChoiceError::Select(..)) => {
+                        let why = e.reason();
+                        self.progress
+                            .event(&format!("{name} step {}: {why}", step + 1));
+                        skip(self, &why)?;
+                        ended = Some(why);
+                        continue;
+                    }
+                    Err(e @ capacity::ChoiceError::MaxPerTopology { .. }) => {
+                        let detail = e.reason();
+                        self.write(&Entry::GuardBreached {
+                            at: now(),
+                            target: name.to_owned(),
+                            guard: "max_per_topology".into(),
+                            detail: detail.clone(),
+                        })?;
+                        self.progress.event(&format!(
+                            "guard max_per_topology of {name}: {detail}; no more terminations"
+                        ));
+                        self.stop = Some(format!("guard max_per_topology of {name}: {detail}"));
+                        skip(self, &format!("guard max_per_topology: {detail}"))?;
+                        continue;
+                    }
+                };
             // `--step-confirm`: the operator lets the step go (sampling goes on meanwhile; the
             // abort key ends the wait like a Ctrl-C).
             if let Some(c) = self
@@ -1067,12 +1211,45 @@ impl Runner<'_> {
                     .collect(),
                 t0,
                 restored: None,
+                tracker: self.endpoints.contains_key(name).then(|| {
+                    let gone_hosts = chosen
+                        .iter()
+                        .filter(|c| {
+                            outcomes
+                                .iter()
+                                .any(|o| o.id == c.id && o.outcome == NodeOutcome::Terminated)
+                        })
+                        .map(|c| c.host.clone())
+                        .collect();
+                    let apps: Vec<(String, String)> = target
+                        .applications
+                        .iter()
+                        .map(|a| {
+                            (
+                                a.clone(),
+                                plan.applications[a.as_str()].scheduled_as.clone(),
+                            )
+                        })
+                        .collect();
+                    capacity::Tracker::new(
+                        target.kind,
+                        t0,
+                        gone_hosts,
+                        &apps,
+                        before.clone(),
+                        tracks_capacity && !target.cumulative,
+                    )
+                }),
             });
             // Observe until every application recovered (with hold) or the timeout.
             let apps = target.applications.clone();
             let settled = Instant::now() + plan.observe.settle;
             let recovered = move |r: &Self| {
                 Instant::now() >= settled
+                    && r.active
+                        .as_ref()
+                        .and_then(|a| a.tracker.as_ref())
+                        .is_none_or(capacity::Tracker::all_rescheduled)
                     && apps.iter().all(|a| {
                         r.series.get(a.as_str()).is_some_and(|s| {
                             s.band.is_some_and(|b| {
@@ -1088,6 +1265,12 @@ impl Runner<'_> {
             let observed_until = self.now_s();
             // Judge.
             let mut results = Vec::new();
+            let mut findings = self
+                .active
+                .as_ref()
+                .and_then(|a| a.tracker.as_ref())
+                .map(capacity::Tracker::findings)
+                .unwrap_or_default();
             for app_name in &target.applications {
                 let app = &plan.applications[app_name.as_str()];
                 let s = &self.series[app_name.as_str()];
@@ -1103,15 +1286,47 @@ impl Runner<'_> {
                     max_recovery_s: app.max_recovery.as_secs_f64(),
                 };
                 let j = analysis::judge_step(&s.samples, &band, &rules, observed_until);
+                let tracker = self.active.as_ref().and_then(|a| a.tracker.as_ref());
+                let rescheduled = tracker.and_then(|t| t.rescheduled(app_name));
+                let lag = capacity::Judged {
+                    verdict: j.verdict,
+                    recovery_s: j.recovery_s,
+                    reason: j.reason,
+                };
+                let judged = match tracker {
+                    Some(t) if t.known() && t.affected(app_name) == Some(true) => {
+                        capacity::with_rescheduling(
+                            lag,
+                            &app.scheduled_as,
+                            rescheduled,
+                            rules.max_recovery_s,
+                        )
+                    }
+                    _ => lag,
+                };
+                if judged.verdict != Verdict::Pass
+                    && let Some(t) = tracker
+                {
+                    let after: Vec<(f64, f64)> = s
+                        .samples
+                        .iter()
+                        .filter(|x| x.t >= t0)
+                        .filter_map(|x| x.valid_lag().map(|l| (x.t, l)))
+                        .collect();
+                    if let Some(f) = t.stalled(app_name, &after, band.upper_s) {
+                        findings.push(f);
+                    }
+                }
                 results.push(AppResult {
                     name: app_name.clone(),
                     baseline_lag_s: Some(round1(band.p99_s)),
                     band_upper_s: Some(round1(band.upper_s)),
                     spike_lag_s: j.spike_lag_s.map(round1),
                     time_to_peak_s: j.time_to_peak_s.map(round1),
-                    recovery_s: j.recovery_s.map(round1),
-                    verdict: j.verdict,
-                    reason: j.reason,
+                    recovery_s: judged.recovery_s.map(round1),
+                    rescheduled_s: rescheduled.map(round1),
+                    verdict: judged.verdict,
+                    reason: judged.reason,
                 });
             }
             let verdict = if results.iter().all(|r| r.verdict == Verdict::Pass) {
@@ -1132,10 +1347,19 @@ impl Runner<'_> {
                 verdict,
                 capacity_restored_s: restored.map(round1),
                 applications: results.clone(),
+                capacity: self
+                    .active
+                    .as_ref()
+                    .and_then(|a| a.tracker.as_ref())
+                    .map(capacity::Tracker::summary),
+                findings: findings.clone(),
             })?;
             for r in &results {
                 self.progress
                     .event(&format!("  {}: {} — {}", r.name, r.verdict, r.reason));
+            }
+            for f in &findings {
+                self.progress.event(&format!("  finding: {f}"));
             }
             if verdict != Verdict::Pass {
                 ended = Some(format!("step {} ({n}) {verdict}", step + 1));

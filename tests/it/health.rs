@@ -36,7 +36,7 @@ fn fixture(name: &str) -> Value {
 
 /// One answer of the fake server.
 #[derive(Clone)]
-enum Reply {
+pub(crate) enum Reply {
     Json(Value),
     /// A status with a body (an error page).
     Page(u16, &'static str),
@@ -55,15 +55,15 @@ struct Seen {
 
 /// An HTTP server on a free loopback port: each path answers with its replies in turn (the last
 /// one repeats); other paths get 404. Requests are served on threads of their own.
-struct FakeApi {
-    url: String,
+pub(crate) struct FakeApi {
+    pub(crate) url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl FakeApi {
-    fn start(routes: Vec<(&str, Vec<Reply>)>) -> FakeApi {
+    pub(crate) fn start(routes: Vec<(&str, Vec<Reply>)>) -> FakeApi {
         FakeApi::start_checking(routes, None)
     }
 
@@ -124,7 +124,7 @@ impl FakeApi {
         self.seen.lock().unwrap().clone()
     }
 
-    fn hits(&self, path: &str) -> usize {
+    pub(crate) fn hits(&self, path: &str) -> usize {
         self.seen()
             .iter()
             .filter(|s| s.url.split('?').next() == Some(path))
@@ -177,7 +177,7 @@ fn fast() -> HttpSettings {
     }
 }
 
-fn storm_routes() -> Vec<(&'static str, Vec<Reply>)> {
+pub(crate) fn storm_routes() -> Vec<(&'static str, Vec<Reply>)> {
     vec![
         (
             "/api/v1/cluster/summary",

@@ -16,6 +16,7 @@ mod report_browser;
 mod report_diff;
 mod report_run;
 mod run;
+mod run_capacity;
 mod schema;
 mod support;
 mod trust;

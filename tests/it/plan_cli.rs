@@ -333,37 +333,57 @@ fn plan_warns_when_the_ladder_would_breach_a_guard() {
 fn plan_checks_external_kafka_and_health_endpoints() {
     let kafka = Kafka::mock();
     kafka.create_topic("t", 2, &[]);
-    let server = tiny_http::Server::http("127.0.0.1:0").expect("an HTTP server");
-    let port = server.server_addr().to_ip().expect("an IP address").port();
-    let served = std::thread::spawn(move || {
-        let request = server
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the server runs")
-            .expect("a request arrives");
-        let url = request.url().to_owned();
-        request
-            .respond(tiny_http::Response::from_string("{\"supervisors\": 3}"))
-            .expect("the answer is sent");
-        url
-    });
+    // A Storm UI answering with the recorded shapes (tests/fixtures/health).
+    let api = crate::health::FakeApi::start(crate::health::storm_routes());
     let targets = format!(
         "  up:
     kind: storm
     nodes: {{provider: lab, cluster: c}}
-    health: {{storm_ui: \"http://127.0.0.1:{port}\"}}
+    health: {{storm_ui: \"{url}\"}}
     applications: [a]
     ladder: [1]
     required_tolerance: 1
-"
+  aimed:
+    kind: storm
+    nodes: {{provider: lab, cluster: d}}
+    health: {{storm_ui: \"{url}\"}}
+    running: {{topology: coverage-topology}}
+    applications: [b]
+    ladder: [1]
+    required_tolerance: 1
+",
+        url = api.url
     );
-    let out = plan_in_tempdir(&lab_plan(&kafka.bootstrap, 3, &targets), &[]);
+    let plan = lab_plan(&kafka.bootstrap, 3, &targets)
+        .replace(
+            "    c:\n",
+            "    d: {kind: storm, nodes: 2, slots_per_node: 2, workloads: {w2: {workers: 1, \
+             group: g2, topics: [t], cost_per_message: 1ms}}}\n    c:\n",
+        )
+        .replace(
+            "applications:\n",
+            "applications:\n  b: {group: g2, topics: [t], slo: {max_lag: 60s, max_recovery: 20s}}\n",
+        );
+    assert!(plan.contains("    d: {kind: storm"), "{plan}");
+    let out = plan_in_tempdir(&plan, &[]);
     out.expect_code(0);
-    assert_eq!(served.join().unwrap(), "/api/v1/cluster/summary");
+    assert!(api.hits("/api/v1/cluster/summary") >= 2);
     let text = &out.stdout;
     assert!(
         text.contains(&format!(
-            "health: storm_ui http://127.0.0.1:{port} reachable (GET /api/v1/cluster/summary: HTTP 200 OK)"
+            "health: storm_ui {} reachable (GET /api/v1/cluster/summary: JSON)",
+            api.url
         )),
+        "{text}"
+    );
+    // The capacity the run's probes will see, and `running:` applied to the preview: no lab
+    // node of `d` runs coverage-topology (its workers are on the recorded EC2 hosts).
+    assert!(
+        text.contains("capacity: 3 supervisors alive") && text.contains("coverage-topology"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cannot choose: needs 1 nodes but only 0 are running and eligible (nodes running coverage-topology)"),
         "{text}"
     );
     assert!(
@@ -390,7 +410,7 @@ fn plan_warns_about_an_unreachable_health_endpoint_without_failing() {
     assert!(
         out.stdout.contains(&format!(
             "warning: health endpoint storm_ui http://127.0.0.1:{closed}/ui unreachable \
-             (GET /api/v1/cluster/summary: cannot connect to 127.0.0.1:{closed}"
+             (GET http://127.0.0.1:{closed}/ui/api/v1/cluster/summary: cannot connect"
         )),
         "{}",
         out.stdout

@@ -148,6 +148,22 @@ struct StrictStep {
     #[serde(deserialize_with = "nullable")]
     skipped: Option<String>,
     applications: Vec<StrictApp>,
+    #[serde(deserialize_with = "nullable")]
+    capacity: Option<StrictCapacity>,
+    findings: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StrictCapacity {
+    #[serde(deserialize_with = "nullable")]
+    nodes_before: Option<u32>,
+    #[serde(deserialize_with = "nullable")]
+    nodes_lowest: Option<u32>,
+    #[serde(deserialize_with = "nullable")]
+    nodes_after: Option<u32>,
+    probes: u32,
+    probes_failed: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,6 +180,8 @@ struct StrictApp {
     time_to_peak_s: Option<f64>,
     #[serde(deserialize_with = "nullable")]
     recovery_s: Option<f64>,
+    #[serde(deserialize_with = "nullable")]
+    rescheduled_s: Option<f64>,
     verdict: V,
     reason: String,
 }
@@ -259,6 +277,17 @@ fn report_json_reads_back_through_a_strict_independent_schema() {
     assert!(cov.spike_lag_s > cov.band_upper_s && cov.band_upper_s > cov.baseline_lag_s);
     assert!(cov.time_to_peak_s.is_some() && !cov.reason.is_empty());
     let _ = cov.recovery_s;
+    // The health probes' evidence: rescheduled, nodes before → lowest → after, a finding.
+    assert_eq!(cov.rescheduled_s, Some(4.0));
+    assert_eq!(failed.applications[1].rescheduled_s, None, "not hit");
+    let cap = failed.capacity.as_ref().expect("probed");
+    assert_eq!(
+        (cap.nodes_before, cap.nodes_lowest, cap.nodes_after),
+        (Some(6), Some(4), Some(6))
+    );
+    assert_eq!((cap.probes, cap.probes_failed), (28, 0));
+    assert!(failed.findings[0].starts_with("Nimbus reassigned"));
+    assert!(storm.steps[0].capacity.is_none() && storm.steps[0].findings.is_empty());
     let skipped = &storm.steps[2];
     assert!(skipped.applications.is_empty() && skipped.nodes.is_empty());
     assert!(skipped.injected_at.is_none());

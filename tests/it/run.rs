@@ -10,7 +10,7 @@ use crate::util::{Outcome, root};
 
 /// A lab cluster shape and what capacity arithmetic predicts for it.
 #[derive(Clone, Debug)]
-struct Shape {
+pub(crate) struct Shape {
     kind: &'static str,
     nodes: u32,
     slots: u32,
@@ -25,7 +25,7 @@ struct Shape {
 }
 
 impl Shape {
-    fn storm(nodes: u32, slots: u32, workers: u32, ladder: &'static [u32]) -> Shape {
+    pub(crate) fn storm(nodes: u32, slots: u32, workers: u32, ladder: &'static [u32]) -> Shape {
         Shape {
             kind: "storm",
             nodes,
@@ -43,7 +43,7 @@ impl Shape {
     /// two keep up with 125 msg/s to spare for a backlog; one falls 125 msg/s behind, so its lag
     /// grows by a third of a second every second and sets a new peak at every commit. So the placed tasks' throughput
     /// decides, and both tasks are placed while (nodes − k) × slots ≥ 2.
-    fn mesos(nodes: u32, slots: u32, ladder: &'static [u32]) -> Shape {
+    pub(crate) fn mesos(nodes: u32, slots: u32, ladder: &'static [u32]) -> Shape {
         Shape {
             kind: "mesos",
             nodes,
@@ -68,7 +68,7 @@ impl Shape {
             .unwrap_or(0)
     }
 
-    fn plan(&self) -> String {
+    pub(crate) fn plan(&self) -> String {
         let (timeout, settle) = match self.kind {
             "storm" => ("8s", "4s"),
             _ => ("20s", "10s"),
@@ -125,7 +125,7 @@ observe:
 }
 
 /// Run a plan text with `--yes` into a fresh directory; returns the outcome and the directory.
-fn run_plan(text: &str, extra: &[&str]) -> (Outcome, tempfile::TempDir) {
+pub(crate) fn run_plan(text: &str, extra: &[&str]) -> (Outcome, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let plan = dir.path().join("plan.yaml");
     std::fs::write(&plan, text).unwrap();
@@ -158,12 +158,12 @@ fn spotdrill_env(args: &[&str], locks: &Path) -> Outcome {
     }
 }
 
-fn report(dir: &Path) -> Value {
+pub(crate) fn report(dir: &Path) -> Value {
     let text = std::fs::read_to_string(dir.join("run/report.json")).expect("report.json");
     serde_json::from_str(&text).unwrap()
 }
 
-fn journal(dir: &Path) -> Vec<Value> {
+pub(crate) fn journal(dir: &Path) -> Vec<Value> {
     std::fs::read_to_string(dir.join("journal.jsonl"))
         .unwrap_or_default()
         .lines()
@@ -171,11 +171,11 @@ fn journal(dir: &Path) -> Vec<Value> {
         .collect()
 }
 
-fn events<'a>(journal: &'a [Value], event: &str) -> Vec<&'a Value> {
+pub(crate) fn events<'a>(journal: &'a [Value], event: &str) -> Vec<&'a Value> {
     journal.iter().filter(|e| e["event"] == event).collect()
 }
 
-fn time(v: &Value) -> std::time::SystemTime {
+pub(crate) fn time(v: &Value) -> std::time::SystemTime {
     humantime::parse_rfc3339(v.as_str().expect("a time")).unwrap()
 }
 

@@ -423,6 +423,11 @@ fn snippet(text: &str) -> String {
 }
 
 /// `http://user:pw@host:port/x` → (`http://host:port/x`, Some((user, pw))).
+/// A URL as it may be shown: without `user:password@`.
+pub fn without_credentials(url: &str) -> String {
+    split_userinfo(url).0
+}
+
 fn split_userinfo(url: &str) -> (String, Option<(String, String)>) {
     let Some((scheme, rest)) = url.split_once("://") else {
         return (url.to_owned(), None);

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-pub use client::{ApiClient, Auth, AuthSpec, HealthError, HttpSettings, Secret};
+pub use client::{
+    ApiClient, Auth, AuthSpec, HealthError, HttpSettings, Secret, without_credentials,
+};
 pub use hosts::same_host;
 pub use mesos::{AppCapacity, Marathon, MesosCapacity, MesosMaster, UnreachableStrategy};
 pub use storm::{StormCapacity, StormUi, TopologyCapacity};

@@ -1,0 +1,824 @@
+//! Capacity during a run (DESIGN.md "Health probes"): every target with health endpoints is
+//! probed once per sample interval — the same probes against production and the lab — each
+//! answer goes to `capacity.jsonl`, and the step being observed follows the topologies and apps
+//! it hit until their scheduler has them whole again: `rescheduled_s` per application,
+//! `capacity_restored_s` for the target, and findings that say what the scheduler did.
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::observe::health::{
+    self, AuthSpec, Capacity, Endpoints, HttpSettings, UnreachableStrategy, same_host,
+};
+use crate::plan::{ClusterKind, Endpoint, Health, HealthAuth, Target};
+
+/// One probe of one target.
+#[derive(Debug)]
+pub struct Probe {
+    pub target: String,
+    pub at: SystemTime,
+    pub result: Result<Capacity, String>,
+}
+
+/// One line of `capacity.jsonl`.
+#[derive(Serialize)]
+pub struct Line<'a> {
+    pub at: String,
+    pub t_s: f64,
+    pub target: &'a str,
+    pub capacity: Option<&'a Capacity>,
+    pub error: Option<&'a str>,
+}
+
+/// How the plan says to reach a target's health APIs; a relative `ca_file` is taken from the
+/// plan file's directory.
+pub fn settings(health: &Health, plan_dir: &Path) -> HttpSettings {
+    let mut s = HttpSettings::default();
+    if let Some(t) = health.timeout {
+        s.timeout = t;
+    }
+    if let Some(r) = health.retries {
+        s.retries = r;
+    }
+    s.ca_file = health.ca_file.as_ref().map(|f| plan_dir.join(f));
+    s.auth = match &health.auth {
+        HealthAuth::None => AuthSpec::None,
+        HealthAuth::Basic {
+            username,
+            password_env,
+        } => AuthSpec::Basic {
+            username: username.clone(),
+            password_env: password_env.clone(),
+        },
+        HealthAuth::Bearer { token_env } => AuthSpec::Bearer {
+            token_env: token_env.clone(),
+        },
+    };
+    s
+}
+
+/// A target's health endpoints, when its plan gives them; `lab` endpoints come from the running
+/// lab. Errors (a missing secret, an unreadable CA file) name the target.
+pub fn endpoints(
+    name: &str,
+    target: &Target,
+    lab: Option<&[crate::lab::up::Endpoint]>,
+    plan_dir: &Path,
+) -> anyhow::Result<Option<Endpoints>> {
+    let h = &target.health;
+    if !h.configured(target.kind) {
+        return Ok(None);
+    }
+    let settings = settings(h, plan_dir);
+    let cluster = match &target.nodes {
+        crate::plan::NodeSelector::Lab { cluster, .. } => Some(cluster.as_str()),
+        _ => None,
+    };
+    let url = |e: &Endpoint, api: &str| -> anyhow::Result<String> {
+        match e {
+            Endpoint::Url(u) => Ok(u.clone()),
+            Endpoint::Lab => lab
+                .and_then(|eps| {
+                    eps.iter()
+                        .find(|x| Some(x.cluster.as_str()) == cluster && x.api == api)
+                })
+                .map(|x| x.url.clone())
+                .ok_or_else(|| anyhow::anyhow!("target {name}: the lab serves no {api}")),
+        }
+    };
+    let made = match (target.kind, &h.storm_ui, &h.mesos_master, &h.marathon) {
+        (ClusterKind::Storm, Some(ui), _, _) => Endpoints::storm(&url(ui, "storm_ui")?, &settings),
+        (ClusterKind::Mesos, _, Some(master), Some(marathon)) => Endpoints::mesos(
+            (&url(master, "mesos_master")?, &settings),
+            (&url(marathon, "marathon")?, &settings),
+        ),
+        _ => return Ok(None),
+    };
+    made.map(Some)
+        .map_err(|e| anyhow::anyhow!("target {name}: health endpoints: {e}"))
+}
+
+/// Probe every target once per `interval` until cancelled. Each probe runs on a blocking
+/// thread within `interval` (at least 1 s), so a hanging API delays nothing but itself.
+pub fn spawn(
+    targets: Vec<(String, Endpoints)>,
+    interval: Duration,
+    cancel: CancellationToken,
+) -> mpsc::Receiver<Probe> {
+    let (tx, rx) = mpsc::channel(64);
+    let deadline = interval.max(Duration::from_secs(1));
+    for (name, endpoints) in targets {
+        let tx = tx.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let e = endpoints.clone();
+                let at = SystemTime::now();
+                let result = tokio::task::spawn_blocking(move || health::probe(&e, deadline))
+                    .await
+                    .map_err(|e| format!("the probe failed: {e}"))
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+                let probe = Probe {
+                    target: name.clone(),
+                    at,
+                    result,
+                };
+                if tx.send(probe).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    rx
+}
+
+/// What the probes saw of a target during one step.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StepCapacity {
+    /// Live nodes (Storm supervisors alive, Mesos agents active) at the injection.
+    pub nodes_before: Option<u32>,
+    /// The fewest live nodes seen while the step was observed.
+    pub nodes_lowest: Option<u32>,
+    /// Live nodes when the step was judged.
+    pub nodes_after: Option<u32>,
+    /// Probes answered / failed while the step was observed.
+    pub probes: u32,
+    pub probes_failed: u32,
+}
+
+/// One application as the scheduler knows it.
+#[derive(Clone, Debug)]
+struct Tracked {
+    /// The plan's application name.
+    app: String,
+    /// Its topology name or Marathon app id.
+    scheduled_as: String,
+    /// It had work on a terminated host at the injection.
+    affected: bool,
+    /// Hosts of its work at the injection.
+    hosts_before: Vec<String>,
+    /// Seconds from the injection until it was whole again, on live hosts only.
+    rescheduled: Option<f64>,
+    /// Hosts of its work when it was whole again.
+    hosts_after: Vec<String>,
+}
+
+/// Follows the probes of one step.
+#[derive(Debug)]
+pub struct Tracker {
+    kind: ClusterKind,
+    t0: f64,
+    /// Host names of the terminated nodes.
+    gone: Vec<String>,
+    apps: Vec<Tracked>,
+    before: Option<Capacity>,
+    last: Option<Capacity>,
+    /// Whether the whole target's capacity must come back (not for steps that add up).
+    expect_back: bool,
+    restored: Option<f64>,
+    summary: StepCapacity,
+    /// Set when this step's last probe error is worth saying.
+    last_error: Option<String>,
+    /// When the first probe after the injection ran (for "never answered").
+    pub started: Instant,
+}
+
+impl Tracker {
+    /// A step injected at `t0` (seconds on the run's clock) on `gone` hosts; `before` is the last
+    /// capacity probed before the injection (`None`: unknown).
+    pub fn new(
+        kind: ClusterKind,
+        t0: f64,
+        gone: Vec<String>,
+        apps: &[(String, String)],
+        before: Option<Capacity>,
+        expect_back: bool,
+    ) -> Tracker {
+        let tracked = apps
+            .iter()
+            .map(|(app, sched)| {
+                let hosts_before: Vec<String> = before
+                    .as_ref()
+                    .map(|c| {
+                        c.hosts_running(sched)
+                            .into_iter()
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let affected = hosts_before
+                    .iter()
+                    .any(|h| gone.iter().any(|g| same_host(g, h)));
+                Tracked {
+                    app: app.clone(),
+                    scheduled_as: sched.clone(),
+                    affected,
+                    hosts_before,
+                    rescheduled: None,
+                    hosts_after: Vec::new(),
+                }
+            })
+            .collect();
+        Tracker {
+            kind,
+            t0,
+            summary: StepCapacity {
+                nodes_before: before.as_ref().map(Capacity::nodes_alive),
+                ..StepCapacity::default()
+            },
+            gone,
+            apps: tracked,
+            before,
+            last: None,
+            expect_back,
+            restored: None,
+            last_error: None,
+            started: Instant::now(),
+        }
+    }
+
+    fn on_gone_host(&self, hosts: &[&str]) -> bool {
+        hosts
+            .iter()
+            .any(|h| self.gone.iter().any(|g| same_host(g, h)))
+    }
+
+    /// A probe at `t` (the run's clock): an answer or an error.
+    pub fn observe(&mut self, t: f64, probe: &Result<Capacity, String>) {
+        if t < self.t0 {
+            return;
+        }
+        let after = t - self.t0;
+        let c = match probe {
+            Ok(c) => c,
+            Err(e) => {
+                self.summary.probes_failed += 1;
+                self.last_error = Some(e.clone());
+                return;
+            }
+        };
+        self.summary.probes += 1;
+        let alive = c.nodes_alive();
+        self.summary.nodes_lowest = Some(self.summary.nodes_lowest.map_or(alive, |l| l.min(alive)));
+        self.summary.nodes_after = Some(alive);
+        for i in 0..self.apps.len() {
+            if self.apps[i].rescheduled.is_some() || !self.apps[i].affected {
+                continue;
+            }
+            let hosts = c.hosts_running(&self.apps[i].scheduled_as);
+            let whole = c.application_whole(&self.apps[i].scheduled_as) == Some(true);
+            if whole && !self.on_gone_host(&hosts) {
+                let hosts_after = hosts.into_iter().map(str::to_owned).collect();
+                let a = &mut self.apps[i];
+                a.rescheduled = Some(after);
+                a.hosts_after = hosts_after;
+            }
+        }
+        if self.expect_back && self.restored.is_none() {
+            let before = self.summary.nodes_before.unwrap_or(0);
+            let live_hosts: Vec<&str> = match c {
+                Capacity::Storm(s) => s.supervisor_hosts.iter().map(String::as_str).collect(),
+                Capacity::Mesos(m) => m.agent_hosts.iter().map(String::as_str).collect(),
+            };
+            if alive >= before && c.is_whole() && !self.on_gone_host(&live_hosts) {
+                self.restored = Some(after);
+            }
+        }
+        self.last = Some(c.clone());
+    }
+
+    /// Whether every affected application is whole again (true when the probes never answered:
+    /// capacity unknown does not hold the step open).
+    pub fn all_rescheduled(&self) -> bool {
+        self.summary.probes == 0
+            || self
+                .apps
+                .iter()
+                .all(|a| !a.affected || a.rescheduled.is_some())
+    }
+
+    /// Seconds until the target's capacity was back, when it was.
+    pub fn restored(&self) -> Option<f64> {
+        self.restored
+    }
+
+    /// When one application was whole again; `None` also when it was not affected.
+    pub fn rescheduled(&self, app: &str) -> Option<f64> {
+        self.apps
+            .iter()
+            .find(|a| a.app == app)
+            .and_then(|a| a.rescheduled)
+    }
+
+    /// Whether the step hit the application's work (needs a probe before the injection).
+    pub fn affected(&self, app: &str) -> Option<bool> {
+        self.before.as_ref()?;
+        self.apps.iter().find(|a| a.app == app).map(|a| a.affected)
+    }
+
+    /// The probes answered while the step was observed.
+    pub fn known(&self) -> bool {
+        self.summary.probes > 0 && self.before.is_some()
+    }
+
+    pub fn summary(&self) -> StepCapacity {
+        self.summary.clone()
+    }
+
+    /// What the scheduler did, in words, for the report.
+    pub fn findings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.before.is_none() {
+            out.push(
+                "capacity unknown at the injection (no health probe had answered): \
+                 rescheduling was not followed"
+                    .to_owned(),
+            );
+            return out;
+        }
+        if self.summary.probes == 0 {
+            out.push(format!(
+                "capacity unknown while observing: {} health probes failed{}",
+                self.summary.probes_failed,
+                self.last_error
+                    .as_ref()
+                    .map(|e| format!(" (last: {e})"))
+                    .unwrap_or_default()
+            ));
+            return out;
+        } else if self.summary.probes_failed > 0 {
+            out.push(format!(
+                "{} of {} health probes failed while observing{}",
+                self.summary.probes_failed,
+                self.summary.probes + self.summary.probes_failed,
+                self.last_error
+                    .as_ref()
+                    .map(|e| format!(" (last: {e})"))
+                    .unwrap_or_default()
+            ));
+        }
+        let gone = self.gone.join(", ");
+        for a in &self.apps {
+            if !a.affected {
+                continue;
+            }
+            let lost: Vec<&str> = a
+                .hosts_before
+                .iter()
+                .filter(|h| self.gone.iter().any(|g| same_host(g, h)))
+                .map(String::as_str)
+                .collect();
+            let now = self.last.as_ref();
+            match (self.kind, a.rescheduled) {
+                (ClusterKind::Storm, Some(r)) => out.push(format!(
+                    "Nimbus reassigned the executors of topology {} from dead supervisor{} {} in {r:.1} s (workers now on {})",
+                    a.scheduled_as,
+                    plural(lost.len()),
+                    lost.join(", "),
+                    a.hosts_after.join(", ")
+                )),
+                (ClusterKind::Storm, None) => {
+                    let detail = match now {
+                        Some(Capacity::Storm(s)) => s
+                            .topology(&a.scheduled_as)
+                            .map(|t| {
+                                format!(
+                                    " ({} of {} workers assigned, {} on dead supervisors)",
+                                    t.workers_assigned,
+                                    t.workers_configured
+                                        .map_or("?".to_owned(), |w| w.to_string()),
+                                    t.workers_on_dead_supervisors
+                                )
+                            })
+                            .unwrap_or_else(|| " (the topology is no longer listed)".into()),
+                        _ => String::new(),
+                    };
+                    out.push(format!(
+                        "Nimbus did not reassign the executors of topology {} from {} while the step was observed{detail}",
+                        a.scheduled_as, gone
+                    ));
+                }
+                (ClusterKind::Mesos, r) => {
+                    let app = match now {
+                        Some(Capacity::Mesos(m)) => m.app(&a.scheduled_as),
+                        _ => None,
+                    };
+                    let strategy = app
+                        .and_then(|x| x.unreachable_strategy.as_ref())
+                        .map(explain_strategy);
+                    match r {
+                        Some(r) => out.push(format!(
+                            "Marathon relaunched the tasks of {} lost on {} in {r:.1} s (tasks now on {}){}",
+                            a.scheduled_as,
+                            lost.join(", "),
+                            a.hosts_after.join(", "),
+                            strategy.map(|s| format!("; {s}")).unwrap_or_default()
+                        )),
+                        None => out.push(format!(
+                            "Marathon did not relaunch the tasks of {} lost on {} while the step was observed{}{}",
+                            a.scheduled_as,
+                            lost.join(", "),
+                            app.map(|x| format!(
+                                " ({} of {} running, {} on dead hosts, {} deployments)",
+                                x.tasks_running,
+                                x.instances,
+                                x.tasks_on_dead_hosts,
+                                x.deployments_running
+                            ))
+                            .unwrap_or_default(),
+                            strategy.map(|s| format!("; {s}")).unwrap_or_default()
+                        )),
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A topology or app the scheduler shows whole while its lag still climbs: work that was put
+    /// back but does not consume (a spout stalled after its worker restarted). `lag` is the
+    /// application's lag samples (t, seconds) after the injection.
+    pub fn stalled(&self, app: &str, lag: &[(f64, f64)], band_upper: f64) -> Option<String> {
+        let a = self.apps.iter().find(|a| a.app == app)?;
+        let whole_at = self.t0
+            + a.rescheduled
+                .or(if a.affected { None } else { Some(0.0) })?;
+        // Lag after the work was whole again: still above the band and rising at the end.
+        let after: Vec<&(f64, f64)> = lag.iter().filter(|(t, _)| *t >= whole_at).collect();
+        if after.len() < 3 {
+            return None;
+        }
+        let (first, last) = (after[0].1, after[after.len() - 1].1);
+        let tail_rising = after.windows(2).rev().take(3).all(|w| w[1].1 >= w[0].1);
+        (last > band_upper && last > first && tail_rising).then(|| {
+            format!(
+                "{} looks whole to its scheduler since {:.1} s after the injection, yet its lag kept rising ({first:.1} s → {last:.1} s): a spout or consumer that stopped consuming after its worker restarted?",
+                a.scheduled_as,
+                whole_at - self.t0
+            )
+        })
+    }
+}
+
+/// One application's judgement with its rescheduling: a step recovers when lag is back in band
+/// AND the scheduler has the application's work whole again, so the recovery time is the later
+/// of the two. Only for work the step hit, with probes that answered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Judged {
+    pub verdict: crate::analysis::Verdict,
+    pub recovery_s: Option<f64>,
+    pub reason: String,
+}
+
+pub fn with_rescheduling(
+    lag: Judged,
+    scheduled_as: &str,
+    rescheduled_s: Option<f64>,
+    max_recovery_s: f64,
+) -> Judged {
+    use crate::analysis::{Verdict, fmt_secs};
+    if lag.verdict != Verdict::Pass {
+        return lag;
+    }
+    let lag_s = lag.recovery_s.unwrap_or(0.0);
+    match rescheduled_s {
+        None => Judged {
+            verdict: Verdict::Fail,
+            recovery_s: None,
+            reason: format!(
+                "lag back in band after {}, but {scheduled_as} was not whole again when the step ended",
+                fmt_secs(lag_s)
+            ),
+        },
+        Some(r) if r > max_recovery_s => Judged {
+            verdict: Verdict::Fail,
+            recovery_s: Some(r),
+            reason: format!(
+                "lag back in band after {}, but {scheduled_as} was whole again only after {} (max_recovery {})",
+                fmt_secs(lag_s),
+                fmt_secs(r),
+                fmt_secs(max_recovery_s)
+            ),
+        },
+        Some(r) if r > lag_s => Judged {
+            verdict: Verdict::Pass,
+            recovery_s: Some(r),
+            reason: format!(
+                "{}; recovered when {scheduled_as} was whole again, {} after the injection",
+                lag.reason,
+                fmt_secs(r)
+            ),
+        },
+        Some(_) => lag,
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// What an app's `unreachableStrategy` means for a relaunch.
+fn explain_strategy(s: &UnreachableStrategy) -> String {
+    match s {
+        UnreachableStrategy::Enabled {
+            inactive_after_seconds,
+            expunge_after_seconds,
+        } => format!(
+            "its unreachableStrategy replaces tasks of an unreachable agent after {} s (inactiveAfterSeconds) and expunges them after {} s",
+            inactive_after_seconds.map_or("?".into(), |s| s.to_string()),
+            expunge_after_seconds.map_or("?".into(), |s| s.to_string())
+        ),
+        UnreachableStrategy::Disabled(w) if w == "disabled" => {
+            "its unreachableStrategy is disabled: tasks of an unreachable agent are not replaced until the agent is gone for good".to_owned()
+        }
+        UnreachableStrategy::Disabled(w) => format!("its unreachableStrategy is `{w}`"),
+    }
+}
+
+/// Why a step's nodes could not be chosen.
+#[derive(Debug, thiserror::Error)]
+pub enum ChoiceError {
+    #[error("{0}")]
+    Select(crate::nodes::select::SelectError, Option<String>),
+    /// The `max_per_topology` guard cannot be kept.
+    #[error(
+        "no {wanted} of the {eligible} eligible nodes leave every topology or app with at most {max} of its nodes taken"
+    )]
+    MaxPerTopology {
+        wanted: usize,
+        eligible: usize,
+        max: u32,
+    },
+}
+
+impl ChoiceError {
+    /// The reason as the report says it.
+    pub fn reason(&self) -> String {
+        match self {
+            ChoiceError::Select(e, Some(work)) => format!("{e} (nodes running {work})"),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// The nodes step `step` of a target terminates: `running:` narrows the eligible nodes to those
+/// running its topology or app, the seeded selection chooses, and `max_per_topology` keeps the
+/// selection's order while skipping nodes that would take one topology or app past its limit.
+/// `capacity` is what the health probes say runs where (`None`: not known, and then `running:`
+/// and `max_per_topology` cannot be honoured — callers must not get here without it).
+pub fn choose_step(
+    eligible: &[crate::nodes::Node],
+    n: usize,
+    target: &Target,
+    step: usize,
+    capacity: Option<&Capacity>,
+) -> Result<Vec<crate::nodes::Node>, ChoiceError> {
+    use crate::nodes::select;
+    let mut eligible = eligible.to_vec();
+    if let (Some(work), Some(c)) = (&target.running, capacity) {
+        let hosts = c.hosts_running(work);
+        eligible.retain(|node| hosts.iter().any(|h| same_host(h, &node.host)));
+    }
+    let seed = target.seed.unwrap_or(0);
+    let chosen = select::choose(&eligible, n, target.selection, seed, step)
+        .map_err(|e| ChoiceError::Select(e, target.running.clone()))?;
+    let (Some(max), Some(c)) = (target.guards.max_per_topology, capacity) else {
+        return Ok(chosen);
+    };
+    let work_on = |host: &str| -> Vec<String> {
+        c.applications_on(host)
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    };
+    let ranked = select::choose(&eligible, eligible.len(), target.selection, seed, step)
+        .unwrap_or_else(|_| chosen.clone());
+    choose_within(&chosen, n, max, work_on)
+        .or_else(|| choose_within(&ranked, n, max, work_on))
+        .ok_or(ChoiceError::MaxPerTopology {
+            wanted: n,
+            eligible: eligible.len(),
+            max,
+        })
+}
+
+/// Choose up to `n` nodes in `ranked` order (the seeded selection's order) so that no topology or
+/// app has more than `max` of its hosts chosen; `running` maps each host to the work on it.
+/// `None` when no such choice exists.
+pub fn choose_within(
+    ranked: &[crate::nodes::Node],
+    n: usize,
+    max: u32,
+    work_on: impl Fn(&str) -> Vec<String>,
+) -> Option<Vec<crate::nodes::Node>> {
+    let mut taken: IndexMap<String, u32> = IndexMap::new();
+    let mut out = Vec::new();
+    for node in ranked {
+        if out.len() == n {
+            break;
+        }
+        let work = work_on(&node.host);
+        if work
+            .iter()
+            .any(|w| taken.get(w).copied().unwrap_or(0) >= max)
+        {
+            continue;
+        }
+        for w in work {
+            *taken.entry(w).or_default() += 1;
+        }
+        out.push(node.clone());
+    }
+    (out.len() == n).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::health::{StormCapacity, TopologyCapacity};
+
+    fn storm(alive: &[&str], topo_hosts: &[&str], assigned: u32, on_dead: u32) -> Capacity {
+        Capacity::Storm(StormCapacity {
+            supervisors_alive: alive.len() as u32,
+            supervisor_hosts: alive.iter().map(|s| s.to_string()).collect(),
+            slots_total: alive.len() as u32 * 2,
+            slots_used: assigned,
+            slots_free: alive.len() as u32 * 2 - assigned.min(alive.len() as u32 * 2),
+            topologies: vec![TopologyCapacity {
+                id: "t-1".into(),
+                name: "t".into(),
+                status: "ACTIVE".into(),
+                workers_assigned: assigned,
+                workers_configured: Some(4),
+                workers_on_dead_supervisors: on_dead,
+                hosts: topo_hosts.iter().map(|s| s.to_string()).collect(),
+            }],
+        })
+    }
+
+    fn apps() -> Vec<(String, String)> {
+        vec![("app".into(), "t".into())]
+    }
+
+    #[test]
+    fn rescheduled_when_whole_on_live_hosts_only() {
+        let before = storm(&["a", "b", "c"], &["a", "b"], 4, 0);
+        let mut t = Tracker::new(
+            ClusterKind::Storm,
+            10.0,
+            vec!["a".into()],
+            &apps(),
+            Some(before),
+            true,
+        );
+        assert_eq!(t.affected("app"), Some(true));
+        // Before detection: still listed on the dead host, counted whole.
+        t.observe(11.0, &Ok(storm(&["b", "c"], &["a", "b"], 4, 2)));
+        assert_eq!(t.rescheduled("app"), None);
+        assert!(!t.all_rescheduled());
+        t.observe(12.0, &Err("GET x: timeout".into()));
+        t.observe(14.5, &Ok(storm(&["b", "c"], &["b", "c"], 4, 0)));
+        assert_eq!(t.rescheduled("app"), Some(4.5));
+        assert!(t.all_rescheduled());
+        // Capacity: 2 of 3 nodes until a replacement joins.
+        assert_eq!(t.restored(), None);
+        t.observe(20.0, &Ok(storm(&["b", "c", "d"], &["b", "c"], 4, 0)));
+        assert_eq!(t.restored(), Some(10.0));
+        let s = t.summary();
+        assert_eq!(
+            (s.nodes_before, s.nodes_lowest, s.nodes_after),
+            (Some(3), Some(2), Some(3))
+        );
+        assert_eq!((s.probes, s.probes_failed), (3, 1));
+        let f = t.findings();
+        assert!(
+            f.iter().any(|x| x.contains(
+                "Nimbus reassigned the executors of topology t from dead supervisor a in 4.5 s"
+            )),
+            "{f:?}"
+        );
+        assert!(f.iter().any(|x| x.contains("1 of 4 health probes failed")));
+    }
+
+    #[test]
+    fn unaffected_applications_are_not_followed() {
+        let before = storm(&["a", "b", "c"], &["b"], 4, 0);
+        let t = Tracker::new(
+            ClusterKind::Storm,
+            0.0,
+            vec!["a".into()],
+            &apps(),
+            Some(before),
+            false,
+        );
+        assert_eq!(t.affected("app"), Some(false));
+        assert!(t.all_rescheduled());
+    }
+
+    #[test]
+    fn never_answered_is_unknown_and_does_not_hold_the_step() {
+        let mut t = Tracker::new(
+            ClusterKind::Storm,
+            0.0,
+            vec!["a".into()],
+            &apps(),
+            None,
+            true,
+        );
+        t.observe(
+            1.0,
+            &Err("GET http://x/api/v1/cluster/summary: HTTP 503".into()),
+        );
+        assert!(t.all_rescheduled());
+        assert!(!t.known());
+        assert_eq!(t.affected("app"), None);
+        assert!(t.findings()[0].contains("capacity unknown"));
+    }
+
+    #[test]
+    fn a_stalled_consumer_is_called_out() {
+        let before = storm(&["a", "b"], &["a", "b"], 4, 0);
+        let mut t = Tracker::new(
+            ClusterKind::Storm,
+            0.0,
+            vec!["a".into()],
+            &apps(),
+            Some(before),
+            false,
+        );
+        t.observe(3.0, &Ok(storm(&["b"], &["b"], 4, 0)));
+        let rising: Vec<(f64, f64)> = (0..20).map(|i| (i as f64, 1.0 + i as f64)).collect();
+        let msg = t.stalled("app", &rising, 5.0).expect("called out");
+        assert!(msg.contains("t looks whole"), "{msg}");
+        let draining: Vec<(f64, f64)> = (0..20).map(|i| (i as f64, (20 - i) as f64)).collect();
+        assert_eq!(t.stalled("app", &draining, 5.0), None);
+    }
+
+    #[test]
+    fn recovery_waits_for_the_work_to_be_whole() {
+        use crate::analysis::Verdict;
+        let lag = Judged {
+            verdict: Verdict::Pass,
+            recovery_s: Some(4.0),
+            reason: "recovered in 4 s".into(),
+        };
+        assert_eq!(with_rescheduling(lag.clone(), "t", Some(3.0), 60.0), lag);
+        let later = with_rescheduling(lag.clone(), "t", Some(9.0), 60.0);
+        assert_eq!(
+            (later.verdict, later.recovery_s),
+            (Verdict::Pass, Some(9.0))
+        );
+        let late = with_rescheduling(lag.clone(), "t", Some(90.0), 60.0);
+        assert_eq!(late.verdict, Verdict::Fail);
+        let never = with_rescheduling(lag, "t", None, 60.0);
+        assert_eq!((never.verdict, never.recovery_s), (Verdict::Fail, None));
+        assert!(
+            never.reason.contains("t was not whole again"),
+            "{}",
+            never.reason
+        );
+        let failed = Judged {
+            verdict: Verdict::Fail,
+            recovery_s: None,
+            reason: "not recovered".into(),
+        };
+        assert_eq!(
+            with_rescheduling(failed.clone(), "t", Some(1.0), 60.0),
+            failed
+        );
+    }
+
+    #[test]
+    fn max_per_topology_picks_within_the_limit_in_ranked_order() {
+        let node = |id: &str| crate::nodes::Node {
+            id: id.into(),
+            host: id.into(),
+            zone: None,
+            instance_type: None,
+            lifecycle: crate::nodes::Lifecycle::Spot,
+            running: true,
+        };
+        let ranked = vec![node("a"), node("b"), node("c"), node("d")];
+        let work = |h: &str| match h {
+            "a" | "b" => vec!["t".to_owned()],
+            "c" => vec!["u".to_owned()],
+            _ => vec![],
+        };
+        let chosen = choose_within(&ranked, 3, 1, work).unwrap();
+        let ids: Vec<&str> = chosen.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(ids, ["a", "c", "d"]);
+        assert!(choose_within(&ranked, 4, 1, work).is_none());
+    }
+}
