@@ -201,3 +201,312 @@ fn step_confirm_without_a_terminal_is_refused() {
         out.stderr
     );
 }
+
+/// A terminal for the dashboard: a tmux server of its own, one pane running a plain shell.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(width: u16, height: u16) -> Tmux {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let socket = format!(
+            "spotdrill-it-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let t = Tmux { socket };
+        let status = std::process::Command::new("tmux")
+            .args([
+                "-f",
+                "/dev/null",
+                "-L",
+                &t.socket,
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+            ])
+            .args(["-x", &width.to_string(), "-y", &height.to_string()])
+            .args([
+                "env",
+                "PS1=$ ",
+                "TERM=xterm-256color",
+                "bash",
+                "--norc",
+                "--noprofile",
+            ])
+            .status()
+            .expect("tmux is installed: run ./scripts/test, which installs it (apt)");
+        assert!(status.success(), "tmux new-session failed");
+        t
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("tmux runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn send(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend_from_slice(keys);
+        self.tmux(&args);
+    }
+
+    /// Type a command line into the shell.
+    fn type_line(&self, line: &str) {
+        self.send(&["-l", line]);
+        self.send(&["Enter"]);
+    }
+
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", "t"])
+    }
+
+    /// A pane property (`alternate_on`, `cursor_flag`, …).
+    fn pane(&self, format: &str) -> String {
+        self.tmux(&[
+            "display-message",
+            "-p",
+            "-t",
+            "t",
+            &format!("#{{{format}}}"),
+        ])
+        .trim()
+        .to_owned()
+    }
+
+    /// Wait until the screen shows `what`; returns the screen.
+    #[track_caller]
+    fn wait_for(&self, what: &str, secs: u64) -> String {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let screen = self.screen();
+            if screen.contains(what) {
+                return screen;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "{what:?} did not appear within {secs} s; the screen:\n{screen}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.tmux(&["kill-server"]);
+    }
+}
+
+/// A small lab game day: 4 storm nodes × 2 slots running 4 workers, ladder 1 then 3 (the
+/// second step leaves 2 slots for 4 workers until replacements join 5 s later).
+fn small_plan(dir: &Path) -> PathBuf {
+    let plan = dir.join("plan.yaml");
+    std::fs::write(
+        &plan,
+        r#"version: 1
+name: live storm lab
+kafka: {brokers: lab}
+lab:
+  topics:
+    - {name: events, partitions: 16, rate: 200/s, message_bytes: 128}
+  clusters:
+    c:
+      kind: storm
+      nodes: 4
+      slots_per_node: 2
+      detection_delay: 1s
+      replacement: {enabled: true, delay: 5s}
+      workloads:
+        app: {workers: 4, group: app, topics: [events], cost_per_message: 1ms, commit_interval: 1s}
+applications:
+  app:
+    group: app
+    topics: [events]
+    slo: {max_lag: 60s, max_recovery: 8s}
+targets:
+  c:
+    kind: storm
+    nodes: {provider: lab, cluster: c, notice: 0s}
+    applications: [app]
+    ladder: [1, 3]
+    seed: 3
+    required_tolerance: 1
+observe:
+  sample_interval: 500ms
+  baseline: 4s
+  hold: 2s
+  settle: 4s
+  timeout: 8s
+  cooldown: 60s
+  band: {margin: 0.5, floor: 2s}
+"#,
+    )
+    .unwrap();
+    plan
+}
+
+/// The command line that runs a plan live in the pane, then prints its exit code.
+fn live_command(dir: &Path, plan: &Path, extra: &str) -> String {
+    format!(
+        "cd {root} && env SPOTDRILL_LOCK_DIR={locks} {bin} run {plan} --yes --live --out {out} {extra}; echo EXIT''=$?",
+        root = root().display(),
+        locks = dir.join("locks").display(),
+        bin = env!("CARGO_BIN_EXE_spotdrill"),
+        plan = plan.display(),
+        out = dir.join("run").display(),
+    )
+}
+
+fn journal_events(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The exit code the shell printed after the run (`EXIT=n`).
+fn shell_exit(screen: &str) -> i32 {
+    let at = screen.rfind("EXIT=").expect("EXIT= on screen");
+    screen[at + 5..]
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exit code after EXIT=:\n{screen}"))
+}
+
+/// Whether the pane's terminal is back in cooked mode (what `stty -a` says).
+fn assert_terminal_restored(t: &Tmux) {
+    assert_eq!(t.pane("alternate_on"), "0", "still on the alternate screen");
+    assert_eq!(t.pane("cursor_flag"), "1", "the cursor is still hidden");
+    t.send(&["clear", "Enter"]);
+    t.type_line(
+        "stty -a | tr ' ' '\\n' | grep -xE -- '-?(icanon|echo|isig)' | tr '\\n' ' '; echo \"STTY\"-done",
+    );
+    let screen = t.wait_for("STTY-done", 10);
+    let line = screen
+        .lines()
+        .find(|l| l.contains("icanon") && !l.contains("grep"))
+        .unwrap_or_else(|| panic!("no stty output:\n{screen}"));
+    for flag in ["icanon", "echo", "isig"] {
+        assert!(
+            line.split_whitespace().any(|w| w == flag),
+            "{flag} is off after the dashboard: {line}"
+        );
+    }
+}
+
+/// `run --live` in an 80×24 terminal: the chart, the events and the verdict appear, the exit
+/// code shown is the run's, and the terminal is given back (normal screen, cooked mode) with the
+/// run's summary printed on it.
+#[test]
+fn live_run_in_a_terminal_shows_chart_events_and_verdict_then_gives_the_terminal_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = small_plan(dir.path());
+    let t = Tmux::start(80, 24);
+    t.type_line(&live_command(dir.path(), &plan, ""));
+    t.wait_for("spotdrill live", 30);
+    assert_eq!(t.pane("alternate_on"), "1", "the dashboard owns the screen");
+    let screen = t.wait_for("c step 1/2: terminating 1 node", 120);
+    assert!(screen.contains("┌ app "), "the lag chart:\n{screen}");
+    assert!(screen.contains("band≤"), "the band:\n{screen}");
+    assert!(screen.contains("┌ ladder "), "{screen}");
+    // Lag is drawn (braille) once samples come in.
+    let screen = t.wait_for(" died", 60);
+    assert!(
+        screen
+            .chars()
+            .any(|c| ('\u{2801}'..='\u{28ff}').contains(&c)),
+        "no chart line:\n{screen}"
+    );
+    assert!(screen.contains("+0."), "time since injection:\n{screen}");
+    let screen = t.wait_for("VERDICT", 180);
+    assert!(!screen.contains("EXIT="), "{screen}");
+    // Once the report is written, a key leaves.
+    let screen = t.wait_for("any key: leave", 60);
+    let shown: i32 = screen
+        .lines()
+        .find(|l| l.contains("VERDICT"))
+        .unwrap_or_default()
+        .split("exit code ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exit code with the verdict:\n{screen}"));
+    // The verdict stays until a key is pressed.
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert!(t.screen().contains("VERDICT"));
+    t.send(&["x"]);
+    let screen = t.wait_for("EXIT=", 30);
+    assert_eq!(
+        shell_exit(&screen),
+        shown,
+        "the dashboard showed another code:\n{screen}"
+    );
+    assert!(
+        screen.contains("live storm lab — verdict"),
+        "the summary after the dashboard:\n{screen}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["exit_code"], shown);
+    assert_terminal_restored(&t);
+}
+
+/// `--step-confirm`: the first step waits for Enter (nothing is terminated meanwhile); at the
+/// second, the abort key stops escalation like a first Ctrl-C: exit 3, no second step.
+#[test]
+fn step_confirm_waits_for_enter_and_the_abort_key_stops_escalation() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = small_plan(dir.path());
+    let run = dir.path().join("run");
+    let t = Tmux::start(100, 30);
+    t.type_line(&live_command(dir.path(), &plan, "--step-confirm"));
+    let screen = t.wait_for("NEXT c step 1/2: terminate 1", 120);
+    assert!(screen.contains("Enter: go"), "{screen}");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let started = |run: &Path| {
+        journal_events(run)
+            .into_iter()
+            .filter(|e| e["event"] == "step_started")
+            .count()
+    };
+    assert_eq!(started(&run), 0, "a step started without the operator's go");
+    t.send(&["Enter"]);
+    t.wait_for("c step 1/2: terminating 1 node", 20);
+    t.wait_for("NEXT c step 2/2: terminate 3", 120);
+    t.send(&["a"]);
+    let screen = t.wait_for("VERDICT", 60);
+    assert!(screen.contains("exit code 3"), "{screen}");
+    t.send(&["Enter"]);
+    let screen = t.wait_for("EXIT=", 30);
+    assert_eq!(shell_exit(&screen), 3, "{screen}");
+    let journal = journal_events(&run);
+    assert_eq!(
+        started(&run),
+        1,
+        "the second step started after the abort key"
+    );
+    assert!(
+        journal
+            .iter()
+            .any(|e| e["event"] == "interrupted" && e["hard"] == false),
+        "the abort key is journaled as a first Ctrl-C"
+    );
+    assert!(
+        journal
+            .iter()
+            .any(|e| e["event"] == "step_skipped" && e["step"] == 1),
+        "the second step is skipped"
+    );
+    assert_terminal_restored(&t);
+}
