@@ -410,6 +410,7 @@ impl LiveState {
                 verdict,
                 capacity_restored_s,
                 applications,
+                findings,
                 ..
             } => {
                 let t = parse_time(at);
@@ -438,6 +439,13 @@ impl LiveState {
                     let app = self.apps.entry(a.name.clone()).or_default();
                     app.results
                         .push((*step, *terminations, a.verdict, a.reason.clone()));
+                    if let (Some(i), Some(r)) = (injected, a.rescheduled_s) {
+                        self.event(
+                            i + r,
+                            Tone::Good,
+                            format!("{} whole again (scheduler)", a.name),
+                        );
+                    }
                     if let (Some(i), Some(r)) = (injected, a.recovery_s) {
                         self.event(i + r, Tone::Good, format!("{} recovered", a.name));
                     }
@@ -449,6 +457,9 @@ impl LiveState {
                         Tone::Bad
                     };
                     self.event(t, tone, format!("{label} judged: {verdict}"));
+                    for f in findings {
+                        self.event(t, Tone::Info, format!("{target}: {f}"));
+                    }
                 }
             }
             Entry::ProviderEvent {
