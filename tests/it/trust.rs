@@ -776,3 +776,503 @@ fn the_fuzz_corpus_loads_into_a_plan_or_located_errors() {
     // Both sides are exercised: the experiments are valid plans.
     assert!(valid >= 3, "{valid} valid plans in the corpus");
 }
+
+// ---- 5. AWS faults --------------------------------------------------------------------------
+
+/// What the fault proxy does with one request to moto.
+#[derive(Clone, Debug)]
+enum Fault {
+    Pass,
+    /// Answer with this status and EC2 error code.
+    Error(u16, &'static str),
+    /// Never answer (hold the connection until the client gives up).
+    Hang,
+    /// Forward a TerminateInstances naming only its first instance (moto terminates that one and
+    /// answers for it alone): a partial success.
+    OnlyFirst,
+}
+
+/// A loopback HTTP proxy in front of moto. `decide(body, n)` picks the fault for the n-th
+/// (0-based) non-DryRun TerminateInstances call; every other request passes. Returns the proxy's
+/// URL and the count of TerminateInstances calls seen.
+fn fault_proxy(
+    upstream: String,
+    decide: impl Fn(usize) -> Fault + Send + Sync + 'static,
+) -> (String, Arc<Mutex<usize>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let calls = Arc::new(Mutex::new(0_usize));
+    let decide = Arc::new(decide);
+    let seen = calls.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let (upstream, decide, seen) = (upstream.clone(), decide.clone(), seen.clone());
+            std::thread::spawn(move || {
+                let _ = proxy_one(client, &upstream, &*decide, &seen);
+            });
+        }
+    });
+    (url, calls)
+}
+
+fn proxy_one(
+    client: std::net::TcpStream,
+    upstream: &str,
+    decide: &(dyn Fn(usize) -> Fault + Send + Sync),
+    calls: &Mutex<usize>,
+) -> std::io::Result<()> {
+    use std::io::{BufRead, Read};
+    let mut reader = std::io::BufReader::new(client.try_clone()?);
+    let mut client = client;
+    loop {
+        let mut head = Vec::new();
+        let mut length = 0_usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let lower = line.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            let end = line == "\r\n";
+            if !lower.starts_with("connection:") && !lower.starts_with("content-length:") && !end {
+                head.push(line);
+            }
+            if end {
+                break;
+            }
+        }
+        let mut body = vec![0_u8; length];
+        reader.read_exact(&mut body)?;
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let fault = if text.contains("Action=TerminateInstances") && !text.contains("DryRun=true") {
+            let mut n = calls.lock().unwrap();
+            *n += 1;
+            decide(*n - 1)
+        } else {
+            Fault::Pass
+        };
+        let body = match fault {
+            Fault::Error(status, code) => {
+                let xml = format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error>\
+                     <Code>{code}</Code><Message>injected by the trust test proxy</Message>\
+                     </Error></Errors><RequestID>trust</RequestID></Response>"
+                );
+                write!(
+                    client,
+                    "HTTP/1.1 {status} Injected\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{xml}",
+                    xml.len()
+                )?;
+                continue;
+            }
+            Fault::Hang => {
+                std::thread::sleep(Duration::from_secs(600));
+                return Ok(());
+            }
+            Fault::OnlyFirst => {
+                // InstanceId.1=…&InstanceId.2=…: keep the first.
+                let kept: Vec<&str> = text
+                    .split('&')
+                    .filter(|p| !p.starts_with("InstanceId.") || p.starts_with("InstanceId.1="))
+                    .collect();
+                kept.join("&").into_bytes()
+            }
+            Fault::Pass => body,
+        };
+        let mut up = std::net::TcpStream::connect(upstream.trim_start_matches("http://"))?;
+        for line in &head {
+            up.write_all(line.as_bytes())?;
+        }
+        write!(
+            up,
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )?;
+        up.write_all(&body)?;
+        let mut response = Vec::new();
+        up.read_to_end(&mut response)?;
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let (rhead, rbody) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let mut out = String::new();
+        for line in rhead.split("\r\n") {
+            let lower = line.to_ascii_lowercase();
+            if lower.starts_with("connection:")
+                || lower.starts_with("transfer-encoding:")
+                || lower.starts_with("content-length:")
+            {
+                continue;
+            }
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+        out.push_str(&format!("Content-Length: {}\r\n\r\n", rbody.len()));
+        out.push_str(rbody);
+        client.write_all(out.as_bytes())?;
+    }
+}
+
+/// A Kafka with one committed application group (the baseline passes; lag stays flat).
+fn flat_kafka() -> Kafka {
+    let kafka = Kafka::mock();
+    kafka.create_topic("telemetry", 1, &[]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    kafka.produce("telemetry", 0, &[now - 3000, now - 2000, now - 1000, now]);
+    kafka.commit("coverage", "telemetry", &[(0, 3)]);
+    kafka
+}
+
+fn aws_plan(kafka: &Kafka, ladder: &str) -> String {
+    format!(
+        "version: 1
+name: aws faults
+kafka: {{brokers: \"{brokers}\"}}
+applications:
+  coverage:
+    group: coverage
+    topics: [telemetry]
+    slo: {{max_lag: 10m, max_recovery: 5s}}
+targets:
+  storm-test:
+    kind: storm
+    nodes: {{provider: aws-ec2, region: us-east-1, tags: {{cluster: trust}}}}
+    applications: [coverage]
+    ladder: {ladder}
+    seed: 7
+    required_tolerance: 0
+observe:
+  sample_interval: 200ms
+  baseline: 1s
+  hold: 1s
+  settle: 1s
+  timeout: 5s
+  cooldown: 10s
+",
+        brokers = kafka.bootstrap
+    )
+}
+
+/// One `spotdrill run` against moto through `endpoint`; (outcome, journal, run dir guard).
+fn aws_run(
+    moto: &crate::support::moto::Moto,
+    endpoint: &str,
+    text: &str,
+    extra_env: &[(&str, &str)],
+    within: Duration,
+) -> (Outcome, Vec<Value>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(&plan, text).unwrap();
+    let run = dir.path().join("run");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spotdrill"))
+        .args([
+            "run",
+            plan.to_str().unwrap(),
+            "--yes",
+            "--out",
+            run.to_str().unwrap(),
+        ])
+        .current_dir(root())
+        .envs(moto.env())
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("SPOTDRILL_LOCK_DIR", dir.path().join("locks"))
+        .env("SPOTDRILL_AWS_POLL_MS", "200")
+        .env_remove("RUST_LOG")
+        .env_remove("AWS_PROFILE")
+        .envs(extra_env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + within;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = outcome(child.wait_with_output().unwrap());
+            panic!(
+                "the run did not end within {within:?} (hung)\n--- stderr\n{}\njournal:\n{}",
+                out.stderr,
+                std::fs::read_to_string(run.join("journal.jsonl")).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = outcome(child.wait_with_output().unwrap());
+    let j = journal(&run);
+    (out, j, dir)
+}
+
+/// Every instance moto has terminated had an intent and a `terminated` outcome in the journal
+/// (never an unrecorded termination), and every intended node has exactly one outcome.
+fn assert_every_termination_recorded(moto: &crate::support::moto::Moto, journal: &[Value]) {
+    let intended = intended_nodes(journal);
+    let outcomes = events(journal, "outcome");
+    for id in &intended {
+        assert_eq!(
+            outcomes.iter().filter(|o| o["node"] == id.as_str()).count(),
+            1,
+            "one outcome for {id}: {outcomes:?}"
+        );
+    }
+    for (id, (state, _)) in moto.instances() {
+        if state == "terminated" || state == "shutting-down" {
+            assert!(
+                intended.contains(&id),
+                "{id} was terminated without an intent"
+            );
+            assert!(
+                outcomes
+                    .iter()
+                    .any(|o| o["node"] == id.as_str() && o["outcome"] == "terminated"),
+                "{id} was terminated but its outcome says otherwise: {outcomes:?}"
+            );
+        }
+    }
+}
+
+fn launch_trust_nodes(moto: &crate::support::moto::Moto, n: u32) -> Vec<String> {
+    moto.launch(n, "us-east-1a", "c5.xlarge", true, &[("cluster", "trust")])
+}
+
+/// Throttling (400 RequestLimitExceeded, then 503 SlowDown) on TerminateInstances: retried with
+/// backoff, the node is terminated once, and the run passes.
+#[test]
+fn aws_throttling_is_retried_and_terminates_once() {
+    let moto = crate::support::moto::Moto::start();
+    let kafka = flat_kafka();
+    launch_trust_nodes(&moto, 4);
+    let (proxy, calls) = fault_proxy(moto.endpoint.clone(), |n| match n {
+        0 => Fault::Error(400, "RequestLimitExceeded"),
+        1 => Fault::Error(503, "SlowDown"),
+        _ => Fault::Pass,
+    });
+    let (out, journal, _dir) = aws_run(
+        &moto,
+        &proxy,
+        &aws_plan(&kafka, "[1]"),
+        &[],
+        Duration::from_secs(120),
+    );
+    out.expect_code(0);
+    assert_eq!(
+        *calls.lock().unwrap(),
+        3,
+        "two throttled attempts, then the one that worked"
+    );
+    let outcomes = events(&journal, "outcome");
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!(outcomes[0]["outcome"], "terminated", "{outcomes:?}");
+    assert_every_termination_recorded(&moto, &journal);
+}
+
+/// 5xx on every TerminateInstances: after the retries, each node's outcome is an error with the
+/// cause in the journal, nothing was terminated, and escalation stops (exit 3).
+#[test]
+fn aws_5xx_on_terminate_is_recorded_and_stops_escalation() {
+    let moto = crate::support::moto::Moto::start();
+    let kafka = flat_kafka();
+    launch_trust_nodes(&moto, 4);
+    let (proxy, calls) = fault_proxy(moto.endpoint.clone(), |_| {
+        Fault::Error(500, "InternalError")
+    });
+    let (out, journal, _dir) = aws_run(
+        &moto,
+        &proxy,
+        &aws_plan(&kafka, "[2]"),
+        &[("AWS_MAX_ATTEMPTS", "2")],
+        Duration::from_secs(120),
+    );
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert!(*calls.lock().unwrap() >= 2, "retried");
+    let outcomes = events(&journal, "outcome");
+    assert_eq!(outcomes.len(), 2, "{journal:?}");
+    for o in &outcomes {
+        assert_eq!(o["outcome"], "error", "{o}");
+        assert!(
+            o["detail"].as_str().unwrap().contains("InternalError"),
+            "{o}"
+        );
+    }
+    assert_every_termination_recorded(&moto, &journal);
+    // Escalation stops (exit 3, aborted), and the report says why.
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        !events(&journal, "aborted").is_empty() || out.stderr.contains("not terminated"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Known gap (SECURITY.md "open"): when every termination of a step failed, src/run/mod.rs still
+/// observes and judges the step, and with flat lag it is a `pass` — the report then claims a
+/// tolerance the run never tested. A step whose terminations did not all happen should be
+/// `inconclusive` (and end the tolerance streak).
+#[test]
+#[ignore = "known gap in src/run/mod.rs: a step with no termination done is judged pass; see SECURITY.md"]
+fn a_step_whose_terminations_all_failed_is_never_a_pass() {
+    let moto = crate::support::moto::Moto::start();
+    let kafka = flat_kafka();
+    launch_trust_nodes(&moto, 4);
+    let (proxy, _calls) = fault_proxy(moto.endpoint.clone(), |_| {
+        Fault::Error(500, "InternalError")
+    });
+    let (out, journal, dir) = aws_run(
+        &moto,
+        &proxy,
+        &aws_plan(&kafka, "[2]"),
+        &[("AWS_MAX_ATTEMPTS", "2")],
+        Duration::from_secs(120),
+    );
+    let judged = events(&journal, "step_judged");
+    assert!(
+        judged.iter().all(|s| s["verdict"] != "pass"),
+        "a step whose terminations failed is not a pass: {judged:?}"
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        report["targets"][0]["tolerated_terminations"], 0,
+        "{}",
+        out.stdout
+    );
+}
+
+/// Partial success: TerminateInstances terminates only the first of two nodes. The journal says
+/// which one went and which did not; no termination is unrecorded.
+#[test]
+fn aws_partial_terminate_is_recorded_node_by_node() {
+    let moto = crate::support::moto::Moto::start();
+    let kafka = flat_kafka();
+    launch_trust_nodes(&moto, 4);
+    let (proxy, _calls) = fault_proxy(moto.endpoint.clone(), |_| Fault::OnlyFirst);
+    let (out, journal, _dir) = aws_run(
+        &moto,
+        &proxy,
+        &aws_plan(&kafka, "[2]"),
+        &[],
+        Duration::from_secs(180),
+    );
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    let outcomes = events(&journal, "outcome");
+    assert_eq!(outcomes.len(), 2, "{journal:?}");
+    let kinds: Vec<&str> = outcomes
+        .iter()
+        .map(|o| o["outcome"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"terminated") && kinds.contains(&"error"),
+        "{kinds:?}"
+    );
+    assert_every_termination_recorded(&moto, &journal);
+    assert_ne!(
+        out.code, 0,
+        "a step with a failed termination does not pass\n{}",
+        out.stderr
+    );
+}
+
+/// Expired credentials at the moment of terminating (400 RequestExpired / ExpiredToken): a clear
+/// message in the journal, nothing terminated unrecorded, and the run does not pass.
+#[test]
+fn aws_expired_credentials_on_terminate_are_recorded() {
+    let moto = crate::support::moto::Moto::start();
+    let kafka = flat_kafka();
+    launch_trust_nodes(&moto, 4);
+    let (proxy, _calls) = fault_proxy(moto.endpoint.clone(), |_| Fault::Error(400, "ExpiredToken"));
+    let (out, journal, _dir) = aws_run(
+        &moto,
+        &proxy,
+        &aws_plan(&kafka, "[1]"),
+        &[],
+        Duration::from_secs(120),
+    );
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    let outcomes = events(&journal, "outcome");
+    assert_eq!(outcomes.len(), 1, "{journal:?}");
+    assert!(
+        outcomes[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ExpiredToken"),
+        "{outcomes:?}"
+    );
+    assert_every_termination_recorded(&moto, &journal);
+}
+
+/// No credentials at all: `plan` and `run` stop with exit 4 and a message that says so, before
+/// any intent.
+#[test]
+fn aws_missing_credentials_exit_4_before_any_intent() {
+    let moto = crate::support::moto::Moto::start();
+    let kafka = flat_kafka();
+    launch_trust_nodes(&moto, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(&plan, aws_plan(&kafka, "[1]")).unwrap();
+    let run = dir.path().join("run");
+    for args in [
+        vec!["plan", plan.to_str().unwrap()],
+        vec![
+            "run",
+            plan.to_str().unwrap(),
+            "--yes",
+            "--out",
+            run.to_str().unwrap(),
+        ],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_spotdrill"))
+            .args(&args)
+            .current_dir(root())
+            .envs(moto.env())
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .env_remove("RUST_LOG")
+            .env("HOME", dir.path())
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .env("SPOTDRILL_LOCK_DIR", dir.path().join("locks"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let out = outcome(out);
+        out.expect_code(4);
+        let all = format!("{}{}", out.stdout, out.stderr).to_lowercase();
+        assert!(
+            all.contains("credential"),
+            "the message names credentials:\n{all}"
+        );
+    }
+    assert!(events(&journal(&run), "intent").is_empty());
+    assert!(moto.instances().values().all(|(s, _)| s == "running"));
+}
+
+/// A TerminateInstances that never answers: the run must not hang forever, and must record
+/// what it knows. Known gap (SECURITY.md "open"): src/nodes/aws.rs sets no operation timeout,
+/// so the SDK waits on the socket indefinitely.
+#[test]
+#[ignore = "known gap: no AWS operation timeout in src/nodes/aws.rs; see SECURITY.md"]
+fn aws_hanging_terminate_does_not_hang_the_run() {
+    let moto = crate::support::moto::Moto::start();
+    let kafka = flat_kafka();
+    launch_trust_nodes(&moto, 2);
+    let (proxy, _calls) = fault_proxy(moto.endpoint.clone(), |_| Fault::Hang);
+    let (out, journal, _dir) = aws_run(
+        &moto,
+        &proxy,
+        &aws_plan(&kafka, "[1]"),
+        &[],
+        Duration::from_secs(180),
+    );
+    assert_ne!(out.code, 0);
+    assert_eq!(events(&journal, "outcome").len(), 1, "{journal:?}");
+    assert_every_termination_recorded(&moto, &journal);
+}
