@@ -418,13 +418,26 @@ impl Tracker {
                     let strategy = app
                         .and_then(|x| x.unreachable_strategy.as_ref())
                         .map(explain_strategy);
+                    // The strategy explains a relaunch that waited for it, or none at all.
+                    let waited = app
+                        .and_then(|x| x.unreachable_strategy.as_ref())
+                        .is_some_and(|s| match s {
+                            UnreachableStrategy::Enabled {
+                                inactive_after_seconds,
+                                ..
+                            } => inactive_after_seconds.unwrap_or(0) > 0,
+                            UnreachableStrategy::Disabled(_) => true,
+                        });
                     match r {
                         Some(r) => out.push(format!(
                             "Marathon relaunched the tasks of {} lost on {} in {r:.1} s (tasks now on {}){}",
                             a.scheduled_as,
                             lost.join(", "),
                             a.hosts_after.join(", "),
-                            strategy.map(|s| format!("; {s}")).unwrap_or_default()
+                            strategy
+                                .filter(|_| waited)
+                                .map(|s| format!("; {s}"))
+                                .unwrap_or_default()
                         )),
                         None => out.push(format!(
                             "Marathon did not relaunch the tasks of {} lost on {} while the step was observed{}{}",
@@ -516,7 +529,7 @@ pub fn with_rescheduling(
             verdict: Verdict::Pass,
             recovery_s: Some(r),
             reason: format!(
-                "{}; recovered when {scheduled_as} was whole again, {} after the injection",
+                "{}; recovery counted when {scheduled_as} was whole again, {} after the injection",
                 lag.reason,
                 fmt_secs(r)
             ),

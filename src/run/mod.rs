@@ -942,8 +942,17 @@ impl Runner<'_> {
                         })
                     })
                 });
+                // With health probes, the previous step's capacity counts as back once they
+                // saw it (so its `capacity_restored_s` is measured, not cut off).
+                let seen_back = r.active.as_ref().is_none_or(|a| {
+                    a.target != target_name
+                        || !a.track
+                        || a.restored.is_some()
+                        || a.tracker.as_ref().is_none_or(|t| !t.known())
+                });
                 let capacity_ok = !wait_capacity
                     || (r.capacity_full(&target_name, &[])
+                        && seen_back
                         && r.last_capacity
                             .get(&target_name)
                             .is_none_or(Capacity::is_whole));
