@@ -1276,3 +1276,86 @@ fn aws_hanging_terminate_does_not_hang_the_run() {
     assert_eq!(events(&journal, "outcome").len(), 1, "{journal:?}");
     assert_every_termination_recorded(&moto, &journal);
 }
+
+// ---- 6. broker outage -----------------------------------------------------------------------
+
+/// The lab's broker dies during a step's observation (SIGKILL of its process): escalation stops
+/// (exit 3, the journal says why), the affected step is never judged `pass` on the missing data
+/// (`inconclusive` or `fail`), no later step terminates anything, and the report is written and
+/// says the samples were missing.
+#[test]
+fn broker_death_mid_observation_is_never_a_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let locks = dir.path().join("locks");
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(&plan, lab_plan(6, 8, "[1, 2]")).unwrap();
+    let run = dir.path().join("run");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spotdrill"))
+        .args([
+            "run",
+            plan.to_str().unwrap(),
+            "--yes",
+            "--out",
+            run.to_str().unwrap(),
+        ])
+        .current_dir(root())
+        .env("SPOTDRILL_LOCK_DIR", &locks)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the first injection", Duration::from_secs(120), || {
+        !events(&journal(&run), "injected").is_empty()
+    });
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("lab.json")).unwrap()).unwrap();
+    let broker = state["broker_pid"]
+        .as_i64()
+        .expect("lab.json names the broker") as i32;
+    assert!(broker > 0 && alive(broker));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(broker),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the run ends after its broker died"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = outcome(child.wait_with_output().unwrap());
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    let j = journal(&run);
+    assert!(
+        events(&j, "aborted")
+            .iter()
+            .any(|a| a["reason"].as_str().unwrap().contains("broker")),
+        "the journal says the broker died: {j:?}"
+    );
+    assert_eq!(
+        events(&j, "intent").len(),
+        1,
+        "no termination after the broker died"
+    );
+    for s in events(&j, "step_judged") {
+        assert_ne!(s["verdict"], "pass", "a step judged on missing data: {s}");
+        for a in s["applications"].as_array().unwrap() {
+            assert_ne!(a["verdict"], "pass", "{a}");
+        }
+    }
+    let report = std::fs::read_to_string(run.join("report.json")).expect("report.json");
+    let report: Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["exit_code"], out.code);
+    assert_eq!(report["targets"][0]["tolerated_terminations"], 0);
+    let samples = std::fs::read_to_string(run.join("samples.csv")).unwrap();
+    assert!(
+        samples.contains("missing") || samples.contains("error"),
+        "samples.csv records the gap"
+    );
+}
