@@ -253,3 +253,68 @@ fn max_per_topology_stops_a_step_that_would_take_two_supervisors_of_a_topology()
     assert_eq!(breach[0]["guard"], "max_per_topology");
     assert_eq!(breach[0]["target"], "s");
 }
+
+/// Health APIs that answer garbage, error pages or nothing at all: the run goes on, lag alone
+/// decides, capacity is marked unknown in the report and every failed probe is in
+/// `capacity.jsonl`.
+#[test]
+fn broken_health_apis_leave_capacity_unknown_and_the_run_goes_on() {
+    use crate::health::{FakeApi, Reply};
+    let api = FakeApi::start(vec![
+        (
+            "/api/v1/cluster/summary",
+            vec![
+                Reply::Text("{\"supervisors\": 3, \"slotsTo".into()),
+                Reply::Page(502, "<html><body>502 Bad Gateway</body></html>"),
+                Reply::Slow(
+                    std::time::Duration::from_secs(30),
+                    Box::new(Reply::Text("{}".into())),
+                ),
+            ],
+        ),
+        (
+            "/api/v1/supervisor/summary",
+            vec![Reply::Text("not json".into())],
+        ),
+    ]);
+    let plan = crate::run::Shape::storm(4, 2, 4, &[1]).plan().replace(
+        "    applications: [app]\n",
+        &format!(
+            "    health: {{storm_ui: \"{}\"}}\n    applications: [app]\n",
+            api.url
+        ),
+    );
+    assert!(plan.contains("storm_ui"), "{plan}");
+    let (outcome, dir) = run_plan(&plan, &[]);
+    outcome.expect_code(0);
+    let run = dir.path().join("run");
+    let report = report(dir.path());
+    let step = &report["targets"][0]["steps"][0];
+    assert_eq!(step["verdict"], "pass", "lag decides: {step}");
+    assert_eq!(step["capacity"]["probes"], 0, "{step}");
+    assert!(
+        step["capacity"]["probes_failed"].as_u64().unwrap() >= 1,
+        "{step}"
+    );
+    assert!(
+        step["findings"][0]
+            .as_str()
+            .unwrap()
+            .contains("capacity unknown"),
+        "{step}"
+    );
+    assert!(step["applications"][0]["rescheduled_s"].is_null());
+    let lines: Vec<Value> = std::fs::read_to_string(run.join("capacity.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 3);
+    assert!(lines.iter().all(|l| l["capacity"].is_null()));
+    let errors: Vec<&str> = lines.iter().map(|l| l["error"].as_str().unwrap()).collect();
+    assert!(
+        errors.iter().any(|e| e.contains("invalid JSON")),
+        "{errors:?}"
+    );
+    assert!(api.hits("/api/v1/cluster/summary") >= 3);
+}
