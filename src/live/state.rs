@@ -701,14 +701,13 @@ fn capacity_summary(c: &serde_json::Value) -> String {
                 })
                 .unwrap_or(0);
             let mut s = format!(
-                "{} supervisors · slots {}/{} used, {} free",
+                "{} supervisors · slots {}/{} used",
                 n("supervisors_alive"),
                 n("slots_used"),
                 n("slots_total"),
-                n("slots_free")
             );
             if on_dead > 0 {
-                s.push_str(&format!(" · {on_dead} workers on dead nodes"));
+                s.push_str(&format!(" · {on_dead} on dead nodes"));
             }
             s
         }
@@ -721,7 +720,7 @@ fn capacity_summary(c: &serde_json::Value) -> String {
                 }
             }
             let mut s = format!(
-                "{} agents active · tasks {running}/{wanted} running",
+                "{} agents · tasks {running}/{wanted} running",
                 n("agents_active")
             );
             let unreachable = n("agents_unreachable") + n("agents_inactive");
@@ -787,7 +786,7 @@ mod tests {
         assert!(s.apply_capacity_line(r#"{"at":"2026-11-26T03:26:41Z","t_s":4.0,"target":"mesos-lab","capacity":null,"error":"connection refused"}"#));
         assert_eq!(
             s.capacity["storm-lab"].summary.as_deref(),
-            Some("5 supervisors · slots 8/10 used, 2 free · 1 workers on dead nodes")
+            Some("5 supervisors · slots 8/10 used · 1 on dead nodes")
         );
         assert_eq!(
             s.capacity["mesos-lab"].error.as_deref(),

@@ -118,7 +118,7 @@ fn the_follower_sees_a_run_grow_through_torn_lines() {
     assert!(f.poll().unwrap());
     assert_eq!(
         f.state.capacity["storm-lab"].summary.as_deref(),
-        Some("6 supervisors · slots 8/12 used, 4 free")
+        Some("6 supervisors · slots 8/12 used")
     );
 
     let whole = recorded();
@@ -512,4 +512,40 @@ fn step_confirm_waits_for_enter_and_the_abort_key_stops_escalation() {
         "the second step is skipped"
     );
     assert_terminal_restored(&t);
+}
+
+/// Without a terminal on stdout, `--live` says so once and the run goes on with the plain
+/// progress lines; its exit code is the report's.
+#[test]
+fn live_without_a_terminal_falls_back_to_progress_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = small_plan(dir.path());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spotdrill"))
+        .args(["run", plan.to_str().unwrap(), "--yes", "--live", "--out"])
+        .arg(dir.path().join("run"))
+        .current_dir(root())
+        .env("SPOTDRILL_LOCK_DIR", dir.path().join("locks"))
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stderr.matches("--live: stdout is not a terminal").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("c step 1: terminated 1/1"),
+        "progress lines:\n{stderr}"
+    );
+    assert!(stdout.contains("live storm lab — verdict"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        Some(i64::from(out.status.code().unwrap_or(-1))),
+        report["exit_code"].as_i64()
+    );
 }
