@@ -421,7 +421,7 @@ fn live_run_in_a_terminal_shows_chart_events_and_verdict_then_gives_the_terminal
     assert!(screen.contains("band≤"), "the band:\n{screen}");
     assert!(screen.contains("┌ ladder "), "{screen}");
     // Capacity from the health probes (capacity.jsonl).
-    let screen = t.wait_for(" supervisors · slots ", 30);
+    t.wait_for(" supervisors · slots ", 30);
     // Lag is drawn (braille) once samples come in.
     let screen = t.wait_for(" died", 60);
     assert!(
