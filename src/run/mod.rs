@@ -218,7 +218,7 @@ pub async fn run(plan: &Plan, text: &str, opts: &Options) -> anyhow::Result<Exit
                     Series {
                         group: a.group.clone(),
                         samples: Vec::new(),
-                        statuses: Vec::new(),
+                        last_status: None,
                         band: None,
                     },
                 )
@@ -287,6 +287,8 @@ fn watch_interrupts(
                 for l in &locks {
                     let _ = std::fs::remove_file(l);
                 }
+                // Give the terminal back (and print what was held) if the dashboard has it.
+                crate::live::restore();
                 crate::output::err("\ninterrupted twice: journal flushed, exiting now\n");
                 std::process::exit(ExitCode::Aborted as i32);
             }
@@ -300,7 +302,8 @@ fn watch_interrupts(
 struct Series {
     group: String,
     samples: Vec<Sample>,
-    statuses: Vec<Status>,
+    /// The status of the last sample.
+    last_status: Option<Status>,
     band: Option<Band>,
 }
 
@@ -570,7 +573,7 @@ impl Runner<'_> {
                     lag_s: lag,
                     lag_messages: g.lag_messages.map(|m| m.max(0) as u64),
                 });
-                s.statuses.push(g.status.clone());
+                s.last_status = Some(g.status.clone());
                 writeln!(
                     self.csv,
                     "{at},{t:.3},{name},{},{},{},{}",
@@ -703,7 +706,7 @@ impl Runner<'_> {
                 .iter()
                 .filter(|(_, s)| s.samples.last().is_none_or(|l| l.valid_lag().is_none()))
                 .map(|(name, s)| {
-                    let why = match s.statuses.last() {
+                    let why = match s.last_status.as_ref() {
                         Some(Status::NeverCommitted) => "has no committed offsets",
                         Some(Status::Missing) => "cannot be measured (Kafka unreachable?)",
                         _ => "has no lag sample",
@@ -1088,6 +1091,14 @@ impl Runner<'_> {
                     skip(self, &format!("escalation stopped: {why}"))?;
                     continue;
                 }
+            }
+            // Memory stays flat over a long run: a step is judged on its own samples (from its
+            // injection on) and the cooldown on the last `hold`; older samples are on disk in
+            // samples.csv, where the reports read them.
+            let keep_from = self.now_s() - hold - 2.0 * interval;
+            for s in self.series.values_mut() {
+                let old = s.samples.partition_point(|x| x.t < keep_from);
+                s.samples.drain(..old);
             }
             // Inject: the intent is on disk before anything is terminated.
             self.write(&Entry::StepStarted {
