@@ -549,3 +549,28 @@ fn live_without_a_terminal_falls_back_to_progress_lines() {
         report["exit_code"].as_i64()
     );
 }
+
+/// Ctrl-C reaches the dashboard as a key (the terminal is in raw mode) and keeps its meaning:
+/// twice exits at once (journaled as a hard interrupt, exit 3), with the terminal given back.
+#[test]
+fn ctrl_c_twice_on_the_dashboard_exits_at_once_and_gives_the_terminal_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = small_plan(dir.path());
+    let run = dir.path().join("run");
+    let t = Tmux::start(80, 24);
+    t.type_line(&live_command(dir.path(), &plan, "--step-confirm"));
+    t.wait_for("NEXT c step 1/2", 120);
+    t.send(&["C-c", "C-c"]);
+    let screen = t.wait_for("EXIT=", 30);
+    assert_eq!(shell_exit(&screen), 3, "{screen}");
+    assert!(screen.contains("interrupted twice"), "{screen}");
+    let journal = journal_events(&run);
+    assert!(
+        journal
+            .iter()
+            .any(|e| e["event"] == "interrupted" && e["hard"] == true),
+        "{journal:?}"
+    );
+    assert!(!journal.iter().any(|e| e["event"] == "step_started"));
+    assert_terminal_restored(&t);
+}
