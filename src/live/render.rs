@@ -101,6 +101,7 @@ fn header_line<'a>(state: &LiveState, view: &View) -> Line<'a> {
     let phase = match (&state.finished, &state.stopped) {
         (Some(f), _) => format!("finished: {}", f.verdict),
         (None, Some(_)) => "escalation stopped".to_owned(),
+        (None, None) if view.waiting.is_some() => "waiting for the operator".to_owned(),
         (None, None) => match state.active_step() {
             Some((t, i)) => format!("{} step {}/{}", t.name, i + 1, t.steps.len()),
             None if state.plan.is_none() => String::new(),

@@ -574,3 +574,25 @@ fn ctrl_c_twice_on_the_dashboard_exits_at_once_and_gives_the_terminal_back() {
     assert!(!journal.iter().any(|e| e["event"] == "step_started"));
     assert_terminal_restored(&t);
 }
+
+/// `watch` on a terminal: the recorded run's verdict and exit code stay on screen until a key;
+/// then the terminal is given back and the process exits with the run's code.
+#[test]
+fn watch_in_a_terminal_shows_the_verdict_and_exits_with_the_runs_code() {
+    let t = Tmux::start(80, 24);
+    t.type_line(&format!(
+        "cd {} && {} watch tests/fixtures/runs/two-targets; echo EXIT''=$?",
+        root().display(),
+        env!("CARGO_BIN_EXE_spotdrill")
+    ));
+    let screen = t.wait_for("VERDICT FAIL · exit code 1", 30);
+    assert!(screen.contains("┌ coverage-topology "), "{screen}");
+    assert!(screen.contains("storm-lab storm · needs 2"), "{screen}");
+    assert_eq!(t.pane("alternate_on"), "1");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(!t.screen().contains("EXIT="), "left without a key");
+    t.send(&["Enter"]);
+    let screen = t.wait_for("EXIT=", 30);
+    assert_eq!(shell_exit(&screen), 1, "{screen}");
+    assert_terminal_restored(&t);
+}
