@@ -310,6 +310,9 @@ impl LiveState {
                 self.event(at, Tone::Info, format!("run started: {plan}"));
             }
             Entry::Resumed { at } => {
+                // An earlier attempt's end (and its stop) is not this attempt's.
+                self.finished = None;
+                self.stopped = None;
                 if let Some(at) = parse_time(at) {
                     self.event(at, Tone::Info, "resumed from the journal".into());
                 }
@@ -767,6 +770,18 @@ mod tests {
             .expect("a recovery event");
         // At the injection plus its recovery time, before the judgement.
         assert!((recovered.at - parse_time("2026-11-26T03:26:46.005Z").unwrap()).abs() < 1e-3);
+    }
+
+    #[test]
+    fn a_resumed_run_is_not_finished_by_its_earlier_attempt() {
+        let mut s = LiveState::default();
+        s.apply_journal_line(r#"{"event":"interrupted","at":"2026-11-26T03:26:50Z","hard":false}"#);
+        s.apply_journal_line(r#"{"event":"run_finished","at":"2026-11-26T03:26:51Z","verdict":"fail","exit_code":3}"#);
+        assert_eq!(s.finished.map(|f| f.exit_code), Some(3));
+        assert!(s.stopped.is_some());
+        s.apply_journal_line(r#"{"event":"resumed","at":"2026-11-26T03:30:00Z"}"#);
+        assert_eq!(s.finished, None);
+        assert_eq!(s.stopped, None);
     }
 
     #[test]

@@ -108,6 +108,10 @@ impl Dashboard {
         let mut ctrl_c = 0;
         let mut leave = false;
         let ending = loop {
+            if !ACTIVE.load(Ordering::SeqCst) {
+                // Someone gave the terminal back (a panic elsewhere, the hard exit): draw no more.
+                break Ending::Left;
+            }
             if let Err(e) = self.follower.poll() {
                 tracing::warn!(error = %e, dir = %self.follower.dir().display(), "cannot read the run");
             }
