@@ -375,7 +375,7 @@ fn render_ladder(frame: &mut Frame, area: Rect, state: &LiveState, view: &View) 
                     .or(s.started_at)
                     .map(|i| {
                         let end = state.finished.map_or(view.now, |f| f.at.min(view.now));
-                        format!(" ⏱ {}", clock(end - i))
+                        format!(" {}", clock(end - i))
                     })
                     .unwrap_or_default(),
                 StepState::Pending
@@ -412,7 +412,12 @@ fn render_ladder(frame: &mut Frame, area: Rect, state: &LiveState, view: &View) 
     let inner = area.height.saturating_sub(2) as usize;
     let focus = lines
         .iter()
-        .position(|l| l.spans.iter().any(|s| s.content.contains('⏱')))
+        .position(|l| {
+            l.spans.iter().any(|s| {
+                s.content.starts_with(StepState::Observing.label())
+                    || s.content.starts_with(StepState::Injecting.label())
+            })
+        })
         .unwrap_or(0);
     let scroll = if lines.len() > inner && focus >= inner {
         (focus + 1 - inner) as u16

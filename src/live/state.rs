@@ -243,16 +243,33 @@ impl LiveState {
         }
     }
 
-    /// The latest injection at or before `at`: the zero of "time since injection".
+    /// The zero of "time since injection" for a moment: the latest injection at or before it,
+    /// unless a newer step had started by then and not injected yet (its notice, its
+    /// terminations under way): those moments have no injection to count from.
     pub fn injection_before(&self, at: f64) -> Option<f64> {
+        let latest = |f: fn(&StepView) -> Option<f64>| {
+            self.targets
+                .iter()
+                .flat_map(|t| t.steps.iter())
+                .filter_map(f)
+                .filter(|&x| x <= at + 1e-6)
+                .fold(None, |best: Option<f64>, x| {
+                    Some(best.map_or(x, |b| b.max(x)))
+                })
+        };
+        let injected = latest(|s| s.injected_at)?;
+        match latest(|s| s.started_at) {
+            Some(started) if started > injected => None,
+            _ => Some(injected),
+        }
+    }
+
+    /// Whether any step was injected at or before `at`.
+    fn injected_by(&self, at: f64) -> bool {
         self.targets
             .iter()
             .flat_map(|t| t.steps.iter())
-            .filter_map(|s| s.injected_at)
-            .filter(|&i| i <= at + 1e-6)
-            .fold(None, |best: Option<f64>, i| {
-                Some(best.map_or(i, |b| b.max(i)))
-            })
+            .any(|s| s.injected_at.is_some_and(|i| i <= at + 1e-6))
     }
 
     /// The step being observed now, if any: (target, step index).
@@ -356,20 +373,24 @@ impl LiveState {
             Entry::Intent {
                 at,
                 target,
+                provider,
                 notice_s,
                 ..
             } => {
                 if *notice_s > 0.0
                     && let Some(t) = parse_time(at)
                 {
-                    self.event(
-                        t,
-                        Tone::Inject,
-                        format!(
-                            "{target}: interruption notice, {} before termination",
-                            crate::analysis::fmt_secs(*notice_s)
+                    let notice = crate::analysis::fmt_secs(*notice_s);
+                    let text = match provider.as_str() {
+                        "aws-fis" => format!(
+                            "{target}: FIS sends the rebalance recommendation and the interruption notice; termination in {notice}"
                         ),
-                    );
+                        "lab" => format!(
+                            "{target}: interruption notice (SIGTERM); termination in {notice}"
+                        ),
+                        _ => format!("{target}: interruption notice; termination in {notice}"),
+                    };
+                    self.event(t, Tone::Inject, text);
                 }
             }
             Entry::Outcome {
@@ -627,7 +648,7 @@ impl LiveState {
             self.unreadable += 1;
             return false;
         };
-        let after_injection = self.injection_before(at).is_some();
+        let after_injection = self.injected_by(at);
         let c = &t.cluster;
         let node = t.node.as_deref().unwrap_or("?");
         let text = match t.event.as_str() {
