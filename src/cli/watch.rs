@@ -23,6 +23,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
+    if !args.dir.join(crate::run::journal::FILE).exists() {
+        // A directory of runs (`reports/`): say which ones it holds instead of waiting forever.
+        let mut runs: Vec<String> = std::fs::read_dir(&args.dir)?
+            .filter_map(Result::ok)
+            .filter(|e| e.path().join(crate::run::journal::FILE).is_file())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        if !runs.is_empty() {
+            runs.sort();
+            let newest: Vec<String> = runs.iter().rev().take(3).cloned().collect();
+            return Err(Failure::BadInput(format!(
+                "{} holds runs, it is not one: name one of them (newest: {})",
+                args.dir.display(),
+                newest.join(", ")
+            ))
+            .into());
+        }
+    }
     if !crate::live::stdout_is_terminal() {
         return Ok(code_of(plain(&args)?));
     }

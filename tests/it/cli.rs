@@ -1,4 +1,4 @@
-//! The command line contract: every subcommand exists; unfinished ones say so and exit 2.
+//! The command line contract: every subcommand exists; bad usage exits 2.
 
 use crate::util::spotdrill;
 
@@ -20,19 +20,30 @@ fn help_lists_every_subcommand_and_the_exit_codes() {
     assert!(out.stdout.contains("4 environment error"));
 }
 
+/// `watch` needs a run directory: a missing one, or a directory of runs, is bad input (exit 2).
 #[test]
-fn unfinished_subcommands_exit_2_and_say_so() {
-    let cases: &[&[&str]] = &[&["watch", "reports"]];
-    for args in cases {
-        let out = spotdrill(args);
-        out.expect_code(2);
-        assert!(
-            out.stderr.starts_with("error: not implemented yet: "),
-            "{args:?}: {}",
-            out.stderr
-        );
-        assert!(out.stdout.is_empty());
-    }
+fn watch_of_something_that_is_not_a_run_directory_exits_2() {
+    let out = spotdrill(&["watch", "no/such/run"]);
+    out.expect_code(2);
+    assert!(
+        out.stderr.contains("is not a run directory"),
+        "{}",
+        out.stderr
+    );
+    let runs = tempfile::tempdir().unwrap();
+    std::fs::create_dir(runs.path().join("20261126T010203-game-day")).unwrap();
+    std::fs::write(
+        runs.path().join("20261126T010203-game-day/journal.jsonl"),
+        "",
+    )
+    .unwrap();
+    let out = spotdrill(&["watch", runs.path().to_str().unwrap()]);
+    out.expect_code(2);
+    assert!(
+        out.stderr.contains("20261126T010203-game-day"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
