@@ -104,6 +104,7 @@ impl Dashboard {
         let mut term = Terminal::new(backend)?;
         term.clear()?;
         let keys_tty = std::io::stdin().is_terminal();
+        let mut keys_ok = true;
         let mut note: Option<&str> = None;
         let mut ctrl_c = 0;
         let mut leave = false;
@@ -120,9 +121,11 @@ impl Dashboard {
             let finished = state.finished.map(|f| f.exit_code);
             match (finished, runner_done) {
                 // watch: the run is over once run_finished is written.
-                (Some(code), None) if leave || !keys_tty => break Ending::Finished(code),
+                (Some(code), None) if leave || !(keys_tty && keys_ok) => {
+                    break Ending::Finished(code);
+                }
                 // run --live: over once the runner returned (the report is written by then).
-                (Some(code), Some(_)) if runner_over && (leave || !keys_tty) => {
+                (Some(code), Some(_)) if runner_over && (leave || !(keys_tty && keys_ok)) => {
                     break Ending::Finished(code);
                 }
                 (None, Some(_)) if runner_over => break Ending::RunnerDone,
@@ -149,11 +152,21 @@ impl Dashboard {
                 note,
             };
             term.draw(|f| render(f, state, &view))?;
-            if !event::poll(Duration::from_millis(250))? {
+            // No keyboard to read (no terminal for input): the dashboard still follows the run.
+            let tick = Duration::from_millis(250);
+            if !keys_ok {
+                std::thread::sleep(tick);
                 continue;
             }
-            let Event::Key(key) = event::read()? else {
-                continue;
+            let key = match event::poll(tick).and_then(|ready| ready.then(event::read).transpose())
+            {
+                Ok(Some(Event::Key(key))) => key,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::debug!(error = %e, "no keyboard input; the dashboard only follows");
+                    keys_ok = false;
+                    continue;
+                }
             };
             if key.kind != KeyEventKind::Press {
                 continue;

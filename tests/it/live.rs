@@ -596,3 +596,18 @@ fn watch_in_a_terminal_shows_the_verdict_and_exits_with_the_runs_code() {
     assert_eq!(shell_exit(&screen), 1, "{screen}");
     assert_terminal_restored(&t);
 }
+
+/// With stdin not a terminal (nobody to press a key), `watch` on a terminal leaves by itself
+/// at the end of the run, with its exit code, and gives the terminal back.
+#[test]
+fn watch_with_stdin_not_a_terminal_leaves_by_itself_at_the_end() {
+    let t = Tmux::start(80, 24);
+    t.type_line(&format!(
+        "cd {} && {} watch tests/fixtures/runs/two-targets < /dev/null; echo EXIT''=$?",
+        root().display(),
+        env!("CARGO_BIN_EXE_spotdrill")
+    ));
+    let screen = t.wait_for("EXIT=", 30);
+    assert_eq!(shell_exit(&screen), 1, "{screen}");
+    assert_terminal_restored(&t);
+}
