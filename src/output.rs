@@ -116,10 +116,36 @@ pub fn init_logging(verbose: u8) {
         2 => tracing::Level::DEBUG,
         _ => tracing::Level::TRACE,
     };
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(|| LogWriter)
-        .with_target(false)
+    // The AWS SDK's debug and trace events print the resolved identity in its Debug form (the
+    // access key id in clear): its crates log at info at most.
+    let mut filter = tracing_subscriber::filter::Targets::new().with_default(level);
+    for sdk in [
+        "aws_config",
+        "aws_credential_types",
+        "aws_runtime",
+        "aws_sigv4",
+        "aws_smithy_runtime",
+        "aws_smithy_runtime_api",
+        "aws_smithy_http_client",
+        "aws_smithy_types",
+        "aws_sdk_ec2",
+        "aws_sdk_autoscaling",
+        "aws_sdk_fis",
+        "aws_sdk_sso",
+        "aws_sdk_ssooidc",
+        "aws_sdk_sts",
+    ] {
+        filter = filter.with_target(sdk, level.min(tracing::Level::INFO));
+    }
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(|| LogWriter)
+                .with_target(false),
+        )
+        .with(filter)
         .try_init();
 }
 

@@ -585,6 +585,7 @@ fn check_kafka(plan: &Plan) -> Result<String, String> {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(",");
+    tracing::debug!(brokers = %brokers, "checking Kafka");
     let mut settings = KafkaSettings::new(brokers.clone());
     settings.security = plan.kafka.security.clone();
     let mut groups: IndexMap<&str, Vec<String>> = IndexMap::new();
@@ -651,9 +652,14 @@ fn check_health(field: &'static str, endpoint: &Endpoint, settings: &HttpSetting
         Endpoint::Url(url) => url.clone(),
     };
     let path = health_path(field);
+    // Credentials written into the URL go to the client only, never to what is shown.
+    let (full, url) = (
+        url.clone(),
+        crate::observe::health::without_credentials(&url),
+    );
     let _span = tracing::debug_span!("health", endpoint = field, url = %url).entered();
     // The client the run's probes use: same TLS trust, credentials, timeouts and retries.
-    let answer = ApiClient::new(&url, settings)
+    let answer = ApiClient::new(&full, settings)
         .and_then(|c| c.get_json::<serde_json::Value>(path, Instant::now() + HEALTH_TIMEOUT));
     let (status, detail) = match answer {
         Ok(_) => ("reachable", format!("GET {path}: JSON")),
@@ -661,7 +667,7 @@ fn check_health(field: &'static str, endpoint: &Endpoint, settings: &HttpSetting
     };
     HealthOut {
         endpoint: field,
-        url: crate::observe::health::without_credentials(&url),
+        url,
         status,
         detail: Some(detail),
     }

@@ -68,7 +68,17 @@ pub async fn sdk_config(settings: &AwsSettings, region: Option<&str>) -> SdkConf
             tls::rustls_provider::CryptoMode::Ring,
         ))
         .build_https();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
+    // Every call ends: an attempt that gets no answer in 30 s is retried, an operation gives up
+    // after 2 minutes (a TerminateInstances that timed out is then confirmed by describing).
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(30))
+                .operation_timeout(Duration::from_secs(120))
+                .build(),
+        );
     // Standard retries (exponential backoff with jitter on throttling and transient errors),
     // a little more patient than the default; AWS_MAX_ATTEMPTS / AWS_RETRY_MODE still win.
     if std::env::var_os("AWS_MAX_ATTEMPTS").is_none() {
@@ -788,17 +798,59 @@ async fn terminate_ec2(ec2: &aws_sdk_ec2::Client, ids: &[String]) -> Vec<Termina
                         Ok(_) => out.extend(
                             confirm(ec2, std::slice::from_ref(id), Duration::from_secs(30)).await,
                         ),
-                        Err(e) => out.push(refusal(id, &call_error("TerminateInstances", &e))),
+                        Err(e) => out.extend(
+                            failed_call(
+                                ec2,
+                                std::slice::from_ref(id),
+                                &call_error("TerminateInstances", &e),
+                            )
+                            .await,
+                        ),
                     }
                 }
             }
             Err(e) => {
                 let err = call_error("TerminateInstances", &e);
-                out.extend(batch.iter().map(|id| refusal(id, &err)));
+                out.extend(failed_call(ec2, batch, &err).await);
             }
         }
     }
     out
+}
+
+/// Outcomes after a failed TerminateInstances: a refusal is a refusal; any other failure (a 5xx,
+/// a timeout) may have terminated the instances all the same, so their state decides.
+async fn failed_call(ec2: &aws_sdk_ec2::Client, ids: &[String], e: &AwsError) -> Vec<Terminated> {
+    let refused = refusal("", e).outcome == NodeOutcome::Refused;
+    if refused {
+        return ids.iter().map(|id| refusal(id, e)).collect();
+    }
+    let seen = states(ec2, ids).await;
+    ids.iter()
+        .map(|id| match &seen {
+            Ok(s) if gone(s.get(id)) => outcome(
+                id,
+                NodeOutcome::Terminated,
+                Some(format!(
+                    "{}, after the call failed ({e})",
+                    s.get(id).map_or("gone", InstanceStateName::as_str)
+                )),
+            ),
+            Ok(s) => outcome(
+                id,
+                NodeOutcome::Error,
+                Some(format!(
+                    "{e}; still {}",
+                    s.get(id).map_or("unknown", InstanceStateName::as_str)
+                )),
+            ),
+            Err(d) => outcome(
+                id,
+                NodeOutcome::Error,
+                Some(format!("{e}; its state is unknown ({d})")),
+            ),
+        })
+        .collect()
 }
 
 fn refusal(id: &str, e: &AwsError) -> Terminated {

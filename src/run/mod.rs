@@ -54,6 +54,7 @@ const LAB_WARMUP: Duration = Duration::from_secs(60);
 
 /// Run a plan. Returns the exit code of the verdict (or of the abort).
 pub async fn run(plan: &Plan, text: &str, opts: &Options) -> anyhow::Result<ExitCode> {
+    tracing::debug!(plan = %plan.name, dir = %opts.dir.display(), resume = opts.resume, "run");
     std::fs::create_dir_all(&opts.dir)
         .map_err(|e| Failure::Environment(format!("cannot create {}: {e}", opts.dir.display())))?;
     let previous = if opts.resume {
@@ -1337,6 +1338,21 @@ impl Runner<'_> {
                         findings.push(f);
                     }
                 }
+                // A step that terminated fewer nodes than its rung never tested the rung: it
+                // cannot pass (a failure with fewer losses is still a failure).
+                let judged = if done < chosen.len() && judged.verdict == Verdict::Pass {
+                    capacity::Judged {
+                        verdict: Verdict::Inconclusive,
+                        reason: format!(
+                            "only {done} of {} terminations done; {}",
+                            chosen.len(),
+                            judged.reason
+                        ),
+                        ..judged
+                    }
+                } else {
+                    judged
+                };
                 results.push(AppResult {
                     name: app_name.clone(),
                     baseline_lag_s: Some(round1(band.p99_s)),
