@@ -13,7 +13,12 @@ pub fn check_plan_text(text: &str) -> Result<(), String> {
         _ => {}
     }
     let chars = text.chars().count();
-    let lines = text.split('\n').count();
+    // Lines as YAML counts them: LF, CRLF and a lone CR each end one (YAML 1.2 §5.4).
+    let lines = text
+        .replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .split('\n')
+        .count();
     for d in &loaded.diagnostics {
         // Rendering is what people see: it must not panic either.
         let shown = d.render("plan.yaml", text);
@@ -23,7 +28,9 @@ pub fn check_plan_text(text: &str) -> Result<(), String> {
         match d.span {
             Some(s) => {
                 for p in [s.start, s.end] {
-                    if p.line == 0 || p.line > lines || p.col == 0 || p.index > chars {
+                    // The end of the input may be reported as the start of the line after it.
+                    let at_end = p.index == chars && p.line == lines + 1 && p.col == 1;
+                    if !at_end && (p.line == 0 || p.line > lines || p.col == 0 || p.index > chars) {
                         return Err(format!(
                             "position {}:{} (offset {}) outside the text ({lines} lines, {chars} chars): {shown}",
                             p.line, p.col, p.index
