@@ -104,6 +104,8 @@ pub struct Cluster {
     losses: Vec<(SystemTime, BTreeSet<String>)>,
     /// When each running worker was placed, until it reports its first record.
     placed_at: BTreeMap<String, Instant>,
+    /// Workers placed at least once (a placement of one of these is a restart).
+    ever_placed: std::collections::BTreeSet<String>,
     startup: StartupTimes,
 }
 
@@ -142,6 +144,7 @@ impl Cluster {
             truth,
             losses: Vec::new(),
             placed_at: BTreeMap::new(),
+            ever_placed: std::collections::BTreeSet::new(),
             startup: StartupTimes::default(),
         };
         for _ in 0..cluster.spec.nodes {
@@ -443,7 +446,7 @@ impl Cluster {
             else {
                 break;
             };
-            let Some(wire) = self
+            let Some(mut wire) = self
                 .spec
                 .workers
                 .iter()
@@ -452,6 +455,9 @@ impl Cluster {
             else {
                 continue;
             };
+            // The lab fault: a worker placed before (so re-placed now) stalls.
+            wire.stalled = wire.stall_after_restart && self.ever_placed.contains(&w);
+            let stalled = wire.stalled;
             let node = &mut self.nodes[i];
             let start = Command::Start {
                 worker: w.clone(),
@@ -464,8 +470,12 @@ impl Cluster {
             node.workers.insert(w.clone());
             let id = node.id.clone();
             self.placed_at.insert(w.clone(), Instant::now());
+            self.ever_placed.insert(w.clone());
             self.placement.insert(w.clone(), Some(id.clone()));
             self.record("worker_placed", Some(&id), Some(&w));
+            if stalled {
+                self.record("worker_stalled", Some(&id), Some(&w));
+            }
         }
     }
 }
@@ -512,6 +522,8 @@ mod tests {
             partitions: None,
             cost_per_message_us: 1,
             commit_interval_ms: 1,
+            stall_after_restart: false,
+            stalled: false,
         };
         let w = workload_workers("cov", ClusterKind::Storm, 3, 8, &template);
         let owned: Vec<_> = w

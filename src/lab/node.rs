@@ -50,6 +50,12 @@ pub struct WorkerWire {
     pub partitions: Option<Vec<i32>>,
     pub cost_per_message_us: u64,
     pub commit_interval_ms: u64,
+    /// The workload's lab fault: a re-placed worker stalls.
+    #[serde(default)]
+    pub stall_after_restart: bool,
+    /// This placement stalls (set by the scheduler when it re-places such a worker).
+    #[serde(default)]
+    pub stalled: bool,
 }
 
 impl From<&WorkerWire> for WorkerSpec {
@@ -65,6 +71,7 @@ impl From<&WorkerWire> for WorkerSpec {
             },
             cost_per_message: Duration::from_micros(w.cost_per_message_us),
             commit_interval: Duration::from_millis(w.commit_interval_ms),
+            stalled: w.stalled,
         }
     }
 }

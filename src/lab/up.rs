@@ -144,6 +144,8 @@ impl RunningLab {
                     partitions: None,
                     cost_per_message_us: w.cost_per_message.as_micros() as u64,
                     commit_interval_ms: w.commit_interval.as_millis() as u64,
+                    stall_after_restart: w.stall_after_restart,
+                    stalled: false,
                 };
                 workers.extend(workload_workers(
                     wname, c.kind, w.workers, partitions, &template,

@@ -36,6 +36,8 @@ pub struct WorkerSpec {
     pub consumption: Consumption,
     pub cost_per_message: Duration,
     pub commit_interval: Duration,
+    /// The lab fault: join, take the partitions, never consume.
+    pub stalled: bool,
 }
 
 #[derive(Debug, Default)]
@@ -112,6 +114,14 @@ pub fn run(
         }
     }
 
+    if spec.stalled {
+        // Holds its partitions (storm) or its group membership (mesos: the session stays alive
+        // on librdkafka's background thread until max.poll.interval.ms) and does nothing.
+        while !cancel.is_cancelled() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        return Ok(());
+    }
     let mut owed = Duration::ZERO;
     let mut last_commit = Instant::now();
     let mut uncommitted = false;

@@ -106,6 +106,8 @@ pub struct Workload {
     pub topics: Vec<String>,
     pub cost_per_message: Duration,
     pub commit_interval: Duration,
+    /// Lab fault: re-placed workers stop consuming.
+    pub stall_after_restart: bool,
 }
 
 #[derive(Clone, Debug)]

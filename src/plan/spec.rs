@@ -257,6 +257,10 @@ pub struct RawWorkload {
     /// How often workers commit offsets (the checkpoint).
     #[serde(default)]
     pub commit_interval: Option<DurationText>,
+    /// A lab fault: a worker re-placed after its node was lost stops consuming while its
+    /// scheduler shows it running (a spout stuck after its worker restarted). Default false.
+    #[serde(default)]
+    pub stall_after_restart: Option<bool>,
 }
 
 /// An application: a Kafka consumer whose lag is judged.

@@ -407,6 +407,7 @@ impl Checker<'_> {
                 topics: w.topics.clone(),
                 cost_per_message: cost,
                 commit_interval,
+                stall_after_restart: w.stall_after_restart.unwrap_or(false),
             };
             self.throughput(&p, name, &workload, topics);
             workloads.insert(name.clone(), workload);

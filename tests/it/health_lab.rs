@@ -28,6 +28,7 @@ fn cluster(kind: ClusterKind, workload: &str, group: &str) -> LabCluster {
                 topics: vec!["telemetry".into()],
                 cost_per_message: Duration::from_micros(100),
                 commit_interval: Duration::from_secs(1),
+                stall_after_restart: false,
             },
         )]),
     }

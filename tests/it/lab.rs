@@ -147,6 +147,7 @@ fn a_storm_worker_consumes_exactly_its_partitions() {
             },
             cost_per_message: Duration::from_millis(1),
             commit_interval: Duration::from_millis(300),
+            stalled: false,
         },
     );
     std::thread::sleep(Duration::from_secs(3));
@@ -188,6 +189,7 @@ fn a_group_worker_slower_than_the_rate_falls_behind_steadily() {
             consumption: Consumption::Group,
             cost_per_message: Duration::from_millis(20),
             commit_interval: Duration::from_millis(300),
+            stalled: false,
         },
     );
     // Wait until the task has joined its group and committed once.
@@ -226,6 +228,8 @@ fn coverage_worker() -> WorkerWire {
         partitions: Some(vec![0, 1]),
         cost_per_message_us: 500,
         commit_interval_ms: 200,
+        stall_after_restart: false,
+        stalled: false,
     }
 }
 
@@ -340,6 +344,8 @@ fn capacity_cluster(kafka: &Kafka, truth: &std::path::Path, kind: ClusterKind) -
         partitions: None,
         cost_per_message_us: 100,
         commit_interval_ms: 500,
+        stall_after_restart: false,
+        stalled: false,
     };
     let spec = ClusterSpec {
         name: "storm-lab".into(),
@@ -459,6 +465,7 @@ fn drain_time_follows_rate_and_cost_per_message() {
             },
             cost_per_message: Duration::from_millis(cost_ms),
             commit_interval: Duration::from_millis(200),
+            stalled: false,
         };
         let lag = |kafka: &Kafka| {
             lag_of(kafka, &group, &topic)

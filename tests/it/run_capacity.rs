@@ -318,3 +318,52 @@ fn broken_health_apis_leave_capacity_unknown_and_the_run_goes_on() {
     );
     assert!(api.hits("/api/v1/cluster/summary") >= 3);
 }
+
+/// The lab's `stall_after_restart` fault: the workers Nimbus re-places take their partitions and
+/// never consume. The topology looks whole to the Storm UI while its lag climbs; the step fails
+/// and the report calls the topology out by name.
+#[test]
+fn a_topology_that_looks_whole_but_stopped_consuming_is_called_out() {
+    let plan = crate::run::Shape::storm(4, 2, 4, &[1])
+        .plan()
+        .replace(
+            "commit_interval: 1s}",
+            "commit_interval: 1s, stall_after_restart: true}",
+        )
+        .replace(
+            "    applications: [app]\n",
+            "    health: {storm_ui: lab}\n    applications: [app]\n",
+        );
+    assert!(
+        plan.contains("stall_after_restart: true") && plan.contains("storm_ui: lab"),
+        "{plan}"
+    );
+    let (outcome, dir) = run_plan(&plan, &[]);
+    outcome.expect_code(1);
+    let run = dir.path().join("run");
+    let truth = truth(&run);
+    assert!(
+        truth.iter().any(|e| e["event"] == "worker_stalled"),
+        "the fault was injected"
+    );
+    let report = report(dir.path());
+    let step = &report["targets"][0]["steps"][0];
+    assert_eq!(step["verdict"], "fail", "{step}");
+    let app = &step["applications"][0];
+    assert!(
+        app["rescheduled_s"].as_f64().is_some(),
+        "whole again: {step}"
+    );
+    let findings: Vec<&str> = step["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.starts_with("app looks whole to its scheduler") && f.contains("kept rising")),
+        "{findings:?}"
+    );
+}
