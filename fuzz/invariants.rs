@@ -29,9 +29,10 @@ pub fn check_plan_text(text: &str) -> Result<(), String> {
             Some(s) => {
                 for p in [s.start, s.end] {
                     // The end of the input may be reported as the start of the line after it,
-                    // and (after a control character) one character past it: the renderer clamps
-                    // both to the last character. Anything further out is a bug.
-                    let at_end = (chars..=chars + 1).contains(&p.index)
+                    // and after a `%` directive error with its offset counted in bytes, not
+                    // characters (up to one past the end): the renderer clamps these to the last
+                    // character. Anything further out is a bug.
+                    let at_end = (chars..=text.len().max(chars) + 1).contains(&p.index)
                         && (p.line == lines + 1 && p.col == 1 || p.line == lines);
                     if !at_end && (p.line == 0 || p.line > lines || p.col == 0 || p.index > chars) {
                         return Err(format!(
