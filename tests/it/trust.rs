@@ -743,7 +743,8 @@ fn corpus() -> Vec<PathBuf> {
 }
 
 /// Every input of the saved fuzz corpus (fuzz/corpus/plan_load: seeds plus what the fuzzer
-/// found) loads without a panic, within a second, into a plan or located errors.
+/// found) loads without a panic, into a plan or located errors, within 5 s each (they take
+/// milliseconds; the bound catches a hang, not a slow CI machine).
 #[test]
 fn the_fuzz_corpus_loads_into_a_plan_or_located_errors() {
     let files = corpus();
@@ -763,7 +764,7 @@ fn the_fuzz_corpus_loads_into_a_plan_or_located_errors() {
             Err(_) => panic!("{}: plan::load panicked", f.display()),
         }
         assert!(
-            took < Duration::from_secs(1),
+            took < Duration::from_secs(5),
             "{}: took {took:?}",
             f.display()
         );
