@@ -239,7 +239,10 @@ pub(crate) mod tests {
         assert_eq!(recovered_at(&s, 0.0, 10.0, 10.0, 5.0), Some(0.0));
         // A long calm observation whose highest in-band sample comes last is not "unrecovered".
         let calm_then_nudge = series(0.0, 5.0, &all(&[1.0, 1.0, 1.0, 1.0, 2.0]));
-        assert_eq!(recovered_at(&calm_then_nudge, 0.0, 10.0, 10.0, 5.0), Some(0.0));
+        assert_eq!(
+            recovered_at(&calm_then_nudge, 0.0, 10.0, 10.0, 5.0),
+            Some(0.0)
+        );
         // Once lag left the band, recovery follows its peak, and lag rising above the band
         // keeps moving it.
         let out = series(0.0, 5.0, &all(&[1.0, 12.0, 3.0, 2.0, 1.0]));

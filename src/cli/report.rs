@@ -22,7 +22,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
-    let entries = journal::read(dir).map_err(|e| Failure::BadInput(e.to_string()))?;
+    let contents = journal::read_contents(dir).map_err(|e| Failure::BadInput(e.to_string()))?;
+    let entries = contents.entries;
     if entries.is_empty() {
         return Err(Failure::BadInput(format!(
             "{} is empty: the run never started",
@@ -30,7 +31,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
-    let rebuilt = Report::from_journal(&entries);
+    let mut rebuilt = Report::from_journal(&entries);
+    if let Some(t) = contents.torn {
+        tracing::warn!(
+            path = %dir.join(journal::FILE).display(),
+            line = t.line,
+            bytes = t.bytes,
+            "ignoring the journal's last line: a crash cut it short (it was never acted on)"
+        );
+        // The report says it too, not only stderr.
+        rebuilt.notes.push(format!(
+            "the journal's last line ({}, {} bytes) was cut short by a crash and is left out: it was never acted on",
+            t.line, t.bytes
+        ));
+    }
     report::write_all(dir, &rebuilt)?;
     let mut text = String::new();
     for name in report::FILES {

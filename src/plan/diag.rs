@@ -133,13 +133,44 @@ impl Diagnostic {
     }
 }
 
+/// The lines of a text as YAML counts them: `\r\n`, `\n` and a lone `\r` each end a line (so
+/// positions from the parser and the excerpt agree).
+fn yaml_lines(text: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\n' => {
+                lines.push(&text[start..i]);
+                start = i + 1;
+            }
+            b'\r' => {
+                lines.push(&text[start..i]);
+                if bytes.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if start < text.len() {
+        lines.push(&text[start..]);
+    }
+    lines
+}
+
 /// A syntax error at the end of the text points past the last line: point at the end of the
 /// last line instead, so the position and the excerpt agree.
 fn clamp(text: &str, span: Span) -> Span {
-    if span.start.line <= text.lines().count() || text.is_empty() {
+    let lines = yaml_lines(text);
+    if span.start.line <= lines.len() || text.is_empty() {
         return span;
     }
-    let Some((i, line)) = text.lines().enumerate().last() else {
+    let Some((i, line)) = lines.into_iter().enumerate().next_back() else {
         return span;
     };
     let pos = Pos {
@@ -158,11 +189,11 @@ fn gutter(span: Option<Span>) -> usize {
 }
 
 fn excerpt(out: &mut String, text: &str, span: Span) {
-    let Some(line) = text.lines().nth(span.start.line.saturating_sub(1)) else {
+    let lines = yaml_lines(text);
+    let Some(line) = lines.get(span.start.line.saturating_sub(1)).copied() else {
         return;
     };
     let width = gutter(Some(span));
-    let line = line.trim_end_matches('\r');
     let mut chars: Vec<char> = line.chars().collect();
     let mut span = span;
     // Show a window of a very long line around the caret.

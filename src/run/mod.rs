@@ -94,7 +94,7 @@ pub async fn run(plan: &Plan, text: &str, opts: &Options) -> anyhow::Result<Exit
     // One run per target at a time.
     let mut locks = Vec::new();
     for (name, t) in &plan.targets {
-        let key = format!("{name}|{:?}", t.nodes);
+        let key = lock::key(name, &t.nodes);
         let lock = TargetLock::acquire(&opts.lock_dir, name, &key, &opts.dir)
             .map_err(|e| Failure::Environment(e.to_string()))?;
         locks.push(lock);
