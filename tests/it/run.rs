@@ -274,15 +274,18 @@ fn mesos_3x1_running_2_tolerates_1() {
 /// the node kill to the `backlog_drained` event.
 #[test]
 fn measured_recovery_matches_the_lab_truth() {
-    // The band at the steady level (p99 + 0.5 s): recovered then means what the lab's truth
-    // means by drained — lag back where it was — not merely back under a generous band.
+    // The band at the steady level (p99 + one commit interval, 1 s): recovered then means what
+    // the lab's truth means by drained — lag back at the top of its steady saw (the truth takes
+    // the highest lag of the 10 s before the loss, sampled every 250 ms) — not merely back under
+    // a generous band. A tighter floor (0.5 s) sat below that saw's top, so samples of the steady
+    // saw read as "not yet recovered" (measured 5 s against a 2.2 s truth, once in CI).
     // Sampled every second (the default), so ± 2 intervals is ± 2 s: lag moves in steps of one
     // commit interval (1 s), which both the harness and the lab see, a step apart at worst.
     let plan = Shape::storm(6, 2, 8, &[1, 2])
         .plan()
         .replace(
             "band: {margin: 0.5, floor: 2s}",
-            "band: {margin: 0.1, floor: 500ms}",
+            "band: {margin: 0.1, floor: 1s}",
         )
         .replace("sample_interval: 500ms", "sample_interval: 1s")
         // Twelve samples of the steady level: with a commit every second the lag saws between
@@ -293,7 +296,7 @@ fn measured_recovery_matches_the_lab_truth() {
         .replace("timeout: 8s", "timeout: 15s")
         .replace("max_recovery: 8s", "max_recovery: 15s");
     assert!(
-        plan.contains("floor: 500ms")
+        plan.contains("floor: 1s")
             && plan.contains("sample_interval: 1s")
             && plan.contains("baseline: 12s")
             && plan.contains("timeout: 15s")
