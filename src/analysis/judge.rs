@@ -114,7 +114,7 @@ pub fn judge_step(
     judgement.spike_lag_s = Some(spike);
     judgement.time_to_peak_s = Some(peak_t - t0);
 
-    let calm = series::after_peak(&points, upper);
+    let calm = series::after_peak(&points);
     let recovered = series::low_runs(calm, upper, spacing)
         .iter()
         .find(|run| series::holds(run, rules.hold_s))
@@ -174,9 +174,7 @@ fn decide(f: &Facts<'_>) -> (Verdict, String) {
     }
     // Recovery follows the spike: it cannot start before the peak — the observed one, or a
     // higher one hidden in unknown data before it.
-    let observed_peak = series::after_peak(f.points, f.upper)
-        .first()
-        .map_or(t0, |p| p.t);
+    let observed_peak = series::after_peak(f.points).first().map_or(t0, |p| p.t);
     let peak_t = unknown
         .iter()
         .map(|u| u.from)

@@ -101,19 +101,18 @@ pub fn recovered_at(
     sample_interval_s: f64,
 ) -> Option<f64> {
     let points = points(samples, t0, f64::INFINITY);
-    let points = after_peak(&points, upper_s);
+    let points = after_peak(&points);
     low_runs(points, upper_s, max_spacing(sample_interval_s))
         .iter()
         .find(|run| holds(run, hold_s))
         .map(|run| run.start)
 }
 
-/// Where recovery may start: from the peak on (the first valid sample with the highest lag), so
-/// lag that keeps rising keeps moving the peak and never counts as recovered. When no sample left
-/// the band (`upper_s`), the step never pushed lag out of its normal range: recovery may start at
-/// the first sample — otherwise the noise of a long, calm observation (its highest in-band sample
-/// landing near the end) would read as "not recovered". All points when none is valid.
-pub(crate) fn after_peak(points: &[Point], upper_s: f64) -> &[Point] {
+/// Where recovery may start: from the peak on (the first valid sample with the highest lag), also
+/// when the peak stayed inside the band — a loss that only nudges lag still settles after its
+/// peak, and lag that keeps rising keeps moving the peak (so it never counts as recovered). All
+/// points when none is valid.
+pub(crate) fn after_peak(points: &[Point]) -> &[Point] {
     let mut peak: Option<(usize, f64)> = None;
     for (i, p) in points.iter().enumerate() {
         if let Some(lag) = p.lag
@@ -122,10 +121,7 @@ pub(crate) fn after_peak(points: &[Point], upper_s: f64) -> &[Point] {
             peak = Some((i, lag));
         }
     }
-    match peak {
-        Some((i, top)) if top > upper_s => &points[i..],
-        _ => points,
-    }
+    peak.map_or(points, |(i, _)| &points[i..])
 }
 
 /// Whether lag is back inside the band "now", for the cooldown before a step: the samples of the
@@ -232,22 +228,12 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn lag_that_never_left_the_band_recovered_at_once() {
-        // The highest sample (3, at t = 5) is inside the band (10): lag never left its normal
-        // range, so the first hold of in-band samples counts, from the first sample.
+    fn recovery_inside_the_band_still_follows_the_peak() {
+        // The peak (3, at t = 5) is inside the band (10): recovery settles after it.
         let s = series(0.0, 5.0, &all(&[1.0, 3.0, 2.0, 1.0]));
-        assert_eq!(recovered_at(&s, 0.0, 10.0, 10.0, 5.0), Some(0.0));
-        // A long calm observation whose highest in-band sample comes last is not "unrecovered".
-        let calm_then_nudge = series(0.0, 5.0, &all(&[1.0, 1.0, 1.0, 1.0, 2.0]));
-        assert_eq!(
-            recovered_at(&calm_then_nudge, 0.0, 10.0, 10.0, 5.0),
-            Some(0.0)
-        );
-        // Once lag left the band, recovery follows its peak, and lag rising above the band
-        // keeps moving it.
-        let out = series(0.0, 5.0, &all(&[1.0, 12.0, 3.0, 2.0, 1.0]));
-        assert_eq!(recovered_at(&out, 0.0, 10.0, 10.0, 5.0), Some(10.0));
-        let rising = series(0.0, 5.0, &all(&[8.0, 9.0, 11.0, 12.0, 13.0]));
+        assert_eq!(recovered_at(&s, 0.0, 10.0, 10.0, 5.0), Some(5.0));
+        // Lag rising inside the band never settles.
+        let rising = series(0.0, 5.0, &all(&[1.0, 2.0, 3.0, 4.0, 5.0]));
         assert_eq!(recovered_at(&rising, 0.0, 10.0, 10.0, 5.0), None);
     }
 

@@ -43,6 +43,8 @@ const TYPICAL_EXTRA_SAMPLES: u32 = 3;
 const CAPACITY_TAIL: Duration = Duration::from_secs(120);
 /// How long one health endpoint may take to answer.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long reading a target's whole capacity may take (several requests, one per topology).
+const CAPACITY_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
     let (plan, _text) = super::load_plan(&args.plan)?;
@@ -70,7 +72,7 @@ pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
                     name.clone(),
                     s.spawn(
                         move || match crate::run::capacity::endpoints(name, t, None, &dir) {
-                            Ok(Some(e)) => crate::observe::health::probe(&e, HEALTH_TIMEOUT)
+                            Ok(Some(e)) => crate::observe::health::probe(&e, CAPACITY_TIMEOUT)
                                 .map_err(|e| e.to_string()),
                             Ok(None) => Err("no health endpoints".into()),
                             Err(e) => Err(format!("{e:#}")),
