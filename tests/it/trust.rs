@@ -926,19 +926,6 @@ fn proxy_one(
     }
 }
 
-/// A Kafka with one committed application group (the baseline passes; lag stays flat).
-fn flat_kafka() -> Kafka {
-    let kafka = Kafka::mock();
-    kafka.create_topic("telemetry", 1, &[]);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    kafka.produce("telemetry", 0, &[now - 3000, now - 2000, now - 1000, now]);
-    kafka.commit("coverage", "telemetry", &[(0, 3)]);
-    kafka
-}
-
 fn aws_plan(kafka: &Kafka, ladder: &str) -> String {
     format!(
         "version: 1
@@ -1057,7 +1044,7 @@ fn launch_trust_nodes(moto: &crate::support::moto::Moto, n: u32) -> Vec<String> 
 #[test]
 fn aws_throttling_is_retried_and_terminates_once() {
     let moto = crate::support::moto::Moto::start();
-    let kafka = flat_kafka();
+    let kafka = crate::aws::kafka();
     launch_trust_nodes(&moto, 4);
     let (proxy, calls) = fault_proxy(moto.endpoint.clone(), |n| match n {
         0 => Fault::Error(400, "RequestLimitExceeded"),
@@ -1088,7 +1075,7 @@ fn aws_throttling_is_retried_and_terminates_once() {
 #[test]
 fn aws_5xx_on_terminate_is_recorded_and_stops_escalation() {
     let moto = crate::support::moto::Moto::start();
-    let kafka = flat_kafka();
+    let kafka = crate::aws::kafka();
     launch_trust_nodes(&moto, 4);
     let (proxy, calls) = fault_proxy(moto.endpoint.clone(), |_| {
         Fault::Error(500, "InternalError")
@@ -1129,7 +1116,7 @@ fn aws_5xx_on_terminate_is_recorded_and_stops_escalation() {
 #[test]
 fn a_step_whose_terminations_all_failed_is_never_a_pass() {
     let moto = crate::support::moto::Moto::start();
-    let kafka = flat_kafka();
+    let kafka = crate::aws::kafka();
     launch_trust_nodes(&moto, 4);
     let (proxy, _calls) = fault_proxy(moto.endpoint.clone(), |_| {
         Fault::Error(500, "InternalError")
@@ -1161,7 +1148,7 @@ fn a_step_whose_terminations_all_failed_is_never_a_pass() {
 #[test]
 fn aws_partial_terminate_is_recorded_node_by_node() {
     let moto = crate::support::moto::Moto::start();
-    let kafka = flat_kafka();
+    let kafka = crate::aws::kafka();
     launch_trust_nodes(&moto, 4);
     let (proxy, _calls) = fault_proxy(moto.endpoint.clone(), |_| Fault::OnlyFirst);
     let (out, journal, _dir) = aws_run(
@@ -1195,7 +1182,7 @@ fn aws_partial_terminate_is_recorded_node_by_node() {
 #[test]
 fn aws_expired_credentials_on_terminate_are_recorded() {
     let moto = crate::support::moto::Moto::start();
-    let kafka = flat_kafka();
+    let kafka = crate::aws::kafka();
     launch_trust_nodes(&moto, 4);
     let (proxy, _calls) = fault_proxy(moto.endpoint.clone(), |_| Fault::Error(400, "ExpiredToken"));
     let (out, journal, _dir) = aws_run(
@@ -1223,7 +1210,7 @@ fn aws_expired_credentials_on_terminate_are_recorded() {
 #[test]
 fn aws_missing_credentials_exit_4_before_any_intent() {
     let moto = crate::support::moto::Moto::start();
-    let kafka = flat_kafka();
+    let kafka = crate::aws::kafka();
     launch_trust_nodes(&moto, 2);
     let dir = tempfile::tempdir().unwrap();
     let plan = dir.path().join("plan.yaml");
@@ -1272,7 +1259,7 @@ fn aws_missing_credentials_exit_4_before_any_intent() {
 #[test]
 fn aws_hanging_terminate_does_not_hang_the_run() {
     let moto = crate::support::moto::Moto::start();
-    let kafka = flat_kafka();
+    let kafka = crate::aws::kafka();
     launch_trust_nodes(&moto, 2);
     let (proxy, _calls) = fault_proxy(moto.endpoint.clone(), |_| Fault::Hang);
     let (out, journal, _dir) = aws_run(
