@@ -6,6 +6,7 @@
 pub mod analysis;
 pub mod cli;
 pub mod exit;
+pub mod journal;
 pub mod kafka;
 pub mod lab;
 pub mod live;

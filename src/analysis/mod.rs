@@ -72,6 +72,21 @@ impl Verdict {
             Verdict::Inconclusive => "inconclusive",
         }
     }
+
+    /// The verdict of a whole made of parts (a step of its applications, a run of its targets):
+    /// `fail` when any part failed, `pass` when every part passed, otherwise `inconclusive` —
+    /// also for nothing at all (no part, no evidence).
+    pub fn combine(parts: impl IntoIterator<Item = Verdict>) -> Verdict {
+        let mut combined = None;
+        for v in parts {
+            combined = Some(match (combined, v) {
+                (_, Verdict::Fail) | (Some(Verdict::Fail), _) => Verdict::Fail,
+                (None | Some(Verdict::Pass), Verdict::Pass) => Verdict::Pass,
+                _ => Verdict::Inconclusive,
+            });
+        }
+        combined.unwrap_or(Verdict::Inconclusive)
+    }
 }
 
 impl std::fmt::Display for Verdict {
@@ -93,6 +108,16 @@ mod tests {
             let back: Verdict = serde_json::from_str(&json).unwrap();
             assert_eq!(back, v);
         }
+    }
+
+    #[test]
+    fn combine_fails_on_any_failure_and_is_inconclusive_on_nothing() {
+        use Verdict::{Fail, Inconclusive, Pass};
+        assert_eq!(Verdict::combine([]), Inconclusive);
+        assert_eq!(Verdict::combine([Pass, Pass]), Pass);
+        assert_eq!(Verdict::combine([Pass, Inconclusive]), Inconclusive);
+        assert_eq!(Verdict::combine([Inconclusive, Fail, Pass]), Fail);
+        assert_eq!(Verdict::combine([Fail, Inconclusive]), Fail);
     }
 
     #[test]

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use crate::exit::{ExitCode, Failure};
+use crate::journal;
 use crate::report::{self, Report};
-use crate::run::journal;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

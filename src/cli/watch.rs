@@ -23,11 +23,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
-    if !args.dir.join(crate::run::journal::FILE).exists() {
+    if !args.dir.join(crate::journal::FILE).exists() {
         // A directory of runs (`reports/`): say which ones it holds instead of waiting forever.
         let mut runs: Vec<String> = std::fs::read_dir(&args.dir)?
             .filter_map(Result::ok)
-            .filter(|e| e.path().join(crate::run::journal::FILE).is_file())
+            .filter(|e| e.path().join(crate::journal::FILE).is_file())
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         if !runs.is_empty() {

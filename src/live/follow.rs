@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::state::LiveState;
 
 /// The files of a run directory the dashboard reads.
-pub const JOURNAL: &str = crate::run::journal::FILE;
+pub const JOURNAL: &str = crate::journal::FILE;
 pub const SAMPLES: &str = "samples.csv";
 pub const TRUTH: &str = "lab-truth.jsonl";
 pub const CAPACITY: &str = "capacity.jsonl";

@@ -8,7 +8,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 
 use crate::analysis::Verdict;
-use crate::run::journal::{Entry, NodeOutcome};
+use crate::journal::{Entry, NodeOutcome};
 
 /// Samples older than this (before the newest) are dropped: the chart shows less.
 const KEEP_S: f64 = 30.0 * 60.0;

@@ -19,8 +19,8 @@ use aws_sdk_ec2::types::{Filter, InstanceLifecycleType, InstanceStateName};
 use indexmap::IndexMap;
 
 use super::{Lifecycle, Node, Terminated};
+use crate::journal::NodeOutcome;
 use crate::plan::NodeSelector;
-use crate::run::journal::NodeOutcome;
 
 /// How spotdrill reaches AWS, beyond the standard chain (from the command line).
 #[derive(Clone, Debug, Default)]

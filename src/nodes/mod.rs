@@ -10,8 +10,8 @@ pub mod select;
 
 use std::time::Duration;
 
+use crate::journal::{NodeOutcome, NodeRef};
 use crate::lab::up::RunningLab;
-use crate::run::journal::{NodeOutcome, NodeRef};
 
 /// One node as discovered.
 #[derive(Clone, Debug, PartialEq, Eq)]

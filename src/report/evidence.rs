@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
-use crate::run::journal::{self, Entry, NodeOutcome};
+use crate::journal::{self, Entry, NodeOutcome};
 
 /// One row of `samples.csv`.
 #[derive(Clone, Debug, PartialEq)]

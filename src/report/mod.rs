@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{self, Verdict};
-use crate::run::journal::{AppResult, Entry, NodeOutcome};
+use crate::journal::{AppResult, Entry, NodeOutcome};
 
 mod chart;
 pub mod diff;
@@ -125,7 +125,7 @@ pub struct StepReport {
     /// Live nodes before, at the lowest and after, as the health probes saw them; null without
     /// health endpoints.
     #[serde(default)]
-    pub capacity: Option<crate::run::capacity::StepCapacity>,
+    pub capacity: Option<crate::journal::StepCapacity>,
     /// What the scheduler did (reassigned, relaunched, did not), and work that looks whole but
     /// does not consume.
     #[serde(default)]
@@ -396,7 +396,7 @@ impl Report {
 /// a run directory's journal rebuilt when it has no `report.json`. Anything else is bad input.
 pub fn load(path: &Path) -> anyhow::Result<Report> {
     use crate::exit::Failure;
-    use crate::run::journal;
+    use crate::journal;
     let bad = |e: anyhow::Error| anyhow::Error::from(Failure::BadInput(format!("{e:#}")));
     if path.is_file() {
         return Report::read_json(path).map_err(bad);

@@ -8,11 +8,11 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use indexmap::IndexMap;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::journal::StepCapacity;
 use crate::observe::health::{
     self, AuthSpec, Capacity, Endpoints, HttpSettings, UnreachableStrategy, same_host,
 };
@@ -142,20 +142,6 @@ pub fn spawn(
         });
     }
     rx
-}
-
-/// What the probes saw of a target during one step.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct StepCapacity {
-    /// Live nodes (Storm supervisors alive, Mesos agents active) at the injection.
-    pub nodes_before: Option<u32>,
-    /// The fewest live nodes seen while the step was observed.
-    pub nodes_lowest: Option<u32>,
-    /// Live nodes when the step was judged.
-    pub nodes_after: Option<u32>,
-    /// Probes answered / failed while the step was observed.
-    pub probes: u32,
-    pub probes_failed: u32,
 }
 
 /// One application as the scheduler knows it.

@@ -87,7 +87,7 @@ pub fn key(target: &str, nodes: &impl std::fmt::Debug) -> String {
 
 /// The lock file of `key` in `dir`.
 pub fn path_of(dir: &Path, key: &str) -> PathBuf {
-    dir.join(format!("{}.lock", crate::run::journal::digest(key)))
+    dir.join(format!("{}.lock", crate::journal::digest(key)))
 }
 
 /// Who holds the lock at `path`, and whether it is still there.
@@ -197,7 +197,7 @@ impl TargetLock {
             pid: std::process::id(),
             host: host(),
             run_dir: run_dir.display().to_string(),
-            since: crate::run::journal::now(),
+            since: crate::journal::now(),
         };
         match std::fs::File::options()
             .write(true)

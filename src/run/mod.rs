@@ -4,7 +4,6 @@
 //! this module only gathers samples, acts, and writes down what it did.
 
 pub mod capacity;
-pub mod journal;
 pub mod lock;
 mod progress;
 
@@ -20,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::analysis::{self, Band, BandSettings, Sample, StepRules, Verdict};
 use crate::exit::{ExitCode, Failure};
+use crate::journal::{self, AppResult, BaselineApp, Entry, Journal, NodeOutcome, TargetInfo, now};
 use crate::kafka::KafkaSettings;
 use crate::lab::up::RunningLab;
 use crate::nodes::aws::{AwsNodes, AwsSettings, GroupCapacity, ProviderEvent};
@@ -28,7 +28,6 @@ use crate::observe::health::{Capacity, Endpoints};
 use crate::observe::{GroupLag, GroupSpec, LagProbe, Snapshot, Status};
 use crate::plan::{Brokers, MinHealthy, NodeSelector, Plan, Target};
 use crate::report::Report;
-use journal::{AppResult, BaselineApp, Entry, Journal, NodeOutcome, TargetInfo, now};
 use lock::TargetLock;
 use progress::Progress;
 

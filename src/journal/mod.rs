@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::Verdict;
@@ -76,6 +77,20 @@ pub enum NodeOutcome {
     Error,
 }
 
+/// What the probes saw of a target during one step.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StepCapacity {
+    /// Live nodes (Storm supervisors alive, Mesos agents active) at the injection.
+    pub nodes_before: Option<u32>,
+    /// The fewest live nodes seen while the step was observed.
+    pub nodes_lowest: Option<u32>,
+    /// Live nodes when the step was judged.
+    pub nodes_after: Option<u32>,
+    /// Probes answered / failed while the step was observed.
+    pub probes: u32,
+    pub probes_failed: u32,
+}
+
 /// One line of the journal.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -139,7 +154,7 @@ pub enum Entry {
         applications: Vec<AppResult>,
         /// What the health probes saw (targets with health endpoints).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        capacity: Option<super::capacity::StepCapacity>,
+        capacity: Option<StepCapacity>,
         /// What the scheduler did, in words.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         findings: Vec<String>,
