@@ -18,6 +18,19 @@ pub enum ExitCode {
     Environment = 4,
 }
 
+impl ExitCode {
+    /// The code a report records (`exit_code` in report.json: 0, 1 or 3).
+    pub fn from_report(code: u8) -> ExitCode {
+        match code {
+            0 => ExitCode::Success,
+            1 => ExitCode::Failed,
+            2 => ExitCode::BadInput,
+            4 => ExitCode::Environment,
+            _ => ExitCode::Aborted,
+        }
+    }
+}
+
 impl From<ExitCode> for process::ExitCode {
     fn from(code: ExitCode) -> Self {
         process::ExitCode::from(code as u8)

@@ -14,5 +14,6 @@ pub mod nodes;
 pub mod observe;
 pub mod output;
 pub mod plan;
+pub mod preflight;
 pub mod report;
 pub mod run;

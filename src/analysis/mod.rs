@@ -20,12 +20,14 @@ mod judge;
 mod ladder;
 #[cfg(test)]
 mod props;
+mod rules;
 mod series;
 
 pub use band::{Band, BandSettings, baseline_band, percentile};
 pub use fmt::fmt_secs;
 pub use judge::{Gap, StepJudgement, StepRules, judge_step};
 pub use ladder::{Overprovisioning, Tolerance, overprovisioning, tolerance};
+pub use rules::{Judged, short_of_rung, with_rescheduling};
 pub use series::{in_band_for, recovered_at};
 
 /// One lag observation of one application.

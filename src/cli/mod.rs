@@ -118,6 +118,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Watch(args) => watch::run(args),
         Command::Lab(cmd) => lab::run(cmd),
         Command::Schema(args) => schema::run(args),
-        Command::Unlock(args) => unlock::run(args),
+        Command::Unlock(args) => unlock::run(args, &cli.aws),
     }
 }

@@ -16,8 +16,8 @@ use serde::Serialize;
 
 use crate::exit::{ExitCode, Failure};
 use crate::kafka::KafkaSettings;
-use crate::nodes::aws::{AwsNodes, AwsSettings, Discovery};
-use crate::nodes::{Lifecycle, Node};
+use crate::nodes::aws::AwsSettings;
+use crate::nodes::{Discovery, Node, Permission, Provider};
 use crate::observe::health::{ApiClient, Capacity, HttpSettings};
 use crate::observe::{GroupSpec, LagProbe};
 use crate::output;
@@ -50,7 +50,7 @@ pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
     let (plan, _text) = super::load_plan(&args.plan)?;
     let _span = tracing::info_span!("preflight", plan = %plan.name).entered();
 
-    let discovered = discover_aws(&plan, &aws.settings())?;
+    let discovered = discover_all(&plan, &aws.settings())?;
     let plan_dir = args
         .plan
         .parent()
@@ -95,13 +95,7 @@ pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
         .targets
         .iter()
         .map(|(name, target)| {
-            preview_target(
-                &plan,
-                name,
-                target,
-                discovered.get(name),
-                capacities.get(name),
-            )
+            preview_target(name, target, discovered.get(name), capacities.get(name))
         })
         .collect();
 
@@ -178,63 +172,57 @@ pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::Success)
 }
 
-/// What preflight learned of one AWS target.
-struct AwsPreview {
+/// What preflight learned of one target's nodes.
+struct NodesPreview {
     discovery: Result<Discovery, String>,
-    /// Wall time of the discovery (every page).
-    discovery_ms: u64,
-    /// `allowed (…)` or `error: …`.
+    /// Wall time of the discovery (every page), for AWS targets.
+    discovery_ms: Option<u64>,
+    /// `allowed (…)` or `error: …`, where checked.
     permissions: Option<String>,
 }
 
-/// Discover every AWS target's nodes and check TerminateInstances with DryRun=true.
-fn discover_aws(
+/// Discover every target's nodes through its provider (a lab's are predicted) and check the
+/// permission to terminate them (TerminateInstances with DryRun=true for AWS).
+fn discover_all(
     plan: &Plan,
     settings: &AwsSettings,
-) -> anyhow::Result<IndexMap<String, AwsPreview>> {
-    if plan
-        .targets
-        .values()
-        .all(|t| matches!(t.nodes, NodeSelector::Lab { .. }))
-    {
-        return Ok(IndexMap::new());
-    }
+) -> anyhow::Result<IndexMap<String, NodesPreview>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let cx = crate::nodes::Context {
+        aws: settings,
+        plan_lab: plan.lab.as_ref(),
+        lab: None,
+    };
     Ok(runtime.block_on(async {
         let mut out = IndexMap::new();
         for (name, target) in &plan.targets {
-            let Some(provider) = AwsNodes::connect(&target.nodes, settings).await else {
-                continue;
-            };
-            let started = Instant::now();
-            let discovery = provider.discover().await.map_err(|e| e.to_string());
-            let discovery_ms = started.elapsed().as_millis() as u64;
-            let permissions = match &discovery {
-                Ok(d) if !d.found.is_empty() => {
-                    let ids: Vec<String> = d.found.iter().map(|f| f.node.id.clone()).collect();
-                    Some(match provider.check_permissions(&ids).await {
-                        Ok(()) => format!(
-                            "allowed (TerminateInstances DryRun on {} answered DryRunOperation)",
-                            ids[0]
-                        ),
-                        Err(e) => format!("error: {e}"),
-                    })
-                }
-                _ => None,
-            };
-            out.insert(
-                name.clone(),
-                AwsPreview {
-                    discovery,
-                    discovery_ms,
-                    permissions,
-                },
-            );
+            let provider = crate::nodes::connect(&target.nodes, cx).await;
+            out.insert(name.clone(), preview_nodes(provider.as_ref()).await);
         }
         out
     }))
+}
+
+async fn preview_nodes(provider: &dyn Provider) -> NodesPreview {
+    let started = Instant::now();
+    let discovery = provider.discover().await.map_err(|e| e.to_string());
+    let discovery_ms = started.elapsed().as_millis() as u64;
+    let permissions = match &discovery {
+        Ok(d) if !d.found.is_empty() => match provider.check_permissions(&d.nodes()).await {
+            Ok(Permission::Allowed(how)) => Some(how),
+            Ok(Permission::NotChecked) => None,
+            Err(e) => Some(format!("error: {e}")),
+        },
+        _ => None,
+    };
+    let aws = provider.name() != "lab";
+    NodesPreview {
+        discovery,
+        discovery_ms: aws.then_some(discovery_ms),
+        permissions,
+    }
 }
 
 // ---- the preflight as data (the `--json` contract, DESIGN.md "Machine-readable outputs") ------
@@ -336,22 +324,21 @@ struct HealthOut {
 // ---- nodes and steps ---------------------------------------------------------------------------
 
 fn preview_target(
-    plan: &Plan,
     name: &str,
     target: &Target,
-    aws: Option<&AwsPreview>,
+    aws: Option<&NodesPreview>,
     capacity: Option<&Result<Capacity, String>>,
 ) -> TargetOut {
     let _span = tracing::debug_span!("target", target = name).entered();
     let provider = target.nodes.provider().name();
     let mut out = TargetOut {
         name: name.to_owned(),
-        kind: format!("{:?}", target.kind).to_lowercase(),
+        kind: target.kind.name().to_owned(),
         provider,
         error: None,
         note: None,
         permissions: aws.and_then(|a| a.permissions.clone()),
-        discovery_ms: aws.map(|a| a.discovery_ms),
+        discovery_ms: aws.and_then(|a| a.discovery_ms),
         nodes: Vec::new(),
         excluded: Vec::new(),
         steps: Vec::new(),
@@ -359,42 +346,26 @@ fn preview_target(
         capacity: capacity.and_then(|c| c.as_ref().ok()).cloned(),
         guard_warnings: Vec::new(),
     };
-    let nodes = match &target.nodes {
-        NodeSelector::Lab { cluster, .. } => {
-            let size = plan
-                .lab
-                .as_ref()
-                .and_then(|lab| lab.clusters.get(cluster))
-                .map_or(0, |c| c.nodes);
-            out.note = Some(
-                "the lab is started by `run`: these are the ids it gives its nodes; later steps \
-                 choose among the nodes alive at that time (replacements get new ids)"
-                    .into(),
-            );
-            Some(lab_nodes(cluster, size))
+    let nodes = match aws.map(|a| &a.discovery) {
+        Some(Ok(d)) => {
+            out.note.clone_from(&d.note);
+            out.excluded = d
+                .excluded
+                .iter()
+                .map(|x| ExcludedOut {
+                    id: x.id.clone(),
+                    reason: x.reason.clone(),
+                })
+                .collect();
+            Some(d.nodes())
         }
-        NodeSelector::AwsEc2 { .. } | NodeSelector::AwsAsg { .. } | NodeSelector::AwsFis { .. } => {
-            match aws.map(|a| &a.discovery) {
-                Some(Ok(d)) => {
-                    out.excluded = d
-                        .excluded
-                        .iter()
-                        .map(|x| ExcludedOut {
-                            id: x.id.clone(),
-                            reason: x.reason.clone(),
-                        })
-                        .collect();
-                    Some(d.nodes())
-                }
-                Some(Err(e)) => {
-                    out.error = Some(format!("cannot discover nodes: {e}"));
-                    None
-                }
-                None => {
-                    out.error = Some(format!("provider {provider} did not connect"));
-                    None
-                }
-            }
+        Some(Err(e)) => {
+            out.error = Some(format!("cannot discover nodes: {e}"));
+            None
+        }
+        None => {
+            out.error = Some(format!("provider {provider} did not connect"));
+            None
         }
     };
     match &nodes {
@@ -436,23 +407,6 @@ fn preview_target(
 enum Placement<'a> {
     Known(&'a Capacity),
     Unknown(String),
-}
-
-/// The nodes a lab cluster starts with: `{cluster}-1` … `{cluster}-{size}` (`lab::cluster`).
-fn lab_nodes(cluster: &str, size: u32) -> Vec<Node> {
-    (1..=size)
-        .map(|i| {
-            let id = format!("{cluster}-{i}");
-            Node {
-                host: id.clone(),
-                id,
-                zone: None,
-                instance_type: None,
-                lifecycle: Lifecycle::Lab,
-                running: true,
-            }
-        })
-        .collect()
 }
 
 /// What each step would terminate: the same choice `run` makes from the same nodes. Steps that
@@ -896,15 +850,6 @@ fn describe_node(n: &NodeOut) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lab_nodes_are_named_like_the_lab_names_them() {
-        let ids: Vec<String> = lab_nodes("storm-lab", 3)
-            .into_iter()
-            .map(|n| n.id)
-            .collect();
-        assert_eq!(ids, ["storm-lab-1", "storm-lab-2", "storm-lab-3"]);
-    }
 
     #[test]
     fn health_check_uses_the_run_client_with_its_credentials() {

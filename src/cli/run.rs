@@ -99,7 +99,11 @@ pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
         exe: std::env::current_exe().context("cannot find the spotdrill executable")?,
         lock_dir: run::lock::lock_dir(),
         aws: aws.settings(),
-        control: live.then(|| crate::live::Control::new(args.step_confirm)),
+        control: live.then(|| {
+            let control = crate::run::Control::new(args.step_confirm);
+            control.on_hard_exit(crate::live::restore);
+            control
+        }),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -142,7 +146,7 @@ pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
 /// never hidden; a dashboard that fails or panics leaves the run going.
 fn with_dashboard(
     dir: &std::path::Path,
-    control: &crate::live::Control,
+    control: &crate::run::Control,
     work: impl FnOnce() -> anyhow::Result<ExitCode>,
 ) -> anyhow::Result<ExitCode> {
     use std::sync::Arc;

@@ -24,7 +24,7 @@ pub struct Args {
     pub force: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
     let (plan, _) = super::load_plan(&args.plan)?;
     for t in &args.targets {
         if !plan.targets.contains_key(t.as_str()) {
@@ -37,13 +37,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     let dir = lock::lock_dir();
+    let keys = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(crate::run::lock_keys(&plan, &aws.settings()));
     let mut text = String::new();
     let mut refused = Vec::new();
-    for (name, t) in &plan.targets {
+    for (name, key) in &keys {
         if !args.targets.is_empty() && !args.targets.contains(name) {
             continue;
         }
-        match lock::clear(&dir, name, &lock::key(name, &t.nodes), args.force) {
+        match lock::clear(&dir, name, key, args.force) {
             Ok(Cleared::Free) => text.push_str(&format!("{name}: not locked\n")),
             Ok(Cleared::Removed(h)) => text.push_str(&format!(
                 "{name}: removed the stale lock of pid {} on {} (run directory {}, since {}); \

@@ -218,7 +218,7 @@ impl RunningLab {
 
     /// Broker address, nodes and endpoints as they are now.
     pub fn state(&self) -> LabState {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.handle().state()
     }
 
     /// The lab's directory (lab.json, lab-truth.jsonl).
@@ -233,29 +233,22 @@ impl RunningLab {
 
     /// What a cluster shows through its HTTP APIs now.
     pub fn view(&self, cluster: &str) -> Option<ClusterView> {
-        self.views
-            .iter()
-            .map(|v| v.lock().unwrap_or_else(|e| e.into_inner()).clone())
-            .find(|v| v.name == cluster)
+        self.handle().view(cluster)
     }
 
     /// A cluster's capacity now.
     pub fn capacity(&self, cluster: &str) -> Option<Capacity> {
-        let view = self.view(cluster)?;
-        let expected = self.expected.iter().find(|(n, _)| n == cluster)?.1;
-        let live: Vec<&str> = view.nodes.iter().map(|n| n.id.as_str()).collect();
-        let placed = view
-            .workloads
-            .iter()
-            .flat_map(|w| &w.placed)
-            .filter(|(_, node)| live.contains(&node.as_str()))
-            .count();
-        Some(Capacity {
-            nodes: live.len() as u32,
-            expected_nodes: expected,
-            workers_placed: placed as u32,
-            workers: view.workloads.iter().map(|w| w.instances).sum(),
-        })
+        self.handle().capacity(cluster)
+    }
+
+    /// A handle on the lab's nodes for a node provider: cheap to clone, usable from any thread.
+    pub fn handle(&self) -> LabHandle {
+        LabHandle {
+            state: self.state.clone(),
+            views: self.views.clone(),
+            expected: self.expected.clone(),
+            requests: self.requests.clone(),
+        }
     }
 
     /// How fast nodes and workers started consuming so far, per cluster (by name).
@@ -293,17 +286,7 @@ impl RunningLab {
     /// Kill a node: SIGKILL at once, or SIGTERM (the spot notice) and SIGKILL after `notice`.
     /// Returns once the node is dead.
     pub fn kill(&self, node: &str, notice: Duration) -> anyhow::Result<()> {
-        let (done, result) = std::sync::mpsc::channel();
-        self.requests
-            .send(Request::Kill {
-                node: node.to_owned(),
-                notice,
-                done,
-            })
-            .map_err(|_| anyhow::anyhow!("the lab has stopped"))?;
-        result
-            .recv()
-            .map_err(|_| anyhow::anyhow!("the lab stopped while killing {node}"))?
+        self.handle().kill(node, notice)
     }
 
     /// Stop everything: node processes, producers, HTTP servers, broker.
@@ -328,6 +311,65 @@ impl RunningLab {
         }
         let _ = std::fs::remove_file(state_path(&self.dir));
         result
+    }
+}
+
+/// The lab's nodes, clusters and kill requests, shared with the node provider.
+#[derive(Clone)]
+pub struct LabHandle {
+    state: Arc<Mutex<LabState>>,
+    views: Vec<SharedView>,
+    expected: Vec<(String, u32)>,
+    requests: std::sync::mpsc::Sender<Request>,
+}
+
+impl LabHandle {
+    /// The lab's broker, nodes and endpoints now.
+    pub fn state(&self) -> LabState {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// What a cluster shows through its HTTP APIs now.
+    pub fn view(&self, cluster: &str) -> Option<ClusterView> {
+        self.views
+            .iter()
+            .map(|v| v.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .find(|v| v.name == cluster)
+    }
+
+    /// A cluster's capacity now.
+    pub fn capacity(&self, cluster: &str) -> Option<Capacity> {
+        let view = self.view(cluster)?;
+        let expected = self.expected.iter().find(|(n, _)| n == cluster)?.1;
+        let live: Vec<&str> = view.nodes.iter().map(|n| n.id.as_str()).collect();
+        let placed = view
+            .workloads
+            .iter()
+            .flat_map(|w| &w.placed)
+            .filter(|(_, node)| live.contains(&node.as_str()))
+            .count();
+        Some(Capacity {
+            nodes: live.len() as u32,
+            expected_nodes: expected,
+            workers_placed: placed as u32,
+            workers: view.workloads.iter().map(|w| w.instances).sum(),
+        })
+    }
+
+    /// Kill a node: SIGKILL at once, or SIGTERM (the spot notice) and SIGKILL after `notice`.
+    /// Returns once the node is dead.
+    pub fn kill(&self, node: &str, notice: Duration) -> anyhow::Result<()> {
+        let (done, result) = std::sync::mpsc::channel();
+        self.requests
+            .send(Request::Kill {
+                node: node.to_owned(),
+                notice,
+                done,
+            })
+            .map_err(|_| anyhow::anyhow!("the lab has stopped"))?;
+        result
+            .recv()
+            .map_err(|_| anyhow::anyhow!("the lab stopped while killing {node}"))?
     }
 }
 

@@ -30,6 +30,15 @@ pub struct GroupSpec {
     pub topics: Vec<String>,
 }
 
+impl From<&crate::plan::ConsumerGroup> for GroupSpec {
+    fn from(g: &crate::plan::ConsumerGroup) -> GroupSpec {
+        GroupSpec {
+            group: g.group.clone(),
+            topics: g.topics.clone(),
+        }
+    }
+}
+
 /// Why the probe cannot start or a snapshot cannot be taken.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {

@@ -10,6 +10,7 @@
 
 pub mod de;
 pub mod diag;
+mod groups;
 pub mod model;
 pub mod reference;
 pub mod spec;
@@ -21,6 +22,7 @@ use std::path::Path as FsPath;
 use serde::Deserialize;
 
 pub use diag::{Diagnostic, Severity, Span};
+pub use groups::ConsumerGroup;
 pub use model::*;
 pub use spec::RawPlan;
 

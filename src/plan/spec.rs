@@ -210,6 +210,16 @@ pub enum ClusterKind {
     Mesos,
 }
 
+impl ClusterKind {
+    /// The kind as plans, journals and reports name it: `storm` or `mesos`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClusterKind::Storm => "storm",
+            ClusterKind::Mesos => "mesos",
+        }
+    }
+}
+
 /// A lab cluster: node processes, their slots, and a Nimbus/Marathon-like scheduler.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::analysis::{Judged, with_rescheduling};
 pub use crate::journal::StepCapacity;
 use crate::observe::health::{
     self, AuthSpec, Capacity, Endpoints, HttpSettings, UnreachableStrategy, same_host,
@@ -468,59 +469,6 @@ impl Tracker {
                 whole_at - self.t0
             )
         })
-    }
-}
-
-/// One application's judgement with its rescheduling: a step recovers when lag is back in band
-/// AND the scheduler has the application's work whole again, so the recovery time is the later
-/// of the two. Only for work the step hit, with probes that answered.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Judged {
-    pub verdict: crate::analysis::Verdict,
-    pub recovery_s: Option<f64>,
-    pub reason: String,
-}
-
-pub fn with_rescheduling(
-    lag: Judged,
-    scheduled_as: &str,
-    rescheduled_s: Option<f64>,
-    max_recovery_s: f64,
-) -> Judged {
-    use crate::analysis::{Verdict, fmt_secs};
-    if lag.verdict != Verdict::Pass {
-        return lag;
-    }
-    let lag_s = lag.recovery_s.unwrap_or(0.0);
-    match rescheduled_s {
-        None => Judged {
-            verdict: Verdict::Fail,
-            recovery_s: None,
-            reason: format!(
-                "lag back in band after {}, but {scheduled_as} was not whole again when the step ended",
-                fmt_secs(lag_s)
-            ),
-        },
-        Some(r) if r > max_recovery_s => Judged {
-            verdict: Verdict::Fail,
-            recovery_s: Some(r),
-            reason: format!(
-                "lag back in band after {}, but {scheduled_as} was whole again only after {} (max_recovery {})",
-                fmt_secs(lag_s),
-                fmt_secs(r),
-                fmt_secs(max_recovery_s)
-            ),
-        },
-        Some(r) if r > lag_s => Judged {
-            verdict: Verdict::Pass,
-            recovery_s: Some(r),
-            reason: format!(
-                "{}; recovery counted when {scheduled_as} was whole again, {} after the injection",
-                lag.reason,
-                fmt_secs(r)
-            ),
-        },
-        Some(_) => lag,
     }
 }
 

@@ -78,11 +78,11 @@ fn alive(pid: u32) -> bool {
     })
 }
 
-/// The lock key of a target: its name and what its selector points at (`nodes` printed with
-/// `{:?}`), so that two plans naming the same cluster differently still exclude each other only
-/// when they point at the same nodes.
-pub fn key(target: &str, nodes: &impl std::fmt::Debug) -> String {
-    format!("{target}|{nodes:?}")
+/// The lock key of a target: its provider's identity of the cluster (region and normalised
+/// selector; a lab cluster's name), so that two plans naming the same cluster differently
+/// exclude each other, whatever they call the target.
+pub fn key(identity: &str) -> String {
+    format!("cluster|{identity}")
 }
 
 /// The lock file of `key` in `dir`.

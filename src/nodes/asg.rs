@@ -1,0 +1,226 @@
+//! `provider: aws-asg`: the InService members of an Auto Scaling group (their lifecycle read from
+//! EC2), terminated with TerminateInstanceInAutoScalingGroup: with `replace: true` the group keeps
+//! its desired capacity and replaces the node (followed in the background: replacement tracking),
+//! with `replace: false` the capacity is lost.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::aws::{self, AwsError, AwsSettings, Ec2, InstanceFilter, call_error, confirm, refusal};
+use super::{Discovery, Injection, Node, Permission, Provider, ProviderError, Terminated};
+
+/// The group a target names.
+#[derive(Clone, Debug)]
+pub struct Group {
+    pub name: String,
+    /// Keep the desired capacity (the group replaces what is terminated).
+    pub replace: bool,
+    pub allow_on_demand: bool,
+}
+
+pub struct AsgNodes {
+    ec2: Ec2,
+    asg: aws_sdk_autoscaling::Client,
+    group: Group,
+    /// The group's capacity as last described, once followed.
+    followed: OnceLock<watch::Receiver<Option<GroupCapacity>>>,
+}
+
+impl AsgNodes {
+    pub async fn connect(settings: &AwsSettings, region: Option<&str>, group: Group) -> AsgNodes {
+        let config = aws::sdk_config(settings, region).await;
+        AsgNodes {
+            ec2: Ec2::new(&config),
+            asg: aws_sdk_autoscaling::Client::new(&config),
+            group,
+            followed: OnceLock::new(),
+        }
+    }
+
+    async fn eligible(&self) -> Result<Discovery, AwsError> {
+        let capacity = group_capacity(&self.asg, &self.group.name).await?;
+        if capacity.in_service.is_empty() {
+            return Ok(Discovery::default());
+        }
+        let filter = InstanceFilter {
+            allow_on_demand: self.group.allow_on_demand,
+            ..InstanceFilter::default()
+        };
+        aws::describe(
+            &self.ec2.client,
+            &filter,
+            Some(capacity.in_service.as_slice()),
+        )
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for AsgNodes {
+    fn name(&self) -> &'static str {
+        "aws-asg"
+    }
+
+    fn lock_identity(&self) -> String {
+        format!("aws/{}/asg/{}", self.ec2.region, self.group.name)
+    }
+
+    async fn discover(&self) -> Result<Discovery, ProviderError> {
+        Ok(self.eligible().await?)
+    }
+
+    /// For aws-asg the group terminates with its own service-linked role; the caller's
+    /// TerminateInstances permission is still what DryRun can check.
+    async fn check_permissions(&self, nodes: &[Node]) -> Result<Permission, ProviderError> {
+        Ok(self.ec2.check_permissions(nodes).await?)
+    }
+
+    async fn terminate(&self, nodes: &[Node], _injection: Injection<'_>) -> Vec<Terminated> {
+        let now = match self.eligible().await {
+            Ok(d) => d,
+            Err(e) => return aws::rediscovery_failed(nodes, &e),
+        };
+        let (go, mut results) = now.sort_out(nodes, aws::NO_LONGER_RETURNED);
+        let ids: Vec<String> = go.iter().map(|f| f.node.id.clone()).collect();
+        if !ids.is_empty() {
+            let done = terminate_asg(&self.asg, &self.ec2.client, &ids, self.group.replace).await;
+            results.extend(done);
+        }
+        results.in_order(nodes)
+    }
+
+    fn replaces(&self) -> bool {
+        self.group.replace
+    }
+
+    /// Describe the group every `every` until `cancel`.
+    fn follow_capacity(&self, every: Duration, cancel: CancellationToken) {
+        if !self.group.replace || self.followed.get().is_some() {
+            return;
+        }
+        let (tx, rx) = watch::channel(None);
+        let (asg, group) = (self.asg.clone(), self.group.name.clone());
+        tokio::spawn(async move {
+            loop {
+                match group_capacity(&asg, &group).await {
+                    Ok(c) => {
+                        if tx.send(Some(c)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(group = %group, error = %e, "cannot describe the group")
+                    }
+                }
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+            }
+        });
+        let _ = self.followed.set(rx);
+    }
+
+    /// At its desired InService count without the nodes in `gone` (as last described).
+    fn capacity_full(&self, gone: &[String]) -> bool {
+        if !self.group.replace {
+            return true;
+        }
+        self.followed
+            .get()
+            .is_some_and(|rx| rx.borrow().as_ref().is_some_and(|c| c.is_full(gone)))
+    }
+}
+
+/// An Auto Scaling group's capacity as last described.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupCapacity {
+    pub desired: u32,
+    pub in_service: Vec<String>,
+}
+
+impl GroupCapacity {
+    /// Back to its desired InService count, with none of `gone` still counted.
+    pub fn is_full(&self, gone: &[String]) -> bool {
+        self.in_service.len() as u32 >= self.desired
+            && !self.in_service.iter().any(|id| gone.contains(id))
+    }
+}
+
+pub async fn group_capacity(
+    asg: &aws_sdk_autoscaling::Client,
+    group: &str,
+) -> Result<GroupCapacity, AwsError> {
+    use aws_sdk_autoscaling::types::LifecycleState;
+    let out = asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(group)
+        .send()
+        .await
+        .map_err(|e| call_error("DescribeAutoScalingGroups", &e))?;
+    let g = out
+        .auto_scaling_groups()
+        .iter()
+        .find(|g| g.auto_scaling_group_name() == Some(group))
+        .ok_or_else(|| AwsError::NoGroup(group.to_owned()))?;
+    let mut in_service: Vec<String> = g
+        .instances()
+        .iter()
+        .filter(|i| i.lifecycle_state() == Some(&LifecycleState::InService))
+        .filter_map(|i| i.instance_id().map(str::to_owned))
+        .collect();
+    in_service.sort();
+    Ok(GroupCapacity {
+        desired: g.desired_capacity().unwrap_or(0).max(0) as u32,
+        in_service,
+    })
+}
+
+async fn terminate_asg(
+    asg: &aws_sdk_autoscaling::Client,
+    ec2: &aws_sdk_ec2::Client,
+    ids: &[String],
+    replace: bool,
+) -> Vec<Terminated> {
+    let mut out = Vec::new();
+    let mut called = Vec::new();
+    for id in ids {
+        let call = asg
+            .terminate_instance_in_auto_scaling_group()
+            .instance_id(id)
+            .should_decrement_desired_capacity(!replace)
+            .send()
+            .await;
+        match call {
+            Ok(_) => called.push(id.clone()),
+            Err(e) => out.push(refusal(
+                id,
+                &call_error("TerminateInstanceInAutoScalingGroup", &e),
+            )),
+        }
+    }
+    if !called.is_empty() {
+        out.extend(confirm(ec2, &called, Duration::from_secs(60)).await);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_capacity_is_full_only_without_the_terminated_instances() {
+        let c = GroupCapacity {
+            desired: 2,
+            in_service: vec!["i-1".into(), "i-2".into()],
+        };
+        assert!(c.is_full(&[]));
+        assert!(!c.is_full(&["i-1".into()]));
+        let short = GroupCapacity { desired: 3, ..c };
+        assert!(!short.is_full(&[]));
+    }
+}

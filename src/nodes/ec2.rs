@@ -1,0 +1,146 @@
+//! `provider: aws-ec2`: instances chosen by tags, zones, types and spot fleet request, terminated
+//! with TerminateInstances (no notice: the abrupt loss), each outcome confirmed by describing
+//! again.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use super::aws::{
+    self, AwsError, AwsSettings, Ec2, InstanceFilter, call_error, confirm, failed_call,
+};
+use super::{Discovery, Injection, Node, Permission, Provider, ProviderError, Terminated};
+
+pub struct Ec2Nodes {
+    ec2: Ec2,
+    filter: InstanceFilter,
+    spot_fleet_request: Option<String>,
+}
+
+impl Ec2Nodes {
+    pub async fn connect(
+        settings: &AwsSettings,
+        region: Option<&str>,
+        filter: InstanceFilter,
+        spot_fleet_request: Option<String>,
+    ) -> Ec2Nodes {
+        let config = aws::sdk_config(settings, region).await;
+        Ec2Nodes {
+            ec2: Ec2::new(&config),
+            filter,
+            spot_fleet_request,
+        }
+    }
+
+    async fn eligible(&self) -> Result<Discovery, AwsError> {
+        let client = &self.ec2.client;
+        let members = match &self.spot_fleet_request {
+            Some(id) => Some(fleet_members(client, id).await?),
+            None => None,
+        };
+        let mut d = aws::describe(client, &self.filter, None).await?;
+        if let Some(members) = members {
+            d.found.retain(|f| members.contains(&f.node.id));
+            d.excluded.retain(|e| members.contains(&e.id));
+        }
+        Ok(d)
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for Ec2Nodes {
+    fn name(&self) -> &'static str {
+        "aws-ec2"
+    }
+
+    fn lock_identity(&self) -> String {
+        format!(
+            "aws/{}/instances/{};fleet={}",
+            self.ec2.region,
+            self.filter.normalised(),
+            self.spot_fleet_request.as_deref().unwrap_or("")
+        )
+    }
+
+    async fn discover(&self) -> Result<Discovery, ProviderError> {
+        Ok(self.eligible().await?)
+    }
+
+    async fn check_permissions(&self, nodes: &[Node]) -> Result<Permission, ProviderError> {
+        Ok(self.ec2.check_permissions(nodes).await?)
+    }
+
+    async fn terminate(&self, nodes: &[Node], _injection: Injection<'_>) -> Vec<Terminated> {
+        let now = match self.eligible().await {
+            Ok(d) => d,
+            Err(e) => return aws::rediscovery_failed(nodes, &e),
+        };
+        let (go, mut results) = now.sort_out(nodes, aws::NO_LONGER_RETURNED);
+        let ids: Vec<String> = go.iter().map(|f| f.node.id.clone()).collect();
+        if !ids.is_empty() {
+            results.extend(terminate_ec2(&self.ec2.client, &ids).await);
+        }
+        results.in_order(nodes)
+    }
+}
+
+/// The active instances of a spot fleet request (DescribeSpotFleetInstances, every page).
+async fn fleet_members(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<HashSet<String>, AwsError> {
+    let mut members = HashSet::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = ec2
+            .describe_spot_fleet_instances()
+            .spot_fleet_request_id(id)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| call_error("DescribeSpotFleetInstances", &e))?;
+        members.extend(
+            out.active_instances()
+                .iter()
+                .filter_map(|i| i.instance_id().map(str::to_owned)),
+        );
+        match out.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+            _ => return Ok(members),
+        }
+    }
+}
+
+async fn terminate_ec2(ec2: &aws_sdk_ec2::Client, ids: &[String]) -> Vec<Terminated> {
+    let mut out = Vec::new();
+    // TerminateInstances takes up to 1000 ids; one refused id fails its whole call, so a refused
+    // batch is retried one instance at a time for per-instance outcomes.
+    for batch in ids.chunks(1000) {
+        let call = ec2
+            .terminate_instances()
+            .set_instance_ids(Some(batch.to_vec()))
+            .send()
+            .await;
+        match call {
+            Ok(_) => out.extend(confirm(ec2, batch, Duration::from_secs(30)).await),
+            Err(_) if batch.len() > 1 => {
+                for id in batch {
+                    match ec2.terminate_instances().instance_ids(id).send().await {
+                        Ok(_) => out.extend(
+                            confirm(ec2, std::slice::from_ref(id), Duration::from_secs(30)).await,
+                        ),
+                        Err(e) => out.extend(
+                            failed_call(
+                                ec2,
+                                std::slice::from_ref(id),
+                                &call_error("TerminateInstances", &e),
+                            )
+                            .await,
+                        ),
+                    }
+                }
+            }
+            Err(e) => {
+                let err = call_error("TerminateInstances", &e);
+                out.extend(failed_call(ec2, batch, &err).await);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,87 @@
+//! The guards' arithmetic, one definition for the preflight's warnings and the runner's checks
+//! (DESIGN.md "Safety rules").
+
+use crate::plan::{HourWindow, MinHealthy};
+
+/// The nodes `min_healthy` requires to stay healthy in a target of `size` nodes (a percentage is
+/// of the size the run started with, rounded up).
+pub fn min_healthy_needed(min: MinHealthy, size: u32) -> u32 {
+    match min {
+        MinHealthy::Count(c) => c,
+        MinHealthy::Percent(p) => (f64::from(size) * p / 100.0).ceil() as u32,
+    }
+}
+
+/// `min_healthy` as the preflight shows it: `3`, or `50% of 6 = 3`.
+pub fn min_healthy_text(min: MinHealthy, size: u32) -> String {
+    match min {
+        MinHealthy::Count(c) => format!("{c}"),
+        MinHealthy::Percent(p) => format!("{p}% of {size} = {}", min_healthy_needed(min, size)),
+    }
+}
+
+/// `HH:MM`.
+pub fn hhmm(minute: u16) -> String {
+    format!("{:02}:{:02}", minute / 60, minute % 60)
+}
+
+/// The window as `HH:MM-HH:MM`.
+pub fn window_text(w: HourWindow) -> String {
+    format!("{}-{}", hhmm(w.start_minute), hhmm(w.end_minute))
+}
+
+/// Why `allowed_hours` forbids injecting at `minute` (UTC), if it does.
+pub fn outside_hours(window: HourWindow, minute: u16) -> Option<String> {
+    (!window.contains(minute))
+        .then(|| format!("{} UTC is outside {}", hhmm(minute), window_text(window)))
+}
+
+/// Why `max_terminations` forbids `n` more after `so_far`, if it does.
+pub fn over_max_terminations(max: u32, so_far: u32, n: u32) -> Option<String> {
+    (so_far + n > max).then(|| format!("{so_far} terminated so far + {n} would exceed {max}"))
+}
+
+/// Why `min_healthy` forbids terminating `n` of `live` healthy nodes, if it does.
+pub fn below_min_healthy(needed: u32, live: u32, n: u32) -> Option<String> {
+    let left = live.saturating_sub(n);
+    (left < needed)
+        .then(|| format!("{live} healthy nodes − {n} would leave {left}, below {needed}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn min_healthy_percent_rounds_up_of_the_starting_size() {
+        assert_eq!(min_healthy_needed(MinHealthy::Percent(50.0), 5), 3);
+        assert_eq!(min_healthy_needed(MinHealthy::Count(2), 5), 2);
+        assert_eq!(
+            min_healthy_text(MinHealthy::Percent(50.0), 6),
+            "50% of 6 = 3"
+        );
+    }
+
+    #[test]
+    fn guards_say_why_they_refuse() {
+        assert_eq!(
+            over_max_terminations(4, 2, 3).as_deref(),
+            Some("2 terminated so far + 3 would exceed 4")
+        );
+        assert_eq!(over_max_terminations(4, 1, 3), None);
+        assert_eq!(
+            below_min_healthy(3, 4, 2).as_deref(),
+            Some("4 healthy nodes − 2 would leave 2, below 3")
+        );
+        assert_eq!(below_min_healthy(2, 4, 2), None);
+        let w = HourWindow {
+            start_minute: 9 * 60,
+            end_minute: 17 * 60,
+        };
+        assert_eq!(
+            outside_hours(w, 8 * 60 + 5).as_deref(),
+            Some("08:05 UTC is outside 09:00-17:00")
+        );
+        assert_eq!(outside_hours(w, 12 * 60), None);
+    }
+}

@@ -1,0 +1,313 @@
+//! What a run holds before its first sample: the run directory (and, to resume, its journal),
+//! one lock per target (keyed on the cluster's identity), the journal, the interrupt watcher, the
+//! lab, the node providers, the health probes, the lag sampler and `samples.csv`.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::Options;
+use super::capacity;
+use super::clock::Clock;
+use super::control::Control;
+use super::lock::{self, TargetLock};
+use super::progress::Progress;
+use super::runner::{Runner, Series};
+use crate::exit::{ExitCode, Failure};
+use crate::journal::{self, Entry, Journal};
+use crate::kafka::KafkaSettings;
+use crate::lab::up::RunningLab;
+use crate::nodes::aws::AwsSettings;
+use crate::nodes::{self, Provider};
+use crate::observe::{GroupSpec, LagProbe};
+use crate::plan::{Brokers, Plan};
+
+/// The journal of the run to resume (empty for a new run), after checking that the run
+/// directory is what the options say it is.
+pub fn previous_run(text: &str, opts: &Options) -> anyhow::Result<Vec<Entry>> {
+    std::fs::create_dir_all(&opts.dir)
+        .map_err(|e| Failure::Environment(format!("cannot create {}: {e}", opts.dir.display())))?;
+    let shown = opts.dir.display();
+    if !opts.resume {
+        if opts.dir.join(journal::FILE).exists() {
+            return Err(Failure::BadInput(format!(
+                "{shown} already holds a run; choose another --out or continue it with --resume"
+            ))
+            .into());
+        }
+        return Ok(Vec::new());
+    }
+    let entries = journal::read(&opts.dir)?;
+    let digest = entries.iter().find_map(|e| match e {
+        Entry::RunStarted { plan_digest, .. } => Some(plan_digest.clone()),
+        _ => None,
+    });
+    match digest {
+        None => Err(Failure::BadInput(format!(
+            "{shown} has no run to resume (its journal has no run_started)"
+        ))
+        .into()),
+        Some(d) if d != journal::digest(text) => Err(Failure::BadInput(format!(
+            "the plan changed since the run in {shown} started; resume it with the same plan"
+        ))
+        .into()),
+        Some(_) => Ok(entries),
+    }
+}
+
+/// Connect every target's provider (`lab`: the running lab, if any).
+pub async fn providers(
+    plan: &Plan,
+    opts: &Options,
+    lab: Option<&RunningLab>,
+) -> IndexMap<String, Arc<dyn Provider>> {
+    let handle = lab.map(RunningLab::handle);
+    let cx = nodes::Context {
+        aws: &opts.aws,
+        plan_lab: plan.lab.as_ref(),
+        lab: handle.as_ref(),
+    };
+    let mut out = IndexMap::new();
+    for (name, t) in &plan.targets {
+        out.insert(name.clone(), Arc::from(nodes::connect(&t.nodes, cx).await));
+    }
+    out
+}
+
+/// One run per target at a time: a lock per target, keyed on its cluster's identity.
+pub async fn locks(plan: &Plan, opts: &Options) -> anyhow::Result<Vec<TargetLock>> {
+    let mut locks = Vec::new();
+    for (name, key) in lock_keys(plan, &opts.aws).await {
+        let lock = TargetLock::acquire(&opts.lock_dir, &name, &key, &opts.dir)
+            .map_err(|e| Failure::Environment(e.to_string()))?;
+        locks.push(lock);
+    }
+    Ok(locks)
+}
+
+/// Each target's lock key: its provider's identity of the cluster.
+pub async fn lock_keys(plan: &Plan, aws: &AwsSettings) -> IndexMap<String, String> {
+    let cx = nodes::Context {
+        aws,
+        plan_lab: plan.lab.as_ref(),
+        lab: None,
+    };
+    let mut out = IndexMap::new();
+    for (name, t) in &plan.targets {
+        let identity = nodes::connect(&t.nodes, cx).await.lock_identity();
+        out.insert(name.clone(), lock::key(&identity));
+    }
+    out
+}
+
+/// Everything the runner needs, started: journal, interrupts, lab, providers, probes, sampler.
+pub async fn runner<'a>(
+    plan: &'a Plan,
+    opts: &Options,
+    locks: &[TargetLock],
+) -> anyhow::Result<Runner<'a>> {
+    let journal = Arc::new(Mutex::new(Journal::open(&opts.dir)?));
+    let lock_paths: Vec<PathBuf> = locks.iter().map(|l| l.path().to_owned()).collect();
+    let interrupts = watch_interrupts(journal.clone(), lock_paths, opts.control.clone());
+    let mut progress = Progress::new().quiet(opts.control.is_some());
+    let lab = start_lab(plan, opts, &mut progress)?;
+    let brokers = brokers(plan, lab.as_ref())?;
+    let cancel = CancellationToken::new();
+    let providers = providers(plan, opts, lab.as_ref()).await;
+    let every = plan.observe.sample_interval.max(Duration::from_secs(1));
+    for p in providers.values() {
+        p.follow_capacity(every, cancel.clone());
+    }
+    let endpoints = endpoints(plan, opts, lab.as_ref())?;
+    let probes = capacity::spawn(
+        endpoints
+            .iter()
+            .map(|(n, e)| (n.clone(), e.clone()))
+            .collect(),
+        plan.observe.sample_interval,
+        cancel.clone(),
+    );
+    let capacity_file = match endpoints.is_empty() {
+        true => None,
+        false => Some(append(&opts.dir.join("capacity.jsonl"))?),
+    };
+    let mut settings = KafkaSettings::new(brokers);
+    settings.security.clone_from(&plan.kafka.security);
+    let specs: Vec<GroupSpec> = plan.consumer_groups().iter().map(GroupSpec::from).collect();
+    let probe =
+        LagProbe::connect(settings, &specs).map_err(|e| Failure::Environment(e.to_string()))?;
+    let (rx, sampler) =
+        crate::observe::sampler::spawn(probe, plan.observe.sample_interval, cancel.clone());
+    Ok(Runner {
+        plan,
+        journal,
+        lab,
+        providers,
+        rx,
+        series: series(plan),
+        csv: samples_csv(&opts.dir)?,
+        endpoints,
+        probes,
+        capacity_file,
+        last_capacity: IndexMap::new(),
+        clock: Clock::start(),
+        cpu_start: crate::lab::stats::read(&[std::process::id()]),
+        interrupts,
+        seen_interrupts: 0,
+        progress,
+        control: opts.control.clone(),
+        stop: None,
+        active: None,
+        sizes: IndexMap::new(),
+        cancel,
+        sampler: Some(sampler),
+        dir: opts.dir.clone(),
+    })
+}
+
+fn start_lab(
+    plan: &Plan,
+    opts: &Options,
+    progress: &mut Progress,
+) -> anyhow::Result<Option<RunningLab>> {
+    let Some(lab) = &plan.lab else {
+        return Ok(None);
+    };
+    progress.event(&format!(
+        "starting the lab ({} clusters) in {}",
+        lab.clusters.len(),
+        opts.dir.display()
+    ));
+    Ok(Some(RunningLab::start(lab, &opts.exe, &opts.dir)?))
+}
+
+fn brokers(plan: &Plan, lab: Option<&RunningLab>) -> anyhow::Result<String> {
+    Ok(match (&plan.kafka.brokers, lab) {
+        (Brokers::Lab, Some(lab)) => lab.state().brokers,
+        (Brokers::Lab, None) => {
+            return Err(Failure::BadInput(
+                "kafka.brokers is `lab` but the plan has no `lab:` section".into(),
+            )
+            .into());
+        }
+        (Brokers::External(list), _) => list
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    })
+}
+
+/// Health probes: each target's capacity as its scheduler sees it, sampled with the lag.
+fn endpoints(
+    plan: &Plan,
+    opts: &Options,
+    lab: Option<&RunningLab>,
+) -> anyhow::Result<IndexMap<String, crate::observe::health::Endpoints>> {
+    let lab_endpoints = lab.map(|l| l.state().endpoints);
+    let plan_dir = opts
+        .plan_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut out = IndexMap::new();
+    for (name, t) in &plan.targets {
+        if let Some(e) = capacity::endpoints(name, t, lab_endpoints.as_deref(), &plan_dir)
+            .map_err(|e| Failure::Environment(format!("{e:#}")))?
+        {
+            out.insert(name.clone(), e);
+        }
+    }
+    Ok(out)
+}
+
+fn series(plan: &Plan) -> IndexMap<String, Series> {
+    plan.applications
+        .iter()
+        .map(|(name, a)| {
+            let s = Series {
+                group: a.group.clone(),
+                samples: Vec::new(),
+                last_status: None,
+                band: None,
+            };
+            (name.clone(), s)
+        })
+        .collect()
+}
+
+fn append(path: &Path) -> std::io::Result<BufWriter<File>> {
+    Ok(BufWriter::new(
+        File::options().create(true).append(true).open(path)?,
+    ))
+}
+
+/// `samples.csv`, appended to (a resumed run continues it), with its header when new.
+fn samples_csv(dir: &Path) -> anyhow::Result<BufWriter<File>> {
+    let path = dir.join("samples.csv");
+    let fresh = !path.exists();
+    let mut csv = append(&path)?;
+    if fresh {
+        csv.write_all(b"at,t_s,application,group,status,lag_seconds,lag_messages\n")?;
+    }
+    Ok(csv)
+}
+
+/// The interrupt watcher: the first Ctrl-C (or SIGTERM) asks the runner to stop injecting; the
+/// second writes `interrupted` to the journal and exits at once (exit 3). The operator's abort
+/// key counts as a Ctrl-C.
+fn watch_interrupts(
+    journal: Arc<Mutex<Journal>>,
+    locks: Vec<PathBuf>,
+    control: Option<Control>,
+) -> watch::Receiver<u32> {
+    let (tx, rx) = watch::channel(0_u32);
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        let mut count = 0;
+        let mut aborts = 0;
+        loop {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+                n = Control::next_abort(control.as_ref(), aborts) => aborts = n,
+            }
+            count += 1;
+            if count >= 2 {
+                hard_exit(&journal, &locks, control.as_ref());
+            }
+            let _ = tx.send(count);
+        }
+    });
+    rx
+}
+
+/// The second Ctrl-C: the journal says so, the locks go, the terminal is given back, exit 3.
+fn hard_exit(journal: &Mutex<Journal>, locks: &[PathBuf], control: Option<&Control>) -> ! {
+    if let Ok(mut j) = journal.lock() {
+        let _ = j.append(&Entry::Interrupted {
+            at: journal::now(),
+            hard: true,
+        });
+    }
+    for l in locks {
+        let _ = std::fs::remove_file(l);
+    }
+    if let Some(c) = control {
+        c.restore();
+    }
+    crate::output::err("\ninterrupted twice: journal flushed, exiting now\n");
+    std::process::exit(ExitCode::Aborted as i32);
+}

@@ -1,0 +1,436 @@
+//! One ladder step as a state machine: resume → cooldown → guards → choose → confirm → inject →
+//! observe → judge. Each phase is a small function that either hands the next one what it needs
+//! or ends the step with a typed [`Outcome`]; [`Runner::conclude`] is the one place an outcome is
+//! written down, and [`Runner::breach`] the one place escalation stops.
+
+use std::time::Duration;
+
+use super::capacity;
+use super::runner::{Breach, Runner, WaitEnd};
+use crate::analysis::{self, Verdict};
+use crate::journal::{Entry, NodeOutcome};
+use crate::nodes::{Node, Terminated};
+use crate::observe::health::Capacity;
+use crate::plan::Target;
+use crate::preflight::guards;
+
+/// How a step ended.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum Outcome {
+    /// Judged in this attempt.
+    Judged(Verdict),
+    /// Judged in the attempt this run resumes: nothing to write.
+    JudgedBefore(Verdict),
+    /// Not run, or cut short. `ends`: the ladder of this target ends here as well (the reason is
+    /// why later steps are not run).
+    Skipped { reason: String, ends: bool },
+    /// Escalation stops for the whole run.
+    Stopped(Breach),
+}
+
+impl Outcome {
+    fn skipped(reason: impl Into<String>) -> Outcome {
+        Outcome::Skipped {
+            reason: reason.into(),
+            ends: false,
+        }
+    }
+
+    fn ends(reason: impl Into<String>) -> Outcome {
+        Outcome::Skipped {
+            reason: reason.into(),
+            ends: true,
+        }
+    }
+}
+
+/// A phase either goes on with a value or ends the step.
+type Phase<T> = anyhow::Result<Result<T, Outcome>>;
+
+/// Go on with a phase's value, or end the step with its outcome.
+macro_rules! proceed {
+    ($phase:expr) => {
+        match $phase? {
+            Ok(v) => v,
+            Err(outcome) => return Ok(outcome),
+        }
+    };
+}
+
+/// Inside a phase: go on with another phase's value, or end the step with its outcome.
+macro_rules! phase {
+    ($phase:expr) => {
+        match $phase? {
+            Ok(v) => v,
+            Err(outcome) => return Ok(Err(outcome)),
+        }
+    };
+}
+
+/// Which step of which target.
+#[derive(Clone, Copy)]
+pub(super) struct At<'a> {
+    pub name: &'a str,
+    pub target: &'a Target,
+    pub step: usize,
+    pub n: u32,
+}
+
+impl At<'_> {
+    pub fn label(&self) -> String {
+        format!("{} step {}", self.name, self.step + 1)
+    }
+
+    fn skip(&self, at: String, reason: String) -> Entry {
+        Entry::StepSkipped {
+            at,
+            target: self.name.to_owned(),
+            step: self.step,
+            terminations: self.n,
+            reason,
+        }
+    }
+}
+
+/// The nodes a step chose, and the target's capacity just before.
+pub(super) struct Chosen {
+    pub nodes: Vec<Node>,
+    pub before: Option<Capacity>,
+}
+
+/// What an injection did.
+pub(super) struct Injected {
+    pub chosen: Chosen,
+    pub outcomes: Vec<Terminated>,
+    /// Seconds on the run's clock when the cluster lost the nodes.
+    pub t0: f64,
+    pub injected_at: String,
+}
+
+impl Injected {
+    pub fn terminated(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| o.outcome == NodeOutcome::Terminated)
+            .count()
+    }
+
+    pub fn gone(&self) -> Vec<String> {
+        self.outcomes
+            .iter()
+            .filter(|o| o.outcome == NodeOutcome::Terminated)
+            .map(|o| o.id.clone())
+            .collect()
+    }
+}
+
+impl Runner<'_> {
+    /// Every step of one target's ladder, then the wait for its last step's capacity.
+    pub async fn target(
+        &mut self,
+        name: &str,
+        target: &Target,
+        previous: &[Entry],
+    ) -> anyhow::Result<()> {
+        let mut ended: Option<String> = None;
+        for (step, &n) in target.ladder.iter().enumerate() {
+            let at = At {
+                name,
+                target,
+                step,
+                n,
+            };
+            let outcome = self.step(at, previous, ended.as_deref()).await?;
+            self.conclude(at, outcome, &mut ended)?;
+        }
+        self.capacity_tail(name).await?;
+        self.active = None;
+        Ok(())
+    }
+
+    async fn step(
+        &mut self,
+        at: At<'_>,
+        previous: &[Entry],
+        ended: Option<&str>,
+    ) -> anyhow::Result<Outcome> {
+        if let Some(o) = resumed(at, previous) {
+            return Ok(o);
+        }
+        if let Some(why) = self.stopped() {
+            return Ok(Outcome::skipped(format!("escalation stopped: {why}")));
+        }
+        if let Some(why) = ended {
+            return Ok(Outcome::skipped(format!("not run: {why}")));
+        }
+        proceed!(self.cooldown(at).await);
+        let live = proceed!(self.live_nodes(at).await);
+        proceed!(self.guards(at, previous, live));
+        let chosen = proceed!(self.choose(at).await);
+        proceed!(self.confirm(at, &chosen.nodes).await);
+        let injected = self.inject(at, chosen).await?;
+        self.observe(at, injected.t0).await?;
+        self.judge(at, &injected)
+    }
+
+    /// Write down how a step ended.
+    fn conclude(
+        &mut self,
+        at: At<'_>,
+        outcome: Outcome,
+        ended: &mut Option<String>,
+    ) -> anyhow::Result<()> {
+        let (step, n) = (at.step + 1, at.n);
+        match outcome {
+            Outcome::Judged(v) if v != Verdict::Pass => {
+                *ended = Some(format!("step {step} ({n}) {v}"))
+            }
+            Outcome::Judged(_) => {}
+            Outcome::JudgedBefore(v) => {
+                if v != Verdict::Pass && ended.is_none() {
+                    *ended = Some(format!("step {step} ({n}) did not pass"));
+                }
+            }
+            Outcome::Skipped { reason, ends } => {
+                self.write(&at.skip(self.now(), reason.clone()))?;
+                if ends {
+                    *ended = Some(reason);
+                }
+            }
+            Outcome::Stopped(breach) => {
+                let reason = breach.skip_reason();
+                self.breach(breach)?;
+                self.write(&at.skip(self.now(), reason))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Cooldown: lag back in band for `hold`, and capacity back unless steps add up.
+    async fn cooldown(&mut self, at: At<'_>) -> Phase<()> {
+        let observe = &self.plan.observe;
+        self.progress.event(&format!(
+            "{} step {}/{}: {} termination{} — cooldown",
+            at.name,
+            at.step + 1,
+            at.target.ladder.len(),
+            at.n,
+            if at.n == 1 { "" } else { "s" }
+        ));
+        let deadline = self.clock.after(observe.cooldown);
+        let cooled = self.pump(deadline, |r| r.cooled(at)).await?;
+        if let Some(why) = self.stopped() {
+            return Ok(Err(Outcome::skipped(format!("escalation stopped: {why}"))));
+        }
+        if cooled == WaitEnd::Timeout {
+            let why = format!(
+                "lag{} did not come back within the cooldown of {}",
+                if at.target.cumulative {
+                    ""
+                } else {
+                    " or capacity"
+                },
+                humantime::format_duration(observe.cooldown)
+            );
+            self.progress
+                .event(&format!("{}: {why}; later steps are not run", at.name));
+            return Ok(Err(Outcome::ends(why)));
+        }
+        Ok(Ok(()))
+    }
+
+    /// Whether a step may start: stopped, or lag (and capacity) back.
+    fn cooled(&self, at: At<'_>) -> bool {
+        if self.stop.is_some() {
+            return true;
+        }
+        let observe = &self.plan.observe;
+        let (hold, interval) = (
+            observe.hold.as_secs_f64(),
+            observe.sample_interval.as_secs_f64(),
+        );
+        let lag_ok = at.target.applications.iter().all(|a| {
+            self.series.get(a.as_str()).is_some_and(|s| {
+                s.band
+                    .is_some_and(|b| analysis::in_band_for(&s.samples, b.upper_s, hold, interval))
+            })
+        });
+        lag_ok && (at.target.cumulative || self.capacity_back(at.name))
+    }
+
+    /// The target at full capacity again (with health probes, once they saw the previous step's
+    /// capacity back, so that its `capacity_restored_s` is measured, not cut off).
+    fn capacity_back(&self, name: &str) -> bool {
+        let seen_back = self.active.as_ref().is_none_or(|a| {
+            a.target != name
+                || !a.track
+                || a.restored.is_some()
+                || a.tracker.as_ref().is_none_or(|t| !t.known())
+        });
+        self.capacity_full(name, &[])
+            && seen_back
+            && self.last_capacity.get(name).is_none_or(Capacity::is_whole)
+    }
+
+    /// The target's nodes now, where `min_healthy` needs them counted.
+    async fn live_nodes(&mut self, at: At<'_>) -> Phase<Option<usize>> {
+        if at.target.guards.min_healthy.is_none() {
+            return Ok(Ok(None));
+        }
+        Ok(self.discovered(at).await.map(|nodes| Some(nodes.len())))
+    }
+
+    /// Discovery, or the breach a failed discovery is.
+    async fn discovered(&mut self, at: At<'_>) -> Result<Vec<Node>, Outcome> {
+        self.discover(at.name).await.map_err(|e| {
+            Outcome::Stopped(Breach::Failure(format!(
+                "cannot discover the nodes of {}: {e:#}",
+                at.name
+            )))
+        })
+    }
+
+    /// The first guard the step would breach: `allowed_hours`, `max_terminations`,
+    /// `min_healthy` (of the nodes discovered now, against the size the run started with).
+    fn guards(&self, at: At<'_>, previous: &[Entry], live: Option<usize>) -> Phase<()> {
+        let g = &at.target.guards;
+        let breach = |guard: &'static str, detail: String| {
+            Err(Outcome::Stopped(Breach::Guard {
+                target: at.name.to_owned(),
+                guard,
+                detail,
+            }))
+        };
+        if let Some(window) = g.allowed_hours
+            && let Some(d) = guards::outside_hours(window, crate::plan::HourWindow::now_minute())
+        {
+            return Ok(breach("allowed_hours", d));
+        }
+        if let Some(max) = g.max_terminations
+            && let Some(d) =
+                guards::over_max_terminations(max, self.terminated(at.name, previous), at.n)
+        {
+            return Ok(breach("max_terminations", d));
+        }
+        if let (Some(min), Some(live)) = (g.min_healthy, live) {
+            let size = self.sizes.get(at.name).copied().unwrap_or(0) as u32;
+            let needed = guards::min_healthy_needed(min, size);
+            if let Some(d) = guards::below_min_healthy(needed, live as u32, at.n) {
+                return Ok(breach("min_healthy", d));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Nodes of a target terminated so far in this run (and the runs it resumes).
+    fn terminated(&self, name: &str, previous: &[Entry]) -> u32 {
+        let now = crate::journal::read(&self.dir).unwrap_or_else(|_| previous.to_vec());
+        now.iter()
+            .filter(|e| {
+                matches!(e, Entry::Outcome { target, outcome: NodeOutcome::Terminated, .. } if target == name)
+            })
+            .count() as u32
+    }
+
+    /// Select among the running, eligible nodes, knowing what runs where (for `running:`,
+    /// `max_per_topology`, and the step's capacity before the injection).
+    async fn choose(&mut self, at: At<'_>) -> Phase<Chosen> {
+        let discovered = match self.discovered(at).await {
+            Ok(nodes) => nodes,
+            Err(o) => return Ok(Err(o)),
+        };
+        let eligible: Vec<Node> = discovered
+            .into_iter()
+            .filter(|node| node.running && crate::nodes::eligible(&at.target.nodes, node))
+            .collect();
+        let before = phase!(self.placement(at).await);
+        match capacity::choose_step(
+            &eligible,
+            at.n as usize,
+            at.target,
+            at.step,
+            before.as_ref(),
+        ) {
+            Ok(nodes) => Ok(Ok(Chosen { nodes, before })),
+            Err(e @ capacity::ChoiceError::Select(..)) => {
+                let why = e.reason();
+                self.progress.event(&format!("{}: {why}", at.label()));
+                Ok(Err(Outcome::ends(why)))
+            }
+            Err(e @ capacity::ChoiceError::MaxPerTopology { .. }) => {
+                Ok(Err(Outcome::Stopped(Breach::Guard {
+                    target: at.name.to_owned(),
+                    guard: "max_per_topology",
+                    detail: e.reason(),
+                })))
+            }
+        }
+    }
+
+    /// What runs where right now, from the health probes; a probe that fails is a breach only
+    /// where the choice depends on it.
+    async fn placement(&mut self, at: At<'_>) -> Phase<Option<Capacity>> {
+        Ok(match self.probe_now(at.name).await {
+            Some(Ok(c)) => {
+                self.last_capacity.insert(at.name.to_owned(), c.clone());
+                Ok(Some(c))
+            }
+            Some(Err(e))
+                if at.target.running.is_some() || at.target.guards.max_per_topology.is_some() =>
+            {
+                Err(Outcome::Stopped(Breach::Failure(format!(
+                    "cannot tell which nodes of {} run what (health probe: {e})",
+                    at.name
+                ))))
+            }
+            Some(Err(_)) => Ok(self.last_capacity.get(at.name).cloned()),
+            None => Ok(None),
+        })
+    }
+
+    /// `--step-confirm`: the operator lets the step go (sampling goes on meanwhile; the abort
+    /// key ends the wait like a Ctrl-C).
+    async fn confirm(&mut self, at: At<'_>, chosen: &[Node]) -> Phase<()> {
+        let Some(c) = self.control.clone().filter(super::Control::step_confirm) else {
+            return Ok(Ok(()));
+        };
+        let ids: Vec<&str> = chosen.iter().map(|c| c.id.as_str()).collect();
+        c.ask(format!(
+            "{} step {}/{}: terminate {} ({})",
+            at.name,
+            at.step + 1,
+            at.target.ladder.len(),
+            at.n,
+            ids.join(", ")
+        ));
+        let forever = self.clock.after(Duration::from_secs(365 * 24 * 3600));
+        self.pump(forever, |r| r.stop.is_some() || c.waiting().is_none())
+            .await?;
+        c.proceed();
+        Ok(match self.stopped() {
+            Some(why) => Err(Outcome::skipped(format!("escalation stopped: {why}"))),
+            None => Ok(()),
+        })
+    }
+}
+
+/// Resume: a judged step stays judged; a step that reached its intent is never injected again
+/// (later steps still run, for their evidence; the tolerance streak ends there all the same).
+fn resumed(at: At<'_>, previous: &[Entry]) -> Option<Outcome> {
+    let judged = previous.iter().find_map(|e| match e {
+        Entry::StepJudged {
+            target,
+            step,
+            verdict,
+            ..
+        } if target == at.name && *step == at.step => Some(*verdict),
+        _ => None,
+    });
+    if let Some(v) = judged {
+        return Some(Outcome::JudgedBefore(v));
+    }
+    let intended = previous.iter().any(
+        |e| matches!(e, Entry::Intent { target, step, .. } if target == at.name && *step == at.step),
+    );
+    intended.then(|| Outcome::skipped("interrupted after its terminations; not repeated on resume"))
+}
