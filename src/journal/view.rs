@@ -281,8 +281,14 @@ impl RunView {
                 });
             }
             Entry::Outcome { .. } => self.outcome(entry),
+            // Notes for people; the dashboard shows them from the entry itself.
             Entry::ProviderEvent { .. } => {}
-            _ => self.step_entry(entry),
+            Entry::StepStarted { .. }
+            | Entry::Intent { .. }
+            | Entry::Injected { .. }
+            | Entry::StepJudged { .. }
+            | Entry::CapacityRestored { .. }
+            | Entry::StepSkipped { .. } => self.step_entry(entry),
         }
         self.applied += 1;
     }

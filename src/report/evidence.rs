@@ -162,9 +162,15 @@ impl Evidence {
         t0: SystemTime,
         window: (f64, f64),
     ) -> Vec<Marker> {
-        let mut out = Vec::new();
-        let in_window = |t: f64| t >= window.0 && t <= window.1;
-        let terminated: Vec<f64> = self
+        let mut out: Vec<Marker> = self.terminated(target, step, t0).into_iter().collect();
+        out.extend(self.truth_markers(nodes, t0, window));
+        out.sort_by(|a, b| a.t.total_cmp(&b.t));
+        out
+    }
+
+    /// The step's terminations from the journal, at the first one's time.
+    fn terminated(&self, target: &str, step: usize, t0: SystemTime) -> Option<Marker> {
+        let times: Vec<f64> = self
             .run
             .step(target, step)
             .map(|s| s.outcomes.as_slice())
@@ -173,15 +179,19 @@ impl Evidence {
             .filter(|o| o.outcome == NodeOutcome::Terminated)
             .filter_map(|o| parse_time(&o.at).map(|at| secs_between(t0, at)))
             .collect();
-        if let Some(first) = terminated.iter().copied().reduce(f64::min) {
-            out.push(Marker {
-                t: first,
-                label: count_label(terminated.len(), "node terminated", "nodes terminated"),
-                source: "journal",
-            });
-        }
+        let first = times.iter().copied().reduce(f64::min)?;
+        Some(Marker {
+            t: first,
+            label: count_label(times.len(), "node terminated", "nodes terminated"),
+            source: "journal",
+        })
+    }
+
+    /// The lab's events of the cluster that lost `nodes`, within the window, one marker per
+    /// kind of event.
+    fn truth_markers(&self, nodes: &[String], t0: SystemTime, window: (f64, f64)) -> Vec<Marker> {
         let Some(truth) = &self.truth else {
-            return out;
+            return Vec::new();
         };
         // The lab cluster of this target: the one its terminated nodes belonged to.
         let cluster = truth
@@ -189,7 +199,7 @@ impl Evidence {
             .find(|e| e.node.as_ref().is_some_and(|n| nodes.contains(n)))
             .and_then(|e| e.cluster.clone());
         let Some(cluster) = cluster else {
-            return out;
+            return Vec::new();
         };
         let kinds: [(&str, &str, &str); 6] = [
             ("node_killed", "node killed", "nodes killed"),
@@ -199,6 +209,8 @@ impl Evidence {
             ("node_joined", "replacement joined", "replacements joined"),
             ("backlog_drained", "backlog drained", "backlogs drained"),
         ];
+        let in_window = |t: f64| t >= window.0 && t <= window.1;
+        let mut out = Vec::new();
         for (event, one, many) in kinds {
             let times: Vec<f64> = truth
                 .iter()
@@ -216,7 +228,6 @@ impl Evidence {
                 });
             }
         }
-        out.sort_by(|a, b| a.t.total_cmp(&b.t));
         out
     }
 }
