@@ -841,6 +841,37 @@ mod tests {
     }
 
     #[test]
+    fn a_skipped_step_and_a_guard_show_their_reasons() {
+        let mut s = LiveState::default();
+        for line in [
+            r#"{"event":"run_started","at":"2026-11-26T03:26:36.491Z","plan":"p","plan_path":"p.yaml","plan_digest":"0","version":"0.1.0","targets":[{"name":"t","kind":"storm","provider":"lab","required_tolerance":1,"ladder":[1,2],"cumulative":false,"safety_multiple":3.0,"applications":["a"]}],"lab":true}"#,
+            r#"{"event":"guard_breached","at":"2026-11-26T03:26:40Z","target":"t","guard":"abort_lag","detail":"lag 700 s"}"#,
+            r#"{"event":"step_skipped","at":"2026-11-26T03:26:41Z","target":"t","step":0,"terminations":1,"reason":"escalation stopped"}"#,
+        ] {
+            assert!(s.apply_journal_line(line));
+        }
+        assert_eq!(s.targets[0].steps[0].state, StepState::Skipped);
+        assert_eq!(
+            s.targets[0].steps[0].note.as_deref(),
+            Some("escalation stopped")
+        );
+        assert_eq!(
+            s.stopped.as_deref(),
+            Some("guard abort_lag of t: lag 700 s")
+        );
+        let texts: Vec<&str> = s.events.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            vec![
+                "run started: p",
+                "guard abort_lag of t: lag 700 s",
+                "t step 1/2 skipped: escalation stopped"
+            ]
+        );
+        assert_eq!(s.run().stops.len(), 1);
+    }
+
+    #[test]
     fn samples_and_capacity_lines_are_read() {
         let mut s = LiveState::default();
         assert!(s.apply_sample_line("at,t_s,application,group,status,lag_seconds,lag_messages"));
