@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::Verdict;
 
+pub mod view;
+pub use view::RunView;
+
 pub const FILE: &str = "journal.jsonl";
 
 /// A node as the journal and reports name it.

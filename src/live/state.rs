@@ -8,7 +8,8 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 
 use crate::analysis::Verdict;
-use crate::journal::{Entry, NodeOutcome};
+use crate::journal::view::{StepPhase, StepRun, StopKind, TargetRun};
+use crate::journal::{Entry, NodeOutcome, RunView};
 
 /// Samples older than this (before the newest) are dropped: the chart shows less.
 const KEEP_S: f64 = 30.0 * 60.0;
@@ -40,6 +41,8 @@ pub struct LiveState {
     pub latest: f64,
     /// Lines that could not be read (a format from another version): counted, not fatal.
     pub unreadable: usize,
+    /// The journal's reading, folded entry by entry; the fields above project it.
+    run: RunView,
 }
 
 /// A target and its ladder.
@@ -113,19 +116,9 @@ impl AppView {
         self.samples.back()
     }
 
-    /// The verdict so far: the worst of its judged steps.
+    /// The verdict so far: the worst of its judged steps; `None` before any.
     pub fn verdict_so_far(&self) -> Option<Verdict> {
-        let mut worst = None;
-        for (_, _, v, _) in &self.results {
-            worst = Some(match (worst, *v) {
-                (_, Verdict::Fail) | (Some(Verdict::Fail), _) => Verdict::Fail,
-                (_, Verdict::Inconclusive) | (Some(Verdict::Inconclusive), _) => {
-                    Verdict::Inconclusive
-                }
-                _ => Verdict::Pass,
-            });
-        }
-        worst
+        (!self.results.is_empty()).then(|| Verdict::combine(self.results.iter().map(|r| r.2)))
     }
 }
 
@@ -222,13 +215,6 @@ impl LiveState {
         self.events.insert(i, TimelineEvent { at, tone, text });
     }
 
-    fn step_mut(&mut self, target: &str, step: usize) -> Option<&mut StepView> {
-        self.targets
-            .iter_mut()
-            .find(|t| t.name == target)
-            .and_then(|t| t.steps.get_mut(step))
-    }
-
     fn step_label(&self, target: &str, step: usize) -> String {
         let of = self
             .targets
@@ -282,117 +268,192 @@ impl LiveState {
         })
     }
 
-    /// Take in one journal entry.
+    /// The journal as read so far.
+    pub fn run(&self) -> &RunView {
+        &self.run
+    }
+
+    /// Take in one journal entry: the run's reading of it, then what the dashboard shows.
     pub fn apply_entry(&mut self, entry: &Entry) {
-        match entry {
-            Entry::RunStarted {
-                at,
-                plan,
-                targets,
-                lab,
-                ..
-            } => {
-                let at = parse_time(at).unwrap_or(self.latest);
-                self.plan = Some(plan.clone());
-                self.started_at = Some(at);
-                self.lab = *lab;
-                self.targets = targets
-                    .iter()
-                    .map(|t| TargetView {
-                        name: t.name.clone(),
-                        kind: t.kind.clone(),
-                        provider: t.provider.clone(),
-                        required_tolerance: t.required_tolerance,
-                        applications: t.applications.clone(),
-                        steps: t
-                            .ladder
-                            .iter()
-                            .map(|&n| StepView {
-                                terminations: n,
-                                state: StepState::Pending,
-                                started_at: None,
-                                injected_at: None,
-                                judged_at: None,
-                                capacity_after_s: None,
-                                note: None,
-                            })
-                            .collect(),
-                    })
-                    .collect();
-                for t in targets {
-                    for a in &t.applications {
-                        self.apps.entry(a.clone()).or_default().target = Some(t.name.clone());
-                    }
+        self.run.apply(entry);
+        self.project();
+        self.timeline(entry);
+    }
+
+    /// The run, its targets and its applications' bands and results, from the journal's reading.
+    fn project(&mut self) {
+        let run = &self.run;
+        self.plan = run.meta.started.then(|| run.meta.plan.clone());
+        if let Some(at) = &run.meta.started_at {
+            self.started_at = parse_time(at).or(self.started_at).or(Some(self.latest));
+        }
+        self.lab = run.meta.lab;
+        self.targets = run.targets.iter().map(target_view).collect();
+        self.stopped = run.current_stop().map(|s| stop_text(&s.kind));
+        let before = self.finished.map(|f| f.at);
+        self.finished = run.finished_now().map(|f| Finished {
+            at: parse_time(&f.at).or(before).unwrap_or(self.latest),
+            verdict: f.verdict,
+            exit_code: f.exit_code,
+        });
+        self.project_apps();
+    }
+
+    /// Per application its target, band and results; the map keeps the order of first mention.
+    fn project_apps(&mut self) {
+        let run = &self.run;
+        for t in &run.targets {
+            for a in &t.info.applications {
+                self.apps.entry(a.clone()).or_default().target = Some(t.info.name.clone());
+            }
+        }
+        for b in &run.baseline {
+            let app = self.apps.entry(b.name.clone()).or_default();
+            app.group.clone_from(&b.group);
+            app.band = Some(BandView {
+                p99_s: b.p99_s,
+                upper_s: b.upper_s,
+            });
+        }
+        for app in self.apps.values_mut() {
+            app.results.clear();
+        }
+        for t in &run.targets {
+            for (i, s) in t.steps.iter().enumerate() {
+                let Some(j) = &s.judgment else { continue };
+                for a in &j.applications {
+                    let app = self.apps.entry(a.name.clone()).or_default();
+                    app.results
+                        .push((i, j.terminations, a.verdict, a.reason.clone()));
                 }
+            }
+        }
+    }
+
+    /// The timeline's lines for one entry.
+    fn timeline(&mut self, entry: &Entry) {
+        match entry {
+            Entry::RunStarted { .. }
+            | Entry::Resumed { .. }
+            | Entry::Baseline { .. }
+            | Entry::RunFinished { .. } => self.run_event(entry),
+            Entry::StepStarted { .. }
+            | Entry::Injected { .. }
+            | Entry::CapacityRestored { .. }
+            | Entry::StepSkipped { .. } => self.step_event(entry),
+            Entry::Intent { .. } => self.notice_event(entry),
+            Entry::Outcome { .. } | Entry::ProviderEvent { .. } => self.provider_event(entry),
+            Entry::StepJudged { .. } => self.judged_events(entry),
+            Entry::GuardBreached { .. } | Entry::Aborted { .. } | Entry::Interrupted { .. } => {
+                self.stop_event();
+            }
+        }
+    }
+
+    fn run_event(&mut self, entry: &Entry) {
+        match entry {
+            Entry::RunStarted { at, plan, .. } => {
+                let at = parse_time(at).unwrap_or(self.latest);
                 self.event(at, Tone::Info, format!("run started: {plan}"));
             }
             Entry::Resumed { at } => {
-                // An earlier attempt's end (and its stop) is not this attempt's.
-                self.finished = None;
-                self.stopped = None;
                 if let Some(at) = parse_time(at) {
                     self.event(at, Tone::Info, "resumed from the journal".into());
                 }
             }
-            Entry::Baseline { at, applications } => {
-                for a in applications {
-                    let app = self.apps.entry(a.name.clone()).or_default();
-                    app.group.clone_from(&a.group);
-                    app.band = Some(BandView {
-                        p99_s: a.p99_s,
-                        upper_s: a.upper_s,
-                    });
-                }
+            Entry::Baseline { at, .. } => {
                 if let Some(at) = parse_time(at) {
                     self.event(at, Tone::Info, "baseline measured".into());
                 }
             }
+            Entry::RunFinished {
+                at,
+                verdict,
+                exit_code,
+                ..
+            } => {
+                let t = parse_time(at).unwrap_or(self.latest);
+                let tone = if *exit_code == 0 {
+                    Tone::Good
+                } else {
+                    Tone::Bad
+                };
+                let text = format!("run finished: verdict {verdict}, exit code {exit_code}");
+                self.event(t, tone, text);
+            }
+            _ => {}
+        }
+    }
+
+    fn step_event(&mut self, entry: &Entry) {
+        match entry {
             Entry::StepStarted {
                 at,
                 target,
                 step,
                 terminations,
             } => {
-                let t = parse_time(at);
-                let label = self.step_label(target, *step);
-                if let Some(s) = self.step_mut(target, *step) {
-                    s.state = StepState::Injecting;
-                    s.started_at = t;
-                }
-                if let Some(t) = t {
-                    self.event(
-                        t,
-                        Tone::Inject,
-                        format!(
-                            "{label}: terminating {terminations} node{}",
-                            if *terminations == 1 { "" } else { "s" }
-                        ),
-                    );
-                }
-            }
-            Entry::Intent {
-                at,
-                target,
-                provider,
-                notice_s,
-                ..
-            } => {
-                if *notice_s > 0.0
-                    && let Some(t) = parse_time(at)
-                {
-                    let notice = crate::analysis::fmt_secs(*notice_s);
-                    let text = match provider.as_str() {
-                        "aws-fis" => format!(
-                            "{target}: FIS sends the rebalance recommendation and the interruption notice; termination in {notice}"
-                        ),
-                        "lab" => format!(
-                            "{target}: interruption notice (SIGTERM); termination in {notice}"
-                        ),
-                        _ => format!("{target}: interruption notice; termination in {notice}"),
-                    };
+                if let Some(t) = parse_time(at) {
+                    let label = self.step_label(target, *step);
+                    let s = if *terminations == 1 { "" } else { "s" };
+                    let text = format!("{label}: terminating {terminations} node{s}");
                     self.event(t, Tone::Inject, text);
                 }
             }
+            Entry::Injected { at, .. } => {
+                if let Some(t) = parse_time(at) {
+                    self.seen(t);
+                }
+            }
+            Entry::CapacityRestored { at, target, .. } => {
+                if let Some(t) = parse_time(at) {
+                    self.event(t, Tone::Good, format!("{target}: capacity back"));
+                }
+            }
+            Entry::StepSkipped {
+                at,
+                target,
+                step,
+                reason,
+                ..
+            } => {
+                if let Some(t) = parse_time(at) {
+                    let label = self.step_label(target, *step);
+                    self.event(t, Tone::Info, format!("{label} skipped: {reason}"));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The interruption notice an intent announces, when it has one.
+    fn notice_event(&mut self, entry: &Entry) {
+        let Entry::Intent {
+            at,
+            target,
+            provider,
+            notice_s,
+            ..
+        } = entry
+        else {
+            return;
+        };
+        let Some(t) = parse_time(at).filter(|_| *notice_s > 0.0) else {
+            return;
+        };
+        let notice = crate::analysis::fmt_secs(*notice_s);
+        let text = match provider.as_str() {
+            "aws-fis" => format!(
+                "{target}: FIS sends the rebalance recommendation and the interruption notice; termination in {notice}"
+            ),
+            "lab" => format!("{target}: interruption notice (SIGTERM); termination in {notice}"),
+            _ => format!("{target}: interruption notice; termination in {notice}"),
+        };
+        self.event(t, Tone::Inject, text);
+    }
+
+    fn provider_event(&mut self, entry: &Entry) {
+        match entry {
             Entry::Outcome {
                 at,
                 target,
@@ -403,87 +464,16 @@ impl LiveState {
             } => {
                 if let Some(t) = parse_time(at) {
                     let (tone, what) = match outcome {
-                        NodeOutcome::Terminated => (Tone::Inject, "terminated".to_owned()),
-                        NodeOutcome::AlreadyGone => (Tone::Info, "already gone".to_owned()),
-                        NodeOutcome::Refused => (Tone::Bad, "refused".to_owned()),
-                        NodeOutcome::Error => (Tone::Bad, "error".to_owned()),
+                        NodeOutcome::Terminated => (Tone::Inject, "terminated"),
+                        NodeOutcome::AlreadyGone => (Tone::Info, "already gone"),
+                        NodeOutcome::Refused => (Tone::Bad, "refused"),
+                        NodeOutcome::Error => (Tone::Bad, "error"),
                     };
                     let detail = detail
                         .as_deref()
                         .map(|d| format!(": {d}"))
                         .unwrap_or_default();
                     self.event(t, tone, format!("{target}: {node} {what}{detail}"));
-                }
-            }
-            Entry::Injected { at, target, step } => {
-                let t = parse_time(at);
-                if let Some(s) = self.step_mut(target, *step) {
-                    s.state = StepState::Observing;
-                    s.injected_at = t;
-                }
-                if let Some(t) = t {
-                    self.seen(t);
-                }
-            }
-            Entry::StepJudged {
-                at,
-                target,
-                step,
-                terminations,
-                injected_at,
-                verdict,
-                capacity_restored_s,
-                applications,
-                findings,
-                ..
-            } => {
-                let t = parse_time(at);
-                let injected = injected_at.as_deref().and_then(parse_time);
-                let label = self.step_label(target, *step);
-                let note = applications
-                    .iter()
-                    .find(|a| a.verdict != Verdict::Pass)
-                    .map(|a| format!("{}: {}", a.name, a.reason));
-                if let Some(s) = self.step_mut(target, *step) {
-                    s.state = match verdict {
-                        Verdict::Pass => StepState::Passed,
-                        Verdict::Fail => StepState::Failed,
-                        Verdict::Inconclusive => StepState::Inconclusive,
-                    };
-                    s.judged_at = t;
-                    if s.injected_at.is_none() {
-                        s.injected_at = injected;
-                    }
-                    if capacity_restored_s.is_some() {
-                        s.capacity_after_s = *capacity_restored_s;
-                    }
-                    s.note = note;
-                }
-                for a in applications {
-                    let app = self.apps.entry(a.name.clone()).or_default();
-                    app.results
-                        .push((*step, *terminations, a.verdict, a.reason.clone()));
-                    if let (Some(i), Some(r)) = (injected, a.rescheduled_s) {
-                        self.event(
-                            i + r,
-                            Tone::Good,
-                            format!("{} whole again (scheduler)", a.name),
-                        );
-                    }
-                    if let (Some(i), Some(r)) = (injected, a.recovery_s) {
-                        self.event(i + r, Tone::Good, format!("{} recovered", a.name));
-                    }
-                }
-                if let Some(t) = t {
-                    let tone = if *verdict == Verdict::Pass {
-                        Tone::Good
-                    } else {
-                        Tone::Bad
-                    };
-                    self.event(t, tone, format!("{label} judged: {verdict}"));
-                    for f in findings {
-                        self.event(t, Tone::Info, format!("{target}: {f}"));
-                    }
                 }
             }
             Entry::ProviderEvent {
@@ -498,87 +488,63 @@ impl LiveState {
                     self.event(t, Tone::Inject, format!("{target}: {what}: {detail}"));
                 }
             }
-            Entry::CapacityRestored {
-                at,
-                target,
-                step,
-                after_s,
-            } => {
-                if let Some(s) = self.step_mut(target, *step) {
-                    s.capacity_after_s = Some(*after_s);
+            _ => {}
+        }
+    }
+
+    /// A judgment's lines: each application whole again and recovered (at the injection plus
+    /// its times), the verdict and the scheduler's findings.
+    fn judged_events(&mut self, entry: &Entry) {
+        let Entry::StepJudged {
+            at,
+            target,
+            step,
+            injected_at,
+            verdict,
+            applications,
+            findings,
+            ..
+        } = entry
+        else {
+            return;
+        };
+        if let Some(i) = injected_at.as_deref().and_then(parse_time) {
+            for a in applications {
+                if let Some(r) = a.rescheduled_s {
+                    let text = format!("{} whole again (scheduler)", a.name);
+                    self.event(i + r, Tone::Good, text);
                 }
-                if let Some(t) = parse_time(at) {
-                    self.event(t, Tone::Good, format!("{target}: capacity back"));
-                }
-            }
-            Entry::StepSkipped {
-                at,
-                target,
-                step,
-                reason,
-                ..
-            } => {
-                let label = self.step_label(target, *step);
-                if let Some(s) = self.step_mut(target, *step) {
-                    s.state = StepState::Skipped;
-                    s.note = Some(reason.clone());
-                }
-                if let Some(t) = parse_time(at) {
-                    self.event(t, Tone::Info, format!("{label} skipped: {reason}"));
-                }
-            }
-            Entry::GuardBreached {
-                at,
-                target,
-                guard,
-                detail,
-            } => {
-                let why = format!("guard {guard} of {target}: {detail}");
-                self.stopped.get_or_insert_with(|| why.clone());
-                if let Some(t) = parse_time(at) {
-                    self.event(t, Tone::Bad, why);
+                if let Some(r) = a.recovery_s {
+                    self.event(i + r, Tone::Good, format!("{} recovered", a.name));
                 }
             }
-            Entry::Aborted { at, reason } => {
-                self.stopped.get_or_insert_with(|| reason.clone());
-                if let Some(t) = parse_time(at) {
-                    self.event(t, Tone::Bad, format!("escalation stopped: {reason}"));
-                }
-            }
-            Entry::Interrupted { at, hard } => {
-                let why = if *hard {
-                    "interrupted twice: the run ended at once"
-                } else {
-                    "interrupted: no more terminations"
-                };
-                self.stopped.get_or_insert_with(|| why.to_owned());
-                if let Some(t) = parse_time(at) {
-                    self.event(t, Tone::Bad, why.to_owned());
-                }
-            }
-            Entry::RunFinished {
-                at,
-                verdict,
-                exit_code,
-                ..
-            } => {
-                let t = parse_time(at).unwrap_or(self.latest);
-                self.finished = Some(Finished {
-                    at: t,
-                    verdict: *verdict,
-                    exit_code: *exit_code,
-                });
-                let tone = if *exit_code == 0 {
-                    Tone::Good
-                } else {
-                    Tone::Bad
-                };
-                self.event(
-                    t,
-                    tone,
-                    format!("run finished: verdict {verdict}, exit code {exit_code}"),
-                );
-            }
+        }
+        let Some(t) = parse_time(at) else {
+            return;
+        };
+        let label = self.step_label(target, *step);
+        let tone = if *verdict == Verdict::Pass {
+            Tone::Good
+        } else {
+            Tone::Bad
+        };
+        self.event(t, tone, format!("{label} judged: {verdict}"));
+        for f in findings {
+            self.event(t, Tone::Info, format!("{target}: {f}"));
+        }
+    }
+
+    /// The stop just read, on the timeline.
+    fn stop_event(&mut self) {
+        let Some(stop) = self.run.stops.last() else {
+            return;
+        };
+        let text = match &stop.kind {
+            StopKind::Aborted { reason } => format!("escalation stopped: {reason}"),
+            kind => stop_text(kind),
+        };
+        if let Some(t) = parse_time(&stop.at) {
+            self.event(t, Tone::Bad, text);
         }
     }
 
@@ -710,6 +676,75 @@ impl LiveState {
     }
 }
 
+/// Why escalation stopped, in the dashboard's words.
+fn stop_text(kind: &StopKind) -> String {
+    match kind {
+        StopKind::Guard {
+            target,
+            guard,
+            detail,
+        } => format!("guard {guard} of {target}: {detail}"),
+        StopKind::Aborted { reason } => reason.clone(),
+        StopKind::Interrupted { hard: true } => "interrupted twice: the run ended at once".into(),
+        StopKind::Interrupted { hard: false } => "interrupted: no more terminations".into(),
+    }
+}
+
+fn target_view(t: &TargetRun) -> TargetView {
+    let info = &t.info;
+    TargetView {
+        name: info.name.clone(),
+        kind: info.kind.clone(),
+        provider: info.provider.clone(),
+        required_tolerance: info.required_tolerance,
+        applications: info.applications.clone(),
+        steps: t.steps.iter().map(step_view).collect(),
+    }
+}
+
+fn step_view(s: &StepRun) -> StepView {
+    let judgment = s.judgment.as_ref();
+    StepView {
+        terminations: s.terminations,
+        state: step_state(s),
+        started_at: s.started_at.as_deref().and_then(parse_time),
+        // The injected entry's time, else the judgment's record of it.
+        injected_at: s
+            .injected_at
+            .as_deref()
+            .or_else(|| judgment.and_then(|j| j.injected_at.as_deref()))
+            .and_then(parse_time),
+        judged_at: judgment.and_then(|j| parse_time(&j.at)),
+        capacity_after_s: s.capacity_restored_s,
+        note: step_note(s),
+    }
+}
+
+fn step_state(s: &StepRun) -> StepState {
+    match (&s.phase, s.verdict()) {
+        (StepPhase::Pending, _) => StepState::Pending,
+        (StepPhase::Started | StepPhase::Injecting, _) => StepState::Injecting,
+        (StepPhase::Observing, _) => StepState::Observing,
+        (StepPhase::Skipped(_), _) => StepState::Skipped,
+        (StepPhase::Judged, Some(Verdict::Pass)) => StepState::Passed,
+        (StepPhase::Judged, Some(Verdict::Fail)) => StepState::Failed,
+        (StepPhase::Judged, _) => StepState::Inconclusive,
+    }
+}
+
+/// Why a step was skipped, or its first failing application's reason.
+fn step_note(s: &StepRun) -> Option<String> {
+    match (&s.phase, &s.judgment) {
+        (StepPhase::Skipped(reason), _) => Some(reason.clone()),
+        (StepPhase::Judged, Some(j)) => j
+            .applications
+            .iter()
+            .find(|a| a.verdict != Verdict::Pass)
+            .map(|a| format!("{}: {}", a.name, a.reason)),
+        _ => None,
+    }
+}
+
 /// One line for a capacity object: Storm supervisors and slots, Mesos agents and tasks.
 fn capacity_summary(c: &serde_json::Value) -> String {
     let n = |k: &str| c.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
@@ -803,6 +838,37 @@ mod tests {
         s.apply_journal_line(r#"{"event":"resumed","at":"2026-11-26T03:30:00Z"}"#);
         assert_eq!(s.finished, None);
         assert_eq!(s.stopped, None);
+    }
+
+    #[test]
+    fn a_skipped_step_and_a_guard_show_their_reasons() {
+        let mut s = LiveState::default();
+        for line in [
+            r#"{"event":"run_started","at":"2026-11-26T03:26:36.491Z","plan":"p","plan_path":"p.yaml","plan_digest":"0","version":"0.1.0","targets":[{"name":"t","kind":"storm","provider":"lab","required_tolerance":1,"ladder":[1,2],"cumulative":false,"safety_multiple":3.0,"applications":["a"]}],"lab":true}"#,
+            r#"{"event":"guard_breached","at":"2026-11-26T03:26:40Z","target":"t","guard":"abort_lag","detail":"lag 700 s"}"#,
+            r#"{"event":"step_skipped","at":"2026-11-26T03:26:41Z","target":"t","step":0,"terminations":1,"reason":"escalation stopped"}"#,
+        ] {
+            assert!(s.apply_journal_line(line));
+        }
+        assert_eq!(s.targets[0].steps[0].state, StepState::Skipped);
+        assert_eq!(
+            s.targets[0].steps[0].note.as_deref(),
+            Some("escalation stopped")
+        );
+        assert_eq!(
+            s.stopped.as_deref(),
+            Some("guard abort_lag of t: lag 700 s")
+        );
+        let texts: Vec<&str> = s.events.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            vec![
+                "run started: p",
+                "guard abort_lag of t: lag 700 s",
+                "t step 1/2 skipped: escalation stopped"
+            ]
+        );
+        assert_eq!(s.run().stops.len(), 1);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
-use crate::journal::{self, Entry, NodeOutcome};
+use crate::journal::{self, NodeOutcome, RunView};
 
 /// One row of `samples.csv`.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,8 +38,8 @@ pub struct TruthEvent {
 /// Everything a run directory holds that the charts and the event lists draw from.
 #[derive(Clone, Debug, Default)]
 pub struct Evidence {
-    /// The journal's entries (empty when it could not be read).
-    pub journal: Vec<Entry>,
+    /// The journal's reading (empty when it could not be read).
+    pub run: RunView,
     /// `None` when `samples.csv` is missing or unreadable.
     pub samples: Option<Vec<SampleRow>>,
     /// `None` when there is no `lab-truth.jsonl` (runs against real clusters have none).
@@ -75,13 +75,10 @@ impl Evidence {
     pub fn load(dir: &Path) -> Evidence {
         let mut ev = Evidence::default();
         match journal::read(dir) {
-            Ok(entries) => ev.journal = entries,
+            Ok(entries) => ev.run = RunView::from_entries(&entries),
             Err(e) => ev.notes.push(format!("the journal could not be read: {e}")),
         }
-        let lab = ev
-            .journal
-            .iter()
-            .any(|e| matches!(e, Entry::RunStarted { lab: true, .. }));
+        let lab = ev.run.meta.lab;
         match std::fs::read_to_string(dir.join("samples.csv")) {
             Ok(text) => {
                 let (rows, bad) = parse_samples(&text);
@@ -133,27 +130,22 @@ impl Evidence {
 
     /// When a step was judged, seconds since `t0`; `None` when it never was (a crash).
     pub fn step_end(&self, target: &str, step: usize, t0: SystemTime) -> Option<f64> {
-        let judged = self.journal.iter().find_map(|e| match e {
-            Entry::StepJudged {
-                at,
-                target: t,
-                step: s,
-                ..
-            } if t == target && *s == step => parse_time(at),
-            _ => None,
-        });
+        let judged = self
+            .run
+            .step(target, step)
+            .and_then(|s| s.judgment.as_ref())
+            .and_then(|j| parse_time(&j.at));
         judged.map(|at| secs_between(t0, at))
     }
 
     /// The next step's injection after `t0` (any target), seconds since `t0`: a chart of one
     /// step ends there.
     pub fn next_injection(&self, t0: SystemTime) -> Option<f64> {
-        self.journal
+        self.run
+            .targets
             .iter()
-            .filter_map(|e| match e {
-                Entry::Injected { at, .. } => parse_time(at),
-                _ => None,
-            })
+            .flat_map(|t| &t.steps)
+            .filter_map(|s| s.injected_at.as_deref().and_then(parse_time))
             .map(|at| secs_between(t0, at))
             .filter(|&dt| dt > 0.5)
             .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.min(x))))
@@ -170,31 +162,36 @@ impl Evidence {
         t0: SystemTime,
         window: (f64, f64),
     ) -> Vec<Marker> {
-        let mut out = Vec::new();
-        let in_window = |t: f64| t >= window.0 && t <= window.1;
-        let terminated: Vec<f64> = self
-            .journal
+        let mut out: Vec<Marker> = self.terminated(target, step, t0).into_iter().collect();
+        out.extend(self.truth_markers(nodes, t0, window));
+        out.sort_by(|a, b| a.t.total_cmp(&b.t));
+        out
+    }
+
+    /// The step's terminations from the journal, at the first one's time.
+    fn terminated(&self, target: &str, step: usize, t0: SystemTime) -> Option<Marker> {
+        let times: Vec<f64> = self
+            .run
+            .step(target, step)
+            .map(|s| s.outcomes.as_slice())
+            .unwrap_or_default()
             .iter()
-            .filter_map(|e| match e {
-                Entry::Outcome {
-                    at,
-                    target: t,
-                    step: s,
-                    outcome: NodeOutcome::Terminated,
-                    ..
-                } if t == target && *s == step => parse_time(at).map(|at| secs_between(t0, at)),
-                _ => None,
-            })
+            .filter(|o| o.outcome == NodeOutcome::Terminated)
+            .filter_map(|o| parse_time(&o.at).map(|at| secs_between(t0, at)))
             .collect();
-        if let Some(first) = terminated.iter().copied().reduce(f64::min) {
-            out.push(Marker {
-                t: first,
-                label: count_label(terminated.len(), "node terminated", "nodes terminated"),
-                source: "journal",
-            });
-        }
+        let first = times.iter().copied().reduce(f64::min)?;
+        Some(Marker {
+            t: first,
+            label: count_label(times.len(), "node terminated", "nodes terminated"),
+            source: "journal",
+        })
+    }
+
+    /// The lab's events of the cluster that lost `nodes`, within the window, one marker per
+    /// kind of event.
+    fn truth_markers(&self, nodes: &[String], t0: SystemTime, window: (f64, f64)) -> Vec<Marker> {
         let Some(truth) = &self.truth else {
-            return out;
+            return Vec::new();
         };
         // The lab cluster of this target: the one its terminated nodes belonged to.
         let cluster = truth
@@ -202,7 +199,7 @@ impl Evidence {
             .find(|e| e.node.as_ref().is_some_and(|n| nodes.contains(n)))
             .and_then(|e| e.cluster.clone());
         let Some(cluster) = cluster else {
-            return out;
+            return Vec::new();
         };
         let kinds: [(&str, &str, &str); 6] = [
             ("node_killed", "node killed", "nodes killed"),
@@ -212,6 +209,8 @@ impl Evidence {
             ("node_joined", "replacement joined", "replacements joined"),
             ("backlog_drained", "backlog drained", "backlogs drained"),
         ];
+        let in_window = |t: f64| t >= window.0 && t <= window.1;
+        let mut out = Vec::new();
         for (event, one, many) in kinds {
             let times: Vec<f64> = truth
                 .iter()
@@ -229,7 +228,6 @@ impl Evidence {
                 });
             }
         }
-        out.sort_by(|a, b| a.t.total_cmp(&b.t));
         out
     }
 }

@@ -9,7 +9,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{self, Verdict};
-use crate::journal::{AppResult, Entry, NodeOutcome};
+use crate::journal::view::{NodeResult, StepPhase, StepRun, Stop, StopKind, TargetRun};
+use crate::journal::{AppResult, Entry, NodeOutcome, RunView};
 
 mod chart;
 pub mod diff;
@@ -153,227 +154,34 @@ pub struct Overprovisioning {
 impl Report {
     /// Build the report from the journal's entries.
     pub fn from_journal(entries: &[Entry]) -> Report {
-        let mut report = Report {
+        Report::from_view(&RunView::from_entries(entries))
+    }
+
+    /// Build the report from a reading of the journal.
+    pub fn from_view(view: &RunView) -> Report {
+        let targets: Vec<TargetReport> = view.targets.iter().map(target_report).collect();
+        let aborted = view.current_stop().map(stop_text);
+        let verdict = run_verdict(&targets);
+        let finished = view.meta.finished.as_ref();
+        let wall_s = finished.and_then(|f| f.wall_s);
+        Report {
             schema_version: SCHEMA_VERSION,
-            plan: String::new(),
-            plan_path: String::new(),
-            started_at: None,
-            finished_at: None,
-            verdict: Verdict::Inconclusive,
-            exit_code: 4,
-            order: String::new(),
-            aborted: None,
-            notes: Vec::new(),
-            duration_s: None,
-            cpu_one_core_pct: None,
-            targets: Vec::new(),
-        };
-        let mut finished = None;
-        let mut interrupted = false;
-        for e in entries {
-            match e {
-                Entry::RunStarted {
-                    at,
-                    plan,
-                    plan_path,
-                    targets,
-                    ..
-                } => {
-                    report.plan.clone_from(plan);
-                    report.plan_path.clone_from(plan_path);
-                    report.started_at.get_or_insert_with(|| at.clone());
-                    if report.targets.is_empty() {
-                        let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
-                        report.order = format!("one after another: {}", names.join(", "));
-                        report.targets = targets
-                            .iter()
-                            .map(|t| TargetReport {
-                                name: t.name.clone(),
-                                kind: t.kind.clone(),
-                                provider: t.provider.clone(),
-                                applications: t.applications.clone(),
-                                tolerated_terminations: 0,
-                                required_tolerance: t.required_tolerance,
-                                verdict: Verdict::Inconclusive,
-                                first_failure: None,
-                                cumulative: t.cumulative,
-                                steps: t
-                                    .ladder
-                                    .iter()
-                                    .map(|&n| StepReport {
-                                        terminations: n,
-                                        nodes: Vec::new(),
-                                        injected_at: None,
-                                        verdict: None,
-                                        capacity_restored_s: None,
-                                        skipped: Some("not reached".into()),
-                                        applications: Vec::new(),
-                                        capacity: None,
-                                        findings: Vec::new(),
-                                    })
-                                    .collect(),
-                                overprovisioning: None,
-                            })
-                            .collect();
-                    }
-                }
-                Entry::Resumed { at } => {
-                    report.notes.push(format!("resumed at {at}"));
-                    // What stopped the earlier attempt does not stop the resumed one.
-                    report.aborted = None;
-                    interrupted = false;
-                }
-                Entry::Intent {
-                    target,
-                    step,
-                    nodes,
-                    ..
-                } => {
-                    if let Some(s) = step_mut(&mut report, target, *step) {
-                        s.nodes = nodes.iter().map(|n| n.id.clone()).collect();
-                        s.skipped = Some("interrupted after the termination intent".into());
-                    }
-                }
-                Entry::Outcome {
-                    target,
-                    step,
-                    node,
-                    outcome,
-                    detail,
-                    ..
-                } if *outcome != NodeOutcome::Terminated => {
-                    report.notes.push(format!(
-                        "{target} step {}: node {node} {}{}",
-                        step + 1,
-                        match outcome {
-                            NodeOutcome::AlreadyGone => "was already gone",
-                            NodeOutcome::Refused => "was refused",
-                            _ => "could not be terminated",
-                        },
-                        detail
-                            .as_ref()
-                            .map(|d| format!(" ({d})"))
-                            .unwrap_or_default()
-                    ));
-                }
-                Entry::Injected { at, target, step } => {
-                    if let Some(s) = step_mut(&mut report, target, *step) {
-                        s.injected_at = Some(at.clone());
-                        s.skipped = Some("interrupted during observation".into());
-                    }
-                }
-                Entry::StepJudged {
-                    target,
-                    step,
-                    nodes,
-                    injected_at,
-                    verdict,
-                    capacity_restored_s,
-                    applications,
-                    capacity,
-                    findings,
-                    ..
-                } => {
-                    if let Some(s) = step_mut(&mut report, target, *step) {
-                        s.nodes.clone_from(nodes);
-                        s.injected_at.clone_from(injected_at);
-                        s.verdict = Some(*verdict);
-                        if capacity_restored_s.is_some() {
-                            s.capacity_restored_s = *capacity_restored_s;
-                        }
-                        s.skipped = None;
-                        s.applications.clone_from(applications);
-                        s.capacity.clone_from(capacity);
-                        s.findings.clone_from(findings);
-                    }
-                }
-                Entry::StepSkipped {
-                    target,
-                    step,
-                    reason,
-                    ..
-                } => {
-                    if let Some(s) = step_mut(&mut report, target, *step)
-                        && s.verdict.is_none()
-                    {
-                        s.skipped = Some(reason.clone());
-                    }
-                }
-                Entry::GuardBreached {
-                    target,
-                    guard,
-                    detail,
-                    ..
-                } => {
-                    report.aborted.get_or_insert_with(|| {
-                        format!("guard {guard} of {target}: {detail}; escalation stopped")
-                    });
-                }
-                Entry::Aborted { reason, .. } => {
-                    report
-                        .aborted
-                        .get_or_insert_with(|| format!("{reason}; escalation stopped"));
-                }
-                Entry::Interrupted { at, hard } => {
-                    interrupted = true;
-                    report.aborted.get_or_insert_with(|| {
-                        if *hard {
-                            format!("interrupted twice at {at}: the run ended at once")
-                        } else {
-                            format!("interrupted at {at}: escalation stopped")
-                        }
-                    });
-                }
-                Entry::RunFinished {
-                    at, wall_s, cpu_s, ..
-                } => {
-                    finished = Some(at.clone());
-                    report.duration_s = *wall_s;
-                    report.cpu_one_core_pct = wall_s
-                        .zip(*cpu_s)
-                        .filter(|(w, _)| *w > 0.0)
-                        .map(|(w, c)| (c / w * 1000.0).round() / 10.0);
-                }
-                Entry::CapacityRestored {
-                    target,
-                    step,
-                    after_s,
-                    ..
-                } => {
-                    if let Some(s) = step_mut(&mut report, target, *step) {
-                        s.capacity_restored_s = Some(*after_s);
-                    }
-                }
-                Entry::Baseline { .. }
-                | Entry::StepStarted { .. }
-                | Entry::Outcome { .. }
-                | Entry::ProviderEvent { .. } => {}
-            }
+            plan: view.meta.plan.clone(),
+            plan_path: view.meta.plan_path.clone(),
+            started_at: view.meta.started_at.clone(),
+            finished_at: finished.map(|f| f.at.clone()),
+            verdict,
+            exit_code: exit_code(aborted.is_some(), verdict),
+            order: order(view),
+            aborted,
+            notes: notes(view),
+            duration_s: wall_s,
+            cpu_one_core_pct: wall_s
+                .zip(finished.and_then(|f| f.cpu_s))
+                .filter(|(w, _)| *w > 0.0)
+                .map(|(w, c)| (c / w * 1000.0).round() / 10.0),
+            targets,
         }
-        for t in &mut report.targets {
-            judge_target(t, entries);
-        }
-        if finished.is_none() {
-            report
-                .notes
-                .push("the run did not finish: this report is rebuilt from its journal".into());
-        }
-        report.finished_at = finished;
-        report.verdict = if report.targets.iter().any(|t| t.verdict == Verdict::Fail) {
-            Verdict::Fail
-        } else if report.targets.iter().all(|t| t.verdict == Verdict::Pass) {
-            Verdict::Pass
-        } else {
-            Verdict::Inconclusive
-        };
-        report.exit_code = if report.aborted.is_some() || interrupted {
-            3
-        } else if report.verdict == Verdict::Pass {
-            0
-        } else {
-            1
-        };
-        report
     }
 
     /// Write `report.json` atomically (a temporary file renamed into place).
@@ -453,16 +261,151 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(tmp, dir.join(name))
 }
 
-fn step_mut<'a>(report: &'a mut Report, target: &str, step: usize) -> Option<&'a mut StepReport> {
+/// The run's verdict from its targets'. A run without targets (a journal without its start)
+/// has always passed vacuously, where [`Verdict::combine`] would say inconclusive: kept so.
+fn run_verdict(targets: &[TargetReport]) -> Verdict {
+    if targets.is_empty() {
+        return Verdict::Pass;
+    }
+    Verdict::combine(targets.iter().map(|t| t.verdict))
+}
+
+/// 3 when escalation was stopped (a guard, an abort, Ctrl-C), else 0 on a pass and 1 otherwise.
+fn exit_code(stopped: bool, verdict: Verdict) -> u8 {
+    if stopped {
+        3
+    } else if verdict == Verdict::Pass {
+        0
+    } else {
+        1
+    }
+}
+
+fn order(view: &RunView) -> String {
+    if !view.meta.started {
+        return String::new();
+    }
+    let names: Vec<&str> = view.targets.iter().map(|t| t.info.name.as_str()).collect();
+    format!("one after another: {}", names.join(", "))
+}
+
+/// Why escalation stopped, in the report's words.
+fn stop_text(stop: &Stop) -> String {
+    match &stop.kind {
+        StopKind::Guard {
+            target,
+            guard,
+            detail,
+        } => format!("guard {guard} of {target}: {detail}; escalation stopped"),
+        StopKind::Aborted { reason } => format!("{reason}; escalation stopped"),
+        StopKind::Interrupted { hard: true } => {
+            format!("interrupted twice at {}: the run ended at once", stop.at)
+        }
+        StopKind::Interrupted { hard: false } => {
+            format!("interrupted at {}: escalation stopped", stop.at)
+        }
+    }
+}
+
+/// Resumptions and nodes not terminated, in journal order; then whether the run finished.
+fn notes(view: &RunView) -> Vec<String> {
+    let mut dated: Vec<(usize, String)> = view
+        .resumes
+        .iter()
+        .map(|r| (r.seq, format!("resumed at {}", r.at)))
+        .collect();
+    for t in &view.targets {
+        for (i, s) in t.steps.iter().enumerate() {
+            dated.extend(
+                s.outcomes
+                    .iter()
+                    .filter_map(|o| outcome_note(&t.info.name, i, o)),
+            );
+        }
+    }
+    dated.extend(
+        view.stray_outcomes
+            .iter()
+            .filter_map(|o| outcome_note(&o.target, o.step, &o.result)),
+    );
+    dated.sort_by_key(|(seq, _)| *seq);
+    let mut notes: Vec<String> = dated.into_iter().map(|(_, n)| n).collect();
+    if view.meta.finished.is_none() {
+        notes.push("the run did not finish: this report is rebuilt from its journal".into());
+    }
+    notes
+}
+
+/// A note for a node that was not terminated, with its journal position.
+fn outcome_note(target: &str, step: usize, o: &NodeResult) -> Option<(usize, String)> {
+    let what = match o.outcome {
+        NodeOutcome::Terminated => return None,
+        NodeOutcome::AlreadyGone => "was already gone",
+        NodeOutcome::Refused => "was refused",
+        NodeOutcome::Error => "could not be terminated",
+    };
+    let detail = o
+        .detail
+        .as_ref()
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default();
+    Some((
+        o.seq,
+        format!("{target} step {}: node {} {what}{detail}", step + 1, o.node),
+    ))
+}
+
+/// A target's report: its steps as the journal tells them, then its conclusions.
+fn target_report(t: &TargetRun) -> TargetReport {
+    let info = &t.info;
+    let mut report = TargetReport {
+        name: info.name.clone(),
+        kind: info.kind.clone(),
+        provider: info.provider.clone(),
+        applications: info.applications.clone(),
+        tolerated_terminations: 0,
+        required_tolerance: info.required_tolerance,
+        verdict: Verdict::Inconclusive,
+        first_failure: None,
+        cumulative: info.cumulative,
+        steps: t.steps.iter().map(step_report).collect(),
+        overprovisioning: None,
+    };
+    judge_target(&mut report, info.safety_multiple);
     report
-        .targets
-        .iter_mut()
-        .find(|t| t.name == target)
-        .and_then(|t| t.steps.get_mut(step))
+}
+
+fn step_report(s: &StepRun) -> StepReport {
+    let judgment = s.judgment.as_ref();
+    StepReport {
+        terminations: s.terminations,
+        nodes: s.nodes(),
+        injected_at: s.injected().map(str::to_owned),
+        verdict: s.verdict(),
+        capacity_restored_s: s.capacity_restored_s,
+        skipped: skipped(s),
+        applications: judgment.map(|j| j.applications.clone()).unwrap_or_default(),
+        capacity: judgment.and_then(|j| j.capacity.clone()),
+        findings: judgment.map(|j| j.findings.clone()).unwrap_or_default(),
+    }
+}
+
+/// Why a step has no verdict; `None` once it is judged.
+fn skipped(s: &StepRun) -> Option<String> {
+    if s.judgment.is_some() {
+        return None;
+    }
+    let why = match &s.phase {
+        StepPhase::Pending | StepPhase::Started | StepPhase::Judged => "not reached",
+        StepPhase::Injecting => "interrupted after the termination intent",
+        StepPhase::Observing => "interrupted during observation",
+        StepPhase::Skipped(reason) => reason,
+    };
+    Some(why.to_owned())
 }
 
 /// Tolerance, verdict, first failure and overprovisioning of a target from its steps.
-fn judge_target(t: &mut TargetReport, entries: &[Entry]) {
+fn judge_target(t: &mut TargetReport, multiple: f64) {
     let steps: Vec<(u32, Option<Verdict>)> = t
         .steps
         .iter()
@@ -470,24 +413,7 @@ fn judge_target(t: &mut TargetReport, entries: &[Entry]) {
         .collect();
     let tol = analysis::tolerance(&steps);
     t.tolerated_terminations = tol.tolerated;
-    t.first_failure = tol.first_failure.map(|i| {
-        let s = &t.steps[i];
-        let reason = match (&s.verdict, &s.skipped) {
-            (Some(_), _) => s
-                .applications
-                .iter()
-                .filter(|a| a.verdict != Verdict::Pass)
-                .map(|a| format!("{}: {}", a.name, a.reason))
-                .collect::<Vec<_>>()
-                .join("; "),
-            (None, Some(why)) => format!("not run: {why}"),
-            (None, None) => "not run".into(),
-        };
-        FirstFailure {
-            terminations: s.terminations,
-            reason,
-        }
-    });
+    t.first_failure = tol.first_failure.map(|i| first_failure(&t.steps[i]));
     let deciding = tol.first_failure.map(|i| t.steps[i].verdict);
     t.verdict = if t.tolerated_terminations >= t.required_tolerance {
         Verdict::Pass
@@ -496,62 +422,76 @@ fn judge_target(t: &mut TargetReport, entries: &[Entry]) {
     } else {
         Verdict::Inconclusive
     };
-    let multiple = entries
-        .iter()
-        .find_map(|e| match e {
-            Entry::RunStarted { targets, .. } => targets
-                .iter()
-                .find(|i| i.name == t.name)
-                .map(|i| i.safety_multiple),
-            _ => None,
-        })
-        .unwrap_or(3.0);
+    t.overprovisioning = overprovisioning(t, multiple);
+}
+
+fn first_failure(s: &StepReport) -> FirstFailure {
+    let reason = match (&s.verdict, &s.skipped) {
+        (Some(_), _) => s
+            .applications
+            .iter()
+            .filter(|a| a.verdict != Verdict::Pass)
+            .map(|a| format!("{}: {}", a.name, a.reason))
+            .collect::<Vec<_>>()
+            .join("; "),
+        (None, Some(why)) => format!("not run: {why}"),
+        (None, None) => "not run".into(),
+    };
+    FirstFailure {
+        terminations: s.terminations,
+        reason,
+    }
+}
+
+/// The seed's rule over the observed replacement lead time; `None` when capacity was never
+/// seen coming back.
+fn overprovisioning(t: &TargetReport, multiple: f64) -> Option<Overprovisioning> {
     let lead = t
         .steps
         .iter()
         .filter_map(|s| s.capacity_restored_s)
-        .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
-    if let Some(lead) = lead {
-        // Losses over the run, each at its step's injection (seconds since the first). Steps
-        // that start from full capacity do not overlap by construction (each waits for the
-        // last one's replacements), so there the most lost within the lead time is the largest
-        // step; cumulative steps add up within the window.
-        let mut losses = Vec::new();
-        let first = t
+        .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))?;
+    let o = analysis::overprovisioning(&losses(t), lead, multiple);
+    Some(Overprovisioning {
+        replacement_lead_time_s: (lead * 10.0).round() / 10.0,
+        max_losses_in_lead_time: o.max_losses_in_lead_time,
+        safety_multiple: multiple,
+        spare_nodes: o.spare_nodes,
+        tolerated_terminations: t.tolerated_terminations,
+        summary: format!(
+            "keep {} spare nodes: up to {} lost within the {:.0} s replacement lead time × {}; \
+             the ladder measured a tolerance of {}",
+            o.spare_nodes, o.max_losses_in_lead_time, lead, multiple, t.tolerated_terminations
+        ),
+    })
+}
+
+/// Losses over the run, each at its step's injection (seconds since the first). Steps that
+/// start from full capacity do not overlap by construction (each waits for the last one's
+/// replacements), so there the most lost within the lead time is the largest step, all at
+/// once; cumulative steps add up within the window.
+fn losses(t: &TargetReport) -> Vec<f64> {
+    if !t.cumulative {
+        let largest = t
             .steps
             .iter()
-            .find_map(|s| s.injected_at.as_deref().and_then(parse_time));
-        for s in &t.steps {
-            if let (Some(at), Some(first)) = (s.injected_at.as_deref().and_then(parse_time), first)
-            {
-                let dt = at.duration_since(first).map_or(0.0, |d| d.as_secs_f64());
-                losses.extend(std::iter::repeat_n(dt, s.nodes.len()));
-            }
-        }
-        let o = if t.cumulative {
-            analysis::overprovisioning(&losses, lead, multiple)
-        } else {
-            let largest = t
-                .steps
-                .iter()
-                .filter(|s| s.injected_at.is_some())
-                .map(|s| s.nodes.len() as f64)
-                .fold(0.0, f64::max);
-            analysis::overprovisioning(&[0.0].repeat(largest as usize), lead, multiple)
-        };
-        t.overprovisioning = Some(Overprovisioning {
-            replacement_lead_time_s: (lead * 10.0).round() / 10.0,
-            max_losses_in_lead_time: o.max_losses_in_lead_time,
-            safety_multiple: multiple,
-            spare_nodes: o.spare_nodes,
-            tolerated_terminations: t.tolerated_terminations,
-            summary: format!(
-                "keep {} spare nodes: up to {} lost within the {:.0} s replacement lead time × {}; \
-                 the ladder measured a tolerance of {}",
-                o.spare_nodes, o.max_losses_in_lead_time, lead, multiple, t.tolerated_terminations
-            ),
-        });
+            .filter(|s| s.injected_at.is_some())
+            .map(|s| s.nodes.len() as f64)
+            .fold(0.0, f64::max);
+        return [0.0].repeat(largest as usize);
     }
+    let mut losses = Vec::new();
+    let first = t
+        .steps
+        .iter()
+        .find_map(|s| s.injected_at.as_deref().and_then(parse_time));
+    for s in &t.steps {
+        if let (Some(at), Some(first)) = (s.injected_at.as_deref().and_then(parse_time), first) {
+            let dt = at.duration_since(first).map_or(0.0, |d| d.as_secs_f64());
+            losses.extend(std::iter::repeat_n(dt, s.nodes.len()));
+        }
+    }
+    losses
 }
 
 fn parse_time(s: &str) -> Option<std::time::SystemTime> {

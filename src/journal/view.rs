@@ -1,0 +1,711 @@
+//! One reading of the journal: a [`RunView`] folds its entries one by one into what every reader
+//! of a run needs (the report, the live dashboard, the HTML charts), so the journal is
+//! interpreted in one place. It holds what the journal says and nothing derived from elsewhere
+//! (no samples, no clock); readers add their own conclusions on top.
+
+use crate::analysis::Verdict;
+use crate::journal::{
+    AppResult, BaselineApp, Entry, NodeOutcome, NodeRef, StepCapacity, TargetInfo,
+};
+
+/// A run as its journal tells it so far.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunView {
+    pub meta: RunMeta,
+    /// The targets in the order they run, with their ladders.
+    pub targets: Vec<TargetRun>,
+    /// Per application its band from the latest baseline, in the order first measured.
+    pub baseline: Vec<BaselineApp>,
+    /// Each `resumed` entry in order; attempt `n` (0 = the first) starts at `resumes[n - 1]`.
+    pub resumes: Vec<Resume>,
+    /// Every guard breach, abort and interrupt, each with the attempt it stopped.
+    pub stops: Vec<Stop>,
+    /// Outcomes naming a step the run does not have (a damaged journal), kept for the notes.
+    pub stray_outcomes: Vec<StrayOutcome>,
+    /// How many entries were applied: the position (`seq`) the next one gets.
+    pub applied: usize,
+}
+
+/// What the run says about itself.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunMeta {
+    /// Whether a `run_started` entry was read.
+    pub started: bool,
+    /// The plan's name and path, and the spotdrill version, as the last `run_started` wrote them.
+    pub plan: String,
+    pub plan_path: String,
+    pub version: String,
+    pub lab: bool,
+    /// When the run first started (RFC 3339).
+    pub started_at: Option<String>,
+    /// The last `run_finished`, of whichever attempt wrote it.
+    pub finished: Option<Finish>,
+}
+
+/// A `run_finished` entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finish {
+    pub at: String,
+    pub verdict: Verdict,
+    pub exit_code: u8,
+    pub wall_s: Option<f64>,
+    pub cpu_s: Option<f64>,
+    /// The attempt it ended (0 = the first, 1 after one resume, …).
+    pub attempt: usize,
+}
+
+/// A `resumed` entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resume {
+    pub at: String,
+    /// Its position in the journal (entries before it).
+    pub seq: usize,
+}
+
+/// Why escalation stopped.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StopKind {
+    Guard {
+        target: String,
+        guard: String,
+        detail: String,
+    },
+    Aborted {
+        reason: String,
+    },
+    /// Ctrl-C or the dashboard's abort key; `hard`: the second one, the run ended at once.
+    Interrupted {
+        hard: bool,
+    },
+}
+
+/// One stop of escalation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stop {
+    pub at: String,
+    pub kind: StopKind,
+    /// The attempt it stopped.
+    pub attempt: usize,
+}
+
+/// A target and its ladder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetRun {
+    pub info: TargetInfo,
+    /// One per rung of the ladder, in order.
+    pub steps: Vec<StepRun>,
+}
+
+/// Where a step is, by the last entry about it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepPhase {
+    Pending,
+    /// `step_started`: nodes chosen.
+    Started,
+    /// The intent is on disk: terminations under way (or interrupted during them).
+    Injecting,
+    /// Injected: lag is watched until recovery or the timeout (or interrupted meanwhile).
+    Observing,
+    Judged,
+    /// Not run, and why.
+    Skipped(String),
+}
+
+/// One rung of a target's ladder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepRun {
+    pub terminations: u32,
+    pub phase: StepPhase,
+    pub started_at: Option<String>,
+    pub intent: Option<Intent>,
+    /// Per node the provider's outcome, in the order written.
+    pub outcomes: Vec<NodeResult>,
+    /// The `injected` entry's time.
+    pub injected_at: Option<String>,
+    /// The step's judgment; it stays when a later entry moves the phase on.
+    pub judgment: Option<Judgment>,
+    /// Seconds from the injection until capacity was back: the latest `capacity_restored`, or
+    /// the judgment's when it has one.
+    pub capacity_restored_s: Option<f64>,
+}
+
+/// The termination intent of a step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Intent {
+    pub at: String,
+    pub provider: String,
+    pub notice_s: f64,
+    pub nodes: Vec<NodeRef>,
+}
+
+/// What happened to one node of an intent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeResult {
+    pub at: String,
+    pub node: String,
+    pub outcome: NodeOutcome,
+    pub detail: Option<String>,
+    /// Its position in the journal (entries before it).
+    pub seq: usize,
+}
+
+/// An outcome for a step the run does not have.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StrayOutcome {
+    pub target: String,
+    pub step: usize,
+    pub result: NodeResult,
+}
+
+/// A `step_judged` entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Judgment {
+    pub at: String,
+    pub terminations: u32,
+    pub nodes: Vec<String>,
+    pub injected_at: Option<String>,
+    pub verdict: Verdict,
+    pub applications: Vec<AppResult>,
+    pub capacity: Option<StepCapacity>,
+    pub findings: Vec<String>,
+}
+
+impl StepRun {
+    fn pending(terminations: u32) -> StepRun {
+        StepRun {
+            terminations,
+            phase: StepPhase::Pending,
+            started_at: None,
+            intent: None,
+            outcomes: Vec::new(),
+            injected_at: None,
+            judgment: None,
+            capacity_restored_s: None,
+        }
+    }
+
+    /// The step's verdict; `None` until it is judged.
+    pub fn verdict(&self) -> Option<Verdict> {
+        self.judgment.as_ref().map(|j| j.verdict)
+    }
+
+    /// The nodes it terminated: the judgment's, else the intent's.
+    pub fn nodes(&self) -> Vec<String> {
+        match (&self.judgment, &self.intent) {
+            (Some(j), _) => j.nodes.clone(),
+            (None, Some(i)) => i.nodes.iter().map(|n| n.id.clone()).collect(),
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// When it was injected: the judgment's record once judged (the runner writes the
+    /// `injected` entry's time into it), else the `injected` entry's.
+    pub fn injected(&self) -> Option<&str> {
+        match &self.judgment {
+            Some(j) => j.injected_at.as_deref(),
+            None => self.injected_at.as_deref(),
+        }
+    }
+}
+
+impl RunView {
+    /// The view of a whole journal.
+    pub fn from_entries(entries: &[Entry]) -> RunView {
+        let mut view = RunView::default();
+        for e in entries {
+            view.apply(e);
+        }
+        view
+    }
+
+    /// The attempt under way: 0, then one more per resume.
+    pub fn attempt(&self) -> usize {
+        self.resumes.len()
+    }
+
+    /// What stopped escalation in this attempt (the first such entry); an earlier attempt's
+    /// stop does not stop the resumed one.
+    pub fn current_stop(&self) -> Option<&Stop> {
+        self.stops.iter().find(|s| s.attempt == self.attempt())
+    }
+
+    /// The run's end, if this attempt wrote it.
+    pub fn finished_now(&self) -> Option<&Finish> {
+        self.meta
+            .finished
+            .as_ref()
+            .filter(|f| f.attempt == self.attempt())
+    }
+
+    pub fn target(&self, name: &str) -> Option<&TargetRun> {
+        self.targets.iter().find(|t| t.info.name == name)
+    }
+
+    pub fn step(&self, target: &str, step: usize) -> Option<&StepRun> {
+        self.target(target).and_then(|t| t.steps.get(step))
+    }
+
+    fn step_mut(&mut self, target: &str, step: usize) -> Option<&mut StepRun> {
+        self.targets
+            .iter_mut()
+            .find(|t| t.info.name == target)
+            .and_then(|t| t.steps.get_mut(step))
+    }
+
+    /// Take in one entry.
+    pub fn apply(&mut self, entry: &Entry) {
+        match entry {
+            Entry::RunStarted { .. } => self.start(entry),
+            Entry::Resumed { at } => self.resumes.push(Resume {
+                at: at.clone(),
+                seq: self.applied,
+            }),
+            Entry::Baseline { applications, .. } => self.measure(applications),
+            Entry::GuardBreached { .. } | Entry::Aborted { .. } | Entry::Interrupted { .. } => {
+                self.stop(entry);
+            }
+            Entry::RunFinished {
+                at,
+                verdict,
+                exit_code,
+                wall_s,
+                cpu_s,
+            } => {
+                self.meta.finished = Some(Finish {
+                    at: at.clone(),
+                    verdict: *verdict,
+                    exit_code: *exit_code,
+                    wall_s: *wall_s,
+                    cpu_s: *cpu_s,
+                    attempt: self.attempt(),
+                });
+            }
+            Entry::Outcome { .. } => self.outcome(entry),
+            // Notes for people; the dashboard shows them from the entry itself.
+            Entry::ProviderEvent { .. } => {}
+            Entry::StepStarted { .. }
+            | Entry::Intent { .. }
+            | Entry::Injected { .. }
+            | Entry::StepJudged { .. }
+            | Entry::CapacityRestored { .. }
+            | Entry::StepSkipped { .. } => self.step_entry(entry),
+        }
+        self.applied += 1;
+    }
+
+    /// `run_started`: the plan's names (the last entry's), the first start time, and the
+    /// targets of the first entry that names any.
+    fn start(&mut self, entry: &Entry) {
+        let Entry::RunStarted {
+            at,
+            plan,
+            plan_path,
+            version,
+            targets,
+            lab,
+            ..
+        } = entry
+        else {
+            return;
+        };
+        let meta = &mut self.meta;
+        meta.started = true;
+        meta.plan.clone_from(plan);
+        meta.plan_path.clone_from(plan_path);
+        meta.version.clone_from(version);
+        meta.lab = *lab;
+        meta.started_at.get_or_insert_with(|| at.clone());
+        if self.targets.is_empty() {
+            self.targets = targets
+                .iter()
+                .map(|t| TargetRun {
+                    info: t.clone(),
+                    steps: t.ladder.iter().map(|&n| StepRun::pending(n)).collect(),
+                })
+                .collect();
+        }
+    }
+
+    fn measure(&mut self, applications: &[BaselineApp]) {
+        for a in applications {
+            match self.baseline.iter_mut().find(|b| b.name == a.name) {
+                Some(b) => b.clone_from(a),
+                None => self.baseline.push(a.clone()),
+            }
+        }
+    }
+
+    fn stop(&mut self, entry: &Entry) {
+        let (at, kind) = match entry {
+            Entry::GuardBreached {
+                at,
+                target,
+                guard,
+                detail,
+            } => (
+                at,
+                StopKind::Guard {
+                    target: target.clone(),
+                    guard: guard.clone(),
+                    detail: detail.clone(),
+                },
+            ),
+            Entry::Aborted { at, reason } => (
+                at,
+                StopKind::Aborted {
+                    reason: reason.clone(),
+                },
+            ),
+            Entry::Interrupted { at, hard } => (at, StopKind::Interrupted { hard: *hard }),
+            _ => return,
+        };
+        let attempt = self.attempt();
+        self.stops.push(Stop {
+            at: at.clone(),
+            kind,
+            attempt,
+        });
+    }
+
+    fn outcome(&mut self, entry: &Entry) {
+        let Entry::Outcome {
+            at,
+            target,
+            step,
+            node,
+            outcome,
+            detail,
+        } = entry
+        else {
+            return;
+        };
+        let result = NodeResult {
+            at: at.clone(),
+            node: node.clone(),
+            outcome: *outcome,
+            detail: detail.clone(),
+            seq: self.applied,
+        };
+        match self.step_mut(target, *step) {
+            Some(s) => s.outcomes.push(result),
+            None => self.stray_outcomes.push(StrayOutcome {
+                target: target.clone(),
+                step: *step,
+                result,
+            }),
+        }
+    }
+
+    /// The entries that move one step on; those naming a step the run does not have are
+    /// left out.
+    fn step_entry(&mut self, entry: &Entry) {
+        let (target, step) = match entry {
+            Entry::StepStarted { target, step, .. }
+            | Entry::Intent { target, step, .. }
+            | Entry::Injected { target, step, .. }
+            | Entry::StepJudged { target, step, .. }
+            | Entry::CapacityRestored { target, step, .. }
+            | Entry::StepSkipped { target, step, .. } => (target, *step),
+            _ => return,
+        };
+        if let Some(s) = self.step_mut(target, step) {
+            advance(s, entry);
+        }
+    }
+}
+
+/// Move a step on by one of its entries.
+fn advance(s: &mut StepRun, entry: &Entry) {
+    match entry {
+        Entry::StepStarted { at, .. } => {
+            s.phase = StepPhase::Started;
+            s.started_at = Some(at.clone());
+        }
+        Entry::Intent {
+            at,
+            provider,
+            notice_s,
+            nodes,
+            ..
+        } => {
+            s.phase = StepPhase::Injecting;
+            s.intent = Some(Intent {
+                at: at.clone(),
+                provider: provider.clone(),
+                notice_s: *notice_s,
+                nodes: nodes.clone(),
+            });
+        }
+        Entry::Injected { at, .. } => {
+            s.phase = StepPhase::Observing;
+            s.injected_at = Some(at.clone());
+        }
+        Entry::StepJudged { .. } => judge(s, entry),
+        Entry::CapacityRestored { after_s, .. } => s.capacity_restored_s = Some(*after_s),
+        Entry::StepSkipped { reason, .. } => s.phase = StepPhase::Skipped(reason.clone()),
+        _ => {}
+    }
+}
+
+fn judge(s: &mut StepRun, entry: &Entry) {
+    let Entry::StepJudged {
+        at,
+        terminations,
+        nodes,
+        injected_at,
+        verdict,
+        capacity_restored_s,
+        applications,
+        capacity,
+        findings,
+        ..
+    } = entry
+    else {
+        return;
+    };
+    s.phase = StepPhase::Judged;
+    if capacity_restored_s.is_some() {
+        s.capacity_restored_s = *capacity_restored_s;
+    }
+    s.judgment = Some(Judgment {
+        at: at.clone(),
+        terminations: *terminations,
+        nodes: nodes.clone(),
+        injected_at: injected_at.clone(),
+        verdict: *verdict,
+        applications: applications.clone(),
+        capacity: capacity.clone(),
+        findings: findings.clone(),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AT: &str = "2026-11-26T03:26:36.491Z";
+
+    fn started() -> Entry {
+        Entry::RunStarted {
+            at: AT.into(),
+            plan: "p".into(),
+            plan_path: "p.yaml".into(),
+            plan_digest: "0".into(),
+            version: "0.1.0".into(),
+            targets: vec![TargetInfo {
+                name: "t".into(),
+                kind: "storm".into(),
+                provider: "lab".into(),
+                required_tolerance: 1,
+                ladder: vec![1, 2, 3],
+                cumulative: false,
+                safety_multiple: 3.0,
+                applications: vec!["a".into()],
+            }],
+            lab: true,
+        }
+    }
+
+    fn node(id: &str) -> NodeRef {
+        NodeRef {
+            id: id.into(),
+            host: id.into(),
+            zone: None,
+            instance_type: None,
+            lifecycle: "lab".into(),
+        }
+    }
+
+    fn intent(step: usize, ids: &[&str]) -> Entry {
+        Entry::Intent {
+            at: AT.into(),
+            target: "t".into(),
+            step,
+            provider: "lab".into(),
+            notice_s: 0.0,
+            nodes: ids.iter().map(|id| node(id)).collect(),
+        }
+    }
+
+    fn outcome(step: usize, id: &str, outcome: NodeOutcome) -> Entry {
+        Entry::Outcome {
+            at: AT.into(),
+            target: "t".into(),
+            step,
+            node: id.into(),
+            outcome,
+            detail: (outcome != NodeOutcome::Terminated).then(|| "why".into()),
+        }
+    }
+
+    fn judged(step: usize, verdict: Verdict) -> Entry {
+        Entry::StepJudged {
+            at: AT.into(),
+            target: "t".into(),
+            step,
+            terminations: 1,
+            nodes: vec!["n1".into()],
+            injected_at: Some(AT.into()),
+            verdict,
+            capacity_restored_s: None,
+            applications: Vec::new(),
+            capacity: None,
+            findings: Vec::new(),
+        }
+    }
+
+    fn step_of(view: &RunView, step: usize) -> &StepRun {
+        view.step("t", step).expect("the step")
+    }
+
+    #[test]
+    fn a_resumed_run_is_stopped_and_finished_only_by_its_own_attempt() {
+        let view = RunView::from_entries(&[
+            started(),
+            Entry::Interrupted {
+                at: AT.into(),
+                hard: false,
+            },
+            Entry::RunFinished {
+                at: AT.into(),
+                verdict: Verdict::Fail,
+                exit_code: 3,
+                wall_s: Some(2.0),
+                cpu_s: None,
+            },
+            Entry::Resumed { at: AT.into() },
+        ]);
+        assert_eq!(view.attempt(), 1);
+        assert_eq!(view.resumes[0].seq, 3);
+        assert_eq!(view.stops.len(), 1);
+        assert_eq!(view.current_stop(), None);
+        assert_eq!(view.finished_now(), None);
+        assert_eq!(view.meta.finished.as_ref().map(|f| f.attempt), Some(0));
+        let mut view = view;
+        view.apply(&Entry::Aborted {
+            at: AT.into(),
+            reason: "broker died".into(),
+        });
+        let stop = view.current_stop().map(|s| &s.kind);
+        assert!(matches!(stop, Some(StopKind::Aborted { reason }) if reason == "broker died"));
+    }
+
+    #[test]
+    fn a_skipped_step_says_why_and_a_judged_one_keeps_its_judgment() {
+        let view = RunView::from_entries(&[
+            started(),
+            intent(0, &["n1"]),
+            judged(0, Verdict::Fail),
+            Entry::StepSkipped {
+                at: AT.into(),
+                target: "t".into(),
+                step: 1,
+                terminations: 2,
+                reason: "not run: step 1 (1) did not pass".into(),
+            },
+        ]);
+        let skipped = step_of(&view, 1);
+        assert_eq!(
+            skipped.phase,
+            StepPhase::Skipped("not run: step 1 (1) did not pass".into())
+        );
+        assert_eq!(skipped.verdict(), None);
+        assert!(skipped.nodes().is_empty());
+        assert_eq!(step_of(&view, 0).verdict(), Some(Verdict::Fail));
+        assert_eq!(step_of(&view, 2).phase, StepPhase::Pending);
+    }
+
+    #[test]
+    fn an_interrupted_step_has_its_intent_and_no_judgment() {
+        let view = RunView::from_entries(&[
+            started(),
+            Entry::StepStarted {
+                at: AT.into(),
+                target: "t".into(),
+                step: 0,
+                terminations: 2,
+            },
+            intent(0, &["n1", "n2"]),
+            Entry::Interrupted {
+                at: AT.into(),
+                hard: true,
+            },
+        ]);
+        let s = step_of(&view, 0);
+        assert_eq!(s.phase, StepPhase::Injecting);
+        assert_eq!(s.started_at.as_deref(), Some(AT));
+        assert_eq!(s.nodes(), vec!["n1", "n2"]);
+        assert_eq!(s.verdict(), None);
+        assert_eq!(s.injected(), None);
+        assert!(matches!(
+            view.current_stop().map(|s| &s.kind),
+            Some(StopKind::Interrupted { hard: true })
+        ));
+    }
+
+    #[test]
+    fn outcomes_are_kept_per_node_and_stray_ones_aside() {
+        let mut view = RunView::from_entries(&[
+            started(),
+            intent(0, &["n1", "n2"]),
+            outcome(0, "n1", NodeOutcome::Terminated),
+            outcome(0, "n2", NodeOutcome::Refused),
+            Entry::Injected {
+                at: AT.into(),
+                target: "t".into(),
+                step: 0,
+            },
+        ]);
+        view.apply(&outcome(9, "n3", NodeOutcome::Error));
+        let s = step_of(&view, 0);
+        assert_eq!(s.phase, StepPhase::Observing);
+        assert_eq!(s.injected(), Some(AT));
+        let got: Vec<(&str, NodeOutcome, usize)> = s
+            .outcomes
+            .iter()
+            .map(|o| (o.node.as_str(), o.outcome, o.seq))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("n1", NodeOutcome::Terminated, 2),
+                ("n2", NodeOutcome::Refused, 3)
+            ]
+        );
+        assert_eq!(s.outcomes[1].detail.as_deref(), Some("why"));
+        assert_eq!(view.stray_outcomes.len(), 1);
+        assert_eq!(view.stray_outcomes[0].step, 9);
+    }
+
+    #[test]
+    fn capacity_comes_from_the_latest_entry_and_the_baseline_is_replaced_by_name() {
+        let band = |name: &str, upper_s: f64| BaselineApp {
+            name: name.into(),
+            group: name.into(),
+            p99_s: 1.0,
+            upper_s,
+            samples: 3,
+        };
+        let view = RunView::from_entries(&[
+            started(),
+            Entry::Baseline {
+                at: AT.into(),
+                applications: vec![band("a", 3.0), band("b", 4.0)],
+            },
+            Entry::CapacityRestored {
+                at: AT.into(),
+                target: "t".into(),
+                step: 0,
+                after_s: 12.0,
+            },
+            judged(0, Verdict::Pass),
+            Entry::Baseline {
+                at: AT.into(),
+                applications: vec![band("b", 5.0)],
+            },
+        ]);
+        assert_eq!(step_of(&view, 0).capacity_restored_s, Some(12.0));
+        let uppers: Vec<f64> = view.baseline.iter().map(|b| b.upper_s).collect();
+        assert_eq!(uppers, vec![3.0, 5.0]);
+    }
+}
