@@ -31,6 +31,14 @@ struct Checker<'a> {
     unparsed: HashSet<Path>,
 }
 
+/// What each target is checked against, shared by all targets of the plan.
+struct TargetCtx<'p> {
+    lab: Option<&'p Lab>,
+    apps: &'p IndexMap<String, Application>,
+    /// Lab cluster → the target that already selects it (a lab cluster serves one target).
+    lab_clusters: HashMap<String, String>,
+}
+
 const FIS_NOTICE_MIN: Duration = Duration::from_secs(120);
 const FIS_NOTICE_MAX: Duration = Duration::from_secs(15 * 60);
 const LAB_MAX_NODES: u32 = 64;
@@ -328,6 +336,36 @@ impl Checker<'_> {
         topics: &[LabTopic],
         groups: &mut HashMap<String, String>,
     ) -> LabCluster {
+        self.lab_cluster_size(raw, path);
+        let detection_delay = self.duration(
+            &path.key("detection_delay"),
+            raw.detection_delay.as_ref(),
+            Duration::from_secs(3),
+        );
+        let replacement_delay = self.replacement_delay(raw, &path.key("replacement"));
+        let wpath = path.key("workloads");
+        if raw.workloads.is_empty() {
+            self.error(&wpath, "a lab cluster needs at least one workload");
+        }
+        let mut workloads = IndexMap::new();
+        for (name, w) in &raw.workloads {
+            let workload = self.lab_workload(w, &wpath.key(name), name, topics, groups);
+            workloads.insert(name.clone(), workload);
+        }
+        let cluster = LabCluster {
+            kind: raw.kind,
+            nodes: raw.nodes,
+            slots_per_node: raw.slots_per_node,
+            detection_delay,
+            replacement_delay,
+            workloads,
+        };
+        self.lab_slots(raw, &cluster, &wpath);
+        cluster
+    }
+
+    /// The node count and slots per node are in range.
+    fn lab_cluster_size(&mut self, raw: &RawLabCluster, path: &Path) {
         if !(1..=LAB_MAX_NODES).contains(&raw.nodes) {
             self.error(
                 &path.key("nodes"),
@@ -343,13 +381,11 @@ impl Checker<'_> {
                 "slots_per_node must be at least 1",
             );
         }
-        let detection_delay = self.duration(
-            &path.key("detection_delay"),
-            raw.detection_delay.as_ref(),
-            Duration::from_secs(3),
-        );
-        let rpath = path.key("replacement");
-        let replacement_delay = match &raw.replacement {
+    }
+
+    /// How long a terminated lab node takes to come back; `None` when replacement is off.
+    fn replacement_delay(&mut self, raw: &RawLabCluster, rpath: &Path) -> Option<Duration> {
+        match &raw.replacement {
             Some(r) if r.enabled == Some(false) => None,
             Some(r) => Some(self.duration(
                 &rpath.key("delay"),
@@ -357,72 +393,71 @@ impl Checker<'_> {
                 Duration::from_secs(20),
             )),
             None => Some(Duration::from_secs(20)),
-        };
-        let wpath = path.key("workloads");
-        if raw.workloads.is_empty() {
-            self.error(&wpath, "a lab cluster needs at least one workload");
         }
-        let mut workloads = IndexMap::new();
-        for (name, w) in &raw.workloads {
-            let p = wpath.key(name);
-            if w.workers == 0 {
-                self.error(&p.key("workers"), "workers must be at least 1");
-            }
-            self.nonempty_text(&p.key("group"), "the consumer group", &w.group);
-            if let Some(other) = groups.insert(w.group.clone(), name.clone())
-                && !w.group.trim().is_empty()
-            {
-                self.error(
-                        &p.key("group"),
-                        format!(
-                            "group `{}` is already used by lab workload `{other}`: each workload needs its own group",
-                            w.group
-                        ),
-                    );
-            }
-            self.topic_refs(&p.key("topics"), &w.topics, topics);
-            let cost = self.required_duration(&p.key("cost_per_message"), &w.cost_per_message);
-            if cost > Duration::from_secs(60) {
-                self.error(
-                    &p.key("cost_per_message"),
-                    format!(
-                        "cost_per_message {} is more than a minute per message",
-                        humantime::format_duration(cost)
-                    ),
-                );
-            }
-            let commit_interval = self.duration(
-                &p.key("commit_interval"),
-                w.commit_interval.as_ref(),
-                Duration::from_secs(5),
-            );
-            self.positive(
-                &p.key("commit_interval"),
-                "commit_interval",
-                commit_interval,
-            );
-            let workload = Workload {
-                workers: w.workers,
-                group: w.group.clone(),
-                topics: w.topics.clone(),
-                cost_per_message: cost,
-                commit_interval,
-                stall_after_restart: w.stall_after_restart.unwrap_or(false),
-            };
-            self.throughput(&p, name, &workload, topics);
-            workloads.insert(name.clone(), workload);
+    }
+
+    /// One lab workload: its own consumer group, known topics, a sane cost and commit interval.
+    fn lab_workload(
+        &mut self,
+        w: &RawWorkload,
+        p: &Path,
+        name: &str,
+        topics: &[LabTopic],
+        groups: &mut HashMap<String, String>,
+    ) -> Workload {
+        if w.workers == 0 {
+            self.error(&p.key("workers"), "workers must be at least 1");
         }
-        let cluster = LabCluster {
-            kind: raw.kind,
-            nodes: raw.nodes,
-            slots_per_node: raw.slots_per_node,
-            detection_delay,
-            replacement_delay,
-            workloads,
+        self.nonempty_text(&p.key("group"), "the consumer group", &w.group);
+        if let Some(other) = groups.insert(w.group.clone(), name.to_string())
+            && !w.group.trim().is_empty()
+        {
+            self.error(
+                &p.key("group"),
+                format!(
+                    "group `{}` is already used by lab workload `{other}`: each workload needs its own group",
+                    w.group
+                ),
+            );
+        }
+        self.topic_refs(&p.key("topics"), &w.topics, topics);
+        let cost = self.required_duration(&p.key("cost_per_message"), &w.cost_per_message);
+        if cost > Duration::from_secs(60) {
+            self.error(
+                &p.key("cost_per_message"),
+                format!(
+                    "cost_per_message {} is more than a minute per message",
+                    humantime::format_duration(cost)
+                ),
+            );
+        }
+        let commit_interval = self.duration(
+            &p.key("commit_interval"),
+            w.commit_interval.as_ref(),
+            Duration::from_secs(5),
+        );
+        self.positive(
+            &p.key("commit_interval"),
+            "commit_interval",
+            commit_interval,
+        );
+        let workload = Workload {
+            workers: w.workers,
+            group: w.group.clone(),
+            topics: w.topics.clone(),
+            cost_per_message: cost,
+            commit_interval,
+            stall_after_restart: w.stall_after_restart.unwrap_or(false),
         };
+        self.throughput(p, name, &workload, topics);
+        workload
+    }
+
+    /// The workloads' workers fit in the cluster's slots.
+    fn lab_slots(&mut self, raw: &RawLabCluster, cluster: &LabCluster, wpath: &Path) {
         if cluster.workers() > cluster.slots() && raw.nodes > 0 && raw.slots_per_node > 0 {
             self.error_help(
-                &wpath,
+                wpath,
                 format!(
                     "the workloads need {} slots but the cluster has {} nodes × {} slots = {}",
                     cluster.workers(),
@@ -433,7 +468,6 @@ impl Checker<'_> {
                 "add nodes or slots_per_node, or run fewer workers",
             );
         }
-        cluster
     }
 
     /// Warn when a workload cannot keep up with its topics even at full capacity.
@@ -586,25 +620,22 @@ impl Checker<'_> {
         if raw.targets.is_empty() {
             self.error(&path, "a plan needs at least one target");
         }
-        let mut lab_clusters: HashMap<String, String> = HashMap::new();
+        let mut ctx = TargetCtx {
+            lab,
+            apps,
+            lab_clusters: HashMap::new(),
+        };
         let mut targets = IndexMap::new();
         for (name, t) in &raw.targets {
-            let target = self.target(name, t, &path.key(name), lab, apps, &mut lab_clusters);
+            let target = self.target(name, t, &path.key(name), &mut ctx);
             targets.insert(name.clone(), target);
         }
         targets
     }
 
-    fn target(
-        &mut self,
-        name: &str,
-        raw: &RawTarget,
-        path: &Path,
-        lab: Option<&Lab>,
-        apps: &IndexMap<String, Application>,
-        lab_clusters: &mut HashMap<String, String>,
-    ) -> Target {
-        let nodes = self.nodes(name, raw, &path.key("nodes"), lab, lab_clusters);
+    fn target(&mut self, name: &str, raw: &RawTarget, path: &Path, ctx: &mut TargetCtx) -> Target {
+        let (lab, apps) = (ctx.lab, ctx.apps);
+        let nodes = self.nodes(name, raw, &path.key("nodes"), ctx);
         let health = self.health(raw, &path.key("health"), &nodes);
         let running = self.running(raw, path, &health);
         self.target_applications(raw, &path.key("applications"), apps, &nodes, lab);
@@ -759,10 +790,33 @@ impl Checker<'_> {
         target: &str,
         raw: &RawTarget,
         path: &Path,
-        lab: Option<&Lab>,
-        lab_clusters: &mut HashMap<String, String>,
+        ctx: &mut TargetCtx,
     ) -> NodeSelector {
         let n = &raw.nodes;
+        self.provider_fields(n, path);
+        self.region_name(n, path);
+        self.zones(n, path);
+        self.instance_types(n, path);
+        let tags = n.tags.clone().unwrap_or_default();
+        for (k, _) in &tags {
+            if k.trim().is_empty() {
+                self.error(&path.key("tags"), "tag keys must not be empty");
+            }
+        }
+        match n.provider {
+            Provider::Lab => {
+                let cluster = self.lab_cluster_ref(target, raw, path, ctx);
+                let notice = self.lab_notice(n, path);
+                NodeSelector::Lab { cluster, notice }
+            }
+            Provider::AwsEc2 => self.ec2_selector(n, path, tags),
+            Provider::AwsAsg => self.asg_selector(n, path),
+            Provider::AwsFis => self.fis_selector(n, path, tags),
+        }
+    }
+
+    /// Every field set in `nodes` applies to its provider.
+    fn provider_fields(&mut self, n: &RawNodes, path: &Path) {
         let provider = n.provider;
         let set: [(&str, bool); 12] = [
             ("cluster", n.cluster.is_some()),
@@ -778,27 +832,7 @@ impl Checker<'_> {
             ("keep_templates", n.keep_templates.is_some()),
             ("allow_on_demand", n.allow_on_demand.is_some()),
         ];
-        let allowed: &[&str] = match provider {
-            Provider::Lab => &["cluster", "notice"],
-            Provider::AwsEc2 => &[
-                "region",
-                "tags",
-                "availability_zones",
-                "instance_types",
-                "spot_fleet_request",
-                "allow_on_demand",
-            ],
-            Provider::AwsAsg => &["region", "group", "replace", "allow_on_demand"],
-            Provider::AwsFis => &[
-                "region",
-                "tags",
-                "availability_zones",
-                "instance_types",
-                "notice",
-                "role_arn",
-                "keep_templates",
-            ],
-        };
+        let allowed = provider_allows(provider);
         for (field, is_set) in set {
             if is_set && !allowed.contains(&field) {
                 let mut msg = format!("`{field}` does not apply to provider {}", provider.name());
@@ -816,6 +850,9 @@ impl Checker<'_> {
                 );
             }
         }
+    }
+
+    fn region_name(&mut self, n: &RawNodes, path: &Path) {
         if let Some(region) = &n.region
             && !is_region(region)
         {
@@ -824,153 +861,171 @@ impl Checker<'_> {
                 format!("`{region}` is not an AWS region name (like us-east-1)"),
             );
         }
-        if let Some(zones) = &n.availability_zones {
-            let zpath = path.key("availability_zones");
-            if zones.is_empty() {
-                self.error(
-                    &zpath,
-                    "availability_zones is empty: leave it out to allow every zone",
-                );
-            }
-            for (i, z) in zones.iter().enumerate() {
-                let in_region = n.region.as_ref().is_none_or(|r| {
-                    z.strip_prefix(r.as_str())
-                        .is_some_and(|s| s.len() == 1 && s.chars().all(|c| c.is_ascii_lowercase()))
-                });
-                if !in_region || !is_zone(z) {
-                    let region = n.region.as_deref().unwrap_or("the region");
-                    self.error(
-                        &zpath.index(i),
-                        format!("`{z}` is not an availability zone of {region}"),
-                    );
-                }
+    }
+
+    /// Each availability zone lies in the selector's region (when it names one).
+    fn zones(&mut self, n: &RawNodes, path: &Path) {
+        let Some(zones) = &n.availability_zones else {
+            return;
+        };
+        let in_region = |z: &str| {
+            n.region.as_ref().is_none_or(|r| {
+                z.strip_prefix(r.as_str())
+                    .is_some_and(|s| s.len() == 1 && s.chars().all(|c| c.is_ascii_lowercase()))
+            })
+        };
+        let region = n.region.as_deref().unwrap_or("the region");
+        self.name_list(
+            &path.key("availability_zones"),
+            zones,
+            "availability_zones is empty: leave it out to allow every zone",
+            |z| in_region(z) && is_zone(z),
+            |z| format!("`{z}` is not an availability zone of {region}"),
+        );
+    }
+
+    fn instance_types(&mut self, n: &RawNodes, path: &Path) {
+        let Some(types) = &n.instance_types else {
+            return;
+        };
+        self.name_list(
+            &path.key("instance_types"),
+            types,
+            "instance_types is empty: leave it out to allow every type",
+            is_instance_type,
+            |t| format!("`{t}` is not an EC2 instance type (like c5.xlarge)"),
+        );
+    }
+
+    /// A list of names that must not be empty, each passing `ok` (else `bad` says why).
+    fn name_list(
+        &mut self,
+        path: &Path,
+        names: &[String],
+        empty: &str,
+        ok: impl Fn(&str) -> bool,
+        bad: impl Fn(&str) -> String,
+    ) {
+        if names.is_empty() {
+            self.error(path, empty);
+        }
+        for (i, name) in names.iter().enumerate() {
+            if !ok(name) {
+                self.error(&path.index(i), bad(name));
             }
         }
-        if let Some(types) = &n.instance_types {
-            let tpath = path.key("instance_types");
-            if types.is_empty() {
-                self.error(
-                    &tpath,
-                    "instance_types is empty: leave it out to allow every type",
-                );
-            }
-            for (i, t) in types.iter().enumerate() {
-                if !is_instance_type(t) {
-                    self.error(
-                        &tpath.index(i),
-                        format!("`{t}` is not an EC2 instance type (like c5.xlarge)"),
-                    );
-                }
-            }
+    }
+
+    fn lab_notice(&mut self, n: &RawNodes, path: &Path) -> Duration {
+        let notice = self.duration(&path.key("notice"), n.notice.as_ref(), Duration::ZERO);
+        if notice > FIS_NOTICE_MAX {
+            self.error(
+                &path.key("notice"),
+                format!(
+                    "notice {} is longer than 15m",
+                    humantime::format_duration(notice)
+                ),
+            );
         }
-        let tags = n.tags.clone().unwrap_or_default();
-        for (k, _) in &tags {
-            if k.trim().is_empty() {
-                self.error(&path.key("tags"), "tag keys must not be empty");
-            }
+        notice
+    }
+
+    fn ec2_selector(
+        &mut self,
+        n: &RawNodes,
+        path: &Path,
+        tags: IndexMap<String, String>,
+    ) -> NodeSelector {
+        if tags.is_empty() && n.spot_fleet_request.is_none() {
+            self.error_help(
+                path,
+                "an aws-ec2 selector needs `tags` or `spot_fleet_request`",
+                "without them it would select every spot instance in the region",
+            );
         }
-        let allow_on_demand = n.allow_on_demand.unwrap_or(false);
-        match provider {
-            Provider::Lab => {
-                let cluster = self.lab_cluster_ref(target, raw, path, lab, lab_clusters);
-                let notice = self.duration(&path.key("notice"), n.notice.as_ref(), Duration::ZERO);
-                if notice > FIS_NOTICE_MAX {
-                    self.error(
-                        &path.key("notice"),
-                        format!(
-                            "notice {} is longer than 15m",
-                            humantime::format_duration(notice)
-                        ),
-                    );
-                }
-                NodeSelector::Lab { cluster, notice }
-            }
-            Provider::AwsEc2 => {
-                if tags.is_empty() && n.spot_fleet_request.is_none() {
-                    self.error_help(
-                        path,
-                        "an aws-ec2 selector needs `tags` or `spot_fleet_request`",
-                        "without them it would select every spot instance in the region",
-                    );
-                }
-                if let Some(sfr) = &n.spot_fleet_request
-                    && (!sfr.starts_with("sfr-") || sfr.len() <= 4)
-                {
-                    self.error(
-                        &path.key("spot_fleet_request"),
-                        format!("`{sfr}` is not a spot fleet request id (sfr-…)"),
-                    );
-                }
-                NodeSelector::AwsEc2 {
-                    region: n.region.clone(),
-                    tags,
-                    availability_zones: n.availability_zones.clone().unwrap_or_default(),
-                    instance_types: n.instance_types.clone().unwrap_or_default(),
-                    spot_fleet_request: n.spot_fleet_request.clone(),
-                    allow_on_demand,
-                }
-            }
-            Provider::AwsAsg => {
-                let group = n.group.clone().unwrap_or_default();
-                match &n.group {
-                    None => self.error(
-                        path,
-                        "provider aws-asg needs `group`: the Auto Scaling group name",
-                    ),
-                    Some(g) => self.nonempty_text(&path.key("group"), "group", g),
-                }
-                NodeSelector::AwsAsg {
-                    region: n.region.clone(),
-                    group,
-                    replace: n.replace.unwrap_or(true),
-                    allow_on_demand,
-                }
-            }
-            Provider::AwsFis => {
-                if tags.is_empty() {
-                    self.error_help(
-                        path,
-                        "an aws-fis selector needs `tags`",
-                        "FIS targets instances by tag; without tags it would pick any spot instance",
-                    );
-                }
-                let npath = path.key("notice");
-                let notice = self.duration(&npath, n.notice.as_ref(), FIS_NOTICE_MIN);
-                if !(FIS_NOTICE_MIN..=FIS_NOTICE_MAX).contains(&notice) {
-                    self.error_help(
-                        &npath,
-                        format!(
-                            "notice {} is outside what FIS allows",
-                            humantime::format_duration(notice)
-                        ),
-                        "durationBeforeInterruption must be between 2m and 15m",
-                    );
-                }
-                let role_arn = n.role_arn.clone().unwrap_or_default();
-                match &n.role_arn {
-                    None => self.error(
-                        path,
-                        "provider aws-fis needs `role_arn`: the IAM role FIS assumes",
-                    ),
-                    Some(arn) if !is_role_arn(arn) => self.error(
-                        &path.key("role_arn"),
-                        format!(
-                            "`{arn}` is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"
-                        ),
-                    ),
-                    Some(_) => {}
-                }
-                NodeSelector::AwsFis {
-                    region: n.region.clone(),
-                    tags,
-                    availability_zones: n.availability_zones.clone().unwrap_or_default(),
-                    instance_types: n.instance_types.clone().unwrap_or_default(),
-                    notice,
-                    role_arn,
-                    keep_templates: n.keep_templates.unwrap_or(false),
-                    allow_on_demand: false,
-                }
-            }
+        if let Some(sfr) = &n.spot_fleet_request
+            && (!sfr.starts_with("sfr-") || sfr.len() <= 4)
+        {
+            self.error(
+                &path.key("spot_fleet_request"),
+                format!("`{sfr}` is not a spot fleet request id (sfr-…)"),
+            );
+        }
+        NodeSelector::AwsEc2 {
+            region: n.region.clone(),
+            tags,
+            availability_zones: n.availability_zones.clone().unwrap_or_default(),
+            instance_types: n.instance_types.clone().unwrap_or_default(),
+            spot_fleet_request: n.spot_fleet_request.clone(),
+            allow_on_demand: n.allow_on_demand.unwrap_or(false),
+        }
+    }
+
+    fn asg_selector(&mut self, n: &RawNodes, path: &Path) -> NodeSelector {
+        match &n.group {
+            None => self.error(
+                path,
+                "provider aws-asg needs `group`: the Auto Scaling group name",
+            ),
+            Some(g) => self.nonempty_text(&path.key("group"), "group", g),
+        }
+        NodeSelector::AwsAsg {
+            region: n.region.clone(),
+            group: n.group.clone().unwrap_or_default(),
+            replace: n.replace.unwrap_or(true),
+            allow_on_demand: n.allow_on_demand.unwrap_or(false),
+        }
+    }
+
+    fn fis_selector(
+        &mut self,
+        n: &RawNodes,
+        path: &Path,
+        tags: IndexMap<String, String>,
+    ) -> NodeSelector {
+        if tags.is_empty() {
+            self.error_help(
+                path,
+                "an aws-fis selector needs `tags`",
+                "FIS targets instances by tag; without tags it would pick any spot instance",
+            );
+        }
+        let npath = path.key("notice");
+        let notice = self.duration(&npath, n.notice.as_ref(), FIS_NOTICE_MIN);
+        if !(FIS_NOTICE_MIN..=FIS_NOTICE_MAX).contains(&notice) {
+            self.error_help(
+                &npath,
+                format!(
+                    "notice {} is outside what FIS allows",
+                    humantime::format_duration(notice)
+                ),
+                "durationBeforeInterruption must be between 2m and 15m",
+            );
+        }
+        self.role_arn(n, path);
+        NodeSelector::AwsFis {
+            region: n.region.clone(),
+            tags,
+            availability_zones: n.availability_zones.clone().unwrap_or_default(),
+            instance_types: n.instance_types.clone().unwrap_or_default(),
+            notice,
+            role_arn: n.role_arn.clone().unwrap_or_default(),
+            keep_templates: n.keep_templates.unwrap_or(false),
+            allow_on_demand: false,
+        }
+    }
+
+    fn role_arn(&mut self, n: &RawNodes, path: &Path) {
+        match &n.role_arn {
+            None => self.error(
+                path,
+                "provider aws-fis needs `role_arn`: the IAM role FIS assumes",
+            ),
+            Some(arn) if !is_role_arn(arn) => self.error(
+                &path.key("role_arn"),
+                format!("`{arn}` is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"),
+            ),
+            Some(_) => {}
         }
     }
 
@@ -979,10 +1034,9 @@ impl Checker<'_> {
         target: &str,
         raw: &RawTarget,
         path: &Path,
-        lab: Option<&Lab>,
-        lab_clusters: &mut HashMap<String, String>,
+        ctx: &mut TargetCtx,
     ) -> String {
-        let Some(lab) = lab else {
+        let Some(lab) = ctx.lab else {
             self.error_help(
                 &path.key("provider"),
                 "provider lab needs a `lab:` section",
@@ -1019,7 +1073,7 @@ impl Checker<'_> {
                         ),
                     );
                 }
-                if let Some(other) = lab_clusters.insert(cluster.clone(), target.to_owned()) {
+                if let Some(other) = ctx.lab_clusters.insert(cluster.clone(), target.to_owned()) {
                     self.error(
                         &cpath,
                         format!("lab cluster `{cluster}` is already the target of `{other}`"),
@@ -1269,6 +1323,25 @@ impl Checker<'_> {
             band: None,
         };
         let raw = raw.unwrap_or(&none);
+        let mut o = self.observe_times(raw, path);
+        if raw.settle.is_some() && o.settle > o.timeout {
+            self.error(
+                &path.key("settle"),
+                format!(
+                    "settle {} is longer than the step timeout {}",
+                    humantime::format_duration(o.settle),
+                    humantime::format_duration(o.timeout)
+                ),
+            );
+        }
+        self.observe_order(&o, path);
+        (o.band_margin, o.band_floor) = self.band(raw.band.as_ref(), &path.key("band"));
+        o.settle = o.settle.min(o.timeout);
+        o
+    }
+
+    /// The observation's durations with their defaults; the band is filled in by [`Self::band`].
+    fn observe_times(&mut self, raw: &RawObserve, path: &Path) -> Observe {
         let secs = Duration::from_secs;
         let sample_interval = self.duration(
             &path.key("sample_interval"),
@@ -1280,31 +1353,39 @@ impl Checker<'_> {
         let timeout = self.duration(&path.key("timeout"), raw.timeout.as_ref(), secs(180));
         let cooldown = self.duration(&path.key("cooldown"), raw.cooldown.as_ref(), secs(600));
         let settle = self.duration(&path.key("settle"), raw.settle.as_ref(), secs(30));
-        if raw.settle.is_some() && settle > timeout {
-            self.error(
-                &path.key("settle"),
-                format!(
-                    "settle {} is longer than the step timeout {}",
-                    humantime::format_duration(settle),
-                    humantime::format_duration(timeout)
-                ),
-            );
+        Observe {
+            settle,
+            sample_interval,
+            baseline,
+            hold,
+            timeout,
+            cooldown,
+            band_margin: 0.5,
+            band_floor: secs(5),
         }
+    }
+
+    /// The durations are positive and in order: sample_interval ≤ a minute, a baseline of at
+    /// least 5 samples, hold ≥ sample_interval, timeout > hold.
+    fn observe_order(&mut self, o: &Observe, path: &Path) {
         for (field, d) in [
-            ("sample_interval", sample_interval),
-            ("baseline", baseline),
-            ("hold", hold),
-            ("timeout", timeout),
-            ("cooldown", cooldown),
+            ("sample_interval", o.sample_interval),
+            ("baseline", o.baseline),
+            ("hold", o.hold),
+            ("timeout", o.timeout),
+            ("cooldown", o.cooldown),
         ] {
             self.positive(&path.key(field), field, d);
         }
-        if sample_interval > secs(60) {
+        let fmt = humantime::format_duration;
+        let (sample_interval, baseline, hold, timeout) =
+            (o.sample_interval, o.baseline, o.hold, o.timeout);
+        if sample_interval > Duration::from_secs(60) {
             self.error(
                 &path.key("sample_interval"),
                 format!(
                     "sample_interval {} is longer than a minute: spikes would go unseen",
-                    humantime::format_duration(sample_interval)
+                    fmt(sample_interval)
                 ),
             );
         }
@@ -1313,8 +1394,8 @@ impl Checker<'_> {
                 &path.key("baseline"),
                 format!(
                     "baseline {} holds fewer than 5 samples at sample_interval {}",
-                    humantime::format_duration(baseline),
-                    humantime::format_duration(sample_interval)
+                    fmt(baseline),
+                    fmt(sample_interval)
                 ),
             );
         }
@@ -1323,8 +1404,8 @@ impl Checker<'_> {
                 &path.key("hold"),
                 format!(
                     "hold {} is shorter than sample_interval {}",
-                    humantime::format_duration(hold),
-                    humantime::format_duration(sample_interval)
+                    fmt(hold),
+                    fmt(sample_interval)
                 ),
             );
         }
@@ -1333,13 +1414,15 @@ impl Checker<'_> {
                 &path.key("timeout"),
                 format!(
                     "timeout {} must be longer than hold {}",
-                    humantime::format_duration(timeout),
-                    humantime::format_duration(hold)
+                    fmt(timeout),
+                    fmt(hold)
                 ),
             );
         }
-        let bpath = path.key("band");
-        let band = raw.band.as_ref();
+    }
+
+    /// The recovery band: its margin above the baseline p99 and its floor.
+    fn band(&mut self, band: Option<&RawBand>, bpath: &Path) -> (f64, Duration) {
         let band_margin = band.and_then(|b| b.margin).unwrap_or(0.5);
         if !(band_margin.is_finite() && band_margin >= 0.0) {
             self.error(
@@ -1350,18 +1433,9 @@ impl Checker<'_> {
         let band_floor = self.duration(
             &bpath.key("floor"),
             band.and_then(|b| b.floor.as_ref()),
-            secs(5),
+            Duration::from_secs(5),
         );
-        Observe {
-            settle: settle.min(timeout),
-            sample_interval,
-            baseline,
-            hold,
-            timeout,
-            cooldown,
-            band_margin,
-            band_floor,
-        }
+        (band_margin, band_floor)
     }
 }
 
@@ -1564,6 +1638,31 @@ pub fn suggest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
         .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(1))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
+}
+
+/// The `nodes` fields each provider takes.
+fn provider_allows(provider: Provider) -> &'static [&'static str] {
+    match provider {
+        Provider::Lab => &["cluster", "notice"],
+        Provider::AwsEc2 => &[
+            "region",
+            "tags",
+            "availability_zones",
+            "instance_types",
+            "spot_fleet_request",
+            "allow_on_demand",
+        ],
+        Provider::AwsAsg => &["region", "group", "replace", "allow_on_demand"],
+        Provider::AwsFis => &[
+            "region",
+            "tags",
+            "availability_zones",
+            "instance_types",
+            "notice",
+            "role_arn",
+            "keep_templates",
+        ],
+    }
 }
 
 pub fn join_ticked(names: &[&str]) -> String {
