@@ -424,6 +424,12 @@ mod tests {
         assert_eq!(j.reason, reason);
     }
 
+    /// Inconclusive, with one gap from `from_s` to `to_s` after the injection.
+    fn assert_inconclusive_gap(j: &StepJudgement, from_s: f64, to_s: f64) {
+        assert_eq!(j.verdict, Verdict::Inconclusive);
+        assert_eq!(j.gaps, [Gap { from_s, to_s }]);
+    }
+
     fn all(lags: &[f64]) -> Vec<Option<f64>> {
         lags.iter().copied().map(Some).collect()
     }
@@ -555,14 +561,7 @@ mod tests {
         lags.extend(all(&[20.0, 5.0, 5.0, 5.0]));
         let s = series(RULES.t0, 5.0, &lags);
         let j = judge(&s, RULES.t0 + 40.0);
-        assert_eq!(j.verdict, Verdict::Inconclusive);
-        assert_eq!(
-            j.gaps,
-            [Gap {
-                from_s: 10.0,
-                to_s: 25.0
-            }]
-        );
+        assert_inconclusive_gap(&j, 10.0, 25.0);
         assert_eq!(j.recovered_at, Some(RULES.t0 + 30.0));
         assert_eq!(
             j.reason,
@@ -576,14 +575,7 @@ mod tests {
         // Nothing for 20 s after the injection: the spike may have been there.
         let s = series(RULES.t0 + 20.0, 5.0, &all(&[5.0, 5.0, 5.0]));
         let j = judge(&s, RULES.t0 + 30.0);
-        assert_eq!(j.verdict, Verdict::Inconclusive);
-        assert_eq!(
-            j.gaps,
-            [Gap {
-                from_s: 0.0,
-                to_s: 20.0
-            }]
-        );
+        assert_inconclusive_gap(&j, 0.0, 20.0);
     }
 
     #[test]
@@ -591,14 +583,7 @@ mod tests {
         let mut s = series(RULES.t0, 5.0, &all(&[30.0, 30.0]));
         s.extend(series(RULES.t0 + 20.0, 5.0, &all(&[5.0, 5.0, 5.0])));
         let j = judge(&s, RULES.t0 + 30.0);
-        assert_eq!(j.verdict, Verdict::Inconclusive);
-        assert_eq!(
-            j.gaps,
-            [Gap {
-                from_s: 5.0,
-                to_s: 20.0
-            }]
-        );
+        assert_inconclusive_gap(&j, 5.0, 20.0);
     }
 
     #[test]
