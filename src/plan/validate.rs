@@ -547,40 +547,8 @@ impl Checker<'_> {
             if let (Brokers::Lab, Some(lab)) = (&kafka.brokers, lab) {
                 self.topic_refs(&p.key("topics"), &a.topics, &lab.topics);
             }
-            let max_lag = self.required_duration(&p.key("slo").key("max_lag"), &a.slo.max_lag);
-            self.positive(&p.key("slo").key("max_lag"), "max_lag", max_lag);
-            let max_recovery =
-                self.required_duration(&p.key("slo").key("max_recovery"), &a.slo.max_recovery);
-            self.positive(
-                &p.key("slo").key("max_recovery"),
-                "max_recovery",
-                max_recovery,
-            );
-            if max_recovery > observe.timeout {
-                self.warn(
-                    &p.key("slo").key("max_recovery"),
-                    format!(
-                        "max_recovery {} is longer than observe.timeout {}: a step times out before this SLO can fail",
-                        humantime::format_duration(max_recovery),
-                        humantime::format_duration(observe.timeout)
-                    ),
-                );
-            }
-            let abort_lag = a.abort_lag.as_ref().map(|t| {
-                let ap = p.key("abort_lag");
-                let d = self.required_duration(&ap, t);
-                if d <= max_lag && self.intact(&p.key("slo").key("max_lag")) {
-                    self.error(
-                        &ap,
-                        format!(
-                            "abort_lag {} must exceed slo.max_lag {}: the guard would stop the ladder before the SLO is judged",
-                            humantime::format_duration(d),
-                            humantime::format_duration(max_lag)
-                        ),
-                    );
-                }
-                d
-            });
+            let (max_lag, max_recovery) = self.slo(a, &p, observe);
+            let abort_lag = self.abort_lag(a, &p, max_lag);
             if !used.contains(name) && targets_readable && !raw.targets.is_empty() {
                 self.warn(
                     &p,
@@ -606,6 +574,49 @@ impl Checker<'_> {
             );
         }
         apps
+    }
+
+    /// An application's SLO: max_lag and max_recovery, positive; max_recovery within the step
+    /// timeout (else a warning).
+    fn slo(&mut self, a: &RawApplication, p: &Path, observe: &Observe) -> (Duration, Duration) {
+        let max_lag = self.required_duration(&p.key("slo").key("max_lag"), &a.slo.max_lag);
+        self.positive(&p.key("slo").key("max_lag"), "max_lag", max_lag);
+        let max_recovery =
+            self.required_duration(&p.key("slo").key("max_recovery"), &a.slo.max_recovery);
+        self.positive(
+            &p.key("slo").key("max_recovery"),
+            "max_recovery",
+            max_recovery,
+        );
+        if max_recovery > observe.timeout {
+            self.warn(
+                &p.key("slo").key("max_recovery"),
+                format!(
+                    "max_recovery {} is longer than observe.timeout {}: a step times out before this SLO can fail",
+                    humantime::format_duration(max_recovery),
+                    humantime::format_duration(observe.timeout)
+                ),
+            );
+        }
+        (max_lag, max_recovery)
+    }
+
+    /// The lag that stops the ladder: above slo.max_lag.
+    fn abort_lag(&mut self, a: &RawApplication, p: &Path, max_lag: Duration) -> Option<Duration> {
+        let t = a.abort_lag.as_ref()?;
+        let ap = p.key("abort_lag");
+        let d = self.required_duration(&ap, t);
+        if d <= max_lag && self.intact(&p.key("slo").key("max_lag")) {
+            self.error(
+                &ap,
+                format!(
+                    "abort_lag {} must exceed slo.max_lag {}: the guard would stop the ladder before the SLO is judged",
+                    humantime::format_duration(d),
+                    humantime::format_duration(max_lag)
+                ),
+            );
+        }
+        Some(d)
     }
 
     // ---- targets ------------------------------------------------------------------------------
@@ -1239,52 +1250,12 @@ impl Checker<'_> {
             return Guards::default();
         };
         if let Some(max) = g.max_terminations {
-            let p = path.key("max_terminations");
-            if max == 0 {
-                self.error(
-                    &p,
-                    "max_terminations 0 would stop the ladder before its first step",
-                );
-            } else if self.intact(&path.parent().unwrap_or_default().key("ladder")) {
-                let mut total = 0;
-                for (i, &step) in ladder.iter().enumerate() {
-                    total += step;
-                    if total > max {
-                        self.warn(
-                            &p,
-                            format!(
-                                "the guard stops the ladder before step {} ({step} terminations): the steps up to it terminate {total} nodes, more than max_terminations {max}", i + 1
-                            ),
-                        );
-                        break;
-                    }
-                }
-            }
+            self.max_terminations(path, max, ladder);
         }
-        let min_healthy = g.min_healthy.as_ref().and_then(|t| {
-            let p = path.key("min_healthy");
-            match parse_count_or_percent(&t.0) {
-                Ok(m) => {
-                    if let (MinHealthy::Count(n), NodeSelector::Lab { cluster, .. }, Some(lab)) =
-                        (m, nodes, lab)
-                        && let Some(c) = lab.clusters.get(cluster)
-                            && n > c.nodes {
-                                self.error(
-                                    &p,
-                                    format!(
-                                        "min_healthy {n} is more than the {} nodes of lab cluster `{cluster}`",
-                                        c.nodes
-                                    ),
-                                );
-                            }
-                    Some(m)
-                }
-                Err(msg) => {
-                    self.error_help(&p, msg, "write a node count (3) or a percentage (50%)");
-                    None
-                }
-            }
-        });
+        let min_healthy = g
+            .min_healthy
+            .as_ref()
+            .and_then(|t| self.min_healthy(&path.key("min_healthy"), t, nodes, lab));
         let allowed_hours = g.allowed_hours.as_ref().and_then(|t| match parse_hours(t) {
             Ok(w) => Some(w),
             Err(msg) => {
@@ -1308,6 +1279,66 @@ impl Checker<'_> {
             allowed_hours,
             max_per_topology: g.max_per_topology,
         }
+    }
+
+    /// max_terminations is above 0; a warning when the ladder would pass it.
+    fn max_terminations(&mut self, path: &Path, max: u32, ladder: &[u32]) {
+        let p = path.key("max_terminations");
+        if max == 0 {
+            self.error(
+                &p,
+                "max_terminations 0 would stop the ladder before its first step",
+            );
+            return;
+        }
+        if !self.intact(&path.parent().unwrap_or_default().key("ladder")) {
+            return;
+        }
+        let mut total = 0;
+        for (i, &step) in ladder.iter().enumerate() {
+            total += step;
+            if total > max {
+                self.warn(
+                    &p,
+                    format!(
+                        "the guard stops the ladder before step {} ({step} terminations): the steps up to it terminate {total} nodes, more than max_terminations {max}",
+                        i + 1
+                    ),
+                );
+                break;
+            }
+        }
+    }
+
+    /// min_healthy parses, and as a count fits in the target's lab cluster.
+    fn min_healthy(
+        &mut self,
+        p: &Path,
+        t: &CountOrPercentText,
+        nodes: &NodeSelector,
+        lab: Option<&Lab>,
+    ) -> Option<MinHealthy> {
+        let m = match parse_count_or_percent(&t.0) {
+            Ok(m) => m,
+            Err(msg) => {
+                self.error_help(p, msg, "write a node count (3) or a percentage (50%)");
+                return None;
+            }
+        };
+        if let (MinHealthy::Count(n), NodeSelector::Lab { cluster, .. }, Some(lab)) =
+            (m, nodes, lab)
+            && let Some(c) = lab.clusters.get(cluster)
+            && n > c.nodes
+        {
+            self.error(
+                p,
+                format!(
+                    "min_healthy {n} is more than the {} nodes of lab cluster `{cluster}`",
+                    c.nodes
+                ),
+            );
+        }
+        Some(m)
     }
 
     // ---- observe ------------------------------------------------------------------------------
