@@ -10,7 +10,7 @@ use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragraph, Wrap};
 
-use super::state::{AppView, LiveState, StepState, Tone};
+use super::state::{AppView, LiveState, StepState, TargetView, Tone};
 use crate::analysis::{Verdict, fmt_secs};
 
 /// How to draw: the moment shown, colours, and what the operator can do.
@@ -369,59 +369,73 @@ fn short_secs(s: f64) -> String {
 fn render_ladder(frame: &mut Frame, area: Rect, state: &LiveState, view: &View) {
     let mut lines: Vec<Line> = Vec::new();
     for t in &state.targets {
-        lines.push(Line::from(vec![
-            Span::styled(
-                t.name.clone(),
-                Style::default().add_modifier(Modifier::BOLD),
-            ),
-            Span::styled(
-                format!(" {} · needs {}", t.kind, t.required_tolerance),
-                view.style(Color::DarkGray),
-            ),
-        ]));
-        for (i, s) in t.steps.iter().enumerate() {
-            let n = s.terminations;
-            let extra = match s.state {
-                StepState::Observing | StepState::Injecting => s
-                    .injected_at
-                    .or(s.started_at)
-                    .map(|i| {
-                        let end = state.finished.map_or(view.now, |f| f.at.min(view.now));
-                        format!(" {}", clock(end - i))
-                    })
-                    .unwrap_or_default(),
-                StepState::Pending
-                    if view.waiting.is_some_and(|w| w.starts_with(&t.name))
-                        && t.steps[..i].iter().all(|p| p.state != StepState::Pending) =>
-                {
-                    " waits for Enter".to_owned()
-                }
-                _ => String::new(),
-            };
-            let cap = s
-                .capacity_after_s
-                .map(|c| format!(" cap {}", fmt_secs(c)))
-                .unwrap_or_default();
-            lines.push(Line::from(vec![
-                Span::raw(format!(" {:>2} node{} ", n, if n == 1 { " " } else { "s" })),
-                Span::styled(format!("{:<9}", s.state.label()), view.state(s.state)),
-                Span::raw(format!("{extra}{cap}")),
-            ]));
-        }
-        if let Some(c) = state.capacity.get(&t.name) {
-            let (text, style) = match (&c.summary, &c.error) {
-                (_, Some(e)) => (format!(" probe: {e}"), view.style(Color::Red)),
-                (Some(s), None) => (format!(" {s}"), view.style(Color::Blue)),
-                (None, None) => (" no capacity reported".to_owned(), Style::default()),
-            };
-            lines.push(Line::from(Span::styled(text, style)));
-        }
+        target_lines(&mut lines, state, view, t);
     }
     if state.targets.is_empty() {
         lines.push(Line::from("no run yet"));
     }
-    // Keep the active step in sight when the ladders are longer than the panel.
-    let inner = area.height.saturating_sub(2) as usize;
+    let scroll = scroll_to_active(&lines, area.height.saturating_sub(2) as usize);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(Block::bordered().title(" ladder "))
+            .scroll((scroll, 0)),
+        area,
+    );
+}
+
+/// A target's ladder: its name, a line per step, and its capacity as last probed.
+fn target_lines(lines: &mut Vec<Line<'static>>, state: &LiveState, view: &View, t: &TargetView) {
+    lines.push(Line::from(vec![
+        Span::styled(
+            t.name.clone(),
+            Style::default().add_modifier(Modifier::BOLD),
+        ),
+        Span::styled(
+            format!(" {} · needs {}", t.kind, t.required_tolerance),
+            view.style(Color::DarkGray),
+        ),
+    ]));
+    for (i, s) in t.steps.iter().enumerate() {
+        let n = s.terminations;
+        let extra = match s.state {
+            StepState::Observing | StepState::Injecting => s
+                .injected_at
+                .or(s.started_at)
+                .map(|i| {
+                    let end = state.finished.map_or(view.now, |f| f.at.min(view.now));
+                    format!(" {}", clock(end - i))
+                })
+                .unwrap_or_default(),
+            StepState::Pending
+                if view.waiting.is_some_and(|w| w.starts_with(&t.name))
+                    && t.steps[..i].iter().all(|p| p.state != StepState::Pending) =>
+            {
+                " waits for Enter".to_owned()
+            }
+            _ => String::new(),
+        };
+        let cap = s
+            .capacity_after_s
+            .map(|c| format!(" cap {}", fmt_secs(c)))
+            .unwrap_or_default();
+        lines.push(Line::from(vec![
+            Span::raw(format!(" {:>2} node{} ", n, if n == 1 { " " } else { "s" })),
+            Span::styled(format!("{:<9}", s.state.label()), view.state(s.state)),
+            Span::raw(format!("{extra}{cap}")),
+        ]));
+    }
+    if let Some(c) = state.capacity.get(&t.name) {
+        let (text, style) = match (&c.summary, &c.error) {
+            (_, Some(e)) => (format!(" probe: {e}"), view.style(Color::Red)),
+            (Some(s), None) => (format!(" {s}"), view.style(Color::Blue)),
+            (None, None) => (" no capacity reported".to_owned(), Style::default()),
+        };
+        lines.push(Line::from(Span::styled(text, style)));
+    }
+}
+
+/// Keep the active step in sight when the ladders are longer than the panel (`inner` lines).
+fn scroll_to_active(lines: &[Line], inner: usize) -> u16 {
     let focus = lines
         .iter()
         .position(|l| {
@@ -431,17 +445,11 @@ fn render_ladder(frame: &mut Frame, area: Rect, state: &LiveState, view: &View) 
             })
         })
         .unwrap_or(0);
-    let scroll = if lines.len() > inner && focus >= inner {
+    if lines.len() > inner && focus >= inner {
         (focus + 1 - inner) as u16
     } else {
         0
-    };
-    frame.render_widget(
-        Paragraph::new(lines)
-            .block(Block::bordered().title(" ladder "))
-            .scroll((scroll, 0)),
-        area,
-    );
+    }
 }
 
 fn render_events(frame: &mut Frame, area: Rect, state: &LiveState, view: &View) {
