@@ -198,6 +198,19 @@ macro_rules! forward_to {
     };
 }
 
+/// A newtype struct is deserialized as what it wraps, from the same node.
+macro_rules! newtype_struct_is_its_content {
+    () => {
+        fn deserialize_newtype_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            visitor.visit_newtype_struct(self)
+        }
+    };
+}
+
 impl NodeDe<'_> {
     /// A container request: the node is of the wanted kind (`is`) and goes through
     /// `deserialize_any`, or is poison and `poison` answers, or the wrong kind (`exp` was wanted).
@@ -277,13 +290,7 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
 
     forward_to! { deserialize_any: deserialize_unit_struct(_name: &'static str) }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, Error> {
-        visitor.visit_newtype_struct(self)
-    }
+    newtype_struct_is_its_content!();
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         let is = matches!(self.node.kind, Kind::Seq(_));
@@ -458,13 +465,7 @@ impl<'de> de::Deserializer<'de> for PoisonDe {
         visitor.visit_enum(de)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, Error> {
-        visitor.visit_newtype_struct(self)
-    }
+    newtype_struct_is_its_content!();
 
     forward_to! {
         deserialize_i64: deserialize_i8 deserialize_i16 deserialize_i32 deserialize_u8
