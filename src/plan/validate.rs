@@ -651,35 +651,8 @@ impl Checker<'_> {
         let running = self.running(raw, path, &health);
         self.target_applications(raw, &path.key("applications"), apps, &nodes, lab);
         let ladder = self.ladder(&raw.ladder, &path.key("ladder"));
-        let largest = ladder.iter().copied().max().unwrap_or(0);
-        let ladder_intact = self.intact(&path.key("ladder"));
-        if let (NodeSelector::Lab { cluster, .. }, Some(lab)) = (&nodes, lab)
-            && let Some(c) = lab.clusters.get(cluster)
-            && let Some(i) = ladder.iter().position(|&n| n > c.nodes)
-        {
-            self.error(
-                &path.key("ladder").index(i),
-                format!(
-                    "step {} terminates more nodes than lab cluster `{cluster}` has ({})",
-                    ladder[i], c.nodes
-                ),
-            );
-        }
-        let required_tolerance = match raw.required_tolerance {
-            Some(r) => {
-                if r > largest && ladder_intact && !ladder.is_empty() {
-                    self.error_help(
-                        &path.key("required_tolerance"),
-                        format!(
-                            "required_tolerance {r} is above the largest ladder step ({largest}): no run could meet it"
-                        ),
-                        format!("add a step of {r} or more to the ladder, or lower required_tolerance"),
-                    );
-                }
-                r
-            }
-            None => largest,
-        };
+        self.ladder_fits_lab(&path.key("ladder"), &ladder, &nodes, lab);
+        let required_tolerance = self.required_tolerance(raw, path, &ladder);
         let selection = raw.selection.unwrap_or(Selection::Random);
         if raw.seed.is_some() && selection != Selection::Random {
             self.warn(
@@ -716,6 +689,46 @@ impl Checker<'_> {
             cumulative: raw.cumulative.unwrap_or(false),
             safety_multiple,
         }
+    }
+
+    /// No step of a lab target terminates more nodes than its lab cluster has.
+    fn ladder_fits_lab(
+        &mut self,
+        lpath: &Path,
+        ladder: &[u32],
+        nodes: &NodeSelector,
+        lab: Option<&Lab>,
+    ) {
+        if let (NodeSelector::Lab { cluster, .. }, Some(lab)) = (nodes, lab)
+            && let Some(c) = lab.clusters.get(cluster)
+            && let Some(i) = ladder.iter().position(|&n| n > c.nodes)
+        {
+            self.error(
+                &lpath.index(i),
+                format!(
+                    "step {} terminates more nodes than lab cluster `{cluster}` has ({})",
+                    ladder[i], c.nodes
+                ),
+            );
+        }
+    }
+
+    /// The tolerance a run must reach: as given (a step must reach it), else the largest step.
+    fn required_tolerance(&mut self, raw: &RawTarget, path: &Path, ladder: &[u32]) -> u32 {
+        let largest = ladder.iter().copied().max().unwrap_or(0);
+        let Some(r) = raw.required_tolerance else {
+            return largest;
+        };
+        if r > largest && self.intact(&path.key("ladder")) && !ladder.is_empty() {
+            self.error_help(
+                &path.key("required_tolerance"),
+                format!(
+                    "required_tolerance {r} is above the largest ladder step ({largest}): no run could meet it"
+                ),
+                format!("add a step of {r} or more to the ladder, or lower required_tolerance"),
+            );
+        }
+        r
     }
 
     fn ladder(&mut self, raw: &[u32], path: &Path) -> Vec<u32> {
