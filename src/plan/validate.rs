@@ -196,48 +196,12 @@ impl Checker<'_> {
             raw.protocol,
             SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
         );
-        let mut sasl = None;
-        if sasl_protocol {
-            let missing: Vec<&str> = [
-                ("sasl_mechanism", raw.sasl_mechanism.is_none()),
-                ("username", raw.username.is_none()),
-                ("password_env", raw.password_env.is_none()),
-            ]
-            .into_iter()
-            .filter_map(|(field, missing)| missing.then_some(field))
-            .collect();
-            if !missing.is_empty() {
-                self.error(
-                    path,
-                    format!(
-                        "a SASL protocol also needs {}",
-                        de::one_of(&missing).replace(" or ", " and ")
-                    ),
-                );
-            }
-            if let (Some(mechanism), Some(username), Some(password_env)) =
-                (raw.sasl_mechanism, &raw.username, &raw.password_env)
-            {
-                sasl = Some(Sasl {
-                    mechanism,
-                    username: username.clone(),
-                    password_env: password_env.clone(),
-                });
-            }
+        let sasl = if sasl_protocol {
+            self.sasl(raw, path)
         } else {
-            for (field, set) in [
-                ("sasl_mechanism", raw.sasl_mechanism.is_some()),
-                ("username", raw.username.is_some()),
-                ("password_env", raw.password_env.is_some()),
-            ] {
-                if set {
-                    self.error(
-                        &path.key(field),
-                        format!("`{field}` needs protocol SASL_PLAINTEXT or SASL_SSL"),
-                    );
-                }
-            }
-        }
+            self.without_sasl(raw, path);
+            None
+        };
         if let Some(var) = &raw.password_env
             && !is_env_name(var)
         {
@@ -255,6 +219,53 @@ impl Checker<'_> {
             protocol: raw.protocol,
             sasl,
             ca_file: raw.ca_file.clone(),
+        }
+    }
+
+    /// A SASL protocol needs a mechanism, a username and the password's variable.
+    fn sasl(&mut self, raw: &RawSecurity, path: &Path) -> Option<Sasl> {
+        let missing: Vec<&str> = [
+            ("sasl_mechanism", raw.sasl_mechanism.is_none()),
+            ("username", raw.username.is_none()),
+            ("password_env", raw.password_env.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(field, missing)| missing.then_some(field))
+        .collect();
+        if !missing.is_empty() {
+            self.error(
+                path,
+                format!(
+                    "a SASL protocol also needs {}",
+                    de::one_of(&missing).replace(" or ", " and ")
+                ),
+            );
+        }
+        let (Some(mechanism), Some(username), Some(password_env)) =
+            (raw.sasl_mechanism, &raw.username, &raw.password_env)
+        else {
+            return None;
+        };
+        Some(Sasl {
+            mechanism,
+            username: username.clone(),
+            password_env: password_env.clone(),
+        })
+    }
+
+    /// Without SASL, its fields have no use.
+    fn without_sasl(&mut self, raw: &RawSecurity, path: &Path) {
+        for (field, set) in [
+            ("sasl_mechanism", raw.sasl_mechanism.is_some()),
+            ("username", raw.username.is_some()),
+            ("password_env", raw.password_env.is_some()),
+        ] {
+            if set {
+                self.error(
+                    &path.key(field),
+                    format!("`{field}` needs protocol SASL_PLAINTEXT or SASL_SSL"),
+                );
+            }
         }
     }
 
@@ -279,42 +290,7 @@ impl Checker<'_> {
                     ),
                 );
             }
-            if !(1..=MAX_PARTITIONS).contains(&t.partitions) {
-                self.error(
-                    &p.key("partitions"),
-                    format!(
-                        "partitions must be between 1 and {MAX_PARTITIONS}, got {}",
-                        t.partitions
-                    ),
-                );
-            }
-            let rate = match parse_rate(&t.rate.0) {
-                Ok(r) if r > 0.0 => r,
-                Ok(_) => {
-                    self.error(&p.key("rate"), "the lab producer needs a rate above 0/s");
-                    0.0
-                }
-                Err(msg) => {
-                    self.error_help(&p.key("rate"), msg, "write messages per second, e.g. 400/s");
-                    0.0
-                }
-            };
-            let message_bytes = t.message_bytes.unwrap_or(512);
-            if !(1..=MAX_MESSAGE_BYTES).contains(&message_bytes) {
-                self.error(
-                    &p.key("message_bytes"),
-                    format!(
-                        "message_bytes must be between 1 and {MAX_MESSAGE_BYTES} (1 MiB), got {message_bytes}"
-                    ),
-                );
-            }
-            topics.push(LabTopic {
-                name: t.name.clone(),
-                partitions: t.partitions,
-                rate,
-                message_bytes,
-                timestamp_type: t.timestamp_type.unwrap_or(TimestampType::CreateTime),
-            });
+            topics.push(self.lab_topic(t, &p));
         }
         let cpath = path.key("clusters");
         if raw.clusters.is_empty() {
@@ -327,6 +303,46 @@ impl Checker<'_> {
             clusters.insert(name.clone(), cluster);
         }
         Lab { topics, clusters }
+    }
+
+    /// A lab topic's partitions, rate and message size are in range.
+    fn lab_topic(&mut self, t: &RawLabTopic, p: &Path) -> LabTopic {
+        if !(1..=MAX_PARTITIONS).contains(&t.partitions) {
+            self.error(
+                &p.key("partitions"),
+                format!(
+                    "partitions must be between 1 and {MAX_PARTITIONS}, got {}",
+                    t.partitions
+                ),
+            );
+        }
+        let rate = match parse_rate(&t.rate.0) {
+            Ok(r) if r > 0.0 => r,
+            Ok(_) => {
+                self.error(&p.key("rate"), "the lab producer needs a rate above 0/s");
+                0.0
+            }
+            Err(msg) => {
+                self.error_help(&p.key("rate"), msg, "write messages per second, e.g. 400/s");
+                0.0
+            }
+        };
+        let message_bytes = t.message_bytes.unwrap_or(512);
+        if !(1..=MAX_MESSAGE_BYTES).contains(&message_bytes) {
+            self.error(
+                &p.key("message_bytes"),
+                format!(
+                    "message_bytes must be between 1 and {MAX_MESSAGE_BYTES} (1 MiB), got {message_bytes}"
+                ),
+            );
+        }
+        LabTopic {
+            name: t.name.clone(),
+            partitions: t.partitions,
+            rate,
+            message_bytes,
+            timestamp_type: t.timestamp_type.unwrap_or(TimestampType::CreateTime),
+        }
     }
 
     fn lab_cluster(
