@@ -34,30 +34,43 @@ pub fn fmt_secs(secs: f64) -> String {
 mod tests {
     use super::*;
 
+    /// Each duration formats as written beside it.
+    fn formats(cases: &[(f64, &str)]) {
+        for &(secs, want) in cases {
+            assert_eq!(fmt_secs(secs), want, "fmt_secs({secs})");
+        }
+    }
+
     #[test]
     fn short_durations_in_seconds() {
-        assert_eq!(fmt_secs(0.0), "0 s");
-        assert_eq!(fmt_secs(5.0), "5 s");
-        assert_eq!(fmt_secs(60.0), "60 s");
-        assert_eq!(fmt_secs(7.5), "7.5 s");
-        assert_eq!(fmt_secs(119.5), "119.5 s");
+        formats(&[
+            (0.0, "0 s"),
+            (5.0, "5 s"),
+            (60.0, "60 s"),
+            (7.5, "7.5 s"),
+            (119.5, "119.5 s"),
+        ]);
     }
 
     #[test]
     fn long_durations_in_units() {
-        assert_eq!(fmt_secs(120.0), "2m");
-        assert_eq!(fmt_secs(150.0), "2m 30s");
-        assert_eq!(fmt_secs(180.4), "3m");
-        assert_eq!(fmt_secs(3600.0), "1h");
-        assert_eq!(fmt_secs(3900.0), "1h 5m");
-        assert_eq!(fmt_secs(3661.0), "1h 1m 1s");
+        formats(&[
+            (120.0, "2m"),
+            (150.0, "2m 30s"),
+            (180.4, "3m"),
+            (3600.0, "1h"),
+            (3900.0, "1h 5m"),
+            (3661.0, "1h 1m 1s"),
+        ]);
     }
 
     #[test]
     fn odd_inputs_do_not_panic() {
-        assert_eq!(fmt_secs(-5.0), "-5 s");
-        assert_eq!(fmt_secs(f64::NAN), "NaN s");
-        assert_eq!(fmt_secs(f64::INFINITY), "inf s");
+        formats(&[
+            (-5.0, "-5 s"),
+            (f64::NAN, "NaN s"),
+            (f64::INFINITY, "inf s"),
+        ]);
         assert!(!fmt_secs(f64::MAX).is_empty());
     }
 }

@@ -163,8 +163,19 @@ fn decide(f: &Facts<'_>) -> (Verdict, String) {
         );
         return (Verdict::Fail, reason);
     }
+    let earliest = earliest_recovery(f);
+    if earliest.is_none_or(|e| e - t0 > rules.max_recovery_s) {
+        return (Verdict::Fail, too_late(f, earliest));
+    }
+    match f.recovered {
+        Some(r) => recovered(f, r),
+        None => (Verdict::Inconclusive, undecided(f, earliest)),
+    }
+}
 
-    // Regions where lag is unknown: the gaps, and the time not yet observed before the timeout.
+/// The earliest time recovery could have held, counting unknown data (the gaps, and the time
+/// not yet observed before the timeout) as possibly in band; `None` when it cannot in time.
+fn earliest_recovery(f: &Facts<'_>) -> Option<f64> {
     let mut unknown = f.gaps.to_vec();
     if f.observed_end < f.end {
         unknown.push(Span {
@@ -174,7 +185,9 @@ fn decide(f: &Facts<'_>) -> (Verdict, String) {
     }
     // Recovery follows the spike: it cannot start before the peak — the observed one, or a
     // higher one hidden in unknown data before it.
-    let observed_peak = series::after_peak(f.points).first().map_or(t0, |p| p.t);
+    let observed_peak = series::after_peak(f.points)
+        .first()
+        .map_or(f.rules.t0, |p| p.t);
     let peak_t = unknown
         .iter()
         .map(|u| u.from)
@@ -189,57 +202,64 @@ fn decide(f: &Facts<'_>) -> (Verdict, String) {
             to: u.to,
         })
         .collect();
-    let earliest = earliest_possible_recovery(&calm, f.upper, rules.hold_s, &unknown);
-    let too_late = earliest.is_none_or(|e| e - t0 > rules.max_recovery_s);
-    if too_late {
-        let reason = match f.recovered {
-            Some(r) => format!(
-                "recovered in {:.1} s, slower than max_recovery {}",
+    earliest_possible_recovery(&calm, f.upper, f.rules.hold_s, &unknown)
+}
+
+/// Why a step that cannot recover within max_recovery fails.
+fn too_late(f: &Facts<'_>, earliest: Option<f64>) -> String {
+    let rules = f.rules;
+    match f.recovered {
+        Some(r) => format!(
+            "recovered in {:.1} s, slower than max_recovery {}",
+            r - rules.t0,
+            fmt_secs(rules.max_recovery_s)
+        ),
+        None if earliest.is_none() => format!(
+            "not recovered within timeout {} ({})",
+            fmt_secs(rules.timeout_s),
+            last_lag(f)
+        ),
+        None => format!(
+            "not recovered within max_recovery {} ({})",
+            fmt_secs(rules.max_recovery_s),
+            last_lag(f)
+        ),
+    }
+}
+
+/// Recovered at `r` in time: a pass, unless samples are missing before it.
+fn recovered(f: &Facts<'_>, r: f64) -> (Verdict, String) {
+    let rules = f.rules;
+    let t0 = rules.t0;
+    match f.gaps.iter().find(|g| g.from < r) {
+        None => {
+            let reason = format!(
+                "recovered in {:.1} s (max_recovery {}), spike {:.1} s (max_lag {})",
                 r - t0,
-                fmt_secs(rules.max_recovery_s)
-            ),
-            None if earliest.is_none() => format!(
-                "not recovered within timeout {} ({})",
-                fmt_secs(rules.timeout_s),
-                last_lag(f)
-            ),
-            None => format!(
-                "not recovered within max_recovery {} ({})",
                 fmt_secs(rules.max_recovery_s),
-                last_lag(f)
-            ),
-        };
-        return (Verdict::Fail, reason);
+                f.spike,
+                fmt_secs(rules.max_lag_s)
+            );
+            (Verdict::Pass, reason)
+        }
+        Some(g) => {
+            let reason = format!(
+                "samples missing from {:.1} s to {:.1} s after injection, before recovery at \
+                 {:.1} s: the spike may have been missed",
+                g.from - t0,
+                g.to - t0,
+                r - t0
+            );
+            (Verdict::Inconclusive, reason)
+        }
     }
+}
 
-    if let Some(r) = f.recovered {
-        return match f.gaps.iter().find(|g| g.from < r) {
-            None => {
-                let reason = format!(
-                    "recovered in {:.1} s (max_recovery {}), spike {:.1} s (max_lag {})",
-                    r - t0,
-                    fmt_secs(rules.max_recovery_s),
-                    f.spike,
-                    fmt_secs(rules.max_lag_s)
-                );
-                (Verdict::Pass, reason)
-            }
-            Some(g) => {
-                let reason = format!(
-                    "samples missing from {:.1} s to {:.1} s after injection, before recovery at \
-                     {:.1} s: the spike may have been missed",
-                    g.from - t0,
-                    g.to - t0,
-                    r - t0
-                );
-                (Verdict::Inconclusive, reason)
-            }
-        };
-    }
-
-    // Not recovered, but a recovery in time is possible through unknown data: name that data.
+/// Not recovered, but a recovery in time is possible through unknown data: name that data.
+fn undecided(f: &Facts<'_>, earliest: Option<f64>) -> String {
+    let t0 = f.rules.t0;
     let blocking = earliest.and_then(|e| f.gaps.iter().find(|g| g.to > e));
-    let reason = match blocking {
+    match blocking {
         Some(g) => format!(
             "samples missing from {:.1} s to {:.1} s after injection, when recovery was being \
              decided",
@@ -249,10 +269,9 @@ fn decide(f: &Facts<'_>) -> (Verdict, String) {
         None => format!(
             "observation ended {:.1} s after injection, before recovery (timeout {})",
             f.observed_end - t0,
-            fmt_secs(rules.timeout_s)
+            fmt_secs(f.rules.timeout_s)
         ),
-    };
-    (Verdict::Inconclusive, reason)
+    }
 }
 
 /// "lag 95.0 s at the end, band 7.0 s", from the last valid sample.
@@ -392,6 +411,25 @@ mod tests {
         max_recovery_s: 120.0,
     };
 
+    /// RULES with time to recover up to the timeout and beyond.
+    const PATIENT: StepRules = StepRules {
+        max_recovery_s: 600.0,
+        ..RULES
+    };
+
+    /// Not recovered, with this verdict and reason.
+    fn assert_unrecovered(j: &StepJudgement, verdict: Verdict, reason: &str) {
+        assert_eq!(j.verdict, verdict);
+        assert_eq!(j.recovered_at, None);
+        assert_eq!(j.reason, reason);
+    }
+
+    /// Inconclusive, with one gap from `from_s` to `to_s` after the injection.
+    fn assert_inconclusive_gap(j: &StepJudgement, from_s: f64, to_s: f64) {
+        assert_eq!(j.verdict, Verdict::Inconclusive);
+        assert_eq!(j.gaps, [Gap { from_s, to_s }]);
+    }
+
     fn all(lags: &[f64]) -> Vec<Option<f64>> {
         lags.iter().copied().map(Some).collect()
     }
@@ -480,10 +518,6 @@ mod tests {
 
     #[test]
     fn fail_on_timeout() {
-        let rules = StepRules {
-            max_recovery_s: 600.0,
-            ..RULES
-        };
         let s = series(RULES.t0, 5.0, &all(&[30.0; 36]));
         let mut s = s;
         s.push(Sample {
@@ -491,25 +525,20 @@ mod tests {
             lag_s: Some(45.0),
             lag_messages: None,
         });
-        let j = judge_step(&s, &BAND, &rules, RULES.t0 + 180.0);
-        assert_eq!(j.verdict, Verdict::Fail);
-        assert_eq!(j.recovered_at, None);
-        assert_eq!(
-            j.reason,
-            "not recovered within timeout 3m (lag 45.0 s at the end, band 10.0 s)"
+        let j = judge_step(&s, &BAND, &PATIENT, RULES.t0 + 180.0);
+        assert_unrecovered(
+            &j,
+            Verdict::Fail,
+            "not recovered within timeout 3m (lag 45.0 s at the end, band 10.0 s)",
         );
     }
 
     #[test]
     fn fail_on_timeout_when_the_last_dip_is_shorter_than_the_hold() {
-        let rules = StepRules {
-            max_recovery_s: 600.0,
-            ..RULES
-        };
         let mut lags = vec![30.0; 35];
         lags.extend([5.0, 5.0]);
         let s = series(RULES.t0, 5.0, &all(&lags));
-        let j = judge_step(&s, &BAND, &rules, RULES.t0 + 180.0);
+        let j = judge_step(&s, &BAND, &PATIENT, RULES.t0 + 180.0);
         assert_eq!(j.verdict, Verdict::Fail, "{}", j.reason);
     }
 
@@ -532,14 +561,7 @@ mod tests {
         lags.extend(all(&[20.0, 5.0, 5.0, 5.0]));
         let s = series(RULES.t0, 5.0, &lags);
         let j = judge(&s, RULES.t0 + 40.0);
-        assert_eq!(j.verdict, Verdict::Inconclusive);
-        assert_eq!(
-            j.gaps,
-            [Gap {
-                from_s: 10.0,
-                to_s: 25.0
-            }]
-        );
+        assert_inconclusive_gap(&j, 10.0, 25.0);
         assert_eq!(j.recovered_at, Some(RULES.t0 + 30.0));
         assert_eq!(
             j.reason,
@@ -553,14 +575,7 @@ mod tests {
         // Nothing for 20 s after the injection: the spike may have been there.
         let s = series(RULES.t0 + 20.0, 5.0, &all(&[5.0, 5.0, 5.0]));
         let j = judge(&s, RULES.t0 + 30.0);
-        assert_eq!(j.verdict, Verdict::Inconclusive);
-        assert_eq!(
-            j.gaps,
-            [Gap {
-                from_s: 0.0,
-                to_s: 20.0
-            }]
-        );
+        assert_inconclusive_gap(&j, 0.0, 20.0);
     }
 
     #[test]
@@ -568,40 +583,28 @@ mod tests {
         let mut s = series(RULES.t0, 5.0, &all(&[30.0, 30.0]));
         s.extend(series(RULES.t0 + 20.0, 5.0, &all(&[5.0, 5.0, 5.0])));
         let j = judge(&s, RULES.t0 + 30.0);
-        assert_eq!(j.verdict, Verdict::Inconclusive);
-        assert_eq!(
-            j.gaps,
-            [Gap {
-                from_s: 5.0,
-                to_s: 20.0
-            }]
-        );
+        assert_inconclusive_gap(&j, 5.0, 20.0);
     }
 
     #[test]
     fn inconclusive_when_cut_short() {
         let s = series(RULES.t0, 5.0, &all(&[30.0, 40.0, 30.0, 20.0]));
         let j = judge(&s, RULES.t0 + 15.0);
-        assert_eq!(j.verdict, Verdict::Inconclusive);
-        assert_eq!(j.recovered_at, None);
-        assert_eq!(
-            j.reason,
-            "observation ended 15.0 s after injection, before recovery (timeout 3m)"
+        assert_unrecovered(
+            &j,
+            Verdict::Inconclusive,
+            "observation ended 15.0 s after injection, before recovery (timeout 3m)",
         );
     }
 
     #[test]
     fn inconclusive_when_a_gap_could_hide_the_recovery() {
         // Above band, 60 s of nothing, above band to the timeout: lag may have recovered in the gap.
-        let rules = StepRules {
-            max_recovery_s: 600.0,
-            ..RULES
-        };
         let mut lags = all(&[30.0; 10]);
         lags.extend([None; 11]);
         lags.extend(all(&[30.0; 16]));
         let s = series(RULES.t0, 5.0, &lags);
-        let j = judge_step(&s, &BAND, &rules, RULES.t0 + 180.0);
+        let j = judge_step(&s, &BAND, &PATIENT, RULES.t0 + 180.0);
         assert_eq!(j.verdict, Verdict::Inconclusive, "{}", j.reason);
         assert_eq!(
             j.reason,
@@ -690,12 +693,8 @@ mod tests {
 
     #[test]
     fn samples_after_the_timeout_are_ignored() {
-        let rules = StepRules {
-            max_recovery_s: 600.0,
-            ..RULES
-        };
         let s = rising_then_calm(&[30.0; 37], RULES.t0 + 300.0);
-        let j = judge_step(&s, &BAND, &rules, RULES.t0 + 300.0);
+        let j = judge_step(&s, &BAND, &PATIENT, RULES.t0 + 300.0);
         assert_eq!(j.verdict, Verdict::Fail, "{}", j.reason);
         assert_eq!(j.recovered_at, None);
     }

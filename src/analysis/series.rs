@@ -184,6 +184,10 @@ pub(crate) fn gaps(points: &[Point], start: f64, end: f64, max_spacing: f64) -> 
 pub(crate) mod tests {
     use super::*;
 
+    fn span(from: f64, to: f64) -> Span {
+        Span { from, to }
+    }
+
     /// Samples one per `step` seconds from `start`, with the given lags (`None` = missing).
     pub(crate) fn series(start: f64, step: f64, lags: &[Option<f64>]) -> Vec<Sample> {
         lags.iter()
@@ -322,19 +326,7 @@ pub(crate) mod tests {
         });
         let p = points(&s, 0.0, 100.0);
         let got = gaps(&p, 0.0, 42.0, 12.5);
-        assert_eq!(
-            got,
-            [
-                Span {
-                    from: 0.0,
-                    to: 10.0
-                },
-                Span {
-                    from: 15.0,
-                    to: 40.0
-                }
-            ]
-        );
+        assert_eq!(got, [span(0.0, 10.0), span(15.0, 40.0)]);
     }
 
     #[test]
@@ -342,22 +334,10 @@ pub(crate) mod tests {
         let s = series(20.0, 5.0, &all(&[1.0, 1.0]));
         let p = points(&s, 0.0, 100.0);
         let got = gaps(&p, 0.0, 60.0, 12.5);
-        assert_eq!(
-            got,
-            [
-                Span {
-                    from: 0.0,
-                    to: 20.0
-                },
-                Span {
-                    from: 25.0,
-                    to: 60.0
-                }
-            ]
-        );
+        assert_eq!(got, [span(0.0, 20.0), span(25.0, 60.0)]);
         // A missing last sample is a gap even when it is recent.
         let s = series(0.0, 5.0, &[Some(1.0), None]);
         let got = gaps(&points(&s, 0.0, 5.0), 0.0, 5.0, 12.5);
-        assert_eq!(got, [Span { from: 0.0, to: 5.0 }]);
+        assert_eq!(got, [span(0.0, 5.0)]);
     }
 }

@@ -6,15 +6,15 @@
 //! Like a lab node, it reads its stdin until the parent closes it (or dies), and ends on SIGTERM.
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use rdkafka::mocking::MockCluster;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use super::node::spawn_lab_process;
 use super::producer::{self, TopicLoad};
 use crate::kafka::KafkaSettings;
 
@@ -100,17 +100,8 @@ impl BrokerProcess {
         topics: &[TopicWire],
         within: Duration,
     ) -> anyhow::Result<BrokerProcess> {
-        let mut child = std::process::Command::new(exe)
-            .args(["lab", "broker", "--spec"])
-            .arg(serde_json::to_string(topics)?)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .process_group(0)
-            .spawn()?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow::anyhow!("the lab broker has no stdout"))?;
+        let (mut child, stdout) =
+            spawn_lab_process(exe, &["lab", "broker"], &topics, "the lab broker")?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::{Child, ChildStdout, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -191,6 +191,31 @@ pub struct NodeProcess {
     consuming: Arc<std::sync::Mutex<Vec<(String, Instant)>>>,
 }
 
+/// Spawn `exe ARGS --spec JSON` (a lab process: node or broker) with stdin and stdout piped;
+/// its stdout is returned apart. `what` names it in the error.
+pub(super) fn spawn_lab_process(
+    exe: &Path,
+    args: &[&str],
+    spec: &impl Serialize,
+    what: &str,
+) -> anyhow::Result<(Child, ChildStdout)> {
+    let mut child = std::process::Command::new(exe)
+        .args(args)
+        .arg("--spec")
+        .arg(serde_json::to_string(spec)?)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        // Its own process group: a Ctrl-C on the terminal reaches spotdrill, which decides
+        // what happens to its lab processes, not the processes themselves.
+        .process_group(0)
+        .spawn()?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("{what} has no stdout"))?;
+    Ok((child, stdout))
+}
+
 impl NodeProcess {
     /// Start `exe lab node` and wait until its workers run.
     pub fn start(
@@ -200,19 +225,12 @@ impl NodeProcess {
         ready_within: Duration,
     ) -> anyhow::Result<NodeProcess> {
         let spawned = Instant::now();
-        let mut child = std::process::Command::new(exe)
-            .args(["lab", "node", "--brokers", &settings.brokers, "--spec"])
-            .arg(serde_json::to_string(spec)?)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            // Its own process group: a Ctrl-C on the terminal reaches spotdrill, which decides
-            // what happens to its nodes, not the nodes themselves.
-            .process_group(0)
-            .spawn()?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow::anyhow!("lab node {} has no stdout", spec.id))?;
+        let (child, stdout) = spawn_lab_process(
+            exe,
+            &["lab", "node", "--brokers", &settings.brokers],
+            spec,
+            &format!("lab node {}", spec.id),
+        )?;
         let (tx, rx) = std::sync::mpsc::channel();
         let consuming = Arc::new(std::sync::Mutex::new(Vec::new()));
         {

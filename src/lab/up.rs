@@ -17,7 +17,7 @@ use super::http::{self, ClusterView, SharedView};
 use super::node::WorkerWire;
 use super::truth::{Watcher, WorkloadSpec};
 use crate::kafka::KafkaSettings;
-use crate::plan::{ClusterKind, Lab};
+use crate::plan::{ClusterKind, Lab, LabCluster};
 
 /// What `lab.json` says about a running lab.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -102,17 +102,7 @@ impl RunningLab {
     /// Start the lab of a plan: every node runs and every worker is placed when this returns.
     pub fn start(lab: &Lab, exe: &Path, dir: &Path) -> anyhow::Result<RunningLab> {
         std::fs::create_dir_all(dir)?;
-        let topics: Vec<TopicWire> = lab
-            .topics
-            .iter()
-            .map(|t| TopicWire {
-                name: t.name.clone(),
-                partitions: t.partitions,
-                rate: t.rate,
-                message_bytes: t.message_bytes,
-            })
-            .collect();
-        let broker = BrokerProcess::start(exe, &topics, Duration::from_secs(15))?;
+        let broker = BrokerProcess::start(exe, &topic_wires(lab), Duration::from_secs(15))?;
         let settings = KafkaSettings::new(broker.bootstrap.clone());
         let cancel = CancellationToken::new();
         let mut lab_handle = RunningLab {
@@ -131,68 +121,13 @@ impl RunningLab {
         let mut clusters = Vec::new();
         let mut watched = Vec::new();
         for (name, c) in &lab.clusters {
-            let mut workers = Vec::new();
-            for (wname, w) in &c.workloads {
-                let partitions = w
-                    .topics
-                    .first()
-                    .and_then(|t| lab.topics.iter().find(|lt| &lt.name == t))
-                    .map_or(1, |t| t.partitions as i32);
-                let template = WorkerWire {
-                    group: w.group.clone(),
-                    topics: w.topics.clone(),
-                    partitions: None,
-                    cost_per_message_us: w.cost_per_message.as_micros() as u64,
-                    commit_interval_ms: w.commit_interval.as_millis() as u64,
-                    stall_after_restart: w.stall_after_restart,
-                    stalled: false,
-                };
-                workers.extend(workload_workers(
-                    wname, c.kind, w.workers, partitions, &template,
-                ));
-                watched.push(WorkloadSpec {
-                    cluster: clusters.len(),
-                    workload: wname.clone(),
-                    group: w.group.clone(),
-                    topics: w.topics.clone(),
-                    commit_interval: w.commit_interval,
-                });
-            }
-            let spec = ClusterSpec {
-                name: name.clone(),
-                kind: c.kind,
-                nodes: c.nodes,
-                slots_per_node: c.slots_per_node,
-                detection_delay: c.detection_delay,
-                replacement_delay: c.replacement_delay,
-                workers,
-            };
+            let spec = cluster_spec(lab, name, c, clusters.len(), &mut watched);
             lab_handle.expected.push((name.clone(), c.nodes));
             // Started one by one; a failure drops (and kills) the clusters started so far.
             clusters.push(Cluster::start(spec, exe, settings.clone(), Some(&truth))?);
         }
         let watcher = Watcher::new(&settings, watched)?;
-        let mut endpoints = Vec::new();
-        for c in &clusters {
-            let now = c.view();
-            let apis: &[&str] = match now.kind {
-                ClusterKind::Storm => &["storm_ui"],
-                ClusterKind::Mesos => &["mesos_master", "marathon"],
-            };
-            let name = now.name.clone();
-            let view: SharedView = Arc::new(Mutex::new(now));
-            let (addr, handle) = http::serve(view.clone(), cancel.clone())?;
-            let url = format!("http://{addr}");
-            for api in apis {
-                endpoints.push(Endpoint {
-                    cluster: name.clone(),
-                    api: (*api).to_owned(),
-                    url: url.clone(),
-                });
-            }
-            lab_handle.views.push(view);
-            lab_handle.servers.push(handle);
-        }
+        let endpoints = lab_handle.serve(&clusters, &cancel)?;
         let state = LabState {
             brokers: settings.brokers.clone(),
             pid: std::process::id(),
@@ -214,6 +149,36 @@ impl RunningLab {
         };
         lab_handle.scheduler = Some(std::thread::spawn(move || scheduler.run(&rx, &cancel)));
         Ok(lab_handle)
+    }
+
+    /// Serve each cluster's HTTP APIs on its own port; the endpoints, per API.
+    fn serve(
+        &mut self,
+        clusters: &[Cluster],
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<Vec<Endpoint>> {
+        let mut endpoints = Vec::new();
+        for c in clusters {
+            let now = c.view();
+            let apis: &[&str] = match now.kind {
+                ClusterKind::Storm => &["storm_ui"],
+                ClusterKind::Mesos => &["mesos_master", "marathon"],
+            };
+            let name = now.name.clone();
+            let view: SharedView = Arc::new(Mutex::new(now));
+            let (addr, handle) = http::serve(view.clone(), cancel.clone())?;
+            let url = format!("http://{addr}");
+            for api in apis {
+                endpoints.push(Endpoint {
+                    cluster: name.clone(),
+                    api: (*api).to_owned(),
+                    url: url.clone(),
+                });
+            }
+            self.views.push(view);
+            self.servers.push(handle);
+        }
+        Ok(endpoints)
     }
 
     /// Broker address, nodes and endpoints as they are now.
@@ -484,4 +449,63 @@ pub fn kill(dir: &Path, node: &str, notice: Duration) -> anyhow::Result<()> {
     }
     let _ = kill(pid, Signal::SIGKILL);
     Ok(())
+}
+
+/// The lab's topics as the broker takes them.
+fn topic_wires(lab: &Lab) -> Vec<TopicWire> {
+    lab.topics
+        .iter()
+        .map(|t| TopicWire {
+            name: t.name.clone(),
+            partitions: t.partitions,
+            rate: t.rate,
+            message_bytes: t.message_bytes,
+        })
+        .collect()
+}
+
+/// What cluster number `index` of the lab runs; its workloads join `watched`.
+fn cluster_spec(
+    lab: &Lab,
+    name: &str,
+    c: &LabCluster,
+    index: usize,
+    watched: &mut Vec<WorkloadSpec>,
+) -> ClusterSpec {
+    let mut workers = Vec::new();
+    for (wname, w) in &c.workloads {
+        let partitions = w
+            .topics
+            .first()
+            .and_then(|t| lab.topics.iter().find(|lt| &lt.name == t))
+            .map_or(1, |t| t.partitions as i32);
+        let template = WorkerWire {
+            group: w.group.clone(),
+            topics: w.topics.clone(),
+            partitions: None,
+            cost_per_message_us: w.cost_per_message.as_micros() as u64,
+            commit_interval_ms: w.commit_interval.as_millis() as u64,
+            stall_after_restart: w.stall_after_restart,
+            stalled: false,
+        };
+        workers.extend(workload_workers(
+            wname, c.kind, w.workers, partitions, &template,
+        ));
+        watched.push(WorkloadSpec {
+            cluster: index,
+            workload: wname.clone(),
+            group: w.group.clone(),
+            topics: w.topics.clone(),
+            commit_interval: w.commit_interval,
+        });
+    }
+    ClusterSpec {
+        name: name.to_owned(),
+        kind: c.kind,
+        nodes: c.nodes,
+        slots_per_node: c.slots_per_node,
+        detection_delay: c.detection_delay,
+        replacement_delay: c.replacement_delay,
+        workers,
+    }
 }

@@ -10,7 +10,7 @@ use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragraph, Wrap};
 
-use super::state::{AppView, LiveState, StepState, Tone};
+use super::state::{AppView, LiveState, StepState, TargetView, Tone};
 use crate::analysis::{Verdict, fmt_secs};
 
 /// How to draw: the moment shown, colours, and what the operator can do.
@@ -203,107 +203,32 @@ fn render_chart(
 ) {
     let window = view.window_s.max(10.0);
     let from = view.now - window;
-    // Contiguous stretches of measured lag: a gap is never drawn as a line.
-    let mut segments: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
-    let mut top: f64 = 1.0;
-    for p in app
-        .samples
-        .iter()
-        .filter(|p| p.at >= from && p.at <= view.now + 1.0)
-    {
-        match p.lag_s {
-            Some(l) => {
-                top = top.max(l);
-                if let Some(seg) = segments.last_mut() {
-                    seg.push((p.at - view.now, l));
-                }
-            }
-            None => {
-                if segments.last().is_some_and(|s| !s.is_empty()) {
-                    segments.push(Vec::new());
-                }
-            }
-        }
-    }
-    if let Some(b) = app.band {
-        top = top.max(b.upper_s);
-    }
-    let top = nice_top(top * 1.15);
+    let (segments, top) = lag_segments(app, from, view.now);
+    let top = nice_top(app.band.map_or(top, |b| top.max(b.upper_s)) * 1.15);
     let band: Vec<(f64, f64)> = app
         .band
         .map(|b| vec![(-window, b.upper_s), (0.0, b.upper_s)])
         .unwrap_or_default();
-    let injections: Vec<Vec<(f64, f64)>> = state
-        .targets
-        .iter()
-        .filter(|t| app.target.as_deref().is_none_or(|n| n == t.name))
-        .flat_map(|t| t.steps.iter().filter_map(|s| s.injected_at))
-        .filter(|&i| i >= from && i <= view.now)
-        // A tick at the top edge: the lag line stays readable without colour.
-        .map(|i| vec![(i - view.now, top * 0.85), (i - view.now, top)])
-        .collect();
-    let mut datasets = Vec::new();
-    for line in &injections {
-        datasets.push(
-            Dataset::default()
-                .marker(Marker::Braille)
-                .graph_type(GraphType::Line)
-                .style(view.style(Color::Magenta))
-                .data(line),
-        );
-    }
-    if !band.is_empty() {
-        datasets.push(
-            Dataset::default()
-                .marker(Marker::Braille)
-                .graph_type(GraphType::Line)
-                .style(view.style(Color::DarkGray))
-                .data(&band),
-        );
-    }
+    let injections = injection_ticks(state, app, from, view.now, top);
     let lag_style = match app.current().and_then(|p| p.lag_s).zip(app.band) {
         Some((l, b)) if l > b.upper_s => view.style(Color::Red),
         _ => view.style(Color::Cyan),
     };
-    for seg in segments.iter().filter(|s| !s.is_empty()) {
-        datasets.push(
-            Dataset::default()
-                .marker(Marker::Braille)
-                .graph_type(GraphType::Line)
-                .style(lag_style)
-                .data(seg),
-        );
+    let mut datasets: Vec<Dataset> = injections
+        .iter()
+        .map(|tick| line(tick, view.style(Color::Magenta)))
+        .collect();
+    if !band.is_empty() {
+        datasets.push(line(&band, view.style(Color::DarkGray)));
     }
-    let current = match app.current() {
-        Some(p) => match p.lag_s {
-            Some(l) => format!("{l:.1} s"),
-            None => "no data".to_owned(),
-        },
-        None => "—".to_owned(),
-    };
-    let band_text = app
-        .band
-        .map(|b| format!(" band≤{:.1}", b.upper_s))
-        .unwrap_or_default();
-    let (verdict, vstyle) = match app.verdict_so_far() {
-        Some(v) => (v.as_str().to_owned(), view.verdict(v)),
-        None => ("…".to_owned(), Style::default()),
-    };
-    let block = Block::bordered()
-        .title(Line::from(Span::styled(
-            format!(" {name} "),
-            Style::default().add_modifier(Modifier::BOLD),
-        )))
-        .title_bottom(Line::from(vec![
-            Span::styled(
-                format!(" {current}"),
-                lag_style.add_modifier(Modifier::BOLD),
-            ),
-            Span::raw(format!("{band_text} ")),
-            Span::styled(format!("{verdict} "), vstyle),
-        ]));
+    datasets.extend(
+        segments
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|seg| line(seg, lag_style)),
+    );
     let chart = Chart::new(datasets)
-        .block(block)
+        .block(chart_block(name, app, view, lag_style))
         .legend_position(None)
         .x_axis(
             Axis::default()
@@ -321,6 +246,93 @@ fn render_chart(
                 .style(view.style(Color::DarkGray)),
         );
     frame.render_widget(chart, area);
+}
+
+/// Contiguous stretches of measured lag from `from` to `now` (x relative to `now`): a gap is
+/// never drawn as a line. Also the highest lag among them (at least 1).
+fn lag_segments(app: &AppView, from: f64, now: f64) -> (Vec<Vec<(f64, f64)>>, f64) {
+    let mut segments: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+    let mut top: f64 = 1.0;
+    for p in app
+        .samples
+        .iter()
+        .filter(|p| p.at >= from && p.at <= now + 1.0)
+    {
+        match p.lag_s {
+            Some(l) => {
+                top = top.max(l);
+                if let Some(seg) = segments.last_mut() {
+                    seg.push((p.at - now, l));
+                }
+            }
+            None => {
+                if segments.last().is_some_and(|s| !s.is_empty()) {
+                    segments.push(Vec::new());
+                }
+            }
+        }
+    }
+    (segments, top)
+}
+
+/// A tick at the top edge for each injection of the app's target in the window: the lag line
+/// stays readable without colour.
+fn injection_ticks(
+    state: &LiveState,
+    app: &AppView,
+    from: f64,
+    now: f64,
+    top: f64,
+) -> Vec<Vec<(f64, f64)>> {
+    state
+        .targets
+        .iter()
+        .filter(|t| app.target.as_deref().is_none_or(|n| n == t.name))
+        .flat_map(|t| t.steps.iter().filter_map(|s| s.injected_at))
+        .filter(|&i| i >= from && i <= now)
+        .map(|i| vec![(i - now, top * 0.85), (i - now, top)])
+        .collect()
+}
+
+/// One line of a chart.
+fn line(data: &[(f64, f64)], style: Style) -> Dataset<'_> {
+    Dataset::default()
+        .marker(Marker::Braille)
+        .graph_type(GraphType::Line)
+        .style(style)
+        .data(data)
+}
+
+/// The chart's frame: the app's name on top; the current lag, band and verdict so far below.
+fn chart_block(name: &str, app: &AppView, view: &View, lag_style: Style) -> Block<'static> {
+    let current = match app.current() {
+        Some(p) => match p.lag_s {
+            Some(l) => format!("{l:.1} s"),
+            None => "no data".to_owned(),
+        },
+        None => "—".to_owned(),
+    };
+    let band_text = app
+        .band
+        .map(|b| format!(" band≤{:.1}", b.upper_s))
+        .unwrap_or_default();
+    let (verdict, vstyle) = match app.verdict_so_far() {
+        Some(v) => (v.as_str().to_owned(), view.verdict(v)),
+        None => ("…".to_owned(), Style::default()),
+    };
+    Block::bordered()
+        .title(Line::from(Span::styled(
+            format!(" {name} "),
+            Style::default().add_modifier(Modifier::BOLD),
+        )))
+        .title_bottom(Line::from(vec![
+            Span::styled(
+                format!(" {current}"),
+                lag_style.add_modifier(Modifier::BOLD),
+            ),
+            Span::raw(format!("{band_text} ")),
+            Span::styled(format!("{verdict} "), vstyle),
+        ]))
 }
 
 /// A round upper bound for the y axis.
@@ -357,59 +369,73 @@ fn short_secs(s: f64) -> String {
 fn render_ladder(frame: &mut Frame, area: Rect, state: &LiveState, view: &View) {
     let mut lines: Vec<Line> = Vec::new();
     for t in &state.targets {
-        lines.push(Line::from(vec![
-            Span::styled(
-                t.name.clone(),
-                Style::default().add_modifier(Modifier::BOLD),
-            ),
-            Span::styled(
-                format!(" {} · needs {}", t.kind, t.required_tolerance),
-                view.style(Color::DarkGray),
-            ),
-        ]));
-        for (i, s) in t.steps.iter().enumerate() {
-            let n = s.terminations;
-            let extra = match s.state {
-                StepState::Observing | StepState::Injecting => s
-                    .injected_at
-                    .or(s.started_at)
-                    .map(|i| {
-                        let end = state.finished.map_or(view.now, |f| f.at.min(view.now));
-                        format!(" {}", clock(end - i))
-                    })
-                    .unwrap_or_default(),
-                StepState::Pending
-                    if view.waiting.is_some_and(|w| w.starts_with(&t.name))
-                        && t.steps[..i].iter().all(|p| p.state != StepState::Pending) =>
-                {
-                    " waits for Enter".to_owned()
-                }
-                _ => String::new(),
-            };
-            let cap = s
-                .capacity_after_s
-                .map(|c| format!(" cap {}", fmt_secs(c)))
-                .unwrap_or_default();
-            lines.push(Line::from(vec![
-                Span::raw(format!(" {:>2} node{} ", n, if n == 1 { " " } else { "s" })),
-                Span::styled(format!("{:<9}", s.state.label()), view.state(s.state)),
-                Span::raw(format!("{extra}{cap}")),
-            ]));
-        }
-        if let Some(c) = state.capacity.get(&t.name) {
-            let (text, style) = match (&c.summary, &c.error) {
-                (_, Some(e)) => (format!(" probe: {e}"), view.style(Color::Red)),
-                (Some(s), None) => (format!(" {s}"), view.style(Color::Blue)),
-                (None, None) => (" no capacity reported".to_owned(), Style::default()),
-            };
-            lines.push(Line::from(Span::styled(text, style)));
-        }
+        target_lines(&mut lines, state, view, t);
     }
     if state.targets.is_empty() {
         lines.push(Line::from("no run yet"));
     }
-    // Keep the active step in sight when the ladders are longer than the panel.
-    let inner = area.height.saturating_sub(2) as usize;
+    let scroll = scroll_to_active(&lines, area.height.saturating_sub(2) as usize);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(Block::bordered().title(" ladder "))
+            .scroll((scroll, 0)),
+        area,
+    );
+}
+
+/// A target's ladder: its name, a line per step, and its capacity as last probed.
+fn target_lines(lines: &mut Vec<Line<'static>>, state: &LiveState, view: &View, t: &TargetView) {
+    lines.push(Line::from(vec![
+        Span::styled(
+            t.name.clone(),
+            Style::default().add_modifier(Modifier::BOLD),
+        ),
+        Span::styled(
+            format!(" {} · needs {}", t.kind, t.required_tolerance),
+            view.style(Color::DarkGray),
+        ),
+    ]));
+    for (i, s) in t.steps.iter().enumerate() {
+        let n = s.terminations;
+        let extra = match s.state {
+            StepState::Observing | StepState::Injecting => s
+                .injected_at
+                .or(s.started_at)
+                .map(|i| {
+                    let end = state.finished.map_or(view.now, |f| f.at.min(view.now));
+                    format!(" {}", clock(end - i))
+                })
+                .unwrap_or_default(),
+            StepState::Pending
+                if view.waiting.is_some_and(|w| w.starts_with(&t.name))
+                    && t.steps[..i].iter().all(|p| p.state != StepState::Pending) =>
+            {
+                " waits for Enter".to_owned()
+            }
+            _ => String::new(),
+        };
+        let cap = s
+            .capacity_after_s
+            .map(|c| format!(" cap {}", fmt_secs(c)))
+            .unwrap_or_default();
+        lines.push(Line::from(vec![
+            Span::raw(format!(" {:>2} node{} ", n, if n == 1 { " " } else { "s" })),
+            Span::styled(format!("{:<9}", s.state.label()), view.state(s.state)),
+            Span::raw(format!("{extra}{cap}")),
+        ]));
+    }
+    if let Some(c) = state.capacity.get(&t.name) {
+        let (text, style) = match (&c.summary, &c.error) {
+            (_, Some(e)) => (format!(" probe: {e}"), view.style(Color::Red)),
+            (Some(s), None) => (format!(" {s}"), view.style(Color::Blue)),
+            (None, None) => (" no capacity reported".to_owned(), Style::default()),
+        };
+        lines.push(Line::from(Span::styled(text, style)));
+    }
+}
+
+/// Keep the active step in sight when the ladders are longer than the panel (`inner` lines).
+fn scroll_to_active(lines: &[Line], inner: usize) -> u16 {
     let focus = lines
         .iter()
         .position(|l| {
@@ -419,17 +445,11 @@ fn render_ladder(frame: &mut Frame, area: Rect, state: &LiveState, view: &View) 
             })
         })
         .unwrap_or(0);
-    let scroll = if lines.len() > inner && focus >= inner {
+    if lines.len() > inner && focus >= inner {
         (focus + 1 - inner) as u16
     } else {
         0
-    };
-    frame.render_widget(
-        Paragraph::new(lines)
-            .block(Block::bordered().title(" ladder "))
-            .scroll((scroll, 0)),
-        area,
-    );
+    }
 }
 
 fn render_events(frame: &mut Frame, area: Rect, state: &LiveState, view: &View) {
@@ -491,6 +511,18 @@ mod tests {
         f.state
     }
 
+    /// A view of `state` at its latest entry, with nothing waiting, no keys and no note.
+    fn view_at(state: &LiveState, color: bool, window_s: f64) -> View<'static> {
+        View {
+            now: state.latest,
+            color,
+            window_s,
+            waiting: None,
+            keys: "",
+            note: None,
+        }
+    }
+
     fn draw(state: &LiveState, view: &View, w: u16, h: u16) -> String {
         let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
         term.draw(|f| render(f, state, view)).unwrap();
@@ -501,12 +533,8 @@ mod tests {
     fn no_color_draws_no_colour() {
         let state = fixture();
         let view = View {
-            now: state.latest,
-            color: false,
-            window_s: 120.0,
-            waiting: None,
             keys: "q: leave",
-            note: None,
+            ..view_at(&state, false, 120.0)
         };
         let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
         term.draw(|f| render(f, &state, &view)).unwrap();
@@ -534,12 +562,8 @@ mod tests {
     fn tiny_terminals_do_not_panic() {
         let state = fixture();
         let view = View {
-            now: state.latest,
-            color: true,
-            window_s: 300.0,
             waiting: Some("storm-lab step 1/3: 1 node"),
-            keys: "",
-            note: None,
+            ..view_at(&state, true, 300.0)
         };
         for (w, h) in [(1, 1), (10, 5), (20, 8), (40, 12)] {
             let _ = draw(&state, &view, w, h);

@@ -103,11 +103,13 @@ impl Dashboard {
         let backend = CrosstermBackend::new(std::io::stdout());
         let mut term = Terminal::new(backend)?;
         term.clear()?;
-        let keys_tty = std::io::stdin().is_terminal();
-        let mut keys_ok = true;
-        let mut note: Option<&str> = None;
-        let mut ctrl_c = 0;
-        let mut leave = false;
+        let mut keys = Keys {
+            tty: std::io::stdin().is_terminal(),
+            ok: true,
+            note: None,
+            ctrl_c: 0,
+            leave: false,
+        };
         let ending = loop {
             if !ACTIVE.load(Ordering::SeqCst) {
                 // Someone gave the terminal back (a panic elsewhere, the hard exit): draw no more.
@@ -116,108 +118,159 @@ impl Dashboard {
             if let Err(e) = self.follower.poll() {
                 tracing::warn!(error = %e, dir = %self.follower.dir().display(), "cannot read the run");
             }
-            let state = &self.follower.state;
-            let runner_over = runner_done.is_some_and(|d| d.load(Ordering::SeqCst));
-            let finished = state.finished.map(|f| f.exit_code);
-            match (finished, runner_done) {
-                // watch: the run is over once run_finished is written.
-                (Some(code), None) if leave || !(keys_tty && keys_ok) => {
-                    break Ending::Finished(code);
-                }
-                // run --live: over once the runner returned (the report is written by then).
-                (Some(code), Some(_)) if runner_over && (leave || !(keys_tty && keys_ok)) => {
-                    break Ending::Finished(code);
-                }
-                (None, Some(_)) if runner_over => break Ending::RunnerDone,
-                _ => {}
+            let runner = runner_done.map(|d| d.load(Ordering::SeqCst));
+            let finished = self.follower.state.finished.map(|f| f.exit_code);
+            if let Some(ending) = keys.ending(finished, runner) {
+                break ending;
             }
-            let waiting = self.control.as_ref().and_then(Control::waiting);
-            let keys = match (&finished, &self.control) {
-                (Some(_), _) if runner_done.is_none() || runner_over => "any key: leave",
-                (Some(_), _) => "writing the report…",
-                (None, Some(_)) => "a: stop escalating · Ctrl-C twice: exit at once",
-                (None, None) => "q: leave (the run goes on)",
-            };
-            let now = match state.finished {
-                Some(f) => f.at.max(state.latest),
-                None => unix_now(),
-            };
-            let elapsed = state.started_at.map_or(0.0, |s| now - s);
-            let view = View {
-                now,
-                color: self.color,
-                window_s: elapsed.clamp(60.0, 300.0),
-                waiting: waiting.as_deref(),
-                keys,
-                note,
-            };
-            term.draw(|f| render(f, state, &view))?;
-            // No keyboard to read (no terminal for input): the dashboard still follows the run.
-            let tick = Duration::from_millis(250);
-            if !keys_ok {
-                std::thread::sleep(tick);
+            term.draw(|f| self.draw(f, &keys, finished.is_some(), runner))?;
+            let Some(key) = keys.next_press() else {
                 continue;
-            }
-            let key = match event::poll(tick).and_then(|ready| ready.then(event::read).transpose())
-            {
-                Ok(Some(Event::Key(key))) => key,
-                Ok(_) => continue,
-                Err(e) => {
-                    tracing::debug!(error = %e, "no keyboard input; the dashboard only follows");
-                    keys_ok = false;
-                    continue;
-                }
             };
-            if key.kind != KeyEventKind::Press {
-                continue;
-            }
             if finished.is_some() {
-                leave = true;
+                keys.leave = true;
                 continue;
             }
-            match (&self.control, key) {
-                (None, k) if is_quit(k) => break Ending::Left,
-                (None, _) => {}
-                (Some(c), k) if is_ctrl_c(k) => {
-                    ctrl_c += 1;
-                    if ctrl_c >= 2 {
-                        // The runner exits at once on the second request: give the terminal
-                        // back first.
-                        drop(term);
-                        drop(screen);
-                        c.abort();
-                        return Ok(Ending::Left);
-                    }
-                    if c.aborts() == 0 {
+            match self.on_key(&mut keys, key) {
+                Act::Stay => {}
+                Act::Leave => break Ending::Left,
+                Act::ExitNow => {
+                    // The runner exits at once on the second request: give the terminal back
+                    // first.
+                    drop(term);
+                    drop(screen);
+                    if let Some(c) = &self.control {
                         c.abort();
                     }
-                    note = Some("stopping escalation (Ctrl-C again: exit at once)");
+                    return Ok(Ending::Left);
                 }
-                (
-                    Some(c),
-                    KeyEvent {
-                        code: KeyCode::Char('a' | 'q'),
-                        ..
-                    },
-                ) => {
-                    if c.aborts() == 0 {
-                        c.abort();
-                    }
-                    note = Some("stopping escalation: no more terminations");
-                }
-                (
-                    Some(c),
-                    KeyEvent {
-                        code: KeyCode::Enter | KeyCode::Char(' ' | 'y' | 'g'),
-                        ..
-                    },
-                ) if c.waiting().is_some() => c.proceed(),
-                _ => {}
             }
         };
         drop(term);
         drop(screen);
         Ok(ending)
+    }
+
+    /// One frame of the dashboard. `runner`: whether the runner of this process returned
+    /// (`None` under `watch`).
+    fn draw(&self, frame: &mut ratatui::Frame, keys: &Keys, finished: bool, runner: Option<bool>) {
+        let state = &self.follower.state;
+        let waiting = self.control.as_ref().and_then(Control::waiting);
+        let help = match (finished, &self.control) {
+            (true, _) if runner.is_none_or(|over| over) => "any key: leave",
+            (true, _) => "writing the report…",
+            (false, Some(_)) => "a: stop escalating · Ctrl-C twice: exit at once",
+            (false, None) => "q: leave (the run goes on)",
+        };
+        let now = match state.finished {
+            Some(f) => f.at.max(state.latest),
+            None => unix_now(),
+        };
+        let elapsed = state.started_at.map_or(0.0, |s| now - s);
+        let view = View {
+            now,
+            color: self.color,
+            window_s: elapsed.clamp(60.0, 300.0),
+            waiting: waiting.as_deref(),
+            keys: help,
+            note: keys.note,
+        };
+        render(frame, state, &view);
+    }
+
+    /// What a key pressed during the run does.
+    fn on_key(&self, keys: &mut Keys, key: KeyEvent) -> Act {
+        match (&self.control, key) {
+            (None, k) if is_quit(k) => return Act::Leave,
+            (None, _) => {}
+            (Some(c), k) if is_ctrl_c(k) => {
+                keys.ctrl_c += 1;
+                if keys.ctrl_c >= 2 {
+                    return Act::ExitNow;
+                }
+                if c.aborts() == 0 {
+                    c.abort();
+                }
+                keys.note = Some("stopping escalation (Ctrl-C again: exit at once)");
+            }
+            (
+                Some(c),
+                KeyEvent {
+                    code: KeyCode::Char('a' | 'q'),
+                    ..
+                },
+            ) => {
+                if c.aborts() == 0 {
+                    c.abort();
+                }
+                keys.note = Some("stopping escalation: no more terminations");
+            }
+            (
+                Some(c),
+                KeyEvent {
+                    code: KeyCode::Enter | KeyCode::Char(' ' | 'y' | 'g'),
+                    ..
+                },
+            ) if c.waiting().is_some() => c.proceed(),
+            _ => {}
+        }
+        Act::Stay
+    }
+}
+
+/// The keyboard side of the dashboard.
+struct Keys {
+    /// stdin is a terminal.
+    tty: bool,
+    /// Keys can be read (false after the first read error: the dashboard only follows).
+    ok: bool,
+    /// A word for the bottom line, after a key.
+    note: Option<&'static str>,
+    ctrl_c: u32,
+    /// A key was pressed after the run finished.
+    leave: bool,
+}
+
+/// What a key asks for.
+enum Act {
+    Stay,
+    Leave,
+    /// The second Ctrl-C: give the terminal back and exit at once.
+    ExitNow,
+}
+
+impl Keys {
+    /// Whether the dashboard is over, given the run's exit code once finished and, under
+    /// `run --live`, whether the runner returned.
+    fn ending(&self, finished: Option<u8>, runner: Option<bool>) -> Option<Ending> {
+        let no_key_to_wait_for = self.leave || !(self.tty && self.ok);
+        match (finished, runner) {
+            // watch: the run is over once run_finished is written.
+            (Some(code), None) if no_key_to_wait_for => Some(Ending::Finished(code)),
+            // run --live: over once the runner returned (the report is written by then).
+            (Some(code), Some(true)) if no_key_to_wait_for => Some(Ending::Finished(code)),
+            (None, Some(true)) => Some(Ending::RunnerDone),
+            _ => None,
+        }
+    }
+
+    /// The next key press within a tick; `None` after a tick without one.
+    fn next_press(&mut self) -> Option<KeyEvent> {
+        // No keyboard to read (no terminal for input): the dashboard still follows the run.
+        let tick = Duration::from_millis(250);
+        if !self.ok {
+            std::thread::sleep(tick);
+            return None;
+        }
+        match event::poll(tick).and_then(|ready| ready.then(event::read).transpose()) {
+            Ok(Some(Event::Key(key))) if key.kind == KeyEventKind::Press => Some(key),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::debug!(error = %e, "no keyboard input; the dashboard only follows");
+                self.ok = false;
+                None
+            }
+        }
     }
 }
 

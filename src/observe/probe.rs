@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, Timestamp};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::lag::{self, GroupLag, Offsets, PartitionLag, TimestampKind};
 use crate::kafka::{KafkaSettings, SettingsError};
@@ -68,6 +68,25 @@ pub enum ProbeError {
 }
 
 type Key = (Arc<str>, i32);
+
+/// Topic → why it cannot be measured (it is gone).
+type TopicProblems = BTreeMap<String, String>;
+
+/// A partition's index in the layout, its offsets and what its lag needs.
+type PartPlan = (usize, Offsets, lag::Plan);
+
+/// When a snapshot was taken, and how long it took.
+struct When {
+    at: SystemTime,
+    elapsed_ms: u64,
+    took: u64,
+}
+
+impl When {
+    fn missing(&self, group: &str, why: String) -> GroupLag {
+        GroupLag::missing(group, self.at, self.elapsed_ms, self.took, why)
+    }
+}
 
 /// What one round of offset requests returned, aligned with the partitions asked for (and, for
 /// committed offsets, with each group's partitions).
@@ -149,100 +168,17 @@ impl LagProbe {
     pub fn connect(settings: KafkaSettings, specs: &[GroupSpec]) -> Result<LagProbe, ProbeError> {
         let base = settings.client_config()?;
         let probe_group = format!("spotdrill-probe-{}", std::process::id());
-        let mut meta_cfg = base.clone();
-        meta_cfg
-            .set("group.id", &probe_group)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false");
-        let meta: BaseConsumer = meta_cfg
-            .create()
-            .map_err(|e| ProbeError::Client(Box::new(e)))?;
-        let mut reader_cfg = meta_cfg.clone();
-        reader_cfg
-            .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "10")
-            .set("fetch.error.backoff.ms", "50")
-            // Prefetch little (memory stays bounded with thousands of partitions), and never
-            // back off for long once the queue thresholds are reached: librdkafka's default
-            // fetch.queue.backoff.ms is 1 s, which is a 1 s stall for the next wanted record.
-            .set("queued.min.messages", "100")
-            .set("queued.max.messages.kbytes", "2048")
-            .set("fetch.queue.backoff.ms", "10")
-            .set("fetch.message.max.bytes", "8192");
-        let reader: BaseConsumer = reader_cfg
-            .create()
-            .map_err(|e| ProbeError::Client(Box::new(e)))?;
+        let meta_cfg = without_commits(&base, &probe_group);
+        let meta = create(&meta_cfg)?;
+        let reader = create(&reader_config(&meta_cfg))?;
         // Connect the reader now, so the first snapshot does not wait for its first metadata.
         let _ = reader.fetch_metadata(None, settings.timeout);
-
-        let metadata = meta
-            .fetch_metadata(None, settings.timeout)
-            .map_err(|source| ProbeError::Unreachable {
-                brokers: settings.brokers.clone(),
-                timeout: humantime::format_duration(settings.timeout).to_string(),
-                source: Box::new(source),
-            })?;
-        let existing: BTreeMap<String, usize> = metadata
-            .topics()
+        let existing = existing_topics(&meta, &settings)?;
+        let groups = specs
             .iter()
-            .filter(|t| t.error().is_none())
-            .map(|t| (t.name().to_owned(), t.partitions().len()))
-            .collect();
-
-        let mut groups = Vec::new();
-        for spec in specs {
-            for topic in &spec.topics {
-                if !existing.contains_key(topic) {
-                    return Err(ProbeError::UnknownTopic {
-                        topic: topic.clone(),
-                        brokers: settings.brokers.clone(),
-                    });
-                }
-            }
-            let mut cfg = base.clone();
-            cfg.set("group.id", &spec.group)
-                .set("enable.auto.commit", "false")
-                .set("enable.auto.offset.store", "false");
-            let consumer: BaseConsumer =
-                cfg.create().map_err(|e| ProbeError::Client(Box::new(e)))?;
-            let topics = if spec.topics.is_empty() {
-                let found =
-                    committed_topics(&consumer, &existing, settings.timeout).map_err(|why| {
-                        ProbeError::Committed {
-                            group: spec.group.clone(),
-                            brokers: settings.brokers.clone(),
-                            why,
-                        }
-                    })?;
-                if found.is_empty() {
-                    return Err(ProbeError::NoTopics {
-                        group: spec.group.clone(),
-                        brokers: settings.brokers.clone(),
-                    });
-                }
-                found
-            } else {
-                spec.topics.clone()
-            };
-            groups.push(GroupProbe {
-                group: spec.group.clone(),
-                topics,
-                consumer,
-            });
-        }
-        // Find every group's coordinator now, all at once, so the first snapshot (the start of
-        // the baseline) does not wait for it.
-        std::thread::scope(|s| {
-            for g in &groups {
-                let first: Vec<Key> = g
-                    .topics
-                    .first()
-                    .map(|t| (Arc::from(t.as_str()), 0))
-                    .into_iter()
-                    .collect();
-                s.spawn(move || committed_offsets(&g.consumer, &first, settings.timeout));
-            }
-        });
+            .map(|spec| group_probe(&base, spec, &existing, &settings))
+            .collect::<Result<Vec<_>, _>>()?;
+        find_coordinators(&groups, settings.timeout);
         Ok(LagProbe {
             settings,
             meta,
@@ -278,10 +214,14 @@ impl LagProbe {
         match self.measure(t0, at, elapsed_ms) {
             Ok(samples) => samples,
             Err(why) => {
-                let took = t0.elapsed().as_millis() as u64;
+                let when = When {
+                    at,
+                    elapsed_ms,
+                    took: t0.elapsed().as_millis() as u64,
+                };
                 self.groups
                     .iter()
-                    .map(|g| GroupLag::missing(&g.group, at, elapsed_ms, took, why.clone()))
+                    .map(|g| when.missing(&g.group, why.clone()))
                     .collect()
             }
         }
@@ -294,16 +234,48 @@ impl LagProbe {
         elapsed_ms: u64,
     ) -> Result<Vec<GroupLag>, String> {
         let timeout = self.settings.timeout;
-        // 1–3. Partitions (fresh each time: partitions get added, topics deleted), high
-        // watermarks, log starts and every group's committed offsets, all at once. The offsets
-        // are asked for the partitions of the previous snapshot; when the metadata shows the set
-        // changed, they are asked again for the new set.
+        let (fetched, topic_problems, t_metadata) = self.fetch(t0)?;
+        let (high, start) = (fetched.high?, fetched.start?);
+        let t_offsets = t0.elapsed();
+        let (plans, wanted) = self.plan_partitions(&fetched.committed, &high, &start);
+
+        // 5. Read the missing timestamps.
+        self.last_reads = wanted.values().map(BTreeSet::len).sum();
+        if !wanted.is_empty() {
+            self.read_timestamps(wanted, t0 + timeout);
+        }
+        tracing::debug!(
+            partitions = self.layout.all.len(),
+            groups = self.groups.len(),
+            reads = self.last_reads,
+            metadata_ms = t_metadata.as_millis() as u64,
+            offsets_ms = t_offsets.as_millis() as u64,
+            total_ms = t0.elapsed().as_millis() as u64,
+            "lag snapshot"
+        );
+
+        let when = When {
+            at,
+            elapsed_ms,
+            took: t0.elapsed().as_millis() as u64,
+        };
+        let out = self.assemble(&when, &fetched.committed, plans, &topic_problems);
+        self.prune_cache(&start);
+        Ok(out)
+    }
+
+    /// 1–3. Partitions (fresh each time: partitions get added, topics deleted), high watermarks,
+    /// log starts and every group's committed offsets, all at once. The offsets are asked for the
+    /// partitions of the previous snapshot; when the metadata shows the set changed, they are
+    /// asked again for the new set. Also returns a problem per topic that is gone, and when the
+    /// metadata came (since `t0`).
+    fn fetch(&mut self, t0: Instant) -> Result<(Fetched, TopicProblems, Duration), String> {
         let topics: BTreeSet<String> = self
             .groups
             .iter()
             .flat_map(|g| g.topics.iter().cloned())
             .collect();
-        let (metadata, mut fetched) = std::thread::scope(|s| {
+        let (metadata, fetched) = std::thread::scope(|s| {
             let metadata = s.spawn(|| self.metadata(&topics));
             let fetched = (!self.layout.all.is_empty()).then(|| self.fetch_offsets(&self.layout));
             let metadata = metadata
@@ -320,26 +292,27 @@ impl LagProbe {
             })
             .collect();
         let t_metadata = t0.elapsed();
-        if all != self.layout.all || fetched.is_none() {
-            self.relayout(all);
-            fetched = Some(self.fetch_offsets(&self.layout));
-        }
-        let Some(Fetched {
-            high,
-            start,
-            committed,
-        }) = fetched
-        else {
-            return Err("no offsets".into());
+        let fetched = match fetched {
+            Some(f) if all == self.layout.all => f,
+            _ => {
+                self.relayout(all);
+                self.fetch_offsets(&self.layout)
+            }
         };
-        let (high, start) = (high?, start?);
-        let t_offsets = t0.elapsed();
+        Ok((fetched, topic_problems, t_metadata))
+    }
 
-        // 4. What each partition needs, and the record timestamps not yet known.
+    /// 4. What each partition of each group needs, and the record timestamps not yet known.
+    fn plan_partitions(
+        &mut self,
+        committed: &[Result<Vec<Option<i64>>, String>],
+        high: &[Option<i64>],
+        start: &[Option<i64>],
+    ) -> (Vec<Vec<PartPlan>>, BTreeMap<usize, BTreeSet<i64>>) {
         let generation = self.generation;
-        let mut plans: Vec<Vec<(usize, Offsets, lag::Plan)>> = Vec::new();
+        let mut plans: Vec<Vec<PartPlan>> = Vec::new();
         let mut wanted: BTreeMap<usize, BTreeSet<i64>> = BTreeMap::new();
-        for (slots, committed) in self.layout.groups.iter().zip(&committed) {
+        for (slots, committed) in self.layout.groups.iter().zip(committed) {
             let Ok(committed) = committed else {
                 plans.push(Vec::new());
                 continue;
@@ -366,63 +339,42 @@ impl LagProbe {
             }
             plans.push(group_plans);
         }
+        (plans, wanted)
+    }
 
-        // 5. Read the missing timestamps.
-        self.last_reads = wanted.values().map(BTreeSet::len).sum();
-        if !wanted.is_empty() {
-            self.read_timestamps(wanted, t0 + timeout);
-        }
-        tracing::debug!(
-            partitions = self.layout.all.len(),
-            groups = self.groups.len(),
-            reads = self.last_reads,
-            metadata_ms = t_metadata.as_millis() as u64,
-            offsets_ms = t_offsets.as_millis() as u64,
-            total_ms = t0.elapsed().as_millis() as u64,
-            "lag snapshot"
-        );
-
-        // 6. Assemble the samples.
-        let took = t0.elapsed().as_millis() as u64;
+    /// 6. Each group's sample from its partitions' plans and the timestamps now known.
+    fn assemble(
+        &mut self,
+        when: &When,
+        committed: &[Result<Vec<Option<i64>>, String>],
+        plans: Vec<Vec<PartPlan>>,
+        topic_problems: &TopicProblems,
+    ) -> Vec<GroupLag> {
+        let (generation, timeout) = (self.generation, self.settings.timeout);
         let mut out = Vec::with_capacity(self.groups.len());
-        for ((g, committed), group_plans) in self.groups.iter().zip(&committed).zip(plans) {
+        for ((g, committed), group_plans) in self.groups.iter().zip(committed).zip(plans) {
+            if let Err(why) = committed {
+                out.push(when.missing(&g.group, why.clone()));
+                continue;
+            }
             let mut problems: Vec<String> = g
                 .topics
                 .iter()
                 .filter_map(|t| topic_problems.get(t).cloned())
                 .collect();
-            if let Err(why) = committed {
-                out.push(GroupLag::missing(
-                    &g.group,
-                    at,
-                    elapsed_ms,
-                    took,
-                    why.clone(),
-                ));
-                continue;
-            }
             let mut parts = Vec::with_capacity(group_plans.len());
             for (i, offsets, plan) in group_plans {
                 let key = &self.layout.all[i];
-                let stamps = &mut self.stamps[i];
-                let (lag_seconds, kind) = match plan.records {
-                    None => (Some(0.0), None),
-                    Some((newest, reference)) => match (
-                        cached(stamps, newest, generation),
-                        cached(stamps, reference, generation),
-                    ) {
-                        (Some(n), Some(r)) => (Some(lag::seconds(n.ms, r.ms)), n.kind),
-                        _ => {
-                            problems.push(format!(
-                                "{}/{}: record timestamps not read within {}",
-                                key.0,
-                                key.1,
-                                humantime::format_duration(timeout)
-                            ));
-                            (None, None)
-                        }
-                    },
-                };
+                let (lag_seconds, kind) = record_lag(&mut self.stamps[i], &plan, generation)
+                    .unwrap_or_else(|| {
+                        problems.push(format!(
+                            "{}/{}: record timestamps not read within {}",
+                            key.0,
+                            key.1,
+                            humantime::format_duration(timeout)
+                        ));
+                        (None, None)
+                    });
                 parts.push(PartitionLag {
                     topic: key.0.to_string(),
                     partition: key.1,
@@ -436,11 +388,15 @@ impl LagProbe {
                 });
             }
             out.push(GroupLag::from_partitions(
-                &g.group, at, elapsed_ms, took, parts, problems,
+                &g.group,
+                when.at,
+                when.elapsed_ms,
+                when.took,
+                parts,
+                problems,
             ));
         }
-        self.prune_cache(&start);
-        Ok(out)
+        out
     }
 
     /// A new partition set: keep the cached timestamps of the partitions that stay.
@@ -684,6 +640,129 @@ fn in_order<T>(
     keys.iter()
         .map(|(t, p)| result.find_partition(t, *p).and_then(|e| value(&e)))
         .collect()
+}
+
+/// A client config with `group.id` that never commits nor stores offsets.
+fn without_commits(base: &ClientConfig, group: &str) -> ClientConfig {
+    let mut cfg = base.clone();
+    cfg.set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
+    cfg
+}
+
+/// The timestamp reader's config: reads from the earliest record, prefetches little.
+fn reader_config(meta_cfg: &ClientConfig) -> ClientConfig {
+    let mut cfg = meta_cfg.clone();
+    cfg.set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "10")
+        .set("fetch.error.backoff.ms", "50")
+        // Prefetch little (memory stays bounded with thousands of partitions), and never
+        // back off for long once the queue thresholds are reached: librdkafka's default
+        // fetch.queue.backoff.ms is 1 s, which is a 1 s stall for the next wanted record.
+        .set("queued.min.messages", "100")
+        .set("queued.max.messages.kbytes", "2048")
+        .set("fetch.queue.backoff.ms", "10")
+        .set("fetch.message.max.bytes", "8192");
+    cfg
+}
+
+fn create(cfg: &ClientConfig) -> Result<BaseConsumer, ProbeError> {
+    cfg.create().map_err(|e| ProbeError::Client(Box::new(e)))
+}
+
+/// The topics of the cluster and their partition counts; fails when the brokers do not answer.
+fn existing_topics(
+    meta: &BaseConsumer,
+    settings: &KafkaSettings,
+) -> Result<BTreeMap<String, usize>, ProbeError> {
+    let metadata = meta
+        .fetch_metadata(None, settings.timeout)
+        .map_err(|source| ProbeError::Unreachable {
+            brokers: settings.brokers.clone(),
+            timeout: humantime::format_duration(settings.timeout).to_string(),
+            source: Box::new(source),
+        })?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(|t| (t.name().to_owned(), t.partitions().len()))
+        .collect())
+}
+
+/// One group's consumer and topics: those given (they must exist), or else those it committed on.
+fn group_probe(
+    base: &ClientConfig,
+    spec: &GroupSpec,
+    existing: &BTreeMap<String, usize>,
+    settings: &KafkaSettings,
+) -> Result<GroupProbe, ProbeError> {
+    if let Some(topic) = spec.topics.iter().find(|t| !existing.contains_key(*t)) {
+        return Err(ProbeError::UnknownTopic {
+            topic: topic.clone(),
+            brokers: settings.brokers.clone(),
+        });
+    }
+    let consumer = create(&without_commits(base, &spec.group))?;
+    let topics = if spec.topics.is_empty() {
+        let found = committed_topics(&consumer, existing, settings.timeout).map_err(|why| {
+            ProbeError::Committed {
+                group: spec.group.clone(),
+                brokers: settings.brokers.clone(),
+                why,
+            }
+        })?;
+        if found.is_empty() {
+            return Err(ProbeError::NoTopics {
+                group: spec.group.clone(),
+                brokers: settings.brokers.clone(),
+            });
+        }
+        found
+    } else {
+        spec.topics.clone()
+    };
+    Ok(GroupProbe {
+        group: spec.group.clone(),
+        topics,
+        consumer,
+    })
+}
+
+/// Find every group's coordinator now, all at once, so the first snapshot (the start of the
+/// baseline) does not wait for it.
+fn find_coordinators(groups: &[GroupProbe], timeout: Duration) {
+    std::thread::scope(|s| {
+        for g in groups {
+            let first: Vec<Key> = g
+                .topics
+                .first()
+                .map(|t| (Arc::from(t.as_str()), 0))
+                .into_iter()
+                .collect();
+            s.spawn(move || committed_offsets(&g.consumer, &first, timeout));
+        }
+    });
+}
+
+/// Lag in seconds and the timestamp type from the cached record timestamps the plan needs;
+/// `None` when they were not read.
+fn record_lag(
+    stamps: &mut [(i64, Stamp)],
+    plan: &lag::Plan,
+    generation: u64,
+) -> Option<(Option<f64>, Option<TimestampKind>)> {
+    let Some((newest, reference)) = plan.records else {
+        return Some((Some(0.0), None));
+    };
+    match (
+        cached(stamps, newest, generation),
+        cached(stamps, reference, generation),
+    ) {
+        (Some(n), Some(r)) => Some((Some(lag::seconds(n.ms, r.ms)), n.kind)),
+        _ => None,
+    }
 }
 
 /// The cached timestamp of `offset`, marked as used in this generation.

@@ -183,6 +183,53 @@ macro_rules! forward_to_any {
     };
 }
 
+/// Requests answered by another method of the same deserializer.
+/// Requests answered by another method of the same deserializer; `(name: Type, …)` after a
+/// method lists the arguments it ignores.
+macro_rules! forward_to {
+    ($target:ident: $($method:ident $(($($arg:ident: $ty:ty),*))?)*) => {
+        $(fn $method<V: Visitor<'de>>(
+            self,
+            $($($arg: $ty,)*)?
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            self.$target(visitor)
+        })*
+    };
+}
+
+/// A newtype struct is deserialized as what it wraps, from the same node.
+macro_rules! newtype_struct_is_its_content {
+    () => {
+        fn deserialize_newtype_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            visitor.visit_newtype_struct(self)
+        }
+    };
+}
+
+impl NodeDe<'_> {
+    /// A container request: the node is of the wanted kind (`is`) and goes through
+    /// `deserialize_any`, or is poison and `poison` answers, or the wrong kind (`exp` was wanted).
+    fn container<'de, V: Visitor<'de>>(
+        self,
+        is: bool,
+        exp: &str,
+        visitor: V,
+        poison: impl FnOnce(PoisonDe, V) -> Result<V::Value, Error>,
+    ) -> Result<V::Value, Error> {
+        use de::Deserializer as _;
+        match &self.node.kind {
+            _ if is => self.deserialize_any(visitor),
+            Kind::Poison => poison(PoisonDe(self.path), visitor),
+            _ => self.fail(exp),
+        }
+    }
+}
+
 impl<'de> de::Deserializer<'de> for NodeDe<'_> {
     type Error = Error;
 
@@ -231,13 +278,7 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
         }
     }
 
-    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_str(visitor)
-    }
-
-    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_str(visitor)
-    }
+    forward_to! { deserialize_str: deserialize_string deserialize_identifier }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match &self.node.kind {
@@ -247,53 +288,23 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
         }
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, Error> {
-        self.deserialize_any(visitor)
-    }
+    forward_to! { deserialize_any: deserialize_unit_struct(_name: &'static str) }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, Error> {
-        visitor.visit_newtype_struct(self)
-    }
+    newtype_struct_is_its_content!();
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        match &self.node.kind {
-            Kind::Seq(_) => self.deserialize_any(visitor),
-            Kind::Poison => PoisonDe(self.path).deserialize_seq(visitor),
-            _ => self.fail("a list"),
-        }
+        let is = matches!(self.node.kind, Kind::Seq(_));
+        self.container(is, "a list", visitor, |p, v| p.deserialize_seq(v))
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(
-        self,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, Error> {
-        self.deserialize_seq(visitor)
-    }
-
-    fn deserialize_tuple_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, Error> {
-        self.deserialize_seq(visitor)
+    forward_to! {
+        deserialize_seq: deserialize_tuple(_len: usize)
+        deserialize_tuple_struct(_name: &'static str, _len: usize)
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        match &self.node.kind {
-            Kind::Map(_) => self.deserialize_any(visitor),
-            Kind::Poison => PoisonDe(self.path).deserialize_map(visitor),
-            _ => self.fail("a mapping"),
-        }
+        let is = matches!(self.node.kind, Kind::Map(_));
+        self.container(is, "a mapping", visitor, |p, v| p.deserialize_map(v))
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -302,11 +313,10 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
-        match &self.node.kind {
-            Kind::Map(_) => self.deserialize_any(visitor),
-            Kind::Poison => PoisonDe(self.path).deserialize_struct(name, fields, visitor),
-            _ => self.fail("a mapping"),
-        }
+        let is = matches!(self.node.kind, Kind::Map(_));
+        self.container(is, "a mapping", visitor, |p, v| {
+            p.deserialize_struct(name, fields, v)
+        })
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -455,57 +465,20 @@ impl<'de> de::Deserializer<'de> for PoisonDe {
         visitor.visit_enum(de)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, Error> {
-        visitor.visit_newtype_struct(self)
-    }
+    newtype_struct_is_its_content!();
 
-    fn deserialize_i8<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        self.deserialize_i64(v)
+    forward_to! {
+        deserialize_i64: deserialize_i8 deserialize_i16 deserialize_i32 deserialize_u8
+        deserialize_u16 deserialize_u32 deserialize_u64
     }
-    fn deserialize_i16<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        self.deserialize_i64(v)
-    }
-    fn deserialize_i32<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        self.deserialize_i64(v)
-    }
-    fn deserialize_u8<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        self.deserialize_i64(v)
-    }
-    fn deserialize_u16<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        self.deserialize_i64(v)
-    }
-    fn deserialize_u32<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        self.deserialize_i64(v)
-    }
-    fn deserialize_u64<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        self.deserialize_i64(v)
-    }
-    fn deserialize_f32<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        self.deserialize_f64(v)
-    }
-    fn deserialize_string<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        self.deserialize_str(v)
-    }
-    fn deserialize_identifier<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        self.deserialize_str(v)
-    }
+    forward_to! { deserialize_f64: deserialize_f32 }
+    forward_to! { deserialize_str: deserialize_string deserialize_identifier }
     fn deserialize_char<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
         v.visit_char(' ')
     }
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, v: V) -> Result<V::Value, Error> {
-        self.deserialize_seq(v)
-    }
-    fn deserialize_tuple_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _len: usize,
-        v: V,
-    ) -> Result<V::Value, Error> {
-        self.deserialize_seq(v)
+    forward_to! {
+        deserialize_seq: deserialize_tuple(_len: usize)
+        deserialize_tuple_struct(_name: &'static str, _len: usize)
     }
 
     serde::forward_to_deserialize_any! {

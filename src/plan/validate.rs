@@ -31,6 +31,14 @@ struct Checker<'a> {
     unparsed: HashSet<Path>,
 }
 
+/// What each target is checked against, shared by all targets of the plan.
+struct TargetCtx<'p> {
+    lab: Option<&'p Lab>,
+    apps: &'p IndexMap<String, Application>,
+    /// Lab cluster → the target that already selects it (a lab cluster serves one target).
+    lab_clusters: HashMap<String, String>,
+}
+
 const FIS_NOTICE_MIN: Duration = Duration::from_secs(120);
 const FIS_NOTICE_MAX: Duration = Duration::from_secs(15 * 60);
 const LAB_MAX_NODES: u32 = 64;
@@ -188,48 +196,12 @@ impl Checker<'_> {
             raw.protocol,
             SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
         );
-        let mut sasl = None;
-        if sasl_protocol {
-            let missing: Vec<&str> = [
-                ("sasl_mechanism", raw.sasl_mechanism.is_none()),
-                ("username", raw.username.is_none()),
-                ("password_env", raw.password_env.is_none()),
-            ]
-            .into_iter()
-            .filter_map(|(field, missing)| missing.then_some(field))
-            .collect();
-            if !missing.is_empty() {
-                self.error(
-                    path,
-                    format!(
-                        "a SASL protocol also needs {}",
-                        de::one_of(&missing).replace(" or ", " and ")
-                    ),
-                );
-            }
-            if let (Some(mechanism), Some(username), Some(password_env)) =
-                (raw.sasl_mechanism, &raw.username, &raw.password_env)
-            {
-                sasl = Some(Sasl {
-                    mechanism,
-                    username: username.clone(),
-                    password_env: password_env.clone(),
-                });
-            }
+        let sasl = if sasl_protocol {
+            self.sasl(raw, path)
         } else {
-            for (field, set) in [
-                ("sasl_mechanism", raw.sasl_mechanism.is_some()),
-                ("username", raw.username.is_some()),
-                ("password_env", raw.password_env.is_some()),
-            ] {
-                if set {
-                    self.error(
-                        &path.key(field),
-                        format!("`{field}` needs protocol SASL_PLAINTEXT or SASL_SSL"),
-                    );
-                }
-            }
-        }
+            self.without_sasl(raw, path);
+            None
+        };
         if let Some(var) = &raw.password_env
             && !is_env_name(var)
         {
@@ -247,6 +219,53 @@ impl Checker<'_> {
             protocol: raw.protocol,
             sasl,
             ca_file: raw.ca_file.clone(),
+        }
+    }
+
+    /// A SASL protocol needs a mechanism, a username and the password's variable.
+    fn sasl(&mut self, raw: &RawSecurity, path: &Path) -> Option<Sasl> {
+        let missing: Vec<&str> = [
+            ("sasl_mechanism", raw.sasl_mechanism.is_none()),
+            ("username", raw.username.is_none()),
+            ("password_env", raw.password_env.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(field, missing)| missing.then_some(field))
+        .collect();
+        if !missing.is_empty() {
+            self.error(
+                path,
+                format!(
+                    "a SASL protocol also needs {}",
+                    de::one_of(&missing).replace(" or ", " and ")
+                ),
+            );
+        }
+        let (Some(mechanism), Some(username), Some(password_env)) =
+            (raw.sasl_mechanism, &raw.username, &raw.password_env)
+        else {
+            return None;
+        };
+        Some(Sasl {
+            mechanism,
+            username: username.clone(),
+            password_env: password_env.clone(),
+        })
+    }
+
+    /// Without SASL, its fields have no use.
+    fn without_sasl(&mut self, raw: &RawSecurity, path: &Path) {
+        for (field, set) in [
+            ("sasl_mechanism", raw.sasl_mechanism.is_some()),
+            ("username", raw.username.is_some()),
+            ("password_env", raw.password_env.is_some()),
+        ] {
+            if set {
+                self.error(
+                    &path.key(field),
+                    format!("`{field}` needs protocol SASL_PLAINTEXT or SASL_SSL"),
+                );
+            }
         }
     }
 
@@ -271,42 +290,7 @@ impl Checker<'_> {
                     ),
                 );
             }
-            if !(1..=MAX_PARTITIONS).contains(&t.partitions) {
-                self.error(
-                    &p.key("partitions"),
-                    format!(
-                        "partitions must be between 1 and {MAX_PARTITIONS}, got {}",
-                        t.partitions
-                    ),
-                );
-            }
-            let rate = match parse_rate(&t.rate.0) {
-                Ok(r) if r > 0.0 => r,
-                Ok(_) => {
-                    self.error(&p.key("rate"), "the lab producer needs a rate above 0/s");
-                    0.0
-                }
-                Err(msg) => {
-                    self.error_help(&p.key("rate"), msg, "write messages per second, e.g. 400/s");
-                    0.0
-                }
-            };
-            let message_bytes = t.message_bytes.unwrap_or(512);
-            if !(1..=MAX_MESSAGE_BYTES).contains(&message_bytes) {
-                self.error(
-                    &p.key("message_bytes"),
-                    format!(
-                        "message_bytes must be between 1 and {MAX_MESSAGE_BYTES} (1 MiB), got {message_bytes}"
-                    ),
-                );
-            }
-            topics.push(LabTopic {
-                name: t.name.clone(),
-                partitions: t.partitions,
-                rate,
-                message_bytes,
-                timestamp_type: t.timestamp_type.unwrap_or(TimestampType::CreateTime),
-            });
+            topics.push(self.lab_topic(t, &p));
         }
         let cpath = path.key("clusters");
         if raw.clusters.is_empty() {
@@ -321,6 +305,46 @@ impl Checker<'_> {
         Lab { topics, clusters }
     }
 
+    /// A lab topic's partitions, rate and message size are in range.
+    fn lab_topic(&mut self, t: &RawLabTopic, p: &Path) -> LabTopic {
+        if !(1..=MAX_PARTITIONS).contains(&t.partitions) {
+            self.error(
+                &p.key("partitions"),
+                format!(
+                    "partitions must be between 1 and {MAX_PARTITIONS}, got {}",
+                    t.partitions
+                ),
+            );
+        }
+        let rate = match parse_rate(&t.rate.0) {
+            Ok(r) if r > 0.0 => r,
+            Ok(_) => {
+                self.error(&p.key("rate"), "the lab producer needs a rate above 0/s");
+                0.0
+            }
+            Err(msg) => {
+                self.error_help(&p.key("rate"), msg, "write messages per second, e.g. 400/s");
+                0.0
+            }
+        };
+        let message_bytes = t.message_bytes.unwrap_or(512);
+        if !(1..=MAX_MESSAGE_BYTES).contains(&message_bytes) {
+            self.error(
+                &p.key("message_bytes"),
+                format!(
+                    "message_bytes must be between 1 and {MAX_MESSAGE_BYTES} (1 MiB), got {message_bytes}"
+                ),
+            );
+        }
+        LabTopic {
+            name: t.name.clone(),
+            partitions: t.partitions,
+            rate,
+            message_bytes,
+            timestamp_type: t.timestamp_type.unwrap_or(TimestampType::CreateTime),
+        }
+    }
+
     fn lab_cluster(
         &mut self,
         raw: &RawLabCluster,
@@ -328,6 +352,36 @@ impl Checker<'_> {
         topics: &[LabTopic],
         groups: &mut HashMap<String, String>,
     ) -> LabCluster {
+        self.lab_cluster_size(raw, path);
+        let detection_delay = self.duration(
+            &path.key("detection_delay"),
+            raw.detection_delay.as_ref(),
+            Duration::from_secs(3),
+        );
+        let replacement_delay = self.replacement_delay(raw, &path.key("replacement"));
+        let wpath = path.key("workloads");
+        if raw.workloads.is_empty() {
+            self.error(&wpath, "a lab cluster needs at least one workload");
+        }
+        let mut workloads = IndexMap::new();
+        for (name, w) in &raw.workloads {
+            let workload = self.lab_workload(w, &wpath.key(name), name, topics, groups);
+            workloads.insert(name.clone(), workload);
+        }
+        let cluster = LabCluster {
+            kind: raw.kind,
+            nodes: raw.nodes,
+            slots_per_node: raw.slots_per_node,
+            detection_delay,
+            replacement_delay,
+            workloads,
+        };
+        self.lab_slots(raw, &cluster, &wpath);
+        cluster
+    }
+
+    /// The node count and slots per node are in range.
+    fn lab_cluster_size(&mut self, raw: &RawLabCluster, path: &Path) {
         if !(1..=LAB_MAX_NODES).contains(&raw.nodes) {
             self.error(
                 &path.key("nodes"),
@@ -343,13 +397,11 @@ impl Checker<'_> {
                 "slots_per_node must be at least 1",
             );
         }
-        let detection_delay = self.duration(
-            &path.key("detection_delay"),
-            raw.detection_delay.as_ref(),
-            Duration::from_secs(3),
-        );
-        let rpath = path.key("replacement");
-        let replacement_delay = match &raw.replacement {
+    }
+
+    /// How long a terminated lab node takes to come back; `None` when replacement is off.
+    fn replacement_delay(&mut self, raw: &RawLabCluster, rpath: &Path) -> Option<Duration> {
+        match &raw.replacement {
             Some(r) if r.enabled == Some(false) => None,
             Some(r) => Some(self.duration(
                 &rpath.key("delay"),
@@ -357,72 +409,71 @@ impl Checker<'_> {
                 Duration::from_secs(20),
             )),
             None => Some(Duration::from_secs(20)),
-        };
-        let wpath = path.key("workloads");
-        if raw.workloads.is_empty() {
-            self.error(&wpath, "a lab cluster needs at least one workload");
         }
-        let mut workloads = IndexMap::new();
-        for (name, w) in &raw.workloads {
-            let p = wpath.key(name);
-            if w.workers == 0 {
-                self.error(&p.key("workers"), "workers must be at least 1");
-            }
-            self.nonempty_text(&p.key("group"), "the consumer group", &w.group);
-            if let Some(other) = groups.insert(w.group.clone(), name.clone())
-                && !w.group.trim().is_empty()
-            {
-                self.error(
-                        &p.key("group"),
-                        format!(
-                            "group `{}` is already used by lab workload `{other}`: each workload needs its own group",
-                            w.group
-                        ),
-                    );
-            }
-            self.topic_refs(&p.key("topics"), &w.topics, topics);
-            let cost = self.required_duration(&p.key("cost_per_message"), &w.cost_per_message);
-            if cost > Duration::from_secs(60) {
-                self.error(
-                    &p.key("cost_per_message"),
-                    format!(
-                        "cost_per_message {} is more than a minute per message",
-                        humantime::format_duration(cost)
-                    ),
-                );
-            }
-            let commit_interval = self.duration(
-                &p.key("commit_interval"),
-                w.commit_interval.as_ref(),
-                Duration::from_secs(5),
-            );
-            self.positive(
-                &p.key("commit_interval"),
-                "commit_interval",
-                commit_interval,
-            );
-            let workload = Workload {
-                workers: w.workers,
-                group: w.group.clone(),
-                topics: w.topics.clone(),
-                cost_per_message: cost,
-                commit_interval,
-                stall_after_restart: w.stall_after_restart.unwrap_or(false),
-            };
-            self.throughput(&p, name, &workload, topics);
-            workloads.insert(name.clone(), workload);
+    }
+
+    /// One lab workload: its own consumer group, known topics, a sane cost and commit interval.
+    fn lab_workload(
+        &mut self,
+        w: &RawWorkload,
+        p: &Path,
+        name: &str,
+        topics: &[LabTopic],
+        groups: &mut HashMap<String, String>,
+    ) -> Workload {
+        if w.workers == 0 {
+            self.error(&p.key("workers"), "workers must be at least 1");
         }
-        let cluster = LabCluster {
-            kind: raw.kind,
-            nodes: raw.nodes,
-            slots_per_node: raw.slots_per_node,
-            detection_delay,
-            replacement_delay,
-            workloads,
+        self.nonempty_text(&p.key("group"), "the consumer group", &w.group);
+        if let Some(other) = groups.insert(w.group.clone(), name.to_string())
+            && !w.group.trim().is_empty()
+        {
+            self.error(
+                &p.key("group"),
+                format!(
+                    "group `{}` is already used by lab workload `{other}`: each workload needs its own group",
+                    w.group
+                ),
+            );
+        }
+        self.topic_refs(&p.key("topics"), &w.topics, topics);
+        let cost = self.required_duration(&p.key("cost_per_message"), &w.cost_per_message);
+        if cost > Duration::from_secs(60) {
+            self.error(
+                &p.key("cost_per_message"),
+                format!(
+                    "cost_per_message {} is more than a minute per message",
+                    humantime::format_duration(cost)
+                ),
+            );
+        }
+        let commit_interval = self.duration(
+            &p.key("commit_interval"),
+            w.commit_interval.as_ref(),
+            Duration::from_secs(5),
+        );
+        self.positive(
+            &p.key("commit_interval"),
+            "commit_interval",
+            commit_interval,
+        );
+        let workload = Workload {
+            workers: w.workers,
+            group: w.group.clone(),
+            topics: w.topics.clone(),
+            cost_per_message: cost,
+            commit_interval,
+            stall_after_restart: w.stall_after_restart.unwrap_or(false),
         };
+        self.throughput(p, name, &workload, topics);
+        workload
+    }
+
+    /// The workloads' workers fit in the cluster's slots.
+    fn lab_slots(&mut self, raw: &RawLabCluster, cluster: &LabCluster, wpath: &Path) {
         if cluster.workers() > cluster.slots() && raw.nodes > 0 && raw.slots_per_node > 0 {
             self.error_help(
-                &wpath,
+                wpath,
                 format!(
                     "the workloads need {} slots but the cluster has {} nodes × {} slots = {}",
                     cluster.workers(),
@@ -433,7 +484,6 @@ impl Checker<'_> {
                 "add nodes or slots_per_node, or run fewer workers",
             );
         }
-        cluster
     }
 
     /// Warn when a workload cannot keep up with its topics even at full capacity.
@@ -513,40 +563,8 @@ impl Checker<'_> {
             if let (Brokers::Lab, Some(lab)) = (&kafka.brokers, lab) {
                 self.topic_refs(&p.key("topics"), &a.topics, &lab.topics);
             }
-            let max_lag = self.required_duration(&p.key("slo").key("max_lag"), &a.slo.max_lag);
-            self.positive(&p.key("slo").key("max_lag"), "max_lag", max_lag);
-            let max_recovery =
-                self.required_duration(&p.key("slo").key("max_recovery"), &a.slo.max_recovery);
-            self.positive(
-                &p.key("slo").key("max_recovery"),
-                "max_recovery",
-                max_recovery,
-            );
-            if max_recovery > observe.timeout {
-                self.warn(
-                    &p.key("slo").key("max_recovery"),
-                    format!(
-                        "max_recovery {} is longer than observe.timeout {}: a step times out before this SLO can fail",
-                        humantime::format_duration(max_recovery),
-                        humantime::format_duration(observe.timeout)
-                    ),
-                );
-            }
-            let abort_lag = a.abort_lag.as_ref().map(|t| {
-                let ap = p.key("abort_lag");
-                let d = self.required_duration(&ap, t);
-                if d <= max_lag && self.intact(&p.key("slo").key("max_lag")) {
-                    self.error(
-                        &ap,
-                        format!(
-                            "abort_lag {} must exceed slo.max_lag {}: the guard would stop the ladder before the SLO is judged",
-                            humantime::format_duration(d),
-                            humantime::format_duration(max_lag)
-                        ),
-                    );
-                }
-                d
-            });
+            let (max_lag, max_recovery) = self.slo(a, &p, observe);
+            let abort_lag = self.abort_lag(a, &p, max_lag);
             if !used.contains(name) && targets_readable && !raw.targets.is_empty() {
                 self.warn(
                     &p,
@@ -574,6 +592,49 @@ impl Checker<'_> {
         apps
     }
 
+    /// An application's SLO: max_lag and max_recovery, positive; max_recovery within the step
+    /// timeout (else a warning).
+    fn slo(&mut self, a: &RawApplication, p: &Path, observe: &Observe) -> (Duration, Duration) {
+        let max_lag = self.required_duration(&p.key("slo").key("max_lag"), &a.slo.max_lag);
+        self.positive(&p.key("slo").key("max_lag"), "max_lag", max_lag);
+        let max_recovery =
+            self.required_duration(&p.key("slo").key("max_recovery"), &a.slo.max_recovery);
+        self.positive(
+            &p.key("slo").key("max_recovery"),
+            "max_recovery",
+            max_recovery,
+        );
+        if max_recovery > observe.timeout {
+            self.warn(
+                &p.key("slo").key("max_recovery"),
+                format!(
+                    "max_recovery {} is longer than observe.timeout {}: a step times out before this SLO can fail",
+                    humantime::format_duration(max_recovery),
+                    humantime::format_duration(observe.timeout)
+                ),
+            );
+        }
+        (max_lag, max_recovery)
+    }
+
+    /// The lag that stops the ladder: above slo.max_lag.
+    fn abort_lag(&mut self, a: &RawApplication, p: &Path, max_lag: Duration) -> Option<Duration> {
+        let t = a.abort_lag.as_ref()?;
+        let ap = p.key("abort_lag");
+        let d = self.required_duration(&ap, t);
+        if d <= max_lag && self.intact(&p.key("slo").key("max_lag")) {
+            self.error(
+                &ap,
+                format!(
+                    "abort_lag {} must exceed slo.max_lag {}: the guard would stop the ladder before the SLO is judged",
+                    humantime::format_duration(d),
+                    humantime::format_duration(max_lag)
+                ),
+            );
+        }
+        Some(d)
+    }
+
     // ---- targets ------------------------------------------------------------------------------
 
     fn targets(
@@ -586,58 +647,28 @@ impl Checker<'_> {
         if raw.targets.is_empty() {
             self.error(&path, "a plan needs at least one target");
         }
-        let mut lab_clusters: HashMap<String, String> = HashMap::new();
+        let mut ctx = TargetCtx {
+            lab,
+            apps,
+            lab_clusters: HashMap::new(),
+        };
         let mut targets = IndexMap::new();
         for (name, t) in &raw.targets {
-            let target = self.target(name, t, &path.key(name), lab, apps, &mut lab_clusters);
+            let target = self.target(name, t, &path.key(name), &mut ctx);
             targets.insert(name.clone(), target);
         }
         targets
     }
 
-    fn target(
-        &mut self,
-        name: &str,
-        raw: &RawTarget,
-        path: &Path,
-        lab: Option<&Lab>,
-        apps: &IndexMap<String, Application>,
-        lab_clusters: &mut HashMap<String, String>,
-    ) -> Target {
-        let nodes = self.nodes(name, raw, &path.key("nodes"), lab, lab_clusters);
+    fn target(&mut self, name: &str, raw: &RawTarget, path: &Path, ctx: &mut TargetCtx) -> Target {
+        let (lab, apps) = (ctx.lab, ctx.apps);
+        let nodes = self.nodes(name, raw, &path.key("nodes"), ctx);
         let health = self.health(raw, &path.key("health"), &nodes);
         let running = self.running(raw, path, &health);
         self.target_applications(raw, &path.key("applications"), apps, &nodes, lab);
         let ladder = self.ladder(&raw.ladder, &path.key("ladder"));
-        let largest = ladder.iter().copied().max().unwrap_or(0);
-        let ladder_intact = self.intact(&path.key("ladder"));
-        if let (NodeSelector::Lab { cluster, .. }, Some(lab)) = (&nodes, lab)
-            && let Some(c) = lab.clusters.get(cluster)
-            && let Some(i) = ladder.iter().position(|&n| n > c.nodes)
-        {
-            self.error(
-                &path.key("ladder").index(i),
-                format!(
-                    "step {} terminates more nodes than lab cluster `{cluster}` has ({})",
-                    ladder[i], c.nodes
-                ),
-            );
-        }
-        let required_tolerance = match raw.required_tolerance {
-            Some(r) => {
-                if r > largest && ladder_intact && !ladder.is_empty() {
-                    self.error_help(
-                        &path.key("required_tolerance"),
-                        format!(
-                            "required_tolerance {r} is above the largest ladder step ({largest}): no run could meet it"
-                        ),
-                        format!("add a step of {r} or more to the ladder, or lower required_tolerance"),
-                    );
-                }
-                r
-            }
-            None => largest,
-        };
+        self.ladder_fits_lab(&path.key("ladder"), &ladder, &nodes, lab);
+        let required_tolerance = self.required_tolerance(raw, path, &ladder);
         let selection = raw.selection.unwrap_or(Selection::Random);
         if raw.seed.is_some() && selection != Selection::Random {
             self.warn(
@@ -674,6 +705,46 @@ impl Checker<'_> {
             cumulative: raw.cumulative.unwrap_or(false),
             safety_multiple,
         }
+    }
+
+    /// No step of a lab target terminates more nodes than its lab cluster has.
+    fn ladder_fits_lab(
+        &mut self,
+        lpath: &Path,
+        ladder: &[u32],
+        nodes: &NodeSelector,
+        lab: Option<&Lab>,
+    ) {
+        if let (NodeSelector::Lab { cluster, .. }, Some(lab)) = (nodes, lab)
+            && let Some(c) = lab.clusters.get(cluster)
+            && let Some(i) = ladder.iter().position(|&n| n > c.nodes)
+        {
+            self.error(
+                &lpath.index(i),
+                format!(
+                    "step {} terminates more nodes than lab cluster `{cluster}` has ({})",
+                    ladder[i], c.nodes
+                ),
+            );
+        }
+    }
+
+    /// The tolerance a run must reach: as given (a step must reach it), else the largest step.
+    fn required_tolerance(&mut self, raw: &RawTarget, path: &Path, ladder: &[u32]) -> u32 {
+        let largest = ladder.iter().copied().max().unwrap_or(0);
+        let Some(r) = raw.required_tolerance else {
+            return largest;
+        };
+        if r > largest && self.intact(&path.key("ladder")) && !ladder.is_empty() {
+            self.error_help(
+                &path.key("required_tolerance"),
+                format!(
+                    "required_tolerance {r} is above the largest ladder step ({largest}): no run could meet it"
+                ),
+                format!("add a step of {r} or more to the ladder, or lower required_tolerance"),
+            );
+        }
+        r
     }
 
     fn ladder(&mut self, raw: &[u32], path: &Path) -> Vec<u32> {
@@ -759,10 +830,33 @@ impl Checker<'_> {
         target: &str,
         raw: &RawTarget,
         path: &Path,
-        lab: Option<&Lab>,
-        lab_clusters: &mut HashMap<String, String>,
+        ctx: &mut TargetCtx,
     ) -> NodeSelector {
         let n = &raw.nodes;
+        self.provider_fields(n, path);
+        self.region_name(n, path);
+        self.zones(n, path);
+        self.instance_types(n, path);
+        let tags = n.tags.clone().unwrap_or_default();
+        for (k, _) in &tags {
+            if k.trim().is_empty() {
+                self.error(&path.key("tags"), "tag keys must not be empty");
+            }
+        }
+        match n.provider {
+            Provider::Lab => {
+                let cluster = self.lab_cluster_ref(target, raw, path, ctx);
+                let notice = self.lab_notice(n, path);
+                NodeSelector::Lab { cluster, notice }
+            }
+            Provider::AwsEc2 => self.ec2_selector(n, path, tags),
+            Provider::AwsAsg => self.asg_selector(n, path),
+            Provider::AwsFis => self.fis_selector(n, path, tags),
+        }
+    }
+
+    /// Every field set in `nodes` applies to its provider.
+    fn provider_fields(&mut self, n: &RawNodes, path: &Path) {
         let provider = n.provider;
         let set: [(&str, bool); 12] = [
             ("cluster", n.cluster.is_some()),
@@ -778,27 +872,7 @@ impl Checker<'_> {
             ("keep_templates", n.keep_templates.is_some()),
             ("allow_on_demand", n.allow_on_demand.is_some()),
         ];
-        let allowed: &[&str] = match provider {
-            Provider::Lab => &["cluster", "notice"],
-            Provider::AwsEc2 => &[
-                "region",
-                "tags",
-                "availability_zones",
-                "instance_types",
-                "spot_fleet_request",
-                "allow_on_demand",
-            ],
-            Provider::AwsAsg => &["region", "group", "replace", "allow_on_demand"],
-            Provider::AwsFis => &[
-                "region",
-                "tags",
-                "availability_zones",
-                "instance_types",
-                "notice",
-                "role_arn",
-                "keep_templates",
-            ],
-        };
+        let allowed = provider_allows(provider);
         for (field, is_set) in set {
             if is_set && !allowed.contains(&field) {
                 let mut msg = format!("`{field}` does not apply to provider {}", provider.name());
@@ -816,6 +890,9 @@ impl Checker<'_> {
                 );
             }
         }
+    }
+
+    fn region_name(&mut self, n: &RawNodes, path: &Path) {
         if let Some(region) = &n.region
             && !is_region(region)
         {
@@ -824,153 +901,171 @@ impl Checker<'_> {
                 format!("`{region}` is not an AWS region name (like us-east-1)"),
             );
         }
-        if let Some(zones) = &n.availability_zones {
-            let zpath = path.key("availability_zones");
-            if zones.is_empty() {
-                self.error(
-                    &zpath,
-                    "availability_zones is empty: leave it out to allow every zone",
-                );
-            }
-            for (i, z) in zones.iter().enumerate() {
-                let in_region = n.region.as_ref().is_none_or(|r| {
-                    z.strip_prefix(r.as_str())
-                        .is_some_and(|s| s.len() == 1 && s.chars().all(|c| c.is_ascii_lowercase()))
-                });
-                if !in_region || !is_zone(z) {
-                    let region = n.region.as_deref().unwrap_or("the region");
-                    self.error(
-                        &zpath.index(i),
-                        format!("`{z}` is not an availability zone of {region}"),
-                    );
-                }
+    }
+
+    /// Each availability zone lies in the selector's region (when it names one).
+    fn zones(&mut self, n: &RawNodes, path: &Path) {
+        let Some(zones) = &n.availability_zones else {
+            return;
+        };
+        let in_region = |z: &str| {
+            n.region.as_ref().is_none_or(|r| {
+                z.strip_prefix(r.as_str())
+                    .is_some_and(|s| s.len() == 1 && s.chars().all(|c| c.is_ascii_lowercase()))
+            })
+        };
+        let region = n.region.as_deref().unwrap_or("the region");
+        self.name_list(
+            &path.key("availability_zones"),
+            zones,
+            "availability_zones is empty: leave it out to allow every zone",
+            |z| in_region(z) && is_zone(z),
+            |z| format!("`{z}` is not an availability zone of {region}"),
+        );
+    }
+
+    fn instance_types(&mut self, n: &RawNodes, path: &Path) {
+        let Some(types) = &n.instance_types else {
+            return;
+        };
+        self.name_list(
+            &path.key("instance_types"),
+            types,
+            "instance_types is empty: leave it out to allow every type",
+            is_instance_type,
+            |t| format!("`{t}` is not an EC2 instance type (like c5.xlarge)"),
+        );
+    }
+
+    /// A list of names that must not be empty, each passing `ok` (else `bad` says why).
+    fn name_list(
+        &mut self,
+        path: &Path,
+        names: &[String],
+        empty: &str,
+        ok: impl Fn(&str) -> bool,
+        bad: impl Fn(&str) -> String,
+    ) {
+        if names.is_empty() {
+            self.error(path, empty);
+        }
+        for (i, name) in names.iter().enumerate() {
+            if !ok(name) {
+                self.error(&path.index(i), bad(name));
             }
         }
-        if let Some(types) = &n.instance_types {
-            let tpath = path.key("instance_types");
-            if types.is_empty() {
-                self.error(
-                    &tpath,
-                    "instance_types is empty: leave it out to allow every type",
-                );
-            }
-            for (i, t) in types.iter().enumerate() {
-                if !is_instance_type(t) {
-                    self.error(
-                        &tpath.index(i),
-                        format!("`{t}` is not an EC2 instance type (like c5.xlarge)"),
-                    );
-                }
-            }
+    }
+
+    fn lab_notice(&mut self, n: &RawNodes, path: &Path) -> Duration {
+        let notice = self.duration(&path.key("notice"), n.notice.as_ref(), Duration::ZERO);
+        if notice > FIS_NOTICE_MAX {
+            self.error(
+                &path.key("notice"),
+                format!(
+                    "notice {} is longer than 15m",
+                    humantime::format_duration(notice)
+                ),
+            );
         }
-        let tags = n.tags.clone().unwrap_or_default();
-        for (k, _) in &tags {
-            if k.trim().is_empty() {
-                self.error(&path.key("tags"), "tag keys must not be empty");
-            }
+        notice
+    }
+
+    fn ec2_selector(
+        &mut self,
+        n: &RawNodes,
+        path: &Path,
+        tags: IndexMap<String, String>,
+    ) -> NodeSelector {
+        if tags.is_empty() && n.spot_fleet_request.is_none() {
+            self.error_help(
+                path,
+                "an aws-ec2 selector needs `tags` or `spot_fleet_request`",
+                "without them it would select every spot instance in the region",
+            );
         }
-        let allow_on_demand = n.allow_on_demand.unwrap_or(false);
-        match provider {
-            Provider::Lab => {
-                let cluster = self.lab_cluster_ref(target, raw, path, lab, lab_clusters);
-                let notice = self.duration(&path.key("notice"), n.notice.as_ref(), Duration::ZERO);
-                if notice > FIS_NOTICE_MAX {
-                    self.error(
-                        &path.key("notice"),
-                        format!(
-                            "notice {} is longer than 15m",
-                            humantime::format_duration(notice)
-                        ),
-                    );
-                }
-                NodeSelector::Lab { cluster, notice }
-            }
-            Provider::AwsEc2 => {
-                if tags.is_empty() && n.spot_fleet_request.is_none() {
-                    self.error_help(
-                        path,
-                        "an aws-ec2 selector needs `tags` or `spot_fleet_request`",
-                        "without them it would select every spot instance in the region",
-                    );
-                }
-                if let Some(sfr) = &n.spot_fleet_request
-                    && (!sfr.starts_with("sfr-") || sfr.len() <= 4)
-                {
-                    self.error(
-                        &path.key("spot_fleet_request"),
-                        format!("`{sfr}` is not a spot fleet request id (sfr-…)"),
-                    );
-                }
-                NodeSelector::AwsEc2 {
-                    region: n.region.clone(),
-                    tags,
-                    availability_zones: n.availability_zones.clone().unwrap_or_default(),
-                    instance_types: n.instance_types.clone().unwrap_or_default(),
-                    spot_fleet_request: n.spot_fleet_request.clone(),
-                    allow_on_demand,
-                }
-            }
-            Provider::AwsAsg => {
-                let group = n.group.clone().unwrap_or_default();
-                match &n.group {
-                    None => self.error(
-                        path,
-                        "provider aws-asg needs `group`: the Auto Scaling group name",
-                    ),
-                    Some(g) => self.nonempty_text(&path.key("group"), "group", g),
-                }
-                NodeSelector::AwsAsg {
-                    region: n.region.clone(),
-                    group,
-                    replace: n.replace.unwrap_or(true),
-                    allow_on_demand,
-                }
-            }
-            Provider::AwsFis => {
-                if tags.is_empty() {
-                    self.error_help(
-                        path,
-                        "an aws-fis selector needs `tags`",
-                        "FIS targets instances by tag; without tags it would pick any spot instance",
-                    );
-                }
-                let npath = path.key("notice");
-                let notice = self.duration(&npath, n.notice.as_ref(), FIS_NOTICE_MIN);
-                if !(FIS_NOTICE_MIN..=FIS_NOTICE_MAX).contains(&notice) {
-                    self.error_help(
-                        &npath,
-                        format!(
-                            "notice {} is outside what FIS allows",
-                            humantime::format_duration(notice)
-                        ),
-                        "durationBeforeInterruption must be between 2m and 15m",
-                    );
-                }
-                let role_arn = n.role_arn.clone().unwrap_or_default();
-                match &n.role_arn {
-                    None => self.error(
-                        path,
-                        "provider aws-fis needs `role_arn`: the IAM role FIS assumes",
-                    ),
-                    Some(arn) if !is_role_arn(arn) => self.error(
-                        &path.key("role_arn"),
-                        format!(
-                            "`{arn}` is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"
-                        ),
-                    ),
-                    Some(_) => {}
-                }
-                NodeSelector::AwsFis {
-                    region: n.region.clone(),
-                    tags,
-                    availability_zones: n.availability_zones.clone().unwrap_or_default(),
-                    instance_types: n.instance_types.clone().unwrap_or_default(),
-                    notice,
-                    role_arn,
-                    keep_templates: n.keep_templates.unwrap_or(false),
-                    allow_on_demand: false,
-                }
-            }
+        if let Some(sfr) = &n.spot_fleet_request
+            && (!sfr.starts_with("sfr-") || sfr.len() <= 4)
+        {
+            self.error(
+                &path.key("spot_fleet_request"),
+                format!("`{sfr}` is not a spot fleet request id (sfr-…)"),
+            );
+        }
+        NodeSelector::AwsEc2 {
+            region: n.region.clone(),
+            tags,
+            availability_zones: n.availability_zones.clone().unwrap_or_default(),
+            instance_types: n.instance_types.clone().unwrap_or_default(),
+            spot_fleet_request: n.spot_fleet_request.clone(),
+            allow_on_demand: n.allow_on_demand.unwrap_or(false),
+        }
+    }
+
+    fn asg_selector(&mut self, n: &RawNodes, path: &Path) -> NodeSelector {
+        match &n.group {
+            None => self.error(
+                path,
+                "provider aws-asg needs `group`: the Auto Scaling group name",
+            ),
+            Some(g) => self.nonempty_text(&path.key("group"), "group", g),
+        }
+        NodeSelector::AwsAsg {
+            region: n.region.clone(),
+            group: n.group.clone().unwrap_or_default(),
+            replace: n.replace.unwrap_or(true),
+            allow_on_demand: n.allow_on_demand.unwrap_or(false),
+        }
+    }
+
+    fn fis_selector(
+        &mut self,
+        n: &RawNodes,
+        path: &Path,
+        tags: IndexMap<String, String>,
+    ) -> NodeSelector {
+        if tags.is_empty() {
+            self.error_help(
+                path,
+                "an aws-fis selector needs `tags`",
+                "FIS targets instances by tag; without tags it would pick any spot instance",
+            );
+        }
+        let npath = path.key("notice");
+        let notice = self.duration(&npath, n.notice.as_ref(), FIS_NOTICE_MIN);
+        if !(FIS_NOTICE_MIN..=FIS_NOTICE_MAX).contains(&notice) {
+            self.error_help(
+                &npath,
+                format!(
+                    "notice {} is outside what FIS allows",
+                    humantime::format_duration(notice)
+                ),
+                "durationBeforeInterruption must be between 2m and 15m",
+            );
+        }
+        self.role_arn(n, path);
+        NodeSelector::AwsFis {
+            region: n.region.clone(),
+            tags,
+            availability_zones: n.availability_zones.clone().unwrap_or_default(),
+            instance_types: n.instance_types.clone().unwrap_or_default(),
+            notice,
+            role_arn: n.role_arn.clone().unwrap_or_default(),
+            keep_templates: n.keep_templates.unwrap_or(false),
+            allow_on_demand: false,
+        }
+    }
+
+    fn role_arn(&mut self, n: &RawNodes, path: &Path) {
+        match &n.role_arn {
+            None => self.error(
+                path,
+                "provider aws-fis needs `role_arn`: the IAM role FIS assumes",
+            ),
+            Some(arn) if !is_role_arn(arn) => self.error(
+                &path.key("role_arn"),
+                format!("`{arn}` is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"),
+            ),
+            Some(_) => {}
         }
     }
 
@@ -979,10 +1074,9 @@ impl Checker<'_> {
         target: &str,
         raw: &RawTarget,
         path: &Path,
-        lab: Option<&Lab>,
-        lab_clusters: &mut HashMap<String, String>,
+        ctx: &mut TargetCtx,
     ) -> String {
-        let Some(lab) = lab else {
+        let Some(lab) = ctx.lab else {
             self.error_help(
                 &path.key("provider"),
                 "provider lab needs a `lab:` section",
@@ -1019,7 +1113,7 @@ impl Checker<'_> {
                         ),
                     );
                 }
-                if let Some(other) = lab_clusters.insert(cluster.clone(), target.to_owned()) {
+                if let Some(other) = ctx.lab_clusters.insert(cluster.clone(), target.to_owned()) {
                     self.error(
                         &cpath,
                         format!("lab cluster `{cluster}` is already the target of `{other}`"),
@@ -1185,52 +1279,12 @@ impl Checker<'_> {
             return Guards::default();
         };
         if let Some(max) = g.max_terminations {
-            let p = path.key("max_terminations");
-            if max == 0 {
-                self.error(
-                    &p,
-                    "max_terminations 0 would stop the ladder before its first step",
-                );
-            } else if self.intact(&path.parent().unwrap_or_default().key("ladder")) {
-                let mut total = 0;
-                for (i, &step) in ladder.iter().enumerate() {
-                    total += step;
-                    if total > max {
-                        self.warn(
-                            &p,
-                            format!(
-                                "the guard stops the ladder before step {} ({step} terminations): the steps up to it terminate {total} nodes, more than max_terminations {max}", i + 1
-                            ),
-                        );
-                        break;
-                    }
-                }
-            }
+            self.max_terminations(path, max, ladder);
         }
-        let min_healthy = g.min_healthy.as_ref().and_then(|t| {
-            let p = path.key("min_healthy");
-            match parse_count_or_percent(&t.0) {
-                Ok(m) => {
-                    if let (MinHealthy::Count(n), NodeSelector::Lab { cluster, .. }, Some(lab)) =
-                        (m, nodes, lab)
-                        && let Some(c) = lab.clusters.get(cluster)
-                            && n > c.nodes {
-                                self.error(
-                                    &p,
-                                    format!(
-                                        "min_healthy {n} is more than the {} nodes of lab cluster `{cluster}`",
-                                        c.nodes
-                                    ),
-                                );
-                            }
-                    Some(m)
-                }
-                Err(msg) => {
-                    self.error_help(&p, msg, "write a node count (3) or a percentage (50%)");
-                    None
-                }
-            }
-        });
+        let min_healthy = g
+            .min_healthy
+            .as_ref()
+            .and_then(|t| self.min_healthy(&path.key("min_healthy"), t, nodes, lab));
         let allowed_hours = g.allowed_hours.as_ref().and_then(|t| match parse_hours(t) {
             Ok(w) => Some(w),
             Err(msg) => {
@@ -1256,6 +1310,66 @@ impl Checker<'_> {
         }
     }
 
+    /// max_terminations is above 0; a warning when the ladder would pass it.
+    fn max_terminations(&mut self, path: &Path, max: u32, ladder: &[u32]) {
+        let p = path.key("max_terminations");
+        if max == 0 {
+            self.error(
+                &p,
+                "max_terminations 0 would stop the ladder before its first step",
+            );
+            return;
+        }
+        if !self.intact(&path.parent().unwrap_or_default().key("ladder")) {
+            return;
+        }
+        let mut total = 0;
+        for (i, &step) in ladder.iter().enumerate() {
+            total += step;
+            if total > max {
+                self.warn(
+                    &p,
+                    format!(
+                        "the guard stops the ladder before step {} ({step} terminations): the steps up to it terminate {total} nodes, more than max_terminations {max}",
+                        i + 1
+                    ),
+                );
+                break;
+            }
+        }
+    }
+
+    /// min_healthy parses, and as a count fits in the target's lab cluster.
+    fn min_healthy(
+        &mut self,
+        p: &Path,
+        t: &CountOrPercentText,
+        nodes: &NodeSelector,
+        lab: Option<&Lab>,
+    ) -> Option<MinHealthy> {
+        let m = match parse_count_or_percent(&t.0) {
+            Ok(m) => m,
+            Err(msg) => {
+                self.error_help(p, msg, "write a node count (3) or a percentage (50%)");
+                return None;
+            }
+        };
+        if let (MinHealthy::Count(n), NodeSelector::Lab { cluster, .. }, Some(lab)) =
+            (m, nodes, lab)
+            && let Some(c) = lab.clusters.get(cluster)
+            && n > c.nodes
+        {
+            self.error(
+                p,
+                format!(
+                    "min_healthy {n} is more than the {} nodes of lab cluster `{cluster}`",
+                    c.nodes
+                ),
+            );
+        }
+        Some(m)
+    }
+
     // ---- observe ------------------------------------------------------------------------------
 
     fn observe(&mut self, raw: Option<&RawObserve>, path: &Path) -> Observe {
@@ -1269,6 +1383,25 @@ impl Checker<'_> {
             band: None,
         };
         let raw = raw.unwrap_or(&none);
+        let mut o = self.observe_times(raw, path);
+        if raw.settle.is_some() && o.settle > o.timeout {
+            self.error(
+                &path.key("settle"),
+                format!(
+                    "settle {} is longer than the step timeout {}",
+                    humantime::format_duration(o.settle),
+                    humantime::format_duration(o.timeout)
+                ),
+            );
+        }
+        self.observe_order(&o, path);
+        (o.band_margin, o.band_floor) = self.band(raw.band.as_ref(), &path.key("band"));
+        o.settle = o.settle.min(o.timeout);
+        o
+    }
+
+    /// The observation's durations with their defaults; the band is filled in by [`Self::band`].
+    fn observe_times(&mut self, raw: &RawObserve, path: &Path) -> Observe {
         let secs = Duration::from_secs;
         let sample_interval = self.duration(
             &path.key("sample_interval"),
@@ -1280,31 +1413,39 @@ impl Checker<'_> {
         let timeout = self.duration(&path.key("timeout"), raw.timeout.as_ref(), secs(180));
         let cooldown = self.duration(&path.key("cooldown"), raw.cooldown.as_ref(), secs(600));
         let settle = self.duration(&path.key("settle"), raw.settle.as_ref(), secs(30));
-        if raw.settle.is_some() && settle > timeout {
-            self.error(
-                &path.key("settle"),
-                format!(
-                    "settle {} is longer than the step timeout {}",
-                    humantime::format_duration(settle),
-                    humantime::format_duration(timeout)
-                ),
-            );
+        Observe {
+            settle,
+            sample_interval,
+            baseline,
+            hold,
+            timeout,
+            cooldown,
+            band_margin: 0.5,
+            band_floor: secs(5),
         }
+    }
+
+    /// The durations are positive and in order: sample_interval ≤ a minute, a baseline of at
+    /// least 5 samples, hold ≥ sample_interval, timeout > hold.
+    fn observe_order(&mut self, o: &Observe, path: &Path) {
         for (field, d) in [
-            ("sample_interval", sample_interval),
-            ("baseline", baseline),
-            ("hold", hold),
-            ("timeout", timeout),
-            ("cooldown", cooldown),
+            ("sample_interval", o.sample_interval),
+            ("baseline", o.baseline),
+            ("hold", o.hold),
+            ("timeout", o.timeout),
+            ("cooldown", o.cooldown),
         ] {
             self.positive(&path.key(field), field, d);
         }
-        if sample_interval > secs(60) {
+        let fmt = humantime::format_duration;
+        let (sample_interval, baseline, hold, timeout) =
+            (o.sample_interval, o.baseline, o.hold, o.timeout);
+        if sample_interval > Duration::from_secs(60) {
             self.error(
                 &path.key("sample_interval"),
                 format!(
                     "sample_interval {} is longer than a minute: spikes would go unseen",
-                    humantime::format_duration(sample_interval)
+                    fmt(sample_interval)
                 ),
             );
         }
@@ -1313,8 +1454,8 @@ impl Checker<'_> {
                 &path.key("baseline"),
                 format!(
                     "baseline {} holds fewer than 5 samples at sample_interval {}",
-                    humantime::format_duration(baseline),
-                    humantime::format_duration(sample_interval)
+                    fmt(baseline),
+                    fmt(sample_interval)
                 ),
             );
         }
@@ -1323,8 +1464,8 @@ impl Checker<'_> {
                 &path.key("hold"),
                 format!(
                     "hold {} is shorter than sample_interval {}",
-                    humantime::format_duration(hold),
-                    humantime::format_duration(sample_interval)
+                    fmt(hold),
+                    fmt(sample_interval)
                 ),
             );
         }
@@ -1333,13 +1474,15 @@ impl Checker<'_> {
                 &path.key("timeout"),
                 format!(
                     "timeout {} must be longer than hold {}",
-                    humantime::format_duration(timeout),
-                    humantime::format_duration(hold)
+                    fmt(timeout),
+                    fmt(hold)
                 ),
             );
         }
-        let bpath = path.key("band");
-        let band = raw.band.as_ref();
+    }
+
+    /// The recovery band: its margin above the baseline p99 and its floor.
+    fn band(&mut self, band: Option<&RawBand>, bpath: &Path) -> (f64, Duration) {
         let band_margin = band.and_then(|b| b.margin).unwrap_or(0.5);
         if !(band_margin.is_finite() && band_margin >= 0.0) {
             self.error(
@@ -1350,18 +1493,9 @@ impl Checker<'_> {
         let band_floor = self.duration(
             &bpath.key("floor"),
             band.and_then(|b| b.floor.as_ref()),
-            secs(5),
+            Duration::from_secs(5),
         );
-        Observe {
-            settle: settle.min(timeout),
-            sample_interval,
-            baseline,
-            hold,
-            timeout,
-            cooldown,
-            band_margin,
-            band_floor,
-        }
+        (band_margin, band_floor)
     }
 }
 
@@ -1564,6 +1698,31 @@ pub fn suggest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
         .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(1))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
+}
+
+/// The `nodes` fields each provider takes.
+fn provider_allows(provider: Provider) -> &'static [&'static str] {
+    match provider {
+        Provider::Lab => &["cluster", "notice"],
+        Provider::AwsEc2 => &[
+            "region",
+            "tags",
+            "availability_zones",
+            "instance_types",
+            "spot_fleet_request",
+            "allow_on_demand",
+        ],
+        Provider::AwsAsg => &["region", "group", "replace", "allow_on_demand"],
+        Provider::AwsFis => &[
+            "region",
+            "tags",
+            "availability_zones",
+            "instance_types",
+            "notice",
+            "role_arn",
+            "keep_templates",
+        ],
+    }
 }
 
 pub fn join_ticked(names: &[&str]) -> String {

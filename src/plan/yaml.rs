@@ -327,8 +327,7 @@ impl Builder {
                         tag: tag.map(core_tag),
                     }),
                 };
-                self.remember(anchor, &node);
-                self.push(node);
+                self.complete(anchor, node);
             }
             Event::SequenceStart(anchor, _) => {
                 self.stack.push(Frame::Seq(span, Vec::new(), anchor))
@@ -342,8 +341,7 @@ impl Builder {
                         span: start.to(span),
                         kind: Kind::Seq(items),
                     };
-                    self.remember(anchor, &node);
-                    self.push(node);
+                    self.complete(anchor, node);
                 }
             }
             Event::MappingEnd => {
@@ -352,35 +350,45 @@ impl Builder {
                         span: start.to(span),
                         kind: Kind::Map(entries),
                     };
-                    self.remember(anchor, &node);
-                    self.push(node);
+                    self.complete(anchor, node);
                 }
             }
-            Event::Alias(id) => match self.anchors.get(&id) {
-                Some((_, size)) if self.nodes + size > MAX_NODES => {
-                    self.problems.push(Diagnostic::error(
-                        None,
-                        span,
-                        format!("aliases expand this document past {MAX_NODES} values"),
-                    ));
-                    self.push(Node::poison(span));
-                }
-                Some((node, size)) => {
-                    self.nodes += size;
-                    let node = node.clone();
-                    self.push(node);
-                }
-                None => {
-                    self.problems
-                        .push(Diagnostic::error(None, span, "alias to an unknown anchor"));
-                    self.push(Node::poison(span));
-                }
-            },
+            Event::Alias(id) => self.alias(id, span),
             Event::StreamStart
             | Event::StreamEnd
             | Event::DocumentStart(_)
             | Event::DocumentEnd
             | Event::Nothing => {}
+        }
+    }
+
+    /// A node is complete: remember it under its anchor, if any, and place it.
+    fn complete(&mut self, anchor: usize, node: Node) {
+        self.remember(anchor, &node);
+        self.push(node);
+    }
+
+    /// A copy of the anchored node, or poison when there is none or the copy is too large.
+    fn alias(&mut self, id: usize, span: Span) {
+        match self.anchors.get(&id) {
+            Some((_, size)) if self.nodes + size > MAX_NODES => {
+                self.problems.push(Diagnostic::error(
+                    None,
+                    span,
+                    format!("aliases expand this document past {MAX_NODES} values"),
+                ));
+                self.push(Node::poison(span));
+            }
+            Some((node, size)) => {
+                self.nodes += size;
+                let node = node.clone();
+                self.push(node);
+            }
+            None => {
+                self.problems
+                    .push(Diagnostic::error(None, span, "alias to an unknown anchor"));
+                self.push(Node::poison(span));
+            }
         }
     }
 

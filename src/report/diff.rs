@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::fmt_secs;
+use crate::journal::AppResult;
 
 use super::text::step_title;
 use super::{Report, StepReport, TargetReport};
@@ -249,8 +250,42 @@ fn target(b: &mut Builder, ot: &TargetReport, nt: &TargetReport) -> bool {
 }
 
 fn step(b: &mut Builder, target: &str, title: &str, os: &StepReport, ns: &StepReport) {
+    if !step_ran(b, target, title, os, ns) {
+        return;
+    }
     let n = Some(ns.terminations);
     let at = format!("at {title}");
+    for na in &ns.applications {
+        let app = na.name.as_str();
+        match os.applications.iter().find(|a| a.name == na.name) {
+            Some(oa) => application(b, (target, n, &at), oa, na),
+            None if os.verdict.is_some() => b.push(
+                (Some(target), n, Some(app)),
+                ChangeKind::Presence,
+                serde_json::Value::Null,
+                serde_json::json!(na.verdict),
+                format!("{target}: {app} only in the new run {at} ({})", na.verdict),
+            ),
+            None => {}
+        }
+    }
+    for oa in &os.applications {
+        if ns.verdict.is_some() && !ns.applications.iter().any(|a| a.name == oa.name) {
+            b.push(
+                (Some(target), n, Some(&oa.name)),
+                ChangeKind::Presence,
+                serde_json::json!(oa.verdict),
+                serde_json::Value::Null,
+                format!("{target}: {} only in the old run {at}", oa.name),
+            );
+        }
+    }
+}
+
+/// A step that ran in only one of the runs is a change; true when it ran in the new run, so
+/// its applications are compared (with nothing, when the old run did not run it).
+fn step_ran(b: &mut Builder, target: &str, title: &str, os: &StepReport, ns: &StepReport) -> bool {
+    let n = Some(ns.terminations);
     match (os.verdict, ns.verdict) {
         (Some(_), None) => {
             b.push(
@@ -264,7 +299,7 @@ fn step(b: &mut Builder, target: &str, title: &str, os: &StepReport, ns: &StepRe
                     ns.skipped.as_deref().unwrap_or("no result recorded")
                 ),
             );
-            return;
+            false
         }
         (None, Some(v)) => {
             b.push(
@@ -277,71 +312,59 @@ fn step(b: &mut Builder, target: &str, title: &str, os: &StepReport, ns: &StepRe
                     os.skipped.as_deref().unwrap_or("no result recorded")
                 ),
             );
+            true
         }
-        (None, None) => return,
-        (Some(_), Some(_)) => {}
+        (None, None) => false,
+        (Some(_), Some(_)) => true,
     }
-    for na in &ns.applications {
-        let app = na.name.as_str();
-        let Some(oa) = os.applications.iter().find(|a| a.name == na.name) else {
-            if os.verdict.is_some() {
-                b.push(
-                    (Some(target), n, Some(app)),
-                    ChangeKind::Presence,
-                    serde_json::Value::Null,
-                    serde_json::json!(na.verdict),
-                    format!("{target}: {app} only in the new run {at} ({})", na.verdict),
-                );
-            }
-            continue;
-        };
-        if oa.verdict != na.verdict {
-            b.push(
-                (Some(target), n, Some(app)),
-                ChangeKind::Verdict,
-                serde_json::json!(oa.verdict),
-                serde_json::json!(na.verdict),
-                format!(
-                    "{target}: {app} {} → {} {at}: {}",
-                    oa.verdict, na.verdict, na.reason
-                ),
-            );
-        }
-        if significant(oa.spike_lag_s, na.spike_lag_s) {
-            b.push(
-                (Some(target), n, Some(app)),
-                ChangeKind::Spike,
-                json(oa.spike_lag_s),
-                json(na.spike_lag_s),
-                format!(
-                    "{target}: {app} spike {} → {} {at}",
-                    secs_or(oa.spike_lag_s, "unknown"),
-                    secs_or(na.spike_lag_s, "unknown")
-                ),
-            );
-        }
-        if significant(oa.recovery_s, na.recovery_s) {
-            b.push(
-                (Some(target), n, Some(app)),
-                ChangeKind::Recovery,
-                json(oa.recovery_s),
-                json(na.recovery_s),
-                format!(
-                    "{target}: {app} recovery {} → {} {at}",
-                    secs_or(oa.recovery_s, "not recovered"),
-                    secs_or(na.recovery_s, "not recovered")
-                ),
-            );
-        }
+}
+
+/// Changes of one application in a step of both runs: verdict, spike, recovery. `place`: the
+/// target, the step's terminations and "at step …".
+fn application(b: &mut Builder, place: (&str, Option<u32>, &str), oa: &AppResult, na: &AppResult) {
+    let (target, n, at) = place;
+    let app = na.name.as_str();
+    if oa.verdict != na.verdict {
+        b.push(
+            (Some(target), n, Some(app)),
+            ChangeKind::Verdict,
+            serde_json::json!(oa.verdict),
+            serde_json::json!(na.verdict),
+            format!(
+                "{target}: {app} {} → {} {at}: {}",
+                oa.verdict, na.verdict, na.reason
+            ),
+        );
     }
-    for oa in &os.applications {
-        if ns.verdict.is_some() && !ns.applications.iter().any(|a| a.name == oa.name) {
+    // (kind, what, what a missing value means, old, new)
+    let timings = [
+        (
+            ChangeKind::Spike,
+            "spike",
+            "unknown",
+            oa.spike_lag_s,
+            na.spike_lag_s,
+        ),
+        (
+            ChangeKind::Recovery,
+            "recovery",
+            "not recovered",
+            oa.recovery_s,
+            na.recovery_s,
+        ),
+    ];
+    for (kind, what, missing, old, new) in timings {
+        if significant(old, new) {
             b.push(
-                (Some(target), n, Some(&oa.name)),
-                ChangeKind::Presence,
-                serde_json::json!(oa.verdict),
-                serde_json::Value::Null,
-                format!("{target}: {} only in the old run {at}", oa.name),
+                (Some(target), n, Some(app)),
+                kind,
+                json(old),
+                json(new),
+                format!(
+                    "{target}: {app} {what} {} → {} {at}",
+                    secs_or(old, missing),
+                    secs_or(new, missing)
+                ),
             );
         }
     }

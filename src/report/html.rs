@@ -2,6 +2,7 @@
 //! what `report.md` says plus a lag chart per step (one line per application).
 
 use std::fmt::Write;
+use std::time::SystemTime;
 
 use super::chart::{self, Line, StepChart};
 use super::evidence::{Evidence, Marker, parse_time};
@@ -52,7 +53,28 @@ pub fn render(r: &Report, ev: &Evidence) -> String {
          <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
         escape(&title)
     );
-    let _ = writeln!(h, "<header>\n<h1>{}</h1>", escape(&title));
+    header(&mut h, r, &title);
+    summary(&mut h, r);
+    for t in &r.targets {
+        target(&mut h, t, ev);
+    }
+    notes(&mut h, r);
+    let _ = writeln!(
+        h,
+        "<footer>Written by spotdrill {} from the run's journal{}.</footer>\n</body>\n</html>",
+        env!("CARGO_PKG_VERSION"),
+        if ev.samples.is_some() {
+            " and samples"
+        } else {
+            ""
+        }
+    );
+    h
+}
+
+/// The heading: verdict, plan, times, order, and why the run was aborted.
+fn header(h: &mut String, r: &Report, title: &str) {
+    let _ = writeln!(h, "<header>\n<h1>{}</h1>", escape(title));
     let _ = writeln!(
         h,
         "<p>Verdict: {} (exit code {})</p>",
@@ -80,7 +102,10 @@ pub fn render(r: &Report, ev: &Evidence) -> String {
         );
     }
     h.push_str("</header>\n");
+}
 
+/// One row per target: tolerance, verdict and first failure.
+fn summary(h: &mut String, r: &Report) {
     h.push_str("<section id=\"summary\">\n<h2>Summary</h2>\n<table>\n");
     h.push_str(
         "<tr><th>target</th><th>kind</th><th>tolerated</th><th>required</th><th>verdict</th>\
@@ -105,11 +130,10 @@ pub fn render(r: &Report, ev: &Evidence) -> String {
         );
     }
     h.push_str("</table>\n</section>\n");
+}
 
-    for t in &r.targets {
-        target(&mut h, t, ev);
-    }
-
+/// The run's notes, and the abort among them.
+fn notes(h: &mut String, r: &Report) {
     h.push_str("<section id=\"notes\">\n<h2>Notes</h2>\n");
     if r.notes.is_empty() && r.aborted.is_none() {
         h.push_str("<p>None.</p>\n");
@@ -124,17 +148,6 @@ pub fn render(r: &Report, ev: &Evidence) -> String {
         h.push_str("</ul>\n");
     }
     h.push_str("</section>\n");
-    let _ = writeln!(
-        h,
-        "<footer>Written by spotdrill {} from the run's journal{}.</footer>\n</body>\n</html>",
-        env!("CARGO_PKG_VERSION"),
-        if ev.samples.is_some() {
-            " and samples"
-        } else {
-            ""
-        }
-    );
-    h
 }
 
 fn verdict_badge(v: &str) -> String {
@@ -153,6 +166,39 @@ fn anchor(name: &str) -> String {
 }
 
 fn target(h: &mut String, t: &TargetReport, ev: &Evidence) {
+    target_head(h, t);
+    h.push_str("</p>\n<table class=\"steps\">\n");
+    h.push_str(
+        "<tr><th>step</th><th>nodes</th><th>capacity back</th><th>application</th>\
+         <th>baseline</th><th>spike</th><th>time to peak</th><th>recovery</th>\
+         <th>rescheduled</th><th>verdict</th><th>reason</th></tr>\n",
+    );
+    for (i, s) in t.steps.iter().enumerate() {
+        step_rows(h, i, s);
+    }
+    h.push_str("</table>\n");
+    findings(h, t);
+    let _ = writeln!(
+        h,
+        "<p>Overprovisioning: {}.</p>",
+        escape(t.overprovisioning.as_ref().map_or(
+            "no recommendation (capacity was never seen coming back)",
+            |o| o.summary.as_str()
+        ))
+    );
+    if ev.samples.is_some() {
+        for (i, s) in t.steps.iter().enumerate() {
+            if let Some(fig) = figure(t, i, s, ev) {
+                h.push_str(&fig);
+            }
+        }
+    }
+    h.push_str("</section>\n");
+}
+
+/// The section's heading and the opening of its summary paragraph (tolerance, verdict, first
+/// failure).
+fn target_head(h: &mut String, t: &TargetReport) {
     let _ = writeln!(
         h,
         "<section class=\"target\" id=\"target-{}\">\n<h2>{} ({}, provider {})</h2>",
@@ -178,53 +224,52 @@ fn target(h: &mut String, t: &TargetReport, ev: &Evidence) {
     if t.cumulative {
         h.push_str(" Steps add up: capacity lost in one step is not replaced before the next.");
     }
-    h.push_str("</p>\n<table class=\"steps\">\n");
-    h.push_str(
-        "<tr><th>step</th><th>nodes</th><th>capacity back</th><th>application</th>\
-         <th>baseline</th><th>spike</th><th>time to peak</th><th>recovery</th>\
-         <th>rescheduled</th><th>verdict</th><th>reason</th></tr>\n",
+}
+
+/// A step's rows in the steps table: one per application, the step's own cells spanning them.
+fn step_rows(h: &mut String, i: usize, s: &StepReport) {
+    let rows = s.applications.len().max(1);
+    let lead = format!(
+        "<td rowspan=\"{rows}\">{}</td><td rowspan=\"{rows}\">{}</td>\
+         <td rowspan=\"{rows}\" class=\"num\">{}</td>",
+        escape(&step_title(i, s)),
+        escape(&if s.nodes.is_empty() {
+            "—".to_owned()
+        } else {
+            s.nodes.join(", ")
+        }),
+        escape(&capacity_cell(s))
     );
-    for (i, s) in t.steps.iter().enumerate() {
-        let rows = s.applications.len().max(1);
-        let lead = format!(
-            "<td rowspan=\"{rows}\">{}</td><td rowspan=\"{rows}\">{}</td>\
-             <td rowspan=\"{rows}\" class=\"num\">{}</td>",
-            escape(&step_title(i, s)),
-            escape(&if s.nodes.is_empty() {
-                "—".to_owned()
-            } else {
-                s.nodes.join(", ")
-            }),
-            escape(&capacity_cell(s))
+    if s.applications.is_empty() {
+        let _ = writeln!(
+            h,
+            "<tr>{lead}<td colspan=\"6\">—</td><td>{}</td><td>{}</td></tr>",
+            verdict_badge(step_verdict(s)),
+            escape(&not_judged(s))
         );
-        if s.applications.is_empty() {
-            let _ = writeln!(
-                h,
-                "<tr>{lead}<td colspan=\"6\">—</td><td>{}</td><td>{}</td></tr>",
-                verdict_badge(step_verdict(s)),
-                escape(&not_judged(s))
-            );
-            continue;
-        }
-        for (k, a) in s.applications.iter().enumerate() {
-            let _ = writeln!(
-                h,
-                "<tr>{}<td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-                 <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-                 <td>{}</td><td>{}</td></tr>",
-                if k == 0 { lead.as_str() } else { "" },
-                escape(&a.name),
-                escape(&secs(a.baseline_lag_s)),
-                escape(&secs(a.spike_lag_s)),
-                escape(&secs(a.time_to_peak_s)),
-                escape(&secs(a.recovery_s)),
-                escape(&secs(a.rescheduled_s)),
-                verdict_badge(a.verdict.as_str()),
-                escape(&a.reason)
-            );
-        }
+        return;
     }
-    h.push_str("</table>\n");
+    for (k, a) in s.applications.iter().enumerate() {
+        let _ = writeln!(
+            h,
+            "<tr>{}<td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td>{}</td><td>{}</td></tr>",
+            if k == 0 { lead.as_str() } else { "" },
+            escape(&a.name),
+            escape(&secs(a.baseline_lag_s)),
+            escape(&secs(a.spike_lag_s)),
+            escape(&secs(a.time_to_peak_s)),
+            escape(&secs(a.recovery_s)),
+            escape(&secs(a.rescheduled_s)),
+            verdict_badge(a.verdict.as_str()),
+            escape(&a.reason)
+        );
+    }
+}
+
+/// The steps' findings as a list, when there are any.
+fn findings(h: &mut String, t: &TargetReport) {
     let findings: Vec<String> = t
         .steps
         .iter()
@@ -242,71 +287,15 @@ fn target(h: &mut String, t: &TargetReport, ev: &Evidence) {
             findings.join("\n")
         );
     }
-    let _ = writeln!(
-        h,
-        "<p>Overprovisioning: {}.</p>",
-        escape(t.overprovisioning.as_ref().map_or(
-            "no recommendation (capacity was never seen coming back)",
-            |o| o.summary.as_str()
-        ))
-    );
-    if ev.samples.is_some() {
-        for (i, s) in t.steps.iter().enumerate() {
-            if let Some(fig) = figure(t, i, s, ev) {
-                h.push_str(&fig);
-            }
-        }
-    }
-    h.push_str("</section>\n");
 }
 
 /// The chart of one step with its legend and event list; `None` when the step was not
 /// injected.
 fn figure(t: &TargetReport, i: usize, s: &StepReport, ev: &Evidence) -> Option<String> {
     let t0 = parse_time(s.injected_at.as_deref()?)?;
-    let apps: Vec<String> = if t.applications.is_empty() {
-        s.applications.iter().map(|a| a.name.clone()).collect()
-    } else {
-        t.applications.clone()
-    };
-    let lines: Vec<Line> = apps
-        .iter()
-        .enumerate()
-        .map(|(k, name)| {
-            let result = s.applications.iter().find(|a| &a.name == name);
-            Line {
-                application: name.clone(),
-                color: chart::PALETTE[k % chart::PALETTE.len()],
-                points: ev.series(name, t0),
-                band_upper_s: result.and_then(|a| a.band_upper_s),
-                recovery_s: result.and_then(|a| a.recovery_s),
-            }
-        })
-        .collect();
-    // The window: a little before the injection, until recovery, capacity and the judgement
-    // are in, never into the next step.
-    let last_sample = lines
-        .iter()
-        .flat_map(|l| l.points.iter().map(|p| p.0))
-        .fold(0.0, f64::max);
-    let first_sample = lines
-        .iter()
-        .flat_map(|l| l.points.iter().map(|p| p.0))
-        .fold(0.0, f64::min);
-    let limit = ev.next_injection(t0).unwrap_or(last_sample);
-    let judged = ev.step_end(&t.name, i, t0);
-    let mut end = [judged, s.capacity_restored_s]
-        .into_iter()
-        .flatten()
-        .chain(lines.iter().filter_map(|l| l.recovery_s))
-        .chain(s.applications.iter().filter_map(|a| a.time_to_peak_s))
-        .fold(0.0, f64::max);
-    if judged.is_none() {
-        // Never judged (a crash): as far as the samples go.
-        end = end.max(last_sample);
-    }
-    let end = (end + AFTER_S).min(limit);
-    let start = (-BEFORE_S).max(first_sample.min(0.0));
+    let fig = Figure { t, i, s, ev, t0 };
+    let lines = fig.lines();
+    let (start, end) = fig.window(&lines);
     let markers = ev.markers(&t.name, i, &s.nodes, t0, (start, end));
     let title = format!("{} {}", t.name, step_title(i, s));
     let chart = StepChart {
@@ -335,6 +324,77 @@ fn figure(t: &TargetReport, i: usize, s: &StepReport, ev: &Evidence) -> Option<S
         escape(&s.nodes.join(", "))
     );
     f.push_str(&svg);
+    legend(&mut f, &chart);
+    f.push_str("</figure>\n");
+    Some(f)
+}
+
+/// One step's chart in the making: the target, the step (and its index), the evidence and the
+/// injection time.
+struct Figure<'a> {
+    t: &'a TargetReport,
+    i: usize,
+    s: &'a StepReport,
+    ev: &'a Evidence,
+    t0: SystemTime,
+}
+
+impl Figure<'_> {
+    /// A line per application of the target (or, when it names none, of the step).
+    fn lines(&self) -> Vec<Line> {
+        let (t, s) = (self.t, self.s);
+        let apps: Vec<String> = if t.applications.is_empty() {
+            s.applications.iter().map(|a| a.name.clone()).collect()
+        } else {
+            t.applications.clone()
+        };
+        apps.iter()
+            .enumerate()
+            .map(|(k, name)| {
+                let result = s.applications.iter().find(|a| &a.name == name);
+                Line {
+                    application: name.clone(),
+                    color: chart::PALETTE[k % chart::PALETTE.len()],
+                    points: self.ev.series(name, self.t0),
+                    band_upper_s: result.and_then(|a| a.band_upper_s),
+                    recovery_s: result.and_then(|a| a.recovery_s),
+                }
+            })
+            .collect()
+    }
+
+    /// The window: a little before the injection, until recovery, capacity and the judgement
+    /// are in, never into the next step.
+    fn window(&self, lines: &[Line]) -> (f64, f64) {
+        let s = self.s;
+        let last_sample = lines
+            .iter()
+            .flat_map(|l| l.points.iter().map(|p| p.0))
+            .fold(0.0, f64::max);
+        let first_sample = lines
+            .iter()
+            .flat_map(|l| l.points.iter().map(|p| p.0))
+            .fold(0.0, f64::min);
+        let limit = self.ev.next_injection(self.t0).unwrap_or(last_sample);
+        let judged = self.ev.step_end(&self.t.name, self.i, self.t0);
+        let mut end = [judged, s.capacity_restored_s]
+            .into_iter()
+            .flatten()
+            .chain(lines.iter().filter_map(|l| l.recovery_s))
+            .chain(s.applications.iter().filter_map(|a| a.time_to_peak_s))
+            .fold(0.0, f64::max);
+        if judged.is_none() {
+            // Never judged (a crash): as far as the samples go.
+            end = end.max(last_sample);
+        }
+        let end = (end + AFTER_S).min(limit);
+        let start = (-BEFORE_S).max(first_sample.min(0.0));
+        (start, end)
+    }
+}
+
+/// The chart's legend, its key and the list of node events.
+fn legend(f: &mut String, chart: &StepChart) {
     f.push_str("<div class=\"legend\">");
     for l in &chart.lines {
         let none = l.points.iter().all(|(_, v)| v.is_none());
@@ -357,6 +417,4 @@ fn figure(t: &TargetReport, i: usize, s: &StepReport, ev: &Evidence) -> Option<S
         }
         f.push_str("</ul>\n");
     }
-    f.push_str("</figure>\n");
-    Some(f)
 }

@@ -203,6 +203,44 @@ impl TopologyCapacity {
     }
 }
 
+/// The live supervisors, by id and by host.
+struct Live<'a> {
+    ids: BTreeSet<&'a str>,
+    hosts: BTreeSet<&'a str>,
+}
+
+impl Live<'_> {
+    /// A topology's capacity: its workers (from its detail, when the UI gave one) and those of
+    /// them on supervisors that are gone.
+    fn topology(&self, t: &TopologyInfo, detail: Option<&TopologyDetail>) -> TopologyCapacity {
+        let workers = detail.and_then(|d| d.workers.as_deref()).unwrap_or(&[]);
+        let dead = workers
+            .iter()
+            .filter(|w| match &w.supervisor_id {
+                Some(id) => !self.ids.contains(id.as_str()),
+                None => !self.hosts.contains(w.host.as_str()),
+            })
+            .count() as u32;
+        let hosts: BTreeSet<String> = workers.iter().map(|w| w.host.clone()).collect();
+        let assigned = match detail.and_then(|d| d.workers.as_ref()) {
+            Some(w) => w.len() as u32,
+            None => detail
+                .and_then(|d| d.workers_total)
+                .or(t.workers_total)
+                .unwrap_or(0),
+        };
+        TopologyCapacity {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            status: detail.map_or(&t.status, |d| &d.status).clone(),
+            workers_assigned: assigned,
+            workers_configured: detail.and_then(TopologyDetail::configured_workers),
+            workers_on_dead_supervisors: dead,
+            hosts: hosts.into_iter().collect(),
+        }
+    }
+}
+
 impl StormCapacity {
     /// The capacity from the answers of the Storm UI.
     pub fn from_api(
@@ -211,16 +249,18 @@ impl StormCapacity {
         topologies: &TopologySummary,
         details: &[TopologyDetail],
     ) -> StormCapacity {
-        let live_ids: BTreeSet<&str> = supervisors
-            .supervisors
-            .iter()
-            .map(|s| s.id.as_str())
-            .collect();
-        let live_hosts: BTreeSet<&str> = supervisors
-            .supervisors
-            .iter()
-            .map(|s| s.host.as_str())
-            .collect();
+        let live = Live {
+            ids: supervisors
+                .supervisors
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect(),
+            hosts: supervisors
+                .supervisors
+                .iter()
+                .map(|s| s.host.as_str())
+                .collect(),
+        };
         let sum = |f: fn(&Supervisor) -> Option<u32>| -> u32 {
             supervisors.supervisors.iter().filter_map(f).sum()
         };
@@ -231,34 +271,7 @@ impl StormCapacity {
         let topologies = topologies
             .topologies
             .iter()
-            .map(|t| {
-                let detail = details.iter().find(|d| d.id == t.id);
-                let workers = detail.and_then(|d| d.workers.as_deref()).unwrap_or(&[]);
-                let dead = workers
-                    .iter()
-                    .filter(|w| match &w.supervisor_id {
-                        Some(id) => !live_ids.contains(id.as_str()),
-                        None => !live_hosts.contains(w.host.as_str()),
-                    })
-                    .count() as u32;
-                let hosts: BTreeSet<String> = workers.iter().map(|w| w.host.clone()).collect();
-                let assigned = match detail.and_then(|d| d.workers.as_ref()) {
-                    Some(w) => w.len() as u32,
-                    None => detail
-                        .and_then(|d| d.workers_total)
-                        .or(t.workers_total)
-                        .unwrap_or(0),
-                };
-                TopologyCapacity {
-                    id: t.id.clone(),
-                    name: t.name.clone(),
-                    status: detail.map_or(&t.status, |d| &d.status).clone(),
-                    workers_assigned: assigned,
-                    workers_configured: detail.and_then(TopologyDetail::configured_workers),
-                    workers_on_dead_supervisors: dead,
-                    hosts: hosts.into_iter().collect(),
-                }
-            })
+            .map(|t| live.topology(t, details.iter().find(|d| d.id == t.id)))
             .collect();
         StormCapacity {
             supervisors_alive: supervisors.supervisors.len() as u32,
