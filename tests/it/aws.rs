@@ -6,13 +6,12 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
 use crate::support::kafka::Kafka;
 use crate::support::moto::Moto;
-use crate::util::{Outcome, root};
+use crate::util::{Cmd, Outcome};
 
 const TAGS: &[(&str, &str)] = &[("cluster", "storm-test"), ("role", "supervisor")];
 
@@ -67,24 +66,14 @@ fn ec2_nodes() -> String {
 
 /// `spotdrill ARGS…` with the environment that reaches `endpoint`.
 fn spotdrill_aws(moto: &Moto, endpoint: &str, args: &[&str], dir: &Path) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_spotdrill"))
-        .args(args)
-        .current_dir(root())
+    Cmd::new(args)
         .envs(moto.env())
         .env("AWS_ENDPOINT_URL", endpoint)
-        .env("SPOTDRILL_LOCK_DIR", dir.join("locks"))
+        .locks(dir.join("locks"))
         .env("SPOTDRILL_EC2_PAGE_SIZE", "100")
         .env("SPOTDRILL_AWS_POLL_MS", "200")
-        .env_remove("RUST_LOG")
         .env_remove("AWS_PROFILE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("spotdrill runs");
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .run()
 }
 
 fn write_plan(dir: &Path, text: &str) -> String {

@@ -1,12 +1,12 @@
 //! `spotdrill run` end to end on the embedded lab, held against the lab's ground truth.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use crate::util::{Outcome, root};
+use crate::util::{Cmd, Outcome, Running, alive, plan_fixture, root, wait_for};
 
 /// A lab cluster shape and what capacity arithmetic predicts for it.
 #[derive(Clone, Debug)]
@@ -68,58 +68,29 @@ impl Shape {
             .unwrap_or(0)
     }
 
+    /// The plan: tests/fixtures/plans/lab-shape.yaml filled in with this shape.
     pub(crate) fn plan(&self) -> String {
         let (timeout, settle) = match self.kind {
             "storm" => ("8s", "4s"),
             _ => ("20s", "10s"),
         };
-        format!(
-            r#"version: 1
-name: {kind} {nodes}x{slots} running {workers}
-kafka: {{brokers: lab}}
-lab:
-  topics:
-    - {{name: events, partitions: {partitions}, rate: {rate}/s, message_bytes: 128}}
-  clusters:
-    c:
-      kind: {kind}
-      nodes: {nodes}
-      slots_per_node: {slots}
-      detection_delay: 1s
-      replacement: {{enabled: true, delay: 30s}}
-      workloads:
-        app: {{workers: {workers}, group: app, topics: [events], cost_per_message: {cost}, commit_interval: 1s}}
-applications:
-  app:
-    group: app
-    topics: [events]
-    slo: {{max_lag: 60s, max_recovery: {timeout}}}
-targets:
-  c:
-    kind: {kind}
-    nodes: {{provider: lab, cluster: c, notice: {notice}}}
-    applications: [app]
-    ladder: {ladder:?}
-    seed: 3
-    required_tolerance: 1
-observe:
-  sample_interval: 500ms
-  baseline: 4s
-  hold: 2s
-  settle: {settle}
-  timeout: {timeout}
-  cooldown: 90s
-  band: {{margin: 0.5, floor: 2s}}
-"#,
-            kind = self.kind,
-            nodes = self.nodes,
-            slots = self.slots,
-            workers = self.workers,
-            partitions = self.partitions,
-            rate = self.rate,
-            cost = self.cost,
-            notice = self.notice,
-            ladder = self.ladder,
+        let ladder = format!("{:?}", self.ladder);
+        plan_fixture(
+            "lab-shape.yaml",
+            &[
+                ("kind", &self.kind),
+                ("nodes", &self.nodes),
+                ("slots", &self.slots),
+                ("workers", &self.workers),
+                ("partitions", &self.partitions),
+                ("rate", &self.rate),
+                ("cost", &self.cost),
+                ("notice", &self.notice),
+                ("ladder", &ladder),
+                ("replacement", &"30s"),
+                ("timeout", &timeout),
+                ("settle", &settle),
+            ],
         )
     }
 }
@@ -143,19 +114,7 @@ pub(crate) fn run_plan(text: &str, extra: &[&str]) -> (Outcome, tempfile::TempDi
 }
 
 fn spotdrill_env(args: &[&str], locks: &Path) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_spotdrill"))
-        .args(args)
-        .current_dir(root())
-        .env("SPOTDRILL_LOCK_DIR", locks.join("locks"))
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the spotdrill binary runs");
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Cmd::new(args).locks(locks.join("locks")).run()
 }
 
 pub(crate) fn report(dir: &Path) -> Value {
@@ -378,7 +337,7 @@ fn a_breached_guard_stops_escalation_and_exits_3() {
 
 /// A run in the background, for the interrupt tests.
 struct Background {
-    child: Child,
+    child: Running,
     dir: tempfile::TempDir,
     run: PathBuf,
 }
@@ -388,52 +347,11 @@ fn start_in_background(plan: &str) -> Background {
     let path = dir.path().join("plan.yaml");
     std::fs::write(&path, plan).unwrap();
     let run = dir.path().join("run");
-    let child = Command::new(env!("CARGO_BIN_EXE_spotdrill"))
-        .args([
-            "run",
-            path.to_str().unwrap(),
-            "--yes",
-            "--out",
-            run.to_str().unwrap(),
-        ])
-        .current_dir(root())
-        .env("SPOTDRILL_LOCK_DIR", dir.path().join("locks"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = Cmd::new(["run", path.to_str().unwrap(), "--yes", "--out"])
+        .arg(&run)
+        .locks(dir.path().join("locks"))
+        .spawn();
     Background { child, dir, run }
-}
-
-fn wait_for(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn sigint(child: &Child) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> i32 {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code().unwrap_or(-1);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the run did not exit within {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn lab_node_pids(run: &Path) -> Vec<i32> {
@@ -449,12 +367,6 @@ fn lab_node_pids(run: &Path) -> Vec<i32> {
         .unwrap_or_default()
 }
 
-fn alive(pid: i32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // A zombie (Z) is dead; it only waits for its parent to reap it.
-    !stat.is_empty() && !stat.contains(") Z ")
-}
-
 /// The first Ctrl-C stops injecting but finishes observing the step and writes the report
 /// (exit 3); the later steps never terminate anything, and no node process is left behind.
 #[test]
@@ -466,11 +378,8 @@ fn one_ctrl_c_finishes_the_step_writes_the_report_and_exits_3() {
     });
     let pids = lab_node_pids(&run);
     assert!(!pids.is_empty());
-    sigint(&bg.child);
-    let code = wait_exit(&mut bg.child, Duration::from_secs(60));
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(bg.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert_eq!(code, 3, "{stderr}");
+    bg.child.signal(Signal::SIGINT);
+    bg.child.wait(Duration::from_secs(120)).expect_code(3);
     let journal = journal(&run);
     assert_eq!(
         events(&journal, "intent").len(),
@@ -502,12 +411,11 @@ fn two_ctrl_c_exit_at_once_and_resume_does_not_terminate_twice() {
         !events(&journal(&run), "injected").is_empty()
     });
     let pids = lab_node_pids(&run);
-    sigint(&bg.child);
+    bg.child.signal(Signal::SIGINT);
     std::thread::sleep(Duration::from_millis(300));
-    sigint(&bg.child);
+    bg.child.signal(Signal::SIGINT);
     let started = Instant::now();
-    let code = wait_exit(&mut bg.child, Duration::from_secs(10));
-    assert_eq!(code, 3);
+    bg.child.wait(Duration::from_secs(30)).expect_code(3);
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "the second Ctrl-C exits at once"
@@ -609,26 +517,16 @@ fn a_group_without_commits_is_refused_before_anything_is_terminated() {
 #[test]
 fn a_plan_with_unreachable_aws_targets_stops_before_any_intent() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_spotdrill"))
-        .args([
-            "run",
-            "experiments/storm-prod-aws.yaml",
-            "--yes",
-            "--out",
-            dir.path().join("r").to_str().unwrap(),
-        ])
-        .current_dir(root())
-        .env("SPOTDRILL_LOCK_DIR", dir.path().join("locks"))
-        .env_remove("RUST_LOG")
-        .envs(crate::plan_cli::NO_AWS)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let out = Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
+    let out = Cmd::new([
+        "run",
+        "experiments/storm-prod-aws.yaml",
+        "--yes",
+        "--out",
+        dir.path().join("r").to_str().unwrap(),
+    ])
+    .locks(dir.path().join("locks"))
+    .envs(crate::plan_cli::NO_AWS)
+    .run();
     out.expect_code(4);
     let journal = std::fs::read_to_string(dir.path().join("r/journal.jsonl")).unwrap_or_default();
     assert!(!journal.contains("\"intent\""), "{journal}");

@@ -6,14 +6,13 @@
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::support::kafka::Kafka;
-use crate::util::{Outcome, root};
+use crate::util::{Cmd, Outcome, Running, alive, root, wait_for};
 
 #[path = "../../fuzz/invariants.rs"]
 mod invariants;
@@ -22,87 +21,21 @@ mod invariants;
 
 /// A short storm lab plan: `nodes` × 2 slots running `workers`, the given ladder. With 6 × 2
 /// running 8, capacity arithmetic predicts a tolerance of 2 ((6 − k) × 2 ≥ 8 ⇔ k ≤ 2).
-fn lab_plan(nodes: u32, workers: u32, ladder: &str) -> String {
-    format!(
-        r#"version: 1
-name: trust storm {nodes}x2 running {workers}
-kafka: {{brokers: lab}}
-lab:
-  topics:
-    - {{name: events, partitions: 16, rate: 200/s, message_bytes: 128}}
-  clusters:
-    c:
-      kind: storm
-      nodes: {nodes}
-      slots_per_node: 2
-      detection_delay: 1s
-      replacement: {{enabled: true, delay: 30s}}
-      workloads:
-        app: {{workers: {workers}, group: app, topics: [events], cost_per_message: 1ms, commit_interval: 1s}}
-applications:
-  app:
-    group: app
-    topics: [events]
-    slo: {{max_lag: 60s, max_recovery: 8s}}
-targets:
-  c:
-    kind: storm
-    nodes: {{provider: lab, cluster: c, notice: 0s}}
-    applications: [app]
-    ladder: {ladder}
-    seed: 3
-    required_tolerance: 1
-observe:
-  sample_interval: 500ms
-  baseline: 4s
-  hold: 2s
-  settle: 4s
-  timeout: 8s
-  cooldown: 90s
-  band: {{margin: 0.5, floor: 2s}}
-"#
-    )
-}
-
-fn outcome(out: std::process::Output) -> Outcome {
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+fn lab_plan(nodes: u32, workers: u32, ladder: &'static [u32]) -> String {
+    crate::run::Shape::storm(nodes, 2, workers, ladder).plan()
 }
 
 /// `spotdrill ARGS…` from the repository root with locks under `locks` and extra env.
 fn spotdrill_with(args: &[&str], locks: &Path, env: &[(&str, &str)]) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_spotdrill"))
-        .args(args)
-        .current_dir(root())
-        .env("SPOTDRILL_LOCK_DIR", locks)
-        .env_remove("RUST_LOG")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .expect("the spotdrill binary runs");
-    outcome(out)
+    Cmd::new(args).locks(locks).envs(env.iter().copied()).run()
 }
 
-fn spawn_run(plan: &Path, out: &Path, locks: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_spotdrill"))
-        .args([
-            "run",
-            plan.to_str().unwrap(),
-            "--yes",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .current_dir(root())
-        .env("SPOTDRILL_LOCK_DIR", locks)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+/// `spotdrill run PLAN --yes --out OUT` in the background.
+fn spawn_run(plan: &Path, out: &Path, locks: &Path) -> Running {
+    Cmd::new(["run", plan.to_str().unwrap(), "--yes", "--out"])
+        .arg(out)
+        .locks(locks)
         .spawn()
-        .unwrap()
 }
 
 fn journal(run: &Path) -> Vec<Value> {
@@ -116,19 +49,6 @@ fn journal(run: &Path) -> Vec<Value> {
 
 fn events<'a>(journal: &'a [Value], event: &str) -> Vec<&'a Value> {
     journal.iter().filter(|e| e["event"] == event).collect()
-}
-
-fn wait_for(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn sigkill(child: &mut Child) {
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 fn lab_pids(run: &Path) -> Vec<i32> {
@@ -147,11 +67,6 @@ fn lab_pids(run: &Path) -> Vec<i32> {
         pids.push(p as i32);
     }
     pids
-}
-
-fn alive(pid: i32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    !stat.is_empty() && !stat.contains(") Z ")
 }
 
 /// Every node id of every intent, in order.
@@ -406,7 +321,7 @@ observe: {{sample_interval: 200ms, baseline: 1s, hold: 1s, timeout: 5s}}
     let lab_dir = dir.path().join("lab");
     std::fs::create_dir_all(&lab_dir).unwrap();
     let lab_plan_path = lab_dir.join("plan.yaml");
-    std::fs::write(&lab_plan_path, lab_plan(4, 6, "[1]")).unwrap();
+    std::fs::write(&lab_plan_path, lab_plan(4, 6, &[1])).unwrap();
     let lab_run = lab_dir.join("run");
     let out = spotdrill_with(
         &[
@@ -472,7 +387,7 @@ fn health_url_credentials_never_printed_by_plan() {
     let dir = tempfile::tempdir().unwrap();
     let (health, _seen) = recording_health_server();
     let url = health.replace("http://", &format!("http://svc:{HEALTH_TOKEN}@"));
-    let plan = lab_plan(4, 6, "[1]").replace(
+    let plan = lab_plan(4, 6, &[1]).replace(
         "    applications: [app]\n    ladder",
         &format!("    health: {{storm_ui: \"{url}\"}}\n    applications: [app]\n    ladder"),
     );
@@ -579,7 +494,7 @@ fn sigkill_mid_run_then_resume_finishes_without_terminating_twice() {
     let dir = tempfile::tempdir().unwrap();
     let locks = dir.path().join("locks");
     let plan = dir.path().join("plan.yaml");
-    std::fs::write(&plan, lab_plan(6, 8, "[1, 2]")).unwrap();
+    std::fs::write(&plan, lab_plan(6, 8, &[1, 2])).unwrap();
     let run = dir.path().join("run");
     let mut child = spawn_run(&plan, &run, &locks);
     wait_for("the first injection", Duration::from_secs(120), || {
@@ -590,7 +505,7 @@ fn sigkill_mid_run_then_resume_finishes_without_terminating_twice() {
         pids.len() >= 6,
         "lab.json names the lab's processes: {pids:?}"
     );
-    sigkill(&mut child);
+    child.kill();
     // Orphans: the lab's nodes and broker end when their parent's end of stdin closes.
     wait_for("no lab process left", Duration::from_secs(15), || {
         pids.iter().all(|&p| !alive(p))
@@ -674,7 +589,7 @@ fn a_second_run_is_refused_and_a_stale_lock_is_cleared_only_on_purpose() {
     let dir = tempfile::tempdir().unwrap();
     let locks = dir.path().join("locks");
     let plan = dir.path().join("plan.yaml");
-    std::fs::write(&plan, lab_plan(4, 6, "[1]")).unwrap();
+    std::fs::write(&plan, lab_plan(4, 6, &[1])).unwrap();
     let p = plan.to_str().unwrap();
     let first_run = dir.path().join("first");
     let mut first = spawn_run(&plan, &first_run, &locks);
@@ -713,7 +628,7 @@ fn a_second_run_is_refused_and_a_stale_lock_is_cleared_only_on_purpose() {
     assert!(live.stderr.contains(&pid), "{}", live.stderr);
 
     let pids = lab_pids(&first_run);
-    sigkill(&mut first);
+    first.kill();
     wait_for("no lab process left", Duration::from_secs(15), || {
         pids.iter().all(|&p| !alive(p))
     });
@@ -968,41 +883,16 @@ fn aws_run(
     let plan = dir.path().join("plan.yaml");
     std::fs::write(&plan, text).unwrap();
     let run = dir.path().join("run");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spotdrill"))
-        .args([
-            "run",
-            plan.to_str().unwrap(),
-            "--yes",
-            "--out",
-            run.to_str().unwrap(),
-        ])
-        .current_dir(root())
+    let out = Cmd::new(["run", plan.to_str().unwrap(), "--yes", "--out"])
+        .arg(&run)
         .envs(moto.env())
         .env("AWS_ENDPOINT_URL", endpoint)
-        .env("SPOTDRILL_LOCK_DIR", dir.path().join("locks"))
+        .locks(dir.path().join("locks"))
         .env("SPOTDRILL_AWS_POLL_MS", "200")
-        .env_remove("RUST_LOG")
         .env_remove("AWS_PROFILE")
         .envs(extra_env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
-    let deadline = Instant::now() + within;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = outcome(child.wait_with_output().unwrap());
-            panic!(
-                "the run did not end within {within:?} (hung)\n--- stderr\n{}\njournal:\n{}",
-                out.stderr,
-                std::fs::read_to_string(run.join("journal.jsonl")).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = outcome(child.wait_with_output().unwrap());
+        .wait(within);
     let j = journal(&run);
     (out, j, dir)
 }
@@ -1226,22 +1116,16 @@ fn aws_missing_credentials_exit_4_before_any_intent() {
             run.to_str().unwrap(),
         ],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_spotdrill"))
-            .args(&args)
-            .current_dir(root())
+        let out = Cmd::new(&args)
             .envs(moto.env())
             .env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY")
             .env_remove("AWS_SESSION_TOKEN")
             .env_remove("AWS_PROFILE")
-            .env_remove("RUST_LOG")
             .env("HOME", dir.path())
             .env("AWS_MAX_ATTEMPTS", "1")
-            .env("SPOTDRILL_LOCK_DIR", dir.path().join("locks"))
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let out = outcome(out);
+            .locks(dir.path().join("locks"))
+            .run();
         out.expect_code(4);
         let all = format!("{}{}", out.stdout, out.stderr).to_lowercase();
         assert!(
@@ -1285,24 +1169,9 @@ fn broker_death_mid_observation_is_never_a_pass() {
     let dir = tempfile::tempdir().unwrap();
     let locks = dir.path().join("locks");
     let plan = dir.path().join("plan.yaml");
-    std::fs::write(&plan, lab_plan(6, 8, "[1, 2]")).unwrap();
+    std::fs::write(&plan, lab_plan(6, 8, &[1, 2])).unwrap();
     let run = dir.path().join("run");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spotdrill"))
-        .args([
-            "run",
-            plan.to_str().unwrap(),
-            "--yes",
-            "--out",
-            run.to_str().unwrap(),
-        ])
-        .current_dir(root())
-        .env("SPOTDRILL_LOCK_DIR", &locks)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&plan, &run, &locks);
     wait_for("the first injection", Duration::from_secs(120), || {
         !events(&journal(&run), "injected").is_empty()
     });
@@ -1317,15 +1186,8 @@ fn broker_death_mid_observation_is_never_a_pass() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "the run ends after its broker died"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = outcome(child.wait_with_output().unwrap());
+    // The run ends after its broker died.
+    let out = child.wait(Duration::from_secs(180));
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     assert_ne!(out.code, 0, "{}", out.stderr);
     let j = journal(&run);
