@@ -205,31 +205,36 @@ fn recording_health_server() -> (String, Arc<Mutex<Vec<String>>>) {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
+    // A thread per connection: a slow or idle client never delays the next one's answer.
     std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-            let mut buf = Vec::new();
-            let mut chunk = [0_u8; 4096];
-            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                match std::io::Read::read(&mut s, &mut chunk) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            }
-            log.lock()
-                .unwrap()
-                .push(String::from_utf8_lossy(&buf).into_owned());
-            let body =
-                r#"{"supervisors":1,"slotsTotal":2,"slotsUsed":0,"slotsFree":2,"topologies":0}"#;
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
+        for stream in listener.incoming().flatten() {
+            let log = log.clone();
+            std::thread::spawn(move || record_and_answer(stream, &log));
         }
     });
     (url, seen)
+}
+
+/// Read one request head into `log`, answer with a small cluster summary.
+fn record_and_answer(mut s: std::net::TcpStream, log: &Mutex<Vec<String>>) {
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut buf = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match std::io::Read::read(&mut s, &mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    log.lock()
+        .unwrap()
+        .push(String::from_utf8_lossy(&buf).into_owned());
+    let body = r#"{"supervisors":1,"slotsTotal":2,"slotsUsed":0,"slotsFree":2,"topologies":0}"#;
+    let _ = write!(
+        s,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
 }
 
 /// SASL password (env), AWS keys (env) and the credentials of a health endpoint never appear in
