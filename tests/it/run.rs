@@ -22,6 +22,10 @@ pub(crate) struct Shape {
     partitions: u32,
     /// SIGTERM notice before SIGKILL (mesos tasks leave their group on SIGTERM).
     notice: &'static str,
+    /// When a lost node's replacement joins. Every step waits for it (cooldown, and the capacity
+    /// wait after the last step), so it sets most of a run's length; it only has to come after
+    /// the step's `timeout`, so that a step past the arithmetic cannot recover in time.
+    replacement: &'static str,
 }
 
 impl Shape {
@@ -36,6 +40,8 @@ impl Shape {
             cost: "1ms",
             partitions: 16,
             notice: "0s",
+            // timeout 8s: the replacement comes 7 s after a failing step is judged.
+            replacement: "15s",
         }
     }
 
@@ -54,6 +60,8 @@ impl Shape {
             cost: "4ms",
             partitions: 4,
             notice: "1s",
+            // timeout 20s.
+            replacement: "30s",
         }
     }
 
@@ -87,7 +95,7 @@ impl Shape {
                 ("cost", &self.cost),
                 ("notice", &self.notice),
                 ("ladder", &ladder),
-                ("replacement", &"30s"),
+                ("replacement", &self.replacement),
                 ("timeout", &timeout),
                 ("settle", &settle),
             ],
@@ -253,12 +261,15 @@ fn measured_recovery_matches_the_lab_truth() {
         .replace("baseline: 4s", "baseline: 12s")
         // Room for the slowest re-placement seen here; the bound below stays ± 2 intervals.
         .replace("timeout: 8s", "timeout: 15s")
-        .replace("max_recovery: 8s", "max_recovery: 15s");
+        .replace("max_recovery: 8s", "max_recovery: 15s")
+        // Replacements still come after the longest recovery judged here.
+        .replace("delay: 15s", "delay: 20s");
     assert!(
         plan.contains("floor: 1s")
             && plan.contains("sample_interval: 1s")
             && plan.contains("baseline: 12s")
             && plan.contains("timeout: 15s")
+            && plan.contains("delay: 20s")
     );
     let (outcome, dir) = run_plan(&plan, &[]);
     outcome.expect_code(0);
@@ -395,7 +406,7 @@ fn one_ctrl_c_finishes_the_step_writes_the_report_and_exits_3() {
     let report = report(bg.dir.path());
     assert_eq!(report["exit_code"], 3);
     assert!(report["aborted"].as_str().unwrap().contains("interrupted"));
-    wait_for("no lab node left", Duration::from_secs(10), || {
+    wait_for("no lab node left", Duration::from_secs(60), || {
         pids.iter().all(|&p| !alive(p))
     });
 }
@@ -425,7 +436,7 @@ fn two_ctrl_c_exit_at_once_and_resume_does_not_terminate_twice() {
     assert_eq!(last["event"], "interrupted");
     assert_eq!(last["hard"], true);
     assert!(events(&journal_then, "step_judged").is_empty());
-    wait_for("no lab node left", Duration::from_secs(10), || {
+    wait_for("no lab node left", Duration::from_secs(60), || {
         pids.iter().all(|&p| !alive(p))
     });
     let first_nodes = events(&journal_then, "intent")[0]["nodes"].clone();

@@ -512,7 +512,7 @@ fn sigkill_mid_run_then_resume_finishes_without_terminating_twice() {
     );
     child.kill();
     // Orphans: the lab's nodes and broker end when their parent's end of stdin closes.
-    wait_for("no lab process left", Duration::from_secs(15), || {
+    wait_for("no lab process left", Duration::from_secs(60), || {
         pids.iter().all(|&p| !alive(p))
     });
     let before = journal(&run);
@@ -634,7 +634,7 @@ fn a_second_run_is_refused_and_a_stale_lock_is_cleared_only_on_purpose() {
 
     let pids = lab_pids(&first_run);
     first.kill();
-    wait_for("no lab process left", Duration::from_secs(15), || {
+    wait_for("no lab process left", Duration::from_secs(60), || {
         pids.iter().all(|&p| !alive(p))
     });
     let stale = spotdrill_with(
