@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::support::kafka::Kafka;
 use crate::support::moto::Moto;
-use crate::util::{Cmd, Outcome};
+use crate::util::{Cmd, Outcome, plan_fixture};
 
 const TAGS: &[(&str, &str)] = &[("cluster", "storm-test"), ("role", "supervisor")];
 
@@ -28,35 +28,25 @@ pub(crate) fn kafka() -> Kafka {
     kafka
 }
 
-/// A plan with one target whose `nodes:` is `nodes` (a YAML flow mapping).
-fn plan(kafka: &Kafka, nodes: &str, ladder: &str, selection: &str, extra: &str) -> String {
-    format!(
-        "version: 1
-name: aws test
-kafka: {{brokers: \"{brokers}\"}}
-applications:
-  coverage:
-    group: coverage
-    topics: [telemetry]
-    slo: {{max_lag: 10m, max_recovery: 5s}}
-targets:
-  storm-test:
-    kind: storm
-    nodes: {nodes}
-    applications: [coverage]
-    ladder: {ladder}
-    selection: {selection}
-    seed: 7
-    required_tolerance: 0
-{extra}observe:
-  sample_interval: 200ms
-  baseline: 1s
-  hold: 1s
-  settle: 1s
-  timeout: 5s
-  cooldown: 10s
-",
-        brokers = kafka.bootstrap
+/// A plan with one target whose `nodes:` is `nodes` (a YAML flow mapping):
+/// tests/fixtures/plans/aws-flat.yaml.
+pub(crate) fn plan(
+    kafka: &Kafka,
+    nodes: &str,
+    ladder: &str,
+    selection: &str,
+    extra: &str,
+) -> String {
+    plan_fixture(
+        "aws-flat.yaml",
+        &[
+            ("name", &"aws test"),
+            ("brokers", &kafka.bootstrap),
+            ("nodes", &nodes),
+            ("ladder", &ladder),
+            ("selection", &selection),
+            ("extra", &extra),
+        ],
     )
 }
 

@@ -846,33 +846,14 @@ fn proxy_one(
     }
 }
 
+/// The AWS plan of tests/it/aws.rs over the instances tagged `cluster: trust`.
 fn aws_plan(kafka: &Kafka, ladder: &str) -> String {
-    format!(
-        "version: 1
-name: aws faults
-kafka: {{brokers: \"{brokers}\"}}
-applications:
-  coverage:
-    group: coverage
-    topics: [telemetry]
-    slo: {{max_lag: 10m, max_recovery: 5s}}
-targets:
-  storm-test:
-    kind: storm
-    nodes: {{provider: aws-ec2, region: us-east-1, tags: {{cluster: trust}}}}
-    applications: [coverage]
-    ladder: {ladder}
-    seed: 7
-    required_tolerance: 0
-observe:
-  sample_interval: 200ms
-  baseline: 1s
-  hold: 1s
-  settle: 1s
-  timeout: 5s
-  cooldown: 10s
-",
-        brokers = kafka.bootstrap
+    crate::aws::plan(
+        kafka,
+        "{provider: aws-ec2, region: us-east-1, tags: {cluster: trust}}",
+        ladder,
+        "random",
+        "",
     )
 }
 
