@@ -857,6 +857,39 @@ fn aws_plan(kafka: &Kafka, ladder: &str) -> String {
     )
 }
 
+/// What one run against moto through a fault proxy left behind.
+struct FaultRun {
+    moto: crate::support::moto::Moto,
+    out: Outcome,
+    journal: Vec<Value>,
+    dir: tempfile::TempDir,
+    /// TerminateInstances calls the proxy saw.
+    calls: Arc<Mutex<usize>>,
+}
+
+/// `nodes` trust instances in moto, and one run of `aws_plan(ladder)` through a proxy whose
+/// answer to the n-th TerminateInstances is `fault(n)`; `within` bounds the run (a hang).
+fn fault_run(
+    nodes: u32,
+    ladder: &str,
+    fault: impl Fn(usize) -> Fault + Send + Sync + 'static,
+    env: &[(&str, &str)],
+    within: Duration,
+) -> FaultRun {
+    let moto = crate::support::moto::Moto::start();
+    let kafka = crate::aws::kafka();
+    launch_trust_nodes(&moto, nodes);
+    let (proxy, calls) = fault_proxy(moto.endpoint.clone(), fault);
+    let (out, journal, dir) = aws_run(&moto, &proxy, &aws_plan(&kafka, ladder), env, within);
+    FaultRun {
+        moto,
+        out,
+        journal,
+        dir,
+        calls,
+    }
+}
+
 /// One `spotdrill run` against moto through `endpoint`; (outcome, journal, run dir guard).
 fn aws_run(
     moto: &crate::support::moto::Moto,
@@ -919,18 +952,20 @@ fn launch_trust_nodes(moto: &crate::support::moto::Moto, n: u32) -> Vec<String> 
 /// backoff, the node is terminated once, and the run passes.
 #[test]
 fn aws_throttling_is_retried_and_terminates_once() {
-    let moto = crate::support::moto::Moto::start();
-    let kafka = crate::aws::kafka();
-    launch_trust_nodes(&moto, 4);
-    let (proxy, calls) = fault_proxy(moto.endpoint.clone(), |n| match n {
-        0 => Fault::Error(400, "RequestLimitExceeded"),
-        1 => Fault::Error(503, "SlowDown"),
-        _ => Fault::Pass,
-    });
-    let (out, journal, _dir) = aws_run(
-        &moto,
-        &proxy,
-        &aws_plan(&kafka, "[1]"),
+    let FaultRun {
+        moto,
+        out,
+        journal,
+        dir: _dir,
+        calls,
+    } = fault_run(
+        4,
+        "[1]",
+        |n| match n {
+            0 => Fault::Error(400, "RequestLimitExceeded"),
+            1 => Fault::Error(503, "SlowDown"),
+            _ => Fault::Pass,
+        },
         &[],
         Duration::from_secs(120),
     );
@@ -950,16 +985,16 @@ fn aws_throttling_is_retried_and_terminates_once() {
 /// cause in the journal, nothing was terminated, and escalation stops (exit 3).
 #[test]
 fn aws_5xx_on_terminate_is_recorded_and_stops_escalation() {
-    let moto = crate::support::moto::Moto::start();
-    let kafka = crate::aws::kafka();
-    launch_trust_nodes(&moto, 4);
-    let (proxy, calls) = fault_proxy(moto.endpoint.clone(), |_| {
-        Fault::Error(500, "InternalError")
-    });
-    let (out, journal, _dir) = aws_run(
-        &moto,
-        &proxy,
-        &aws_plan(&kafka, "[2]"),
+    let FaultRun {
+        moto,
+        out,
+        journal,
+        dir: _dir,
+        calls,
+    } = fault_run(
+        4,
+        "[2]",
+        |_| Fault::Error(500, "InternalError"),
         &[("AWS_MAX_ATTEMPTS", "2")],
         Duration::from_secs(120),
     );
@@ -991,16 +1026,12 @@ fn aws_5xx_on_terminate_is_recorded_and_stops_escalation() {
 /// `inconclusive` (and end the tolerance streak).
 #[test]
 fn a_step_whose_terminations_all_failed_is_never_a_pass() {
-    let moto = crate::support::moto::Moto::start();
-    let kafka = crate::aws::kafka();
-    launch_trust_nodes(&moto, 4);
-    let (proxy, _calls) = fault_proxy(moto.endpoint.clone(), |_| {
-        Fault::Error(500, "InternalError")
-    });
-    let (out, journal, dir) = aws_run(
-        &moto,
-        &proxy,
-        &aws_plan(&kafka, "[2]"),
+    let FaultRun {
+        out, journal, dir, ..
+    } = fault_run(
+        4,
+        "[2]",
+        |_| Fault::Error(500, "InternalError"),
         &[("AWS_MAX_ATTEMPTS", "2")],
         Duration::from_secs(120),
     );
@@ -1023,14 +1054,16 @@ fn a_step_whose_terminations_all_failed_is_never_a_pass() {
 /// which one went and which did not; no termination is unrecorded.
 #[test]
 fn aws_partial_terminate_is_recorded_node_by_node() {
-    let moto = crate::support::moto::Moto::start();
-    let kafka = crate::aws::kafka();
-    launch_trust_nodes(&moto, 4);
-    let (proxy, _calls) = fault_proxy(moto.endpoint.clone(), |_| Fault::OnlyFirst);
-    let (out, journal, _dir) = aws_run(
-        &moto,
-        &proxy,
-        &aws_plan(&kafka, "[2]"),
+    let FaultRun {
+        moto,
+        out,
+        journal,
+        dir: _dir,
+        calls: _calls,
+    } = fault_run(
+        4,
+        "[2]",
+        |_| Fault::OnlyFirst,
         &[],
         Duration::from_secs(180),
     );
@@ -1057,14 +1090,16 @@ fn aws_partial_terminate_is_recorded_node_by_node() {
 /// message in the journal, nothing terminated unrecorded, and the run does not pass.
 #[test]
 fn aws_expired_credentials_on_terminate_are_recorded() {
-    let moto = crate::support::moto::Moto::start();
-    let kafka = crate::aws::kafka();
-    launch_trust_nodes(&moto, 4);
-    let (proxy, _calls) = fault_proxy(moto.endpoint.clone(), |_| Fault::Error(400, "ExpiredToken"));
-    let (out, journal, _dir) = aws_run(
-        &moto,
-        &proxy,
-        &aws_plan(&kafka, "[1]"),
+    let FaultRun {
+        moto,
+        out,
+        journal,
+        dir: _dir,
+        calls: _calls,
+    } = fault_run(
+        4,
+        "[1]",
+        |_| Fault::Error(400, "ExpiredToken"),
         &[],
         Duration::from_secs(120),
     );
@@ -1128,17 +1163,13 @@ fn aws_missing_credentials_exit_4_before_any_intent() {
 /// so the SDK waits on the socket indefinitely.
 #[test]
 fn aws_hanging_terminate_does_not_hang_the_run() {
-    let moto = crate::support::moto::Moto::start();
-    let kafka = crate::aws::kafka();
-    launch_trust_nodes(&moto, 2);
-    let (proxy, _calls) = fault_proxy(moto.endpoint.clone(), |_| Fault::Hang);
-    let (out, journal, _dir) = aws_run(
-        &moto,
-        &proxy,
-        &aws_plan(&kafka, "[1]"),
-        &[],
-        Duration::from_secs(180),
-    );
+    let FaultRun {
+        moto,
+        out,
+        journal,
+        dir: _dir,
+        calls: _calls,
+    } = fault_run(2, "[1]", |_| Fault::Hang, &[], Duration::from_secs(180));
     assert_ne!(out.code, 0);
     assert_eq!(events(&journal, "outcome").len(), 1, "{journal:?}");
     assert_every_termination_recorded(&moto, &journal);
