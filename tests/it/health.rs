@@ -814,21 +814,30 @@ fn health_half_written_json_is_a_typed_json_error() {
 
 #[test]
 fn health_body_cut_short_by_the_server_names_the_url() {
-    // A raw server that promises 1000 bytes and hangs up after a few.
+    // A raw server that promises 1000 bytes and hangs up after a few, on every connection
+    // until the test is done (a fixed count of connections was refused past the count when a
+    // slow attempt was retried on a loaded machine).
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = std::thread::spawn(move || {
-        for _ in 0..3 {
-            let Ok((mut stream, _)) = listener.accept() else {
-                return;
-            };
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"slaves\": [{\"id\": ",
-            );
-        }
-    });
+    let done = Arc::new(AtomicBool::new(false));
+    let server = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let _ = stream.set_nonblocking(false);
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"slaves\": [{\"id\": ",
+                );
+            }
+        })
+    };
     let master = MesosMaster {
         client: ApiClient::new(&format!("http://{addr}"), &fast()).unwrap(),
     };
@@ -837,6 +846,7 @@ fn health_body_cut_short_by_the_server_names_the_url() {
         matches!(&err, HealthError::Transport { url, .. } if url == &format!("http://{addr}/master/slaves")),
         "{err:?}"
     );
+    done.store(true, Ordering::Relaxed);
     server.join().unwrap();
 }
 
