@@ -756,8 +756,9 @@ fn health_slow_server_times_out_with_the_url() {
         err.to_string().contains("no complete answer within 300ms"),
         "{err}"
     );
-    // Not retried: a timeout would eat the deadline.
-    assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
+    // Not retried: a timeout would eat the deadline. (Bounds below the server's 3 s: what
+    // counts is not waiting for its answer, with room for a loaded machine.)
+    assert!(elapsed < Duration::from_millis(2500), "{elapsed:?}");
     assert_eq!(api.hits("/master/slaves"), 1);
 
     // The probe's deadline caps each request's timeout too.
@@ -771,7 +772,7 @@ fn health_slow_server_times_out_with_the_url() {
     ));
     let started = Instant::now();
     let err = health::probe(&mesos(&api), Duration::from_millis(400)).unwrap_err();
-    assert!(started.elapsed() < Duration::from_millis(1500));
+    assert!(started.elapsed() < Duration::from_millis(2500));
     assert!(
         matches!(&err, HealthError::Timeout { url, .. } if url.ends_with("/master/state")),
         "{err:?}"
