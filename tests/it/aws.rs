@@ -4,7 +4,7 @@
 //! Kafka cluster (flat, so verdicts pass): the point here is what gets terminated.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 
 use serde_json::Value;
@@ -389,17 +389,9 @@ fn aws_fis_keeps_its_template_when_asked() {
 /// A proxy in front of moto that answers every TerminateInstances with UnauthorizedOperation
 /// (DryRun or not) and passes everything else through.
 fn deny_terminate_proxy(upstream: String) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let upstream = upstream.clone();
-            std::thread::spawn(move || {
-                let _ = serve(client, &upstream);
-            });
-        }
-    });
-    format!("http://{addr}")
+    crate::support::http::serve_each(move |client| {
+        let _ = serve(client, &upstream);
+    })
 }
 
 fn serve(client: TcpStream, upstream: &str) -> std::io::Result<()> {

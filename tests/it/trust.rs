@@ -4,7 +4,6 @@
 //! only on purpose; no plan text makes loading panic or answer without a location.
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -201,17 +200,9 @@ fn leaks_in_dir(dir: &Path) -> (usize, Vec<String>) {
 /// A loopback HTTP server that answers every request with a Storm UI cluster summary and
 /// records the requests' headers (so the test knows the secret was really used).
 fn recording_health_server() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
-    // A thread per connection: a slow or idle client never delays the next one's answer.
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let log = log.clone();
-            std::thread::spawn(move || record_and_answer(stream, &log));
-        }
-    });
+    let url = crate::support::http::serve_each(move |stream| record_and_answer(stream, &log));
     (url, seen)
 }
 
@@ -731,18 +722,10 @@ fn fault_proxy(
     upstream: String,
     decide: impl Fn(usize) -> Fault + Send + Sync + 'static,
 ) -> (String, Arc<Mutex<usize>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let calls = Arc::new(Mutex::new(0_usize));
-    let decide = Arc::new(decide);
     let seen = calls.clone();
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let (upstream, decide, seen) = (upstream.clone(), decide.clone(), seen.clone());
-            std::thread::spawn(move || {
-                let _ = proxy_one(client, &upstream, &*decide, &seen);
-            });
-        }
+    let url = crate::support::http::serve_each(move |client| {
+        let _ = proxy_one(client, &upstream, &decide, &seen);
     });
     (url, calls)
 }
