@@ -74,6 +74,9 @@ pub fn yaml_files(dir: &str) -> Vec<String> {
     files
 }
 
+/// How long a command may run before it counts as hung (far beyond any test's plan).
+pub const HANG: Duration = Duration::from_secs(600);
+
 /// One way to run the `spotdrill` binary (or any program): from the repository root, with
 /// `RUST_LOG` unset and stdin closed unless told otherwise.
 pub struct Cmd {
@@ -129,10 +132,11 @@ impl Cmd {
         self.env("SPOTDRILL_LOCK_DIR", dir.as_ref())
     }
 
-    /// Run to the end and capture what it printed.
-    pub fn run(mut self) -> Outcome {
-        let out = self.cmd.output().expect("the command runs");
-        Outcome::of(out.status, &out.stdout, &out.stderr)
+    /// Run to the end and capture what it printed; a command still running after
+    /// [`HANG`] is killed and the test fails with its output so far.
+    #[track_caller]
+    pub fn run(self) -> Outcome {
+        self.spawn().wait(HANG)
     }
 
     /// Start in the background; stdout and stderr are read as they come (a full pipe never
