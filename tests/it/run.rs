@@ -130,11 +130,13 @@ pub(crate) fn report(dir: &Path) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-pub(crate) fn journal(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("journal.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+/// The journal of run directory `run`: only whole lines, since a run in progress may be in the
+/// middle of writing the last one.
+pub(crate) fn journal(run: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(run.join("journal.jsonl")).unwrap_or_default();
+    text.split_inclusive('\n')
+        .filter(|l| l.ends_with('\n') && !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("a journal line is JSON"))
         .collect()
 }
 
@@ -346,14 +348,32 @@ fn a_breached_guard_stops_escalation_and_exits_3() {
     );
 }
 
-/// A run in the background, for the interrupt tests.
-struct Background {
-    child: Running,
-    dir: tempfile::TempDir,
-    run: PathBuf,
+/// A run in the background (the interrupt and crash tests); its directory holds `plan.yaml`,
+/// the run directory `run` and the locks.
+pub(crate) struct Background {
+    pub(crate) child: Running,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) run: PathBuf,
 }
 
-fn start_in_background(plan: &str) -> Background {
+impl Background {
+    pub(crate) fn plan(&self) -> PathBuf {
+        self.dir.path().join("plan.yaml")
+    }
+
+    pub(crate) fn locks(&self) -> PathBuf {
+        self.dir.path().join("locks")
+    }
+
+    /// Wait for the first step's injection (past the lab's warm-up and the baseline).
+    pub(crate) fn wait_first_injection(&self) {
+        wait_for("the first injection", Duration::from_secs(120), || {
+            !events(&journal(&self.run), "injected").is_empty()
+        });
+    }
+}
+
+pub(crate) fn start_in_background(plan: &str) -> Background {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("plan.yaml");
     std::fs::write(&path, plan).unwrap();
@@ -384,9 +404,7 @@ fn lab_node_pids(run: &Path) -> Vec<i32> {
 fn one_ctrl_c_finishes_the_step_writes_the_report_and_exits_3() {
     let mut bg = start_in_background(&Shape::storm(6, 2, 8, &[1, 2, 3]).plan());
     let run = bg.run.clone();
-    wait_for("the first injection", Duration::from_secs(90), || {
-        !events(&journal(&run), "injected").is_empty()
-    });
+    bg.wait_first_injection();
     let pids = lab_node_pids(&run);
     assert!(!pids.is_empty());
     bg.child.signal(Signal::SIGINT);
@@ -418,9 +436,7 @@ fn two_ctrl_c_exit_at_once_and_resume_does_not_terminate_twice() {
     let plan = Shape::storm(6, 2, 8, &[1, 2]).plan();
     let mut bg = start_in_background(&plan);
     let run = bg.run.clone();
-    wait_for("the first injection", Duration::from_secs(90), || {
-        !events(&journal(&run), "injected").is_empty()
-    });
+    bg.wait_first_injection();
     let pids = lab_node_pids(&run);
     bg.child.signal(Signal::SIGINT);
     std::thread::sleep(Duration::from_millis(300));

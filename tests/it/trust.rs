@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::run::{events, journal, start_in_background};
 use crate::support::kafka::Kafka;
 use crate::util::{Cmd, Outcome, Running, alive, root, wait_for};
 
@@ -35,19 +36,6 @@ fn spawn_run(plan: &Path, out: &Path, locks: &Path) -> Running {
         .arg(out)
         .locks(locks)
         .spawn()
-}
-
-fn journal(run: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(run.join("journal.jsonl")).unwrap_or_default();
-    // Only whole lines: a run in progress may be writing the last one.
-    text.split_inclusive('\n')
-        .filter(|l| l.ends_with('\n') && !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("a journal line is JSON"))
-        .collect()
-}
-
-fn events<'a>(journal: &'a [Value], event: &str) -> Vec<&'a Value> {
-    journal.iter().filter(|e| e["event"] == event).collect()
 }
 
 fn lab_pids(run: &Path) -> Vec<i32> {
@@ -487,15 +475,10 @@ fn report_accepts_a_torn_last_line_and_locates_corruption_in_the_middle() {
 /// the journal reads clean.
 #[test]
 fn sigkill_mid_run_then_resume_finishes_without_terminating_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let locks = dir.path().join("locks");
-    let plan = dir.path().join("plan.yaml");
-    std::fs::write(&plan, lab_plan(6, 8, &[1, 2])).unwrap();
-    let run = dir.path().join("run");
-    let mut child = spawn_run(&plan, &run, &locks);
-    wait_for("the first injection", Duration::from_secs(120), || {
-        !events(&journal(&run), "injected").is_empty()
-    });
+    let bg = start_in_background(&lab_plan(6, 8, &[1, 2]));
+    bg.wait_first_injection();
+    let (dir, locks, plan, run) = (bg.dir.path(), bg.locks(), bg.plan(), bg.run.clone());
+    let mut child = bg.child;
     let pids = lab_pids(&run);
     assert!(
         pids.len() >= 6,
@@ -521,7 +504,7 @@ fn sigkill_mid_run_then_resume_finishes_without_terminating_twice() {
             plan.to_str().unwrap(),
             "--yes",
             "--out",
-            dir.path().join("other").to_str().unwrap(),
+            dir.join("other").to_str().unwrap(),
         ],
         &locks,
         &[],
@@ -1166,15 +1149,10 @@ fn aws_hanging_terminate_does_not_hang_the_run() {
 /// says the samples were missing.
 #[test]
 fn broker_death_mid_observation_is_never_a_pass() {
-    let dir = tempfile::tempdir().unwrap();
-    let locks = dir.path().join("locks");
-    let plan = dir.path().join("plan.yaml");
-    std::fs::write(&plan, lab_plan(6, 8, &[1, 2])).unwrap();
-    let run = dir.path().join("run");
-    let mut child = spawn_run(&plan, &run, &locks);
-    wait_for("the first injection", Duration::from_secs(120), || {
-        !events(&journal(&run), "injected").is_empty()
-    });
+    let bg = start_in_background(&lab_plan(6, 8, &[1, 2]));
+    bg.wait_first_injection();
+    let run = bg.run.clone();
+    let mut child = bg.child;
     let state: Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("lab.json")).unwrap()).unwrap();
     let broker = state["broker_pid"]
