@@ -4,15 +4,14 @@
 //! Kafka cluster (flat, so verdicts pass): the point here is what gets terminated.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
 use crate::support::kafka::Kafka;
 use crate::support::moto::Moto;
-use crate::util::{Outcome, root};
+use crate::util::{Cmd, Outcome, plan_fixture};
 
 const TAGS: &[(&str, &str)] = &[("cluster", "storm-test"), ("role", "supervisor")];
 
@@ -29,35 +28,25 @@ pub(crate) fn kafka() -> Kafka {
     kafka
 }
 
-/// A plan with one target whose `nodes:` is `nodes` (a YAML flow mapping).
-fn plan(kafka: &Kafka, nodes: &str, ladder: &str, selection: &str, extra: &str) -> String {
-    format!(
-        "version: 1
-name: aws test
-kafka: {{brokers: \"{brokers}\"}}
-applications:
-  coverage:
-    group: coverage
-    topics: [telemetry]
-    slo: {{max_lag: 10m, max_recovery: 5s}}
-targets:
-  storm-test:
-    kind: storm
-    nodes: {nodes}
-    applications: [coverage]
-    ladder: {ladder}
-    selection: {selection}
-    seed: 7
-    required_tolerance: 0
-{extra}observe:
-  sample_interval: 200ms
-  baseline: 1s
-  hold: 1s
-  settle: 1s
-  timeout: 5s
-  cooldown: 10s
-",
-        brokers = kafka.bootstrap
+/// A plan with one target whose `nodes:` is `nodes` (a YAML flow mapping):
+/// tests/fixtures/plans/aws-flat.yaml.
+pub(crate) fn plan(
+    kafka: &Kafka,
+    nodes: &str,
+    ladder: &str,
+    selection: &str,
+    extra: &str,
+) -> String {
+    plan_fixture(
+        "aws-flat.yaml",
+        &[
+            ("name", &"aws test"),
+            ("brokers", &kafka.bootstrap),
+            ("nodes", &nodes),
+            ("ladder", &ladder),
+            ("selection", &selection),
+            ("extra", &extra),
+        ],
     )
 }
 
@@ -67,24 +56,14 @@ fn ec2_nodes() -> String {
 
 /// `spotdrill ARGS…` with the environment that reaches `endpoint`.
 fn spotdrill_aws(moto: &Moto, endpoint: &str, args: &[&str], dir: &Path) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_spotdrill"))
-        .args(args)
-        .current_dir(root())
+    Cmd::new(args)
         .envs(moto.env())
         .env("AWS_ENDPOINT_URL", endpoint)
-        .env("SPOTDRILL_LOCK_DIR", dir.join("locks"))
+        .locks(dir.join("locks"))
         .env("SPOTDRILL_EC2_PAGE_SIZE", "100")
         .env("SPOTDRILL_AWS_POLL_MS", "200")
-        .env_remove("RUST_LOG")
         .env_remove("AWS_PROFILE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("spotdrill runs");
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .run()
 }
 
 fn write_plan(dir: &Path, text: &str) -> String {
@@ -410,17 +389,9 @@ fn aws_fis_keeps_its_template_when_asked() {
 /// A proxy in front of moto that answers every TerminateInstances with UnauthorizedOperation
 /// (DryRun or not) and passes everything else through.
 fn deny_terminate_proxy(upstream: String) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let upstream = upstream.clone();
-            std::thread::spawn(move || {
-                let _ = serve(client, &upstream);
-            });
-        }
-    });
-    format!("http://{addr}")
+    crate::support::http::serve_each(move |client| {
+        let _ = serve(client, &upstream);
+    })
 }
 
 fn serve(client: TcpStream, upstream: &str) -> std::io::Result<()> {

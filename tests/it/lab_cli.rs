@@ -1,33 +1,31 @@
 //! `spotdrill lab up` and `lab kill` end to end: a running lab that `spotdrill lag` can watch.
 
-use std::io::BufRead;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::util::spotdrill;
+use crate::util::{Cmd, Running, alive, spotdrill, wait_for};
 
 struct LabUp {
-    child: std::process::Child,
+    child: Running,
     brokers: String,
     dir: tempfile::TempDir,
 }
 
+/// `spotdrill lab up experiments/ci-gate.yaml` in the background, once it has said where its
+/// broker listens (its first line).
 fn lab_up() -> LabUp {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spotdrill"))
-        .args(["lab", "up", "experiments/ci-gate.yaml", "--dir"])
+    let child = Cmd::new(["lab", "up", "experiments/ci-gate.yaml", "--dir"])
         .arg(dir.path())
-        .current_dir(crate::util::root())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().expect("lab up prints").unwrap();
+        .spawn();
+    wait_for("lab up's first line", Duration::from_secs(120), || {
+        child.stdout.text().contains('\n')
+    });
+    let text = child.stdout.text();
+    let first = text.lines().next().unwrap_or_default();
     let brokers = first
         .strip_prefix("lab up: broker ")
         .unwrap_or_else(|| panic!("unexpected first line: {first}"))
         .to_owned();
-    std::thread::spawn(move || for _ in lines {});
     LabUp {
         child,
         brokers,
@@ -76,19 +74,8 @@ fn storm_ui(dir: &std::path::Path) -> String {
     v["endpoints"][0]["url"].as_str().unwrap().to_owned()
 }
 
-fn alive(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .unwrap_or_default()
-            .contains(") Z ")
-}
-
-fn eventually(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !ok() {
-        assert!(Instant::now() < deadline, "{what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+fn alive_u32(pid: u32) -> bool {
+    alive(pid as i32)
 }
 
 #[test]
@@ -97,9 +84,9 @@ fn lab_up_runs_a_lab_that_lag_and_lab_kill_use() {
     let pids = node_pids(lab.dir.path());
     assert_eq!(pids.len(), 4, "ci-gate has 4 nodes: {pids:?}");
     // spotdrill lag sees the lab's workers consume.
-    eventually(
+    wait_for(
         "the lab's workload consumes",
-        Duration::from_secs(30),
+        Duration::from_secs(120),
         || {
             let out = spotdrill(&[
                 "lag",
@@ -134,18 +121,18 @@ fn lab_up_runs_a_lab_that_lag_and_lab_kill_use() {
     let killed = &pids[0];
     let dir = lab.dir.path().to_str().unwrap().to_owned();
     spotdrill(&["lab", "kill", &killed.0, "--dir", &dir]).expect_code(0);
-    eventually(
+    wait_for(
         "the UI shows the supervisor gone",
-        Duration::from_secs(10),
+        Duration::from_secs(60),
         || get_json(&ui, "/api/v1/cluster/summary")["supervisors"] == 3,
     );
-    eventually(
+    wait_for(
         "the killed node's process is gone",
-        Duration::from_secs(10),
-        || !alive(killed.1),
+        Duration::from_secs(60),
+        || !alive_u32(killed.1),
     );
     // ci-gate replaces lost nodes after 10 s.
-    eventually("a replacement joins", Duration::from_secs(30), || {
+    wait_for("a replacement joins", Duration::from_secs(120), || {
         node_pids(lab.dir.path())
             .iter()
             .any(|(id, _)| id.ends_with("-5"))
@@ -159,15 +146,10 @@ fn lab_up_runs_a_lab_that_lag_and_lab_kill_use() {
 
     // Ctrl-C: the lab stops and leaves no node process behind.
     let nodes = node_pids(lab.dir.path());
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(lab.child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let status = lab.child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
+    lab.child.signal(nix::sys::signal::Signal::SIGINT);
+    lab.child.wait(Duration::from_secs(60)).expect_code(0);
     for (id, pid) in nodes {
-        assert!(!alive(pid), "node {id} (pid {pid}) outlived the lab");
+        assert!(!alive_u32(pid), "node {id} (pid {pid}) outlived the lab");
     }
 }
 
@@ -180,14 +162,13 @@ fn nodes_do_not_outlive_a_killed_lab() {
         serde_json::from_str(&std::fs::read_to_string(lab.dir.path().join("lab.json")).unwrap())
             .unwrap();
     let broker = state["broker_pid"].as_u64().unwrap() as u32;
-    assert!(alive(broker), "the broker runs in its own process");
+    assert!(alive_u32(broker), "the broker runs in its own process");
     nodes.push(("broker".into(), broker));
-    lab.child.kill().unwrap();
-    lab.child.wait().unwrap();
-    eventually(
+    lab.child.kill();
+    wait_for(
         "orphaned nodes and broker stop",
-        Duration::from_secs(15),
-        || nodes.iter().all(|(_, pid)| !alive(*pid)),
+        Duration::from_secs(60),
+        || nodes.iter().all(|(_, pid)| !alive_u32(*pid)),
     );
 }
 

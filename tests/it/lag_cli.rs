@@ -1,7 +1,7 @@
 //! `spotdrill lag` end to end: the real binary against real brokers.
 
 use crate::support::kafka::{Kafka, free_port};
-use crate::util::{spotdrill, spotdrill_in};
+use crate::util::{Cmd, spotdrill, spotdrill_in};
 
 const T0: i64 = 1_767_225_600_000;
 
@@ -205,37 +205,31 @@ fn the_sasl_password_is_never_printed() {
     const SECRET: &str = "hunter2-do-not-print-me";
     let kafka = Kafka::mock();
     kafka.create_topic("t", 1, &[]);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spotdrill"))
-        .args([
-            "-vvv",
-            "lag",
-            "--brokers",
-            &kafka.bootstrap,
-            "--group",
-            "g",
-            "--topic",
-            "t",
-            "--timeout",
-            "1s",
-            "--once",
-            "--json",
-            "--security-protocol",
-            "sasl_plaintext",
-            "--sasl-mechanism",
-            "PLAIN",
-            "--sasl-username",
-            "svc",
-            "--sasl-password-env",
-            "IT_KAFKA_PASSWORD",
-        ])
-        .env("IT_KAFKA_PASSWORD", SECRET)
-        .output()
-        .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Cmd::new([
+        "-vvv",
+        "lag",
+        "--brokers",
+        &kafka.bootstrap,
+        "--group",
+        "g",
+        "--topic",
+        "t",
+        "--timeout",
+        "1s",
+        "--once",
+        "--json",
+        "--security-protocol",
+        "sasl_plaintext",
+        "--sasl-mechanism",
+        "PLAIN",
+        "--sasl-username",
+        "svc",
+        "--sasl-password-env",
+        "IT_KAFKA_PASSWORD",
+    ])
+    .env("IT_KAFKA_PASSWORD", SECRET)
+    .run();
+    let all = format!("{}{}", out.stdout, out.stderr);
     assert!(!all.contains(SECRET), "the password leaked:\n{all}");
 
     // Unset: a clear error naming the variable (not its value), exit 4.

@@ -8,7 +8,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use spotdrill::live::{Follower, LiveState, StepState, View, render, to_text};
 
-use crate::util::{root, spotdrill};
+use crate::util::{Cmd, plan_fixture, root, spotdrill};
 
 fn fixture_dir() -> PathBuf {
     root().join("tests/fixtures/runs/two-targets")
@@ -154,12 +154,7 @@ fn watch_without_a_terminal_prints_the_timeline_and_the_runs_exit_code() {
 #[test]
 fn watch_follows_a_growing_run_until_it_finishes() {
     let dir = tempfile::tempdir().unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_spotdrill"))
-        .args(["watch", dir.path().to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Cmd::new(["watch", dir.path().to_str().unwrap()]).spawn();
     let journal = std::fs::read_to_string(fixture_dir().join("journal.jsonl")).unwrap();
     let lines: Vec<&str> = journal.lines().collect();
     // Everything but run_finished, then a run_finished that says abort (exit 3).
@@ -174,9 +169,9 @@ fn watch_follows_a_growing_run_until_it_finishes() {
     );
     std::thread::sleep(std::time::Duration::from_millis(600));
     append(dir.path(), "journal.jsonl", b"\"exit_code\":3}\n");
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    let out = child.wait(std::time::Duration::from_secs(60));
+    let stdout = &out.stdout;
+    assert_eq!(out.code, 3, "{stdout}");
     assert!(
         stdout.contains("run finished: verdict fail, exit code 3"),
         "{stdout}"
@@ -309,48 +304,7 @@ impl Drop for Tmux {
 /// second step leaves 2 slots for 4 workers until replacements join 5 s later).
 fn small_plan(dir: &Path) -> PathBuf {
     let plan = dir.join("plan.yaml");
-    std::fs::write(
-        &plan,
-        r#"version: 1
-name: live storm lab
-kafka: {brokers: lab}
-lab:
-  topics:
-    - {name: events, partitions: 16, rate: 200/s, message_bytes: 128}
-  clusters:
-    c:
-      kind: storm
-      nodes: 4
-      slots_per_node: 2
-      detection_delay: 1s
-      replacement: {enabled: true, delay: 5s}
-      workloads:
-        app: {workers: 4, group: app, topics: [events], cost_per_message: 1ms, commit_interval: 1s}
-applications:
-  app:
-    group: app
-    topics: [events]
-    slo: {max_lag: 60s, max_recovery: 8s}
-targets:
-  c:
-    kind: storm
-    nodes: {provider: lab, cluster: c, notice: 0s}
-    health: {storm_ui: lab}
-    applications: [app]
-    ladder: [1, 3]
-    seed: 3
-    required_tolerance: 1
-observe:
-  sample_interval: 500ms
-  baseline: 4s
-  hold: 2s
-  settle: 4s
-  timeout: 8s
-  cooldown: 60s
-  band: {margin: 0.5, floor: 2s}
-"#,
-    )
-    .unwrap();
+    std::fs::write(&plan, plan_fixture("live-storm.yaml", &[])).unwrap();
     plan
 }
 
@@ -520,17 +474,11 @@ fn step_confirm_waits_for_enter_and_the_abort_key_stops_escalation() {
 fn live_without_a_terminal_falls_back_to_progress_lines() {
     let dir = tempfile::tempdir().unwrap();
     let plan = small_plan(dir.path());
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spotdrill"))
-        .args(["run", plan.to_str().unwrap(), "--yes", "--live", "--out"])
+    let out = Cmd::new(["run", plan.to_str().unwrap(), "--yes", "--live", "--out"])
         .arg(dir.path().join("run"))
-        .current_dir(root())
-        .env("SPOTDRILL_LOCK_DIR", dir.path().join("locks"))
-        .env_remove("RUST_LOG")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+        .locks(dir.path().join("locks"))
+        .run();
+    let (stderr, stdout) = (&out.stderr, &out.stdout);
     assert_eq!(
         stderr.matches("--live: stdout is not a terminal").count(),
         1,
@@ -544,10 +492,7 @@ fn live_without_a_terminal_falls_back_to_progress_lines() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/report.json")).unwrap())
             .unwrap();
-    assert_eq!(
-        Some(i64::from(out.status.code().unwrap_or(-1))),
-        report["exit_code"].as_i64()
-    );
+    assert_eq!(Some(i64::from(out.code)), report["exit_code"].as_i64());
 }
 
 /// Ctrl-C reaches the dashboard as a key (the terminal is in raw mode) and keeps its meaning:

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::support::kafka::{Kafka, free_port};
-use crate::util::{Outcome, spotdrill};
+use crate::util::{Cmd, Outcome, spotdrill};
 
 fn json(out: &Outcome) -> serde_json::Value {
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", out.stdout))
@@ -24,18 +24,7 @@ fn run_plan(dir: &Path, args: &[&str]) -> Outcome {
     all.extend_from_slice(args);
     // AWS targets are discovered for real: point them at a closed local port, with dummy
     // credentials and no instance-metadata lookups, so nothing leaves the machine.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spotdrill"))
-        .args(&all)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .envs(NO_AWS)
-        .output()
-        .expect("the spotdrill binary runs");
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Cmd::new(&all).current_dir(dir).envs(NO_AWS).run()
 }
 
 /// An AWS that refuses connections at once.

@@ -1,12 +1,12 @@
 //! `spotdrill run` end to end on the embedded lab, held against the lab's ground truth.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use crate::util::{Outcome, root};
+use crate::util::{Cmd, Outcome, Running, alive, plan_fixture, root, wait_for};
 
 /// A lab cluster shape and what capacity arithmetic predicts for it.
 #[derive(Clone, Debug)]
@@ -22,6 +22,10 @@ pub(crate) struct Shape {
     partitions: u32,
     /// SIGTERM notice before SIGKILL (mesos tasks leave their group on SIGTERM).
     notice: &'static str,
+    /// When a lost node's replacement joins. Every step waits for it (cooldown, and the capacity
+    /// wait after the last step), so it sets most of a run's length; it only has to come after
+    /// the step's `timeout`, so that a step past the arithmetic cannot recover in time.
+    replacement: &'static str,
 }
 
 impl Shape {
@@ -36,6 +40,8 @@ impl Shape {
             cost: "1ms",
             partitions: 16,
             notice: "0s",
+            // timeout 8s: the replacement comes 7 s after a failing step is judged.
+            replacement: "15s",
         }
     }
 
@@ -54,6 +60,8 @@ impl Shape {
             cost: "4ms",
             partitions: 4,
             notice: "1s",
+            // timeout 20s.
+            replacement: "30s",
         }
     }
 
@@ -68,58 +76,29 @@ impl Shape {
             .unwrap_or(0)
     }
 
+    /// The plan: tests/fixtures/plans/lab-shape.yaml filled in with this shape.
     pub(crate) fn plan(&self) -> String {
         let (timeout, settle) = match self.kind {
             "storm" => ("8s", "4s"),
             _ => ("20s", "10s"),
         };
-        format!(
-            r#"version: 1
-name: {kind} {nodes}x{slots} running {workers}
-kafka: {{brokers: lab}}
-lab:
-  topics:
-    - {{name: events, partitions: {partitions}, rate: {rate}/s, message_bytes: 128}}
-  clusters:
-    c:
-      kind: {kind}
-      nodes: {nodes}
-      slots_per_node: {slots}
-      detection_delay: 1s
-      replacement: {{enabled: true, delay: 30s}}
-      workloads:
-        app: {{workers: {workers}, group: app, topics: [events], cost_per_message: {cost}, commit_interval: 1s}}
-applications:
-  app:
-    group: app
-    topics: [events]
-    slo: {{max_lag: 60s, max_recovery: {timeout}}}
-targets:
-  c:
-    kind: {kind}
-    nodes: {{provider: lab, cluster: c, notice: {notice}}}
-    applications: [app]
-    ladder: {ladder:?}
-    seed: 3
-    required_tolerance: 1
-observe:
-  sample_interval: 500ms
-  baseline: 4s
-  hold: 2s
-  settle: {settle}
-  timeout: {timeout}
-  cooldown: 90s
-  band: {{margin: 0.5, floor: 2s}}
-"#,
-            kind = self.kind,
-            nodes = self.nodes,
-            slots = self.slots,
-            workers = self.workers,
-            partitions = self.partitions,
-            rate = self.rate,
-            cost = self.cost,
-            notice = self.notice,
-            ladder = self.ladder,
+        let ladder = format!("{:?}", self.ladder);
+        plan_fixture(
+            "lab-shape.yaml",
+            &[
+                ("kind", &self.kind),
+                ("nodes", &self.nodes),
+                ("slots", &self.slots),
+                ("workers", &self.workers),
+                ("partitions", &self.partitions),
+                ("rate", &self.rate),
+                ("cost", &self.cost),
+                ("notice", &self.notice),
+                ("ladder", &ladder),
+                ("replacement", &self.replacement),
+                ("timeout", &timeout),
+                ("settle", &settle),
+            ],
         )
     }
 }
@@ -143,19 +122,7 @@ pub(crate) fn run_plan(text: &str, extra: &[&str]) -> (Outcome, tempfile::TempDi
 }
 
 fn spotdrill_env(args: &[&str], locks: &Path) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_spotdrill"))
-        .args(args)
-        .current_dir(root())
-        .env("SPOTDRILL_LOCK_DIR", locks.join("locks"))
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the spotdrill binary runs");
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Cmd::new(args).locks(locks.join("locks")).run()
 }
 
 pub(crate) fn report(dir: &Path) -> Value {
@@ -163,11 +130,13 @@ pub(crate) fn report(dir: &Path) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-pub(crate) fn journal(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("journal.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+/// The journal of run directory `run`: only whole lines, since a run in progress may be in the
+/// middle of writing the last one.
+pub(crate) fn journal(run: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(run.join("journal.jsonl")).unwrap_or_default();
+    text.split_inclusive('\n')
+        .filter(|l| l.ends_with('\n') && !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("a journal line is JSON"))
         .collect()
 }
 
@@ -294,12 +263,15 @@ fn measured_recovery_matches_the_lab_truth() {
         .replace("baseline: 4s", "baseline: 12s")
         // Room for the slowest re-placement seen here; the bound below stays ± 2 intervals.
         .replace("timeout: 8s", "timeout: 15s")
-        .replace("max_recovery: 8s", "max_recovery: 15s");
+        .replace("max_recovery: 8s", "max_recovery: 15s")
+        // Replacements still come after the longest recovery judged here.
+        .replace("delay: 15s", "delay: 20s");
     assert!(
         plan.contains("floor: 1s")
             && plan.contains("sample_interval: 1s")
             && plan.contains("baseline: 12s")
             && plan.contains("timeout: 15s")
+            && plan.contains("delay: 20s")
     );
     let (outcome, dir) = run_plan(&plan, &[]);
     outcome.expect_code(0);
@@ -376,64 +348,41 @@ fn a_breached_guard_stops_escalation_and_exits_3() {
     );
 }
 
-/// A run in the background, for the interrupt tests.
-struct Background {
-    child: Child,
-    dir: tempfile::TempDir,
-    run: PathBuf,
+/// A run in the background (the interrupt and crash tests); its directory holds `plan.yaml`,
+/// the run directory `run` and the locks.
+pub(crate) struct Background {
+    pub(crate) child: Running,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) run: PathBuf,
 }
 
-fn start_in_background(plan: &str) -> Background {
+impl Background {
+    pub(crate) fn plan(&self) -> PathBuf {
+        self.dir.path().join("plan.yaml")
+    }
+
+    pub(crate) fn locks(&self) -> PathBuf {
+        self.dir.path().join("locks")
+    }
+
+    /// Wait for the first step's injection (past the lab's warm-up and the baseline).
+    pub(crate) fn wait_first_injection(&self) {
+        wait_for("the first injection", Duration::from_secs(120), || {
+            !events(&journal(&self.run), "injected").is_empty()
+        });
+    }
+}
+
+pub(crate) fn start_in_background(plan: &str) -> Background {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("plan.yaml");
     std::fs::write(&path, plan).unwrap();
     let run = dir.path().join("run");
-    let child = Command::new(env!("CARGO_BIN_EXE_spotdrill"))
-        .args([
-            "run",
-            path.to_str().unwrap(),
-            "--yes",
-            "--out",
-            run.to_str().unwrap(),
-        ])
-        .current_dir(root())
-        .env("SPOTDRILL_LOCK_DIR", dir.path().join("locks"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = Cmd::new(["run", path.to_str().unwrap(), "--yes", "--out"])
+        .arg(&run)
+        .locks(dir.path().join("locks"))
+        .spawn();
     Background { child, dir, run }
-}
-
-fn wait_for(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn sigint(child: &Child) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> i32 {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code().unwrap_or(-1);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the run did not exit within {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn lab_node_pids(run: &Path) -> Vec<i32> {
@@ -449,28 +398,17 @@ fn lab_node_pids(run: &Path) -> Vec<i32> {
         .unwrap_or_default()
 }
 
-fn alive(pid: i32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // A zombie (Z) is dead; it only waits for its parent to reap it.
-    !stat.is_empty() && !stat.contains(") Z ")
-}
-
 /// The first Ctrl-C stops injecting but finishes observing the step and writes the report
 /// (exit 3); the later steps never terminate anything, and no node process is left behind.
 #[test]
 fn one_ctrl_c_finishes_the_step_writes_the_report_and_exits_3() {
     let mut bg = start_in_background(&Shape::storm(6, 2, 8, &[1, 2, 3]).plan());
     let run = bg.run.clone();
-    wait_for("the first injection", Duration::from_secs(90), || {
-        !events(&journal(&run), "injected").is_empty()
-    });
+    bg.wait_first_injection();
     let pids = lab_node_pids(&run);
     assert!(!pids.is_empty());
-    sigint(&bg.child);
-    let code = wait_exit(&mut bg.child, Duration::from_secs(60));
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(bg.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert_eq!(code, 3, "{stderr}");
+    bg.child.signal(Signal::SIGINT);
+    bg.child.wait(Duration::from_secs(120)).expect_code(3);
     let journal = journal(&run);
     assert_eq!(
         events(&journal, "intent").len(),
@@ -486,7 +424,7 @@ fn one_ctrl_c_finishes_the_step_writes_the_report_and_exits_3() {
     let report = report(bg.dir.path());
     assert_eq!(report["exit_code"], 3);
     assert!(report["aborted"].as_str().unwrap().contains("interrupted"));
-    wait_for("no lab node left", Duration::from_secs(10), || {
+    wait_for("no lab node left", Duration::from_secs(60), || {
         pids.iter().all(|&p| !alive(p))
     });
 }
@@ -498,16 +436,13 @@ fn two_ctrl_c_exit_at_once_and_resume_does_not_terminate_twice() {
     let plan = Shape::storm(6, 2, 8, &[1, 2]).plan();
     let mut bg = start_in_background(&plan);
     let run = bg.run.clone();
-    wait_for("the first injection", Duration::from_secs(90), || {
-        !events(&journal(&run), "injected").is_empty()
-    });
+    bg.wait_first_injection();
     let pids = lab_node_pids(&run);
-    sigint(&bg.child);
+    bg.child.signal(Signal::SIGINT);
     std::thread::sleep(Duration::from_millis(300));
-    sigint(&bg.child);
+    bg.child.signal(Signal::SIGINT);
     let started = Instant::now();
-    let code = wait_exit(&mut bg.child, Duration::from_secs(10));
-    assert_eq!(code, 3);
+    bg.child.wait(Duration::from_secs(30)).expect_code(3);
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "the second Ctrl-C exits at once"
@@ -517,7 +452,7 @@ fn two_ctrl_c_exit_at_once_and_resume_does_not_terminate_twice() {
     assert_eq!(last["event"], "interrupted");
     assert_eq!(last["hard"], true);
     assert!(events(&journal_then, "step_judged").is_empty());
-    wait_for("no lab node left", Duration::from_secs(10), || {
+    wait_for("no lab node left", Duration::from_secs(60), || {
         pids.iter().all(|&p| !alive(p))
     });
     let first_nodes = events(&journal_then, "intent")[0]["nodes"].clone();
@@ -609,26 +544,16 @@ fn a_group_without_commits_is_refused_before_anything_is_terminated() {
 #[test]
 fn a_plan_with_unreachable_aws_targets_stops_before_any_intent() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_spotdrill"))
-        .args([
-            "run",
-            "experiments/storm-prod-aws.yaml",
-            "--yes",
-            "--out",
-            dir.path().join("r").to_str().unwrap(),
-        ])
-        .current_dir(root())
-        .env("SPOTDRILL_LOCK_DIR", dir.path().join("locks"))
-        .env_remove("RUST_LOG")
-        .envs(crate::plan_cli::NO_AWS)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let out = Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
+    let out = Cmd::new([
+        "run",
+        "experiments/storm-prod-aws.yaml",
+        "--yes",
+        "--out",
+        dir.path().join("r").to_str().unwrap(),
+    ])
+    .locks(dir.path().join("locks"))
+    .envs(crate::plan_cli::NO_AWS)
+    .run();
     out.expect_code(4);
     let journal = std::fs::read_to_string(dir.path().join("r/journal.jsonl")).unwrap_or_default();
     assert!(!journal.contains("\"intent\""), "{journal}");

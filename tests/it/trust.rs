@@ -4,16 +4,15 @@
 //! only on purpose; no plan text makes loading panic or answer without a location.
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::run::{events, journal, start_in_background};
 use crate::support::kafka::Kafka;
-use crate::util::{Outcome, root};
+use crate::util::{Cmd, Outcome, Running, alive, root, wait_for};
 
 #[path = "../../fuzz/invariants.rs"]
 mod invariants;
@@ -22,113 +21,21 @@ mod invariants;
 
 /// A short storm lab plan: `nodes` × 2 slots running `workers`, the given ladder. With 6 × 2
 /// running 8, capacity arithmetic predicts a tolerance of 2 ((6 − k) × 2 ≥ 8 ⇔ k ≤ 2).
-fn lab_plan(nodes: u32, workers: u32, ladder: &str) -> String {
-    format!(
-        r#"version: 1
-name: trust storm {nodes}x2 running {workers}
-kafka: {{brokers: lab}}
-lab:
-  topics:
-    - {{name: events, partitions: 16, rate: 200/s, message_bytes: 128}}
-  clusters:
-    c:
-      kind: storm
-      nodes: {nodes}
-      slots_per_node: 2
-      detection_delay: 1s
-      replacement: {{enabled: true, delay: 30s}}
-      workloads:
-        app: {{workers: {workers}, group: app, topics: [events], cost_per_message: 1ms, commit_interval: 1s}}
-applications:
-  app:
-    group: app
-    topics: [events]
-    slo: {{max_lag: 60s, max_recovery: 8s}}
-targets:
-  c:
-    kind: storm
-    nodes: {{provider: lab, cluster: c, notice: 0s}}
-    applications: [app]
-    ladder: {ladder}
-    seed: 3
-    required_tolerance: 1
-observe:
-  sample_interval: 500ms
-  baseline: 4s
-  hold: 2s
-  settle: 4s
-  timeout: 8s
-  cooldown: 90s
-  band: {{margin: 0.5, floor: 2s}}
-"#
-    )
-}
-
-fn outcome(out: std::process::Output) -> Outcome {
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+fn lab_plan(nodes: u32, workers: u32, ladder: &'static [u32]) -> String {
+    crate::run::Shape::storm(nodes, 2, workers, ladder).plan()
 }
 
 /// `spotdrill ARGS…` from the repository root with locks under `locks` and extra env.
 fn spotdrill_with(args: &[&str], locks: &Path, env: &[(&str, &str)]) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_spotdrill"))
-        .args(args)
-        .current_dir(root())
-        .env("SPOTDRILL_LOCK_DIR", locks)
-        .env_remove("RUST_LOG")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .expect("the spotdrill binary runs");
-    outcome(out)
+    Cmd::new(args).locks(locks).envs(env.iter().copied()).run()
 }
 
-fn spawn_run(plan: &Path, out: &Path, locks: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_spotdrill"))
-        .args([
-            "run",
-            plan.to_str().unwrap(),
-            "--yes",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .current_dir(root())
-        .env("SPOTDRILL_LOCK_DIR", locks)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+/// `spotdrill run PLAN --yes --out OUT` in the background.
+fn spawn_run(plan: &Path, out: &Path, locks: &Path) -> Running {
+    Cmd::new(["run", plan.to_str().unwrap(), "--yes", "--out"])
+        .arg(out)
+        .locks(locks)
         .spawn()
-        .unwrap()
-}
-
-fn journal(run: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(run.join("journal.jsonl")).unwrap_or_default();
-    // Only whole lines: a run in progress may be writing the last one.
-    text.split_inclusive('\n')
-        .filter(|l| l.ends_with('\n') && !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("a journal line is JSON"))
-        .collect()
-}
-
-fn events<'a>(journal: &'a [Value], event: &str) -> Vec<&'a Value> {
-    journal.iter().filter(|e| e["event"] == event).collect()
-}
-
-fn wait_for(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn sigkill(child: &mut Child) {
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 fn lab_pids(run: &Path) -> Vec<i32> {
@@ -147,11 +54,6 @@ fn lab_pids(run: &Path) -> Vec<i32> {
         pids.push(p as i32);
     }
     pids
-}
-
-fn alive(pid: i32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    !stat.is_empty() && !stat.contains(") Z ")
 }
 
 /// Every node id of every intent, in order.
@@ -286,35 +188,32 @@ fn leaks_in_dir(dir: &Path) -> (usize, Vec<String>) {
 /// A loopback HTTP server that answers every request with a Storm UI cluster summary and
 /// records the requests' headers (so the test knows the secret was really used).
 fn recording_health_server() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-            let mut buf = Vec::new();
-            let mut chunk = [0_u8; 4096];
-            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                match std::io::Read::read(&mut s, &mut chunk) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            }
-            log.lock()
-                .unwrap()
-                .push(String::from_utf8_lossy(&buf).into_owned());
-            let body =
-                r#"{"supervisors":1,"slotsTotal":2,"slotsUsed":0,"slotsFree":2,"topologies":0}"#;
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
+    let url = crate::support::http::serve_each(move |stream| record_and_answer(stream, &log));
     (url, seen)
+}
+
+/// Read one request head into `log`, answer with a small cluster summary.
+fn record_and_answer(mut s: std::net::TcpStream, log: &Mutex<Vec<String>>) {
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut buf = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match std::io::Read::read(&mut s, &mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    log.lock()
+        .unwrap()
+        .push(String::from_utf8_lossy(&buf).into_owned());
+    let body = r#"{"supervisors":1,"slotsTotal":2,"slotsUsed":0,"slotsFree":2,"topologies":0}"#;
+    let _ = write!(
+        s,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
 }
 
 /// SASL password (env), AWS keys (env) and the credentials of a health endpoint never appear in
@@ -406,7 +305,7 @@ observe: {{sample_interval: 200ms, baseline: 1s, hold: 1s, timeout: 5s}}
     let lab_dir = dir.path().join("lab");
     std::fs::create_dir_all(&lab_dir).unwrap();
     let lab_plan_path = lab_dir.join("plan.yaml");
-    std::fs::write(&lab_plan_path, lab_plan(4, 6, "[1]")).unwrap();
+    std::fs::write(&lab_plan_path, lab_plan(4, 6, &[1])).unwrap();
     let lab_run = lab_dir.join("run");
     let out = spotdrill_with(
         &[
@@ -472,7 +371,7 @@ fn health_url_credentials_never_printed_by_plan() {
     let dir = tempfile::tempdir().unwrap();
     let (health, _seen) = recording_health_server();
     let url = health.replace("http://", &format!("http://svc:{HEALTH_TOKEN}@"));
-    let plan = lab_plan(4, 6, "[1]").replace(
+    let plan = lab_plan(4, 6, &[1]).replace(
         "    applications: [app]\n    ladder",
         &format!("    health: {{storm_ui: \"{url}\"}}\n    applications: [app]\n    ladder"),
     );
@@ -576,23 +475,18 @@ fn report_accepts_a_torn_last_line_and_locates_corruption_in_the_middle() {
 /// the journal reads clean.
 #[test]
 fn sigkill_mid_run_then_resume_finishes_without_terminating_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let locks = dir.path().join("locks");
-    let plan = dir.path().join("plan.yaml");
-    std::fs::write(&plan, lab_plan(6, 8, "[1, 2]")).unwrap();
-    let run = dir.path().join("run");
-    let mut child = spawn_run(&plan, &run, &locks);
-    wait_for("the first injection", Duration::from_secs(120), || {
-        !events(&journal(&run), "injected").is_empty()
-    });
+    let bg = start_in_background(&lab_plan(6, 8, &[1, 2]));
+    bg.wait_first_injection();
+    let (dir, locks, plan, run) = (bg.dir.path(), bg.locks(), bg.plan(), bg.run.clone());
+    let mut child = bg.child;
     let pids = lab_pids(&run);
     assert!(
         pids.len() >= 6,
         "lab.json names the lab's processes: {pids:?}"
     );
-    sigkill(&mut child);
+    child.kill();
     // Orphans: the lab's nodes and broker end when their parent's end of stdin closes.
-    wait_for("no lab process left", Duration::from_secs(15), || {
+    wait_for("no lab process left", Duration::from_secs(60), || {
         pids.iter().all(|&p| !alive(p))
     });
     let before = journal(&run);
@@ -610,7 +504,7 @@ fn sigkill_mid_run_then_resume_finishes_without_terminating_twice() {
             plan.to_str().unwrap(),
             "--yes",
             "--out",
-            dir.path().join("other").to_str().unwrap(),
+            dir.join("other").to_str().unwrap(),
         ],
         &locks,
         &[],
@@ -674,7 +568,7 @@ fn a_second_run_is_refused_and_a_stale_lock_is_cleared_only_on_purpose() {
     let dir = tempfile::tempdir().unwrap();
     let locks = dir.path().join("locks");
     let plan = dir.path().join("plan.yaml");
-    std::fs::write(&plan, lab_plan(4, 6, "[1]")).unwrap();
+    std::fs::write(&plan, lab_plan(4, 6, &[1])).unwrap();
     let p = plan.to_str().unwrap();
     let first_run = dir.path().join("first");
     let mut first = spawn_run(&plan, &first_run, &locks);
@@ -713,8 +607,8 @@ fn a_second_run_is_refused_and_a_stale_lock_is_cleared_only_on_purpose() {
     assert!(live.stderr.contains(&pid), "{}", live.stderr);
 
     let pids = lab_pids(&first_run);
-    sigkill(&mut first);
-    wait_for("no lab process left", Duration::from_secs(15), || {
+    first.kill();
+    wait_for("no lab process left", Duration::from_secs(60), || {
         pids.iter().all(|&p| !alive(p))
     });
     let stale = spotdrill_with(
@@ -811,18 +705,10 @@ fn fault_proxy(
     upstream: String,
     decide: impl Fn(usize) -> Fault + Send + Sync + 'static,
 ) -> (String, Arc<Mutex<usize>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let calls = Arc::new(Mutex::new(0_usize));
-    let decide = Arc::new(decide);
     let seen = calls.clone();
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let (upstream, decide, seen) = (upstream.clone(), decide.clone(), seen.clone());
-            std::thread::spawn(move || {
-                let _ = proxy_one(client, &upstream, &*decide, &seen);
-            });
-        }
+    let url = crate::support::http::serve_each(move |client| {
+        let _ = proxy_one(client, &upstream, &decide, &seen);
     });
     (url, calls)
 }
@@ -926,34 +812,48 @@ fn proxy_one(
     }
 }
 
+/// The AWS plan of tests/it/aws.rs over the instances tagged `cluster: trust`.
 fn aws_plan(kafka: &Kafka, ladder: &str) -> String {
-    format!(
-        "version: 1
-name: aws faults
-kafka: {{brokers: \"{brokers}\"}}
-applications:
-  coverage:
-    group: coverage
-    topics: [telemetry]
-    slo: {{max_lag: 10m, max_recovery: 5s}}
-targets:
-  storm-test:
-    kind: storm
-    nodes: {{provider: aws-ec2, region: us-east-1, tags: {{cluster: trust}}}}
-    applications: [coverage]
-    ladder: {ladder}
-    seed: 7
-    required_tolerance: 0
-observe:
-  sample_interval: 200ms
-  baseline: 1s
-  hold: 1s
-  settle: 1s
-  timeout: 5s
-  cooldown: 10s
-",
-        brokers = kafka.bootstrap
+    crate::aws::plan(
+        kafka,
+        "{provider: aws-ec2, region: us-east-1, tags: {cluster: trust}}",
+        ladder,
+        "random",
+        "",
     )
+}
+
+/// What one run against moto through a fault proxy left behind.
+struct FaultRun {
+    moto: crate::support::moto::Moto,
+    out: Outcome,
+    journal: Vec<Value>,
+    dir: tempfile::TempDir,
+    /// TerminateInstances calls the proxy saw.
+    calls: Arc<Mutex<usize>>,
+}
+
+/// `nodes` trust instances in moto, and one run of `aws_plan(ladder)` through a proxy whose
+/// answer to the n-th TerminateInstances is `fault(n)`; `within` bounds the run (a hang).
+fn fault_run(
+    nodes: u32,
+    ladder: &str,
+    fault: impl Fn(usize) -> Fault + Send + Sync + 'static,
+    env: &[(&str, &str)],
+    within: Duration,
+) -> FaultRun {
+    let moto = crate::support::moto::Moto::start();
+    let kafka = crate::aws::kafka();
+    launch_trust_nodes(&moto, nodes);
+    let (proxy, calls) = fault_proxy(moto.endpoint.clone(), fault);
+    let (out, journal, dir) = aws_run(&moto, &proxy, &aws_plan(&kafka, ladder), env, within);
+    FaultRun {
+        moto,
+        out,
+        journal,
+        dir,
+        calls,
+    }
 }
 
 /// One `spotdrill run` against moto through `endpoint`; (outcome, journal, run dir guard).
@@ -968,41 +868,16 @@ fn aws_run(
     let plan = dir.path().join("plan.yaml");
     std::fs::write(&plan, text).unwrap();
     let run = dir.path().join("run");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spotdrill"))
-        .args([
-            "run",
-            plan.to_str().unwrap(),
-            "--yes",
-            "--out",
-            run.to_str().unwrap(),
-        ])
-        .current_dir(root())
+    let out = Cmd::new(["run", plan.to_str().unwrap(), "--yes", "--out"])
+        .arg(&run)
         .envs(moto.env())
         .env("AWS_ENDPOINT_URL", endpoint)
-        .env("SPOTDRILL_LOCK_DIR", dir.path().join("locks"))
+        .locks(dir.path().join("locks"))
         .env("SPOTDRILL_AWS_POLL_MS", "200")
-        .env_remove("RUST_LOG")
         .env_remove("AWS_PROFILE")
         .envs(extra_env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
-    let deadline = Instant::now() + within;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = outcome(child.wait_with_output().unwrap());
-            panic!(
-                "the run did not end within {within:?} (hung)\n--- stderr\n{}\njournal:\n{}",
-                out.stderr,
-                std::fs::read_to_string(run.join("journal.jsonl")).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = outcome(child.wait_with_output().unwrap());
+        .wait(within);
     let j = journal(&run);
     (out, j, dir)
 }
@@ -1043,18 +918,20 @@ fn launch_trust_nodes(moto: &crate::support::moto::Moto, n: u32) -> Vec<String> 
 /// backoff, the node is terminated once, and the run passes.
 #[test]
 fn aws_throttling_is_retried_and_terminates_once() {
-    let moto = crate::support::moto::Moto::start();
-    let kafka = crate::aws::kafka();
-    launch_trust_nodes(&moto, 4);
-    let (proxy, calls) = fault_proxy(moto.endpoint.clone(), |n| match n {
-        0 => Fault::Error(400, "RequestLimitExceeded"),
-        1 => Fault::Error(503, "SlowDown"),
-        _ => Fault::Pass,
-    });
-    let (out, journal, _dir) = aws_run(
-        &moto,
-        &proxy,
-        &aws_plan(&kafka, "[1]"),
+    let FaultRun {
+        moto,
+        out,
+        journal,
+        dir: _dir,
+        calls,
+    } = fault_run(
+        4,
+        "[1]",
+        |n| match n {
+            0 => Fault::Error(400, "RequestLimitExceeded"),
+            1 => Fault::Error(503, "SlowDown"),
+            _ => Fault::Pass,
+        },
         &[],
         Duration::from_secs(120),
     );
@@ -1074,16 +951,16 @@ fn aws_throttling_is_retried_and_terminates_once() {
 /// cause in the journal, nothing was terminated, and escalation stops (exit 3).
 #[test]
 fn aws_5xx_on_terminate_is_recorded_and_stops_escalation() {
-    let moto = crate::support::moto::Moto::start();
-    let kafka = crate::aws::kafka();
-    launch_trust_nodes(&moto, 4);
-    let (proxy, calls) = fault_proxy(moto.endpoint.clone(), |_| {
-        Fault::Error(500, "InternalError")
-    });
-    let (out, journal, _dir) = aws_run(
-        &moto,
-        &proxy,
-        &aws_plan(&kafka, "[2]"),
+    let FaultRun {
+        moto,
+        out,
+        journal,
+        dir: _dir,
+        calls,
+    } = fault_run(
+        4,
+        "[2]",
+        |_| Fault::Error(500, "InternalError"),
         &[("AWS_MAX_ATTEMPTS", "2")],
         Duration::from_secs(120),
     );
@@ -1115,16 +992,12 @@ fn aws_5xx_on_terminate_is_recorded_and_stops_escalation() {
 /// `inconclusive` (and end the tolerance streak).
 #[test]
 fn a_step_whose_terminations_all_failed_is_never_a_pass() {
-    let moto = crate::support::moto::Moto::start();
-    let kafka = crate::aws::kafka();
-    launch_trust_nodes(&moto, 4);
-    let (proxy, _calls) = fault_proxy(moto.endpoint.clone(), |_| {
-        Fault::Error(500, "InternalError")
-    });
-    let (out, journal, dir) = aws_run(
-        &moto,
-        &proxy,
-        &aws_plan(&kafka, "[2]"),
+    let FaultRun {
+        out, journal, dir, ..
+    } = fault_run(
+        4,
+        "[2]",
+        |_| Fault::Error(500, "InternalError"),
         &[("AWS_MAX_ATTEMPTS", "2")],
         Duration::from_secs(120),
     );
@@ -1147,14 +1020,16 @@ fn a_step_whose_terminations_all_failed_is_never_a_pass() {
 /// which one went and which did not; no termination is unrecorded.
 #[test]
 fn aws_partial_terminate_is_recorded_node_by_node() {
-    let moto = crate::support::moto::Moto::start();
-    let kafka = crate::aws::kafka();
-    launch_trust_nodes(&moto, 4);
-    let (proxy, _calls) = fault_proxy(moto.endpoint.clone(), |_| Fault::OnlyFirst);
-    let (out, journal, _dir) = aws_run(
-        &moto,
-        &proxy,
-        &aws_plan(&kafka, "[2]"),
+    let FaultRun {
+        moto,
+        out,
+        journal,
+        dir: _dir,
+        calls: _calls,
+    } = fault_run(
+        4,
+        "[2]",
+        |_| Fault::OnlyFirst,
         &[],
         Duration::from_secs(180),
     );
@@ -1181,14 +1056,16 @@ fn aws_partial_terminate_is_recorded_node_by_node() {
 /// message in the journal, nothing terminated unrecorded, and the run does not pass.
 #[test]
 fn aws_expired_credentials_on_terminate_are_recorded() {
-    let moto = crate::support::moto::Moto::start();
-    let kafka = crate::aws::kafka();
-    launch_trust_nodes(&moto, 4);
-    let (proxy, _calls) = fault_proxy(moto.endpoint.clone(), |_| Fault::Error(400, "ExpiredToken"));
-    let (out, journal, _dir) = aws_run(
-        &moto,
-        &proxy,
-        &aws_plan(&kafka, "[1]"),
+    let FaultRun {
+        moto,
+        out,
+        journal,
+        dir: _dir,
+        calls: _calls,
+    } = fault_run(
+        4,
+        "[1]",
+        |_| Fault::Error(400, "ExpiredToken"),
         &[],
         Duration::from_secs(120),
     );
@@ -1226,22 +1103,16 @@ fn aws_missing_credentials_exit_4_before_any_intent() {
             run.to_str().unwrap(),
         ],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_spotdrill"))
-            .args(&args)
-            .current_dir(root())
+        let out = Cmd::new(&args)
             .envs(moto.env())
             .env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY")
             .env_remove("AWS_SESSION_TOKEN")
             .env_remove("AWS_PROFILE")
-            .env_remove("RUST_LOG")
             .env("HOME", dir.path())
             .env("AWS_MAX_ATTEMPTS", "1")
-            .env("SPOTDRILL_LOCK_DIR", dir.path().join("locks"))
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let out = outcome(out);
+            .locks(dir.path().join("locks"))
+            .run();
         out.expect_code(4);
         let all = format!("{}{}", out.stdout, out.stderr).to_lowercase();
         assert!(
@@ -1258,17 +1129,13 @@ fn aws_missing_credentials_exit_4_before_any_intent() {
 /// so the SDK waits on the socket indefinitely.
 #[test]
 fn aws_hanging_terminate_does_not_hang_the_run() {
-    let moto = crate::support::moto::Moto::start();
-    let kafka = crate::aws::kafka();
-    launch_trust_nodes(&moto, 2);
-    let (proxy, _calls) = fault_proxy(moto.endpoint.clone(), |_| Fault::Hang);
-    let (out, journal, _dir) = aws_run(
-        &moto,
-        &proxy,
-        &aws_plan(&kafka, "[1]"),
-        &[],
-        Duration::from_secs(180),
-    );
+    let FaultRun {
+        moto,
+        out,
+        journal,
+        dir: _dir,
+        calls: _calls,
+    } = fault_run(2, "[1]", |_| Fault::Hang, &[], Duration::from_secs(180));
     assert_ne!(out.code, 0);
     assert_eq!(events(&journal, "outcome").len(), 1, "{journal:?}");
     assert_every_termination_recorded(&moto, &journal);
@@ -1282,30 +1149,10 @@ fn aws_hanging_terminate_does_not_hang_the_run() {
 /// says the samples were missing.
 #[test]
 fn broker_death_mid_observation_is_never_a_pass() {
-    let dir = tempfile::tempdir().unwrap();
-    let locks = dir.path().join("locks");
-    let plan = dir.path().join("plan.yaml");
-    std::fs::write(&plan, lab_plan(6, 8, "[1, 2]")).unwrap();
-    let run = dir.path().join("run");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spotdrill"))
-        .args([
-            "run",
-            plan.to_str().unwrap(),
-            "--yes",
-            "--out",
-            run.to_str().unwrap(),
-        ])
-        .current_dir(root())
-        .env("SPOTDRILL_LOCK_DIR", &locks)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for("the first injection", Duration::from_secs(120), || {
-        !events(&journal(&run), "injected").is_empty()
-    });
+    let bg = start_in_background(&lab_plan(6, 8, &[1, 2]));
+    bg.wait_first_injection();
+    let run = bg.run.clone();
+    let mut child = bg.child;
     let state: Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("lab.json")).unwrap()).unwrap();
     let broker = state["broker_pid"]
@@ -1317,15 +1164,8 @@ fn broker_death_mid_observation_is_never_a_pass() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "the run ends after its broker died"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = outcome(child.wait_with_output().unwrap());
+    // The run ends after its broker died.
+    let out = child.wait(Duration::from_secs(180));
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     assert_ne!(out.code, 0, "{}", out.stderr);
     let j = journal(&run);

@@ -1,5 +1,6 @@
 //! Real parts for tests: Kafka brokers (librdkafka's mock cluster, tansu) and ways to put known
 //! data in them.
 
+pub mod http;
 pub mod kafka;
 pub mod moto;
