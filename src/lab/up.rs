@@ -17,6 +17,7 @@ use super::http::{self, ClusterView, SharedView};
 use super::node::WorkerWire;
 use super::truth::{Watcher, WorkloadSpec};
 use crate::kafka::KafkaSettings;
+use crate::observe::health::{Endpoints, HealthError, HttpSettings};
 use crate::plan::{ClusterKind, Lab, LabCluster};
 
 /// What `lab.json` says about a running lab.
@@ -38,6 +39,28 @@ pub struct Endpoint {
     /// `storm_ui`, `mesos_master` or `marathon`, as in a plan's `health:`.
     pub api: String,
     pub url: String,
+}
+
+impl LabState {
+    /// The health endpoints a lab cluster serves (its Storm UI, or Mesos master and Marathon);
+    /// `None` when the lab has no such cluster.
+    pub fn health_endpoints(
+        &self,
+        cluster: &str,
+        settings: &HttpSettings,
+    ) -> Option<Result<Endpoints, HealthError>> {
+        let url = |api: &str| {
+            self.endpoints
+                .iter()
+                .find(|e| e.cluster == cluster && e.api == api)
+                .map(|e| e.url.as_str())
+        };
+        if let Some(ui) = url("storm_ui") {
+            return Some(Endpoints::storm(ui, settings));
+        }
+        let (master, marathon) = (url("mesos_master")?, url("marathon")?);
+        Some(Endpoints::mesos((master, settings), (marathon, settings)))
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -11,6 +11,7 @@
 
 pub mod asg;
 pub mod aws;
+pub mod choose;
 pub mod ec2;
 pub mod fis;
 pub mod lab;

@@ -1,7 +1,7 @@
 //! The guards' arithmetic, one definition for the preflight's warnings and the runner's checks
 //! (DESIGN.md "Safety rules").
 
-use crate::plan::{HourWindow, MinHealthy};
+use crate::plan::{HourWindow, MinHealthy, Target};
 
 /// The nodes `min_healthy` requires to stay healthy in a target of `size` nodes (a percentage is
 /// of the size the run started with, rounded up).
@@ -46,6 +46,69 @@ pub fn below_min_healthy(needed: u32, live: u32, n: u32) -> Option<String> {
     let left = live.saturating_sub(n);
     (left < needed)
         .then(|| format!("{live} healthy nodes − {n} would leave {left}, below {needed}"))
+}
+
+/// The guards the ladder would breach, each at its first breaching step; `run` stops the ladder
+/// at the first breach (exit 3). `size` is the number of nodes, where known.
+pub fn warnings(target: &Target, size: Option<usize>) -> Vec<String> {
+    let g = &target.guards;
+    let mut warnings = Vec::new();
+    if let Some(max) = g.max_terminations {
+        let mut so_far = 0u32;
+        for (step, &n) in target.ladder.iter().enumerate() {
+            if so_far + n > max {
+                warnings.push(format!(
+                    "max_terminations {max}: step {} ({n}) would exceed it ({so_far} terminated \
+                     so far + {n}); the run stops there (exit 3)",
+                    step + 1
+                ));
+                break;
+            }
+            so_far += n;
+        }
+    }
+    if let (Some(min), Some(size)) = (g.min_healthy, size) {
+        let size = size as u32;
+        let (needed, what) = match min {
+            MinHealthy::Count(c) => (c, format!("{c}")),
+            MinHealthy::Percent(p) => {
+                let needed = (f64::from(size) * p / 100.0).ceil() as u32;
+                (needed, format!("{p}% of {size} = {needed}"))
+            }
+        };
+        // Without `cumulative`, every step starts from full capacity (cooldown waits for it).
+        let mut live = size;
+        for (step, &n) in target.ladder.iter().enumerate() {
+            let left = live.saturating_sub(n);
+            if left < needed {
+                warnings.push(format!(
+                    "min_healthy {what}: step {} ({n}) would leave {left} of {live} healthy \
+                     nodes; the run stops there (exit 3)",
+                    step + 1
+                ));
+                break;
+            }
+            if target.cumulative {
+                live = left;
+            }
+        }
+    }
+    if let Some(window) = g.allowed_hours {
+        let minute = crate::plan::HourWindow::now_minute();
+        if !window.contains(minute) {
+            warnings.push(format!(
+                "allowed_hours {:02}:{:02}-{:02}:{:02} UTC: it is {:02}:{:02} UTC now, so a run \
+                 started now stops before its first step (exit 3)",
+                window.start_minute / 60,
+                window.start_minute % 60,
+                window.end_minute / 60,
+                window.end_minute % 60,
+                minute / 60,
+                minute % 60
+            ));
+        }
+    }
+    warnings
 }
 
 #[cfg(test)]

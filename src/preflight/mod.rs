@@ -1,17 +1,191 @@
-//! The preflight, one for `plan` and `run`: what a run will act on and whether it can (nodes,
-//! permissions, Kafka, health endpoints), what the guards allow, and how long it takes. `plan`
-//! renders it; `run` relies on the same definitions.
+//! The preflight, one for `plan` and `run`: what a run will act on and whether it can (nodes
+//! through each target's provider, permissions, Kafka, health endpoints and what runs where),
+//! what each step would terminate, which guards the ladder would breach, and how long it takes.
+//! `spotdrill plan` renders it ([`Preflight`] is its `--json` contract); `run` discovers and
+//! checks permissions with [`nodes::preview_nodes`] and uses the same constants and guards.
 
+mod checks;
+mod estimate;
 pub mod guards;
+pub mod nodes;
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
-use crate::plan::Observe;
+use serde::Serialize;
+
+use crate::nodes::Node;
+use crate::nodes::aws::AwsSettings;
+use crate::observe::health::Capacity;
+use crate::plan::{Observe, Plan};
+pub use checks::health_endpoints;
+pub use estimate::{Estimate, d, plural};
 
 /// How long a lab run waits at most for its workloads' first commits before the baseline.
 pub const LAB_WARMUP: Duration = Duration::from_secs(60);
+/// How long a lab's workloads usually take to commit for the first time.
+const LAB_WARMUP_TYPICAL: Duration = Duration::from_secs(5);
+/// Samples a typical step takes beyond `settle` and `hold`.
+const TYPICAL_EXTRA_SAMPLES: u32 = 3;
+/// How long one health endpoint may take to answer.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long reading a target's whole capacity may take (several requests, one per topology).
+const CAPACITY_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// After a target's last step, `run` waits this long at most for its capacity to come back.
 pub fn capacity_tail(observe: &Observe) -> Duration {
     observe.cooldown.min(Duration::from_secs(120))
+}
+
+/// Everything the preflight found, for `plan` to render.
+pub fn run(plan: &Plan, plan_path: &Path, aws: &AwsSettings) -> anyhow::Result<Preflight> {
+    let _span = tracing::info_span!("preflight", plan = %plan.name).entered();
+    let discovered = nodes::discover_all(plan, aws)?;
+    let plan_dir = plan_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let capacities = checks::capacities(plan, &plan_dir);
+    let mut targets: Vec<TargetOut> = plan
+        .targets
+        .iter()
+        .map(|(name, target)| {
+            nodes::preview_target(name, target, discovered.get(name), capacities.get(name))
+        })
+        .collect();
+    let (kafka, health) = checks::reach(plan, &plan_dir);
+    for (i, h) in health {
+        targets[i].health.push(h);
+    }
+    let estimate = Estimate::of(plan);
+    Ok(Preflight {
+        plan: plan.name.clone(),
+        targets,
+        kafka: match &kafka {
+            Ok(text) => text.clone(),
+            Err(e) => format!("error: {e}"),
+        },
+        worst_case_s: estimate.worst.as_secs(),
+        typical_s: estimate.typical.as_secs(),
+        kafka_error: kafka.err(),
+        estimate,
+    })
+}
+
+impl Preflight {
+    /// Why a target's nodes cannot be acted on: discovery failed or a permission is missing.
+    pub fn node_errors(&self) -> Vec<String> {
+        self.targets
+            .iter()
+            .filter_map(|t| {
+                t.error
+                    .as_ref()
+                    .or(t.permissions.as_ref().filter(|p| p.starts_with("error")))
+                    .map(|e| format!("{}: {e}", t.name))
+            })
+            .collect()
+    }
+}
+
+// ---- the preflight as data (the `--json` contract, DESIGN.md "Machine-readable outputs") ------
+
+#[derive(Debug, Serialize)]
+pub struct Preflight {
+    pub plan: String,
+    pub targets: Vec<TargetOut>,
+    /// `lab (started by run)`, `HOSTS reachable (…)`, or `error: WHY`.
+    pub kafka: String,
+    pub worst_case_s: u64,
+    pub typical_s: u64,
+    /// Why Kafka cannot be reached, if it cannot.
+    #[serde(skip)]
+    pub kafka_error: Option<String>,
+    /// How the duration was estimated.
+    #[serde(skip)]
+    pub estimate: Estimate,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TargetOut {
+    pub name: String,
+    pub kind: String,
+    pub provider: &'static str,
+    /// Why the nodes could not be discovered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What to keep in mind about the nodes shown (a lab's are predicted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// AWS: the TerminateInstances DryRun check, `allowed (…)` or `error: …`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<String>,
+    /// AWS: how long discovery took (every page of DescribeInstances), in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovery_ms: Option<u64>,
+    pub nodes: Vec<NodeOut>,
+    /// AWS: instances the selector matched that are not eligible (on-demand, not running).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<ExcludedOut>,
+    pub steps: Vec<StepOut>,
+    pub health: Vec<HealthOut>,
+    /// What the health endpoints report (URL endpoints only; a lab's start with `run`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Capacity>,
+    pub guard_warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NodeOut {
+    pub id: String,
+    pub host: String,
+    pub zone: Option<String>,
+    pub instance_type: Option<String>,
+    pub lifecycle: &'static str,
+    /// AWS: the private IP address (`host` is the private DNS name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_ip: Option<String>,
+    /// AWS: the selector's tags as the instance carries them.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExcludedOut {
+    pub id: String,
+    pub reason: String,
+}
+
+impl From<&Node> for NodeOut {
+    fn from(n: &Node) -> Self {
+        NodeOut {
+            id: n.id.clone(),
+            host: n.host.clone(),
+            zone: n.zone.clone(),
+            instance_type: n.instance_type.clone(),
+            lifecycle: n.lifecycle.as_str(),
+            private_ip: None,
+            tags: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct StepOut {
+    pub terminations: u32,
+    pub would_terminate: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HealthOut {
+    /// `storm_ui`, `mesos_master` or `marathon`.
+    pub endpoint: &'static str,
+    /// The URL, or `lab`.
+    pub url: String,
+    /// `lab`, `reachable`, `unreachable` or `not checked`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }

@@ -4,20 +4,18 @@
 //! it hit until their scheduler has them whole again: `rescheduled_s` per application,
 //! `capacity_restored_s` for the target, and findings that say what the scheduler did.
 
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use indexmap::IndexMap;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::analysis::{Judged, with_rescheduling};
 pub use crate::journal::StepCapacity;
-use crate::observe::health::{
-    self, AuthSpec, Capacity, Endpoints, HttpSettings, UnreachableStrategy, same_host,
-};
-use crate::plan::{ClusterKind, Endpoint, Health, HealthAuth, Target};
+pub use crate::nodes::choose::{ChoiceError, choose_step, choose_within};
+use crate::observe::health::{self, Capacity, Endpoints, UnreachableStrategy, same_host};
+pub use crate::observe::health::{endpoints_of as endpoints, settings_of as settings};
+use crate::plan::ClusterKind;
 
 /// One probe of one target.
 #[derive(Debug)]
@@ -35,74 +33,6 @@ pub struct Line<'a> {
     pub target: &'a str,
     pub capacity: Option<&'a Capacity>,
     pub error: Option<&'a str>,
-}
-
-/// How the plan says to reach a target's health APIs; a relative `ca_file` is taken from the
-/// plan file's directory.
-pub fn settings(health: &Health, plan_dir: &Path) -> HttpSettings {
-    let mut s = HttpSettings::default();
-    if let Some(t) = health.timeout {
-        s.timeout = t;
-    }
-    if let Some(r) = health.retries {
-        s.retries = r;
-    }
-    s.ca_file = health.ca_file.as_ref().map(|f| plan_dir.join(f));
-    s.auth = match &health.auth {
-        HealthAuth::None => AuthSpec::None,
-        HealthAuth::Basic {
-            username,
-            password_env,
-        } => AuthSpec::Basic {
-            username: username.clone(),
-            password_env: password_env.clone(),
-        },
-        HealthAuth::Bearer { token_env } => AuthSpec::Bearer {
-            token_env: token_env.clone(),
-        },
-    };
-    s
-}
-
-/// A target's health endpoints, when its plan gives them; `lab` endpoints come from the running
-/// lab. Errors (a missing secret, an unreadable CA file) name the target.
-pub fn endpoints(
-    name: &str,
-    target: &Target,
-    lab: Option<&[crate::lab::up::Endpoint]>,
-    plan_dir: &Path,
-) -> anyhow::Result<Option<Endpoints>> {
-    let h = &target.health;
-    if !h.configured(target.kind) {
-        return Ok(None);
-    }
-    let settings = settings(h, plan_dir);
-    let cluster = match &target.nodes {
-        crate::plan::NodeSelector::Lab { cluster, .. } => Some(cluster.as_str()),
-        _ => None,
-    };
-    let url = |e: &Endpoint, api: &str| -> anyhow::Result<String> {
-        match e {
-            Endpoint::Url(u) => Ok(u.clone()),
-            Endpoint::Lab => lab
-                .and_then(|eps| {
-                    eps.iter()
-                        .find(|x| Some(x.cluster.as_str()) == cluster && x.api == api)
-                })
-                .map(|x| x.url.clone())
-                .ok_or_else(|| anyhow::anyhow!("target {name}: the lab serves no {api}")),
-        }
-    };
-    let made = match (target.kind, &h.storm_ui, &h.mesos_master, &h.marathon) {
-        (ClusterKind::Storm, Some(ui), _, _) => Endpoints::storm(&url(ui, "storm_ui")?, &settings),
-        (ClusterKind::Mesos, _, Some(master), Some(marathon)) => Endpoints::mesos(
-            (&url(master, "mesos_master")?, &settings),
-            (&url(marathon, "marathon")?, &settings),
-        ),
-        _ => return Ok(None),
-    };
-    made.map(Some)
-        .map_err(|e| anyhow::anyhow!("target {name}: health endpoints: {e}"))
 }
 
 /// Probe every target once per `interval` until cancelled. Each probe runs on a blocking
@@ -494,103 +424,6 @@ fn explain_strategy(s: &UnreachableStrategy) -> String {
     }
 }
 
-/// Why a step's nodes could not be chosen.
-#[derive(Debug, thiserror::Error)]
-pub enum ChoiceError {
-    #[error("{0}")]
-    Select(crate::nodes::select::SelectError, Option<String>),
-    /// The `max_per_topology` guard cannot be kept.
-    #[error(
-        "no {wanted} of the {eligible} eligible nodes leave every topology or app with at most {max} of its nodes taken"
-    )]
-    MaxPerTopology {
-        wanted: usize,
-        eligible: usize,
-        max: u32,
-    },
-}
-
-impl ChoiceError {
-    /// The reason as the report says it.
-    pub fn reason(&self) -> String {
-        match self {
-            ChoiceError::Select(e, Some(work)) => format!("{e} (nodes running {work})"),
-            other => other.to_string(),
-        }
-    }
-}
-
-/// The nodes step `step` of a target terminates: `running:` narrows the eligible nodes to those
-/// running its topology or app, the seeded selection chooses, and `max_per_topology` keeps the
-/// selection's order while skipping nodes that would take one topology or app past its limit.
-/// `capacity` is what the health probes say runs where (`None`: not known, and then `running:`
-/// and `max_per_topology` cannot be honoured — callers must not get here without it).
-pub fn choose_step(
-    eligible: &[crate::nodes::Node],
-    n: usize,
-    target: &Target,
-    step: usize,
-    capacity: Option<&Capacity>,
-) -> Result<Vec<crate::nodes::Node>, ChoiceError> {
-    use crate::nodes::select;
-    let mut eligible = eligible.to_vec();
-    if let (Some(work), Some(c)) = (&target.running, capacity) {
-        let hosts = c.hosts_running(work);
-        eligible.retain(|node| hosts.iter().any(|h| same_host(h, &node.host)));
-    }
-    let seed = target.seed.unwrap_or(0);
-    let chosen = select::choose(&eligible, n, target.selection, seed, step)
-        .map_err(|e| ChoiceError::Select(e, target.running.clone()))?;
-    let (Some(max), Some(c)) = (target.guards.max_per_topology, capacity) else {
-        return Ok(chosen);
-    };
-    let work_on = |host: &str| -> Vec<String> {
-        c.applications_on(host)
-            .into_iter()
-            .map(str::to_owned)
-            .collect()
-    };
-    let ranked = select::choose(&eligible, eligible.len(), target.selection, seed, step)
-        .unwrap_or_else(|_| chosen.clone());
-    choose_within(&chosen, n, max, work_on)
-        .or_else(|| choose_within(&ranked, n, max, work_on))
-        .ok_or(ChoiceError::MaxPerTopology {
-            wanted: n,
-            eligible: eligible.len(),
-            max,
-        })
-}
-
-/// Choose up to `n` nodes in `ranked` order (the seeded selection's order) so that no topology or
-/// app has more than `max` of its hosts chosen; `running` maps each host to the work on it.
-/// `None` when no such choice exists.
-pub fn choose_within(
-    ranked: &[crate::nodes::Node],
-    n: usize,
-    max: u32,
-    work_on: impl Fn(&str) -> Vec<String>,
-) -> Option<Vec<crate::nodes::Node>> {
-    let mut taken: IndexMap<String, u32> = IndexMap::new();
-    let mut out = Vec::new();
-    for node in ranked {
-        if out.len() == n {
-            break;
-        }
-        let work = work_on(&node.host);
-        if work
-            .iter()
-            .any(|w| taken.get(w).copied().unwrap_or(0) >= max)
-        {
-            continue;
-        }
-        for w in work {
-            *taken.entry(w).or_default() += 1;
-        }
-        out.push(node.clone());
-    }
-    (out.len() == n).then_some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -745,27 +578,5 @@ mod tests {
             with_rescheduling(failed.clone(), "t", Some(1.0), 60.0),
             failed
         );
-    }
-
-    #[test]
-    fn max_per_topology_picks_within_the_limit_in_ranked_order() {
-        let node = |id: &str| crate::nodes::Node {
-            id: id.into(),
-            host: id.into(),
-            zone: None,
-            instance_type: None,
-            lifecycle: crate::nodes::Lifecycle::Spot,
-            running: true,
-        };
-        let ranked = vec![node("a"), node("b"), node("c"), node("d")];
-        let work = |h: &str| match h {
-            "a" | "b" => vec!["t".to_owned()],
-            "c" => vec!["u".to_owned()],
-            _ => vec![],
-        };
-        let chosen = choose_within(&ranked, 3, 1, work).unwrap();
-        let ids: Vec<&str> = chosen.iter().map(|n| n.id.as_str()).collect();
-        assert_eq!(ids, ["a", "c", "d"]);
-        assert!(choose_within(&ranked, 4, 1, work).is_none());
     }
 }

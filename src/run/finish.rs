@@ -3,7 +3,7 @@
 
 use super::runner::Runner;
 use super::{Options, round1};
-use crate::exit::{ExitCode, Failure};
+use crate::exit::ExitCode;
 use crate::journal::{self, Entry, TargetInfo};
 use crate::report::Report;
 
@@ -61,16 +61,7 @@ impl Runner<'_> {
     /// (`DryRun=true` on TerminateInstances for AWS); each target's size is its 100%.
     async fn discover_all(&mut self) -> anyhow::Result<()> {
         for (name, p) in &self.providers {
-            let nodes = p
-                .discover()
-                .await
-                .map_err(|e| {
-                    Failure::Environment(format!("cannot discover the nodes of {name}: {e}"))
-                })?
-                .nodes();
-            p.check_permissions(&nodes)
-                .await
-                .map_err(|e| Failure::Environment(format!("{name}: {e}")))?;
+            let nodes = crate::preflight::nodes::ready(name, p.as_ref()).await?;
             self.sizes.insert(name.clone(), nodes.len());
         }
         Ok(())

@@ -25,6 +25,7 @@ use crate::kafka::KafkaSettings;
 use crate::lab::up::RunningLab;
 use crate::nodes::aws::AwsSettings;
 use crate::nodes::{self, Provider};
+use crate::observe::health::LabUrl;
 use crate::observe::{GroupSpec, LagProbe};
 use crate::plan::{Brokers, Plan};
 
@@ -210,7 +211,14 @@ fn endpoints(
     opts: &Options,
     lab: Option<&RunningLab>,
 ) -> anyhow::Result<IndexMap<String, crate::observe::health::Endpoints>> {
-    let lab_endpoints = lab.map(|l| l.state().endpoints);
+    let lab_endpoints = lab.map(|l| l.state().endpoints).unwrap_or_default();
+    let lab_url = |cluster: &str, api: &str| {
+        lab_endpoints
+            .iter()
+            .find(|e| e.cluster == cluster && e.api == api)
+            .map(|e| e.url.clone())
+    };
+    let lab_url: Option<&LabUrl<'_>> = lab.map(|_| &lab_url as _);
     let plan_dir = opts
         .plan_path
         .parent()
@@ -218,7 +226,7 @@ fn endpoints(
         .unwrap_or_default();
     let mut out = IndexMap::new();
     for (name, t) in &plan.targets {
-        if let Some(e) = capacity::endpoints(name, t, lab_endpoints.as_deref(), &plan_dir)
+        if let Some(e) = capacity::endpoints(name, t, lab_url, &plan_dir)
             .map_err(|e| Failure::Environment(format!("{e:#}")))?
         {
             out.insert(name.clone(), e);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
 use spotdrill::lab::up::RunningLab;
-use spotdrill::observe::health::{self, Capacity, Endpoints, HttpSettings};
+use spotdrill::observe::health::{self, Capacity, HttpSettings};
 use spotdrill::plan::{ClusterKind, Lab, LabCluster, LabTopic, TimestampType, Workload};
 
 // Wide enough windows for a loaded machine: the probe right after the kill must finish before
@@ -60,13 +60,11 @@ fn small_lab() -> Lab {
 }
 
 fn probe(running: &RunningLab, cluster: &str) -> Capacity {
-    let endpoints = Endpoints::from_lab(
-        &running.state().endpoints,
-        cluster,
-        &HttpSettings::default(),
-    )
-    .expect("the lab serves this cluster")
-    .unwrap();
+    let endpoints = running
+        .state()
+        .health_endpoints(cluster, &HttpSettings::default())
+        .expect("the lab serves this cluster")
+        .unwrap();
     health::probe(&endpoints, Duration::from_secs(5)).unwrap()
 }
 

@@ -8,6 +8,7 @@
 //! through `tokio::task::spawn_blocking`.
 
 pub mod client;
+mod config;
 pub mod hosts;
 pub mod mesos;
 pub mod storm;
@@ -19,6 +20,7 @@ use serde::Serialize;
 pub use client::{
     ApiClient, Auth, AuthSpec, HealthError, HttpSettings, Secret, without_credentials,
 };
+pub use config::{LabUrl, endpoints_of, settings_of};
 pub use hosts::same_host;
 pub use mesos::{AppCapacity, Marathon, MesosCapacity, MesosMaster, UnreachableStrategy};
 pub use storm::{StormCapacity, StormUi, TopologyCapacity};
@@ -60,26 +62,6 @@ impl Endpoints {
                 client: ApiClient::new(marathon.0, marathon.1)?,
             },
         })
-    }
-
-    /// The endpoints of a lab cluster, from a running lab's state (`running.state().endpoints`);
-    /// `None` when the lab has no such cluster.
-    pub fn from_lab(
-        endpoints: &[crate::lab::up::Endpoint],
-        cluster: &str,
-        settings: &HttpSettings,
-    ) -> Option<Result<Endpoints, HealthError>> {
-        let url = |api: &str| {
-            endpoints
-                .iter()
-                .find(|e| e.cluster == cluster && e.api == api)
-                .map(|e| e.url.as_str())
-        };
-        if let Some(ui) = url("storm_ui") {
-            return Some(Endpoints::storm(ui, settings));
-        }
-        let (master, marathon) = (url("mesos_master")?, url("marathon")?);
-        Some(Endpoints::mesos((master, settings), (marathon, settings)))
     }
 
     pub fn kind(&self) -> ClusterKind {
