@@ -122,20 +122,19 @@ pub fn run(
         }
         return Ok(());
     }
-    let mut owed = Duration::ZERO;
+    let mut pace = Pace::default();
     let mut last_commit = Instant::now();
     let mut uncommitted = false;
     while !cancel.is_cancelled() {
-        if let Some(Ok(msg)) = consumer.poll(Duration::from_millis(50)) {
-            // The simulated work of this record.
-            owed += spec.cost_per_message;
-            if owed >= MIN_SLEEP {
-                std::thread::sleep(owed);
-                owed = Duration::ZERO;
+        match consumer.poll(Duration::from_millis(50)) {
+            Some(Ok(msg)) => {
+                pace.work(spec.cost_per_message);
+                consumer.store_offset_from_message(&msg).map_err(kafka)?;
+                stats.processed.fetch_add(1, Ordering::Relaxed);
+                uncommitted = true;
             }
-            consumer.store_offset_from_message(&msg).map_err(kafka)?;
-            stats.processed.fetch_add(1, Ordering::Relaxed);
-            uncommitted = true;
+            Some(Err(_)) => {}
+            None => pace.idle(),
         }
         if uncommitted && last_commit.elapsed() >= spec.commit_interval {
             commit(&consumer, stats);
@@ -156,5 +155,36 @@ fn commit(consumer: &BaseConsumer, stats: &WorkerStats) {
         }
         // Nothing stored yet, or a rebalance in progress: the next checkpoint retries.
         Err(e) => tracing::debug!(error = %e, "lab worker commit"),
+    }
+}
+
+/// The simulated work of a worker, paced against a deadline: each record moves the moment the
+/// work done so far is paid for by its cost, and the worker sleeps until then (in steps of at
+/// least `MIN_SLEEP`). Time a sleep overran is credited to the next records (up to `CREDIT`),
+/// so a loaded machine does not lower a worker's capacity below 1/`cost_per_message`; idle time
+/// is never credited.
+#[derive(Debug, Default)]
+struct Pace {
+    due: Option<Instant>,
+}
+
+/// The most overrun a worker may catch up on.
+const CREDIT: Duration = Duration::from_millis(200);
+
+impl Pace {
+    fn work(&mut self, cost: Duration) {
+        let now = Instant::now();
+        let floor = now.checked_sub(CREDIT).unwrap_or(now);
+        let from = self.due.map_or(now, |d| d.max(floor));
+        let due = from + cost;
+        self.due = Some(due);
+        if let Some(wait) = due.checked_duration_since(now).filter(|w| *w >= MIN_SLEEP) {
+            std::thread::sleep(wait);
+        }
+    }
+
+    /// No record came: the work is paid for up to now.
+    fn idle(&mut self) {
+        self.due = None;
     }
 }

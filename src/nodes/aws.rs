@@ -61,6 +61,17 @@ where
     AwsError::Call { operation, detail }
 }
 
+/// A duration in milliseconds from the environment (tests shorten the AWS timeouts), else
+/// `default_ms`.
+fn env_ms(name: &str, default_ms: u64) -> Duration {
+    let ms = std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&ms: &u64| ms > 0)
+        .unwrap_or(default_ms);
+    Duration::from_millis(ms)
+}
+
 /// Load the SDK configuration: the standard chain, then `settings`, then the target's region.
 pub async fn sdk_config(settings: &AwsSettings, region: Option<&str>) -> SdkConfig {
     use aws_smithy_http_client::tls;
@@ -76,8 +87,8 @@ pub async fn sdk_config(settings: &AwsSettings, region: Option<&str>) -> SdkConf
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(5))
-                .operation_attempt_timeout(Duration::from_secs(30))
-                .operation_timeout(Duration::from_secs(120))
+                .operation_attempt_timeout(env_ms("SPOTDRILL_AWS_ATTEMPT_TIMEOUT_MS", 30_000))
+                .operation_timeout(env_ms("SPOTDRILL_AWS_OPERATION_TIMEOUT_MS", 120_000))
                 .build(),
         );
     // Standard retries (exponential backoff with jitter on throttling and transient errors),

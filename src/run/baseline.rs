@@ -2,7 +2,7 @@
 //! baseline window and each application's band.
 
 use super::round1;
-use super::runner::{Runner, WaitEnd};
+use super::runner::{Runner, Series};
 use crate::analysis::{self, BandSettings, Sample};
 use crate::exit::ExitCode;
 use crate::journal::{BaselineApp, Entry};
@@ -37,21 +37,38 @@ impl Runner<'_> {
         Ok(None)
     }
 
-    /// Wait until every application has a lag sample (the lab's workloads committed).
+    /// Wait until every application has a lag sample: a lab's workloads get up to
+    /// `LAB_WARMUP` for their first commits; a group nothing in the lab consumes (or any group
+    /// of an external broker) three sample intervals.
     async fn warm_up(&mut self) -> anyhow::Result<Option<ExitCode>> {
+        let first_samples = self.plan.observe.sample_interval * 3;
+        let lab_groups = self.lab_groups();
         let warmup = if self.lab.is_some() {
             self.progress
                 .event("waiting for the lab's workloads to commit");
             crate::preflight::LAB_WARMUP
         } else {
-            self.plan.observe.sample_interval * 3
+            first_samples
         };
-        let ready = |r: &Self| {
-            r.series
-                .values()
-                .all(|s| s.samples.last().is_some_and(|l| l.valid_lag().is_some()))
+        let deadline = self.clock.after(warmup);
+        let others_by = self.clock.after(first_samples);
+        let sampled = |s: &Series| s.samples.last().is_some_and(|l| l.valid_lag().is_some());
+        let done = |r: &Self| {
+            let missing = |s: &&Series| !sampled(s);
+            let mut missing = r.series.values().filter(missing);
+            match missing.next() {
+                None => true,
+                // Past three intervals, a group no lab workload commits in never will.
+                Some(_) => {
+                    r.clock.now() >= others_by
+                        && r.series
+                            .values()
+                            .any(|s| !sampled(s) && !lab_groups.contains(&s.group))
+                }
+            }
         };
-        if self.pump(self.clock.after(warmup), ready).await? == WaitEnd::Met {
+        self.pump(deadline, done).await?;
+        if self.series.values().all(sampled) {
             return Ok(None);
         }
         let bad: Vec<String> = self
@@ -68,6 +85,17 @@ impl Runner<'_> {
             })
             .collect();
         Ok(Some(self.refuse(&bad.join("; "))))
+    }
+
+    /// The consumer groups the lab's workloads commit in (none without a lab).
+    fn lab_groups(&self) -> Vec<String> {
+        let Some(lab) = self.plan.lab.as_ref().filter(|_| self.lab.is_some()) else {
+            return Vec::new();
+        };
+        lab.clusters
+            .values()
+            .flat_map(|c| c.workloads.values().map(|w| w.group.clone()))
+            .collect()
     }
 
     /// Each application's band from the samples since `start`, and why the run must not start

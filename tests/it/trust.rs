@@ -1135,7 +1135,17 @@ fn aws_hanging_terminate_does_not_hang_the_run() {
         journal,
         dir: _dir,
         calls: _calls,
-    } = fault_run(2, "[1]", |_| Fault::Hang, &[], Duration::from_secs(180));
+    } = fault_run(
+        2,
+        "[1]",
+        |_| Fault::Hang,
+        // The SDK's own bounds, shortened: 30 s per attempt and 2 min per call otherwise.
+        &[
+            ("SPOTDRILL_AWS_ATTEMPT_TIMEOUT_MS", "2000"),
+            ("SPOTDRILL_AWS_OPERATION_TIMEOUT_MS", "6000"),
+        ],
+        Duration::from_secs(180),
+    );
     assert_ne!(out.code, 0);
     assert_eq!(events(&journal, "outcome").len(), 1, "{journal:?}");
     assert_every_termination_recorded(&moto, &journal);
