@@ -47,39 +47,8 @@ pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
         }
         crate::output::err("--live: stdout is not a terminal; showing plain progress lines\n");
     }
-    let steps = plan.step_count();
-    let most: u32 = plan
-        .targets
-        .values()
-        .map(|t| t.ladder.iter().sum::<u32>())
-        .sum();
     if !args.yes {
-        if !std::io::stdin().is_terminal() {
-            return Err(Failure::BadInput(
-                "refusing to run without confirmation: no terminal to ask on; pass --yes".into(),
-            )
-            .into());
-        }
-        crate::output::err(&format!(
-            "Run `{}`: {} target(s), {steps} step(s), up to {most} node terminations{}.\nType yes to go on: ",
-            plan.name,
-            plan.targets.len(),
-            if plan.lab.is_some()
-                && plan
-                    .targets
-                    .values()
-                    .all(|t| t.nodes.provider() == crate::plan::Provider::Lab)
-            {
-                " (lab nodes only)"
-            } else {
-                " (real instances: AWS node providers)"
-            }
-        ));
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if answer.trim() != "yes" {
-            return Err(Failure::BadInput("not confirmed; nothing was terminated".into()).into());
-        }
+        confirm(&plan)?;
     }
     // The earlier run is read before anything is terminated: a bad path is bad input.
     let previous = args
@@ -169,4 +138,41 @@ fn with_dashboard(
     }
     crate::live::restore();
     result
+}
+
+/// Ask on the terminal before anything is terminated (without `--yes`).
+fn confirm(plan: &crate::plan::Plan) -> anyhow::Result<()> {
+    let steps = plan.step_count();
+    let most: u32 = plan
+        .targets
+        .values()
+        .map(|t| t.ladder.iter().sum::<u32>())
+        .sum();
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::BadInput(
+            "refusing to run without confirmation: no terminal to ask on; pass --yes".into(),
+        )
+        .into());
+    }
+    crate::output::err(&format!(
+        "Run `{}`: {} target(s), {steps} step(s), up to {most} node terminations{}.\nType yes to go on: ",
+        plan.name,
+        plan.targets.len(),
+        if plan.lab.is_some()
+            && plan
+                .targets
+                .values()
+                .all(|t| t.nodes.provider() == crate::plan::Provider::Lab)
+        {
+            " (lab nodes only)"
+        } else {
+            " (real instances: AWS node providers)"
+        }
+    ));
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim() != "yes" {
+        return Err(Failure::BadInput("not confirmed; nothing was terminated".into()).into());
+    }
+    Ok(())
 }

@@ -79,17 +79,12 @@ impl Provider for AsgNodes {
     }
 
     async fn terminate(&self, nodes: &[Node], _injection: Injection<'_>) -> Vec<Terminated> {
-        let now = match self.eligible().await {
-            Ok(d) => d,
-            Err(e) => return aws::rediscovery_failed(nodes, &e),
-        };
-        let (go, mut results) = now.sort_out(nodes, aws::NO_LONGER_RETURNED);
-        let ids: Vec<String> = go.iter().map(|f| f.node.id.clone()).collect();
-        if !ids.is_empty() {
-            let done = terminate_asg(&self.asg, &self.ec2.client, &ids, self.group.replace).await;
-            results.extend(done);
-        }
-        results.in_order(nodes)
+        let now = self.eligible().await;
+        let (asg, ec2, replace) = (&self.asg, &self.ec2.client, self.group.replace);
+        aws::terminate_eligible(nodes, now, |ids| async move {
+            terminate_asg(asg, ec2, &ids, replace).await
+        })
+        .await
     }
 
     fn replaces(&self) -> bool {

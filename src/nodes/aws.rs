@@ -290,6 +290,50 @@ pub(super) async fn describe(
     Ok(d)
 }
 
+/// What the selector matched of one described instance.
+struct Matched<'a> {
+    id: String,
+    tags: HashMap<&'a str, &'a str>,
+    zone: Option<String>,
+    instance_type: Option<String>,
+}
+
+/// Whether the selector matches an instance at all (the server's filters, checked again).
+fn matched<'a>(
+    i: &'a aws_sdk_ec2::types::Instance,
+    f: &InstanceFilter,
+    ids: Option<&[String]>,
+) -> Option<Matched<'a>> {
+    let id = i.instance_id().filter(|id| !id.is_empty())?.to_owned();
+    if ids.is_some_and(|ids| !ids.contains(&id)) {
+        return None;
+    }
+    let tags: HashMap<&str, &str> = i
+        .tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?, t.value()?)))
+        .collect();
+    let tagged = f
+        .tags
+        .iter()
+        .all(|(k, v)| tags.get(k.as_str()) == Some(&v.as_str()));
+    let zone = i
+        .placement()
+        .and_then(|p| p.availability_zone())
+        .map(str::to_owned);
+    let instance_type = i.instance_type().map(|t| t.as_str().to_owned());
+    let within = |wanted: &[String], got: &Option<String>| {
+        wanted.is_empty() || got.as_ref().is_some_and(|g| wanted.contains(g))
+    };
+    (tagged && within(&f.availability_zones, &zone) && within(&f.instance_types, &instance_type))
+        .then_some(Matched {
+            id,
+            tags,
+            zone,
+            instance_type,
+        })
+}
+
 /// Whether one described instance is eligible. `Err(Some(_))`: matched but left out (shown in
 /// the preflight); `Err(None)`: not matched at all (the server's filters should not have
 /// returned it).
@@ -299,44 +343,7 @@ pub(crate) fn classify(
     ids: Option<&[String]>,
     owner: Option<&str>,
 ) -> Result<Found, Option<Excluded>> {
-    let id = i.instance_id().unwrap_or_default().to_owned();
-    if id.is_empty() {
-        return Err(None);
-    }
-    if ids.is_some_and(|ids| !ids.contains(&id)) {
-        return Err(None);
-    }
-    let tags: HashMap<&str, &str> = i
-        .tags()
-        .iter()
-        .filter_map(|t| Some((t.key()?, t.value()?)))
-        .collect();
-    if !f
-        .tags
-        .iter()
-        .all(|(k, v)| tags.get(k.as_str()) == Some(&v.as_str()))
-    {
-        return Err(None);
-    }
-    let zone = i
-        .placement()
-        .and_then(|p| p.availability_zone())
-        .map(str::to_owned);
-    if !f.availability_zones.is_empty()
-        && !zone
-            .as_ref()
-            .is_some_and(|z| f.availability_zones.contains(z))
-    {
-        return Err(None);
-    }
-    let instance_type = i.instance_type().map(|t| t.as_str().to_owned());
-    if !f.instance_types.is_empty()
-        && !instance_type
-            .as_ref()
-            .is_some_and(|t| f.instance_types.contains(t))
-    {
-        return Err(None);
-    }
+    let m = matched(i, f, ids).ok_or(None)?;
     let running = i.state().and_then(|s| s.name()) == Some(&InstanceStateName::Running);
     if !running {
         let state = i
@@ -344,17 +351,28 @@ pub(crate) fn classify(
             .and_then(|s| s.name())
             .map_or("unknown", |s| s.as_str());
         return Err(Some(Excluded {
-            id,
+            id: m.id,
             reason: format!("not running ({state})"),
         }));
     }
     let spot = i.instance_lifecycle() == Some(&InstanceLifecycleType::Spot);
     if !spot && !f.allow_on_demand {
         return Err(Some(Excluded {
-            id,
+            id: m.id,
             reason: "on-demand (not spot; the target does not say allow_on_demand: true)".into(),
         }));
     }
+    Ok(found(i, f, m, spot, owner))
+}
+
+/// An eligible instance as discovery returns it.
+fn found(
+    i: &aws_sdk_ec2::types::Instance,
+    f: &InstanceFilter,
+    m: Matched<'_>,
+    spot: bool,
+    owner: Option<&str>,
+) -> Found {
     let private_ip = i
         .private_ip_address()
         .filter(|s| !s.is_empty())
@@ -364,35 +382,38 @@ pub(crate) fn classify(
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .or_else(|| private_ip.clone())
-        .unwrap_or_else(|| id.clone());
-    let region = zone
+        .unwrap_or_else(|| m.id.clone());
+    let region = m
+        .zone
         .as_deref()
         .map(|z| z.trim_end_matches(char::is_alphabetic));
     let arn = match (region, owner) {
-        (Some(region), Some(owner)) => Some(format!("arn:aws:ec2:{region}:{owner}:instance/{id}")),
+        (Some(region), Some(owner)) => {
+            Some(format!("arn:aws:ec2:{region}:{owner}:instance/{}", m.id))
+        }
         _ => None,
     };
-    Ok(Found {
+    Found {
         matched_tags: f
             .tags
             .keys()
-            .filter_map(|k| tags.get(k.as_str()).map(|v| (k.clone(), (*v).to_owned())))
+            .filter_map(|k| m.tags.get(k.as_str()).map(|v| (k.clone(), (*v).to_owned())))
             .collect(),
         node: Node {
-            id,
+            id: m.id,
             host,
-            zone,
-            instance_type,
+            zone: m.zone,
+            instance_type: m.instance_type,
             lifecycle: if spot {
                 Lifecycle::Spot
             } else {
                 Lifecycle::OnDemand
             },
-            running,
+            running: true,
         },
         private_ip,
         arn,
-    })
+    }
 }
 
 /// The state of each instance, every page (instances missing from the answer are absent).
@@ -528,6 +549,28 @@ pub(super) fn refusal(id: &str, e: &AwsError) -> Terminated {
 
 /// What a node the selector no longer returns gets as the detail of its `already_gone`.
 pub const NO_LONGER_RETURNED: &str = "the selector no longer returns it as running";
+
+/// Terminate, with `call` on their ids, the nodes a fresh discovery (`now`) still returns as
+/// eligible; every other node gets its outcome without a call. One outcome per node, in order.
+pub async fn terminate_eligible<Fut>(
+    nodes: &[Node],
+    now: Result<Discovery, AwsError>,
+    call: impl FnOnce(Vec<String>) -> Fut,
+) -> Vec<Terminated>
+where
+    Fut: std::future::Future<Output = Vec<Terminated>>,
+{
+    let now = match now {
+        Ok(d) => d,
+        Err(e) => return rediscovery_failed(nodes, &e),
+    };
+    let (go, mut results) = now.sort_out(nodes, NO_LONGER_RETURNED);
+    let ids: Vec<String> = go.iter().map(|f| f.node.id.clone()).collect();
+    if !ids.is_empty() {
+        results.extend(call(ids).await);
+    }
+    results.in_order(nodes)
+}
 
 /// Every node an error when discovery before the call failed: nothing was terminated.
 pub fn rediscovery_failed(nodes: &[Node], e: &AwsError) -> Vec<Terminated> {

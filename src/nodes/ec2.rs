@@ -70,16 +70,12 @@ impl Provider for Ec2Nodes {
     }
 
     async fn terminate(&self, nodes: &[Node], _injection: Injection<'_>) -> Vec<Terminated> {
-        let now = match self.eligible().await {
-            Ok(d) => d,
-            Err(e) => return aws::rediscovery_failed(nodes, &e),
-        };
-        let (go, mut results) = now.sort_out(nodes, aws::NO_LONGER_RETURNED);
-        let ids: Vec<String> = go.iter().map(|f| f.node.id.clone()).collect();
-        if !ids.is_empty() {
-            results.extend(terminate_ec2(&self.ec2.client, &ids).await);
-        }
-        results.in_order(nodes)
+        let now = self.eligible().await;
+        let client = &self.ec2.client;
+        aws::terminate_eligible(nodes, now, |ids| async move {
+            terminate_ec2(client, &ids).await
+        })
+        .await
     }
 }
 

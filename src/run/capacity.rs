@@ -257,124 +257,125 @@ impl Tracker {
     /// What the scheduler did, in words, for the report.
     pub fn findings(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if self.before.is_none() {
-            out.push(
-                "capacity unknown at the injection (no health probe had answered): \
-                 rescheduling was not followed"
-                    .to_owned(),
-            );
+        if let Some(unknown) = self.probe_findings(&mut out) {
+            out.push(unknown);
             return out;
         }
-        if self.summary.probes == 0 {
-            out.push(format!(
-                "capacity unknown while observing: {} health probes failed{}",
-                self.summary.probes_failed,
-                self.last_error
-                    .as_ref()
-                    .map(|e| format!(" (last: {e})"))
-                    .unwrap_or_default()
-            ));
-            return out;
-        } else if self.summary.probes_failed > 0 {
-            out.push(format!(
-                "{} of {} health probes failed while observing{}",
-                self.summary.probes_failed,
-                self.summary.probes + self.summary.probes_failed,
-                self.last_error
-                    .as_ref()
-                    .map(|e| format!(" (last: {e})"))
-                    .unwrap_or_default()
-            ));
-        }
-        let gone = self.gone.join(", ");
-        for a in &self.apps {
-            if !a.affected {
-                continue;
-            }
+        for a in self.apps.iter().filter(|a| a.affected) {
             let lost: Vec<&str> = a
                 .hosts_before
                 .iter()
                 .filter(|h| self.gone.iter().any(|g| same_host(g, h)))
                 .map(String::as_str)
                 .collect();
-            let now = self.last.as_ref();
-            match (self.kind, a.rescheduled) {
-                (ClusterKind::Storm, Some(r)) => out.push(format!(
-                    "Nimbus reassigned the executors of topology {} from dead supervisor{} {} in {r:.1} s (workers now on {})",
-                    a.scheduled_as,
-                    plural(lost.len()),
-                    lost.join(", "),
-                    a.hosts_after.join(", ")
-                )),
-                (ClusterKind::Storm, None) => {
-                    let detail = match now {
-                        Some(Capacity::Storm(s)) => s
-                            .topology(&a.scheduled_as)
-                            .map(|t| {
-                                format!(
-                                    " ({} of {} workers assigned, {} on dead supervisors)",
-                                    t.workers_assigned,
-                                    t.workers_configured
-                                        .map_or("?".to_owned(), |w| w.to_string()),
-                                    t.workers_on_dead_supervisors
-                                )
-                            })
-                            .unwrap_or_else(|| " (the topology is no longer listed)".into()),
-                        _ => String::new(),
-                    };
-                    out.push(format!(
-                        "Nimbus did not reassign the executors of topology {} from {} while the step was observed{detail}",
-                        a.scheduled_as, gone
-                    ));
-                }
-                (ClusterKind::Mesos, r) => {
-                    let app = match now {
-                        Some(Capacity::Mesos(m)) => m.app(&a.scheduled_as),
-                        _ => None,
-                    };
-                    let strategy = app
-                        .and_then(|x| x.unreachable_strategy.as_ref())
-                        .map(explain_strategy);
-                    // The strategy explains a relaunch that waited for it, or none at all.
-                    let waited = app
-                        .and_then(|x| x.unreachable_strategy.as_ref())
-                        .is_some_and(|s| match s {
-                            UnreachableStrategy::Enabled {
-                                inactive_after_seconds,
-                                ..
-                            } => inactive_after_seconds.unwrap_or(0) > 0,
-                            UnreachableStrategy::Disabled(_) => true,
-                        });
-                    match r {
-                        Some(r) => out.push(format!(
-                            "Marathon relaunched the tasks of {} lost on {} in {r:.1} s (tasks now on {}){}",
-                            a.scheduled_as,
-                            lost.join(", "),
-                            a.hosts_after.join(", "),
-                            strategy
-                                .filter(|_| waited)
-                                .map(|s| format!("; {s}"))
-                                .unwrap_or_default()
-                        )),
-                        None => out.push(format!(
-                            "Marathon did not relaunch the tasks of {} lost on {} while the step was observed{}{}",
-                            a.scheduled_as,
-                            lost.join(", "),
-                            app.map(|x| format!(
-                                " ({} of {} running, {} on dead hosts, {} deployments)",
-                                x.tasks_running,
-                                x.instances,
-                                x.tasks_on_dead_hosts,
-                                x.deployments_running
-                            ))
-                            .unwrap_or_default(),
-                            strategy.map(|s| format!("; {s}")).unwrap_or_default()
-                        )),
-                    }
-                }
-            }
+            out.push(match self.kind {
+                ClusterKind::Storm => self.storm_finding(a, &lost),
+                ClusterKind::Mesos => self.mesos_finding(a, &lost),
+            });
         }
         out
+    }
+
+    /// How the probes went; `Some` when capacity is unknown (nothing more can be said).
+    fn probe_findings(&self, out: &mut Vec<String>) -> Option<String> {
+        if self.before.is_none() {
+            return Some(
+                "capacity unknown at the injection (no health probe had answered): \
+                 rescheduling was not followed"
+                    .to_owned(),
+            );
+        }
+        let last = self
+            .last_error
+            .as_ref()
+            .map(|e| format!(" (last: {e})"))
+            .unwrap_or_default();
+        if self.summary.probes == 0 {
+            return Some(format!(
+                "capacity unknown while observing: {} health probes failed{last}",
+                self.summary.probes_failed,
+            ));
+        }
+        if self.summary.probes_failed > 0 {
+            out.push(format!(
+                "{} of {} health probes failed while observing{last}",
+                self.summary.probes_failed,
+                self.summary.probes + self.summary.probes_failed,
+            ));
+        }
+        None
+    }
+
+    fn storm_finding(&self, a: &Tracked, lost: &[&str]) -> String {
+        if let Some(r) = a.rescheduled {
+            return format!(
+                "Nimbus reassigned the executors of topology {} from dead supervisor{} {} in {r:.1} s (workers now on {})",
+                a.scheduled_as,
+                plural(lost.len()),
+                lost.join(", "),
+                a.hosts_after.join(", ")
+            );
+        }
+        let detail = match self.last.as_ref() {
+            Some(Capacity::Storm(s)) => s
+                .topology(&a.scheduled_as)
+                .map(|t| {
+                    format!(
+                        " ({} of {} workers assigned, {} on dead supervisors)",
+                        t.workers_assigned,
+                        t.workers_configured
+                            .map_or("?".to_owned(), |w| w.to_string()),
+                        t.workers_on_dead_supervisors
+                    )
+                })
+                .unwrap_or_else(|| " (the topology is no longer listed)".into()),
+            _ => String::new(),
+        };
+        format!(
+            "Nimbus did not reassign the executors of topology {} from {} while the step was observed{detail}",
+            a.scheduled_as,
+            self.gone.join(", ")
+        )
+    }
+
+    fn mesos_finding(&self, a: &Tracked, lost: &[&str]) -> String {
+        let app = match self.last.as_ref() {
+            Some(Capacity::Mesos(m)) => m.app(&a.scheduled_as),
+            _ => None,
+        };
+        let strategy = app.and_then(|x| x.unreachable_strategy.as_ref());
+        let explained = strategy.map(explain_strategy);
+        // The strategy explains a relaunch that waited for it, or none at all.
+        let waited = strategy.is_some_and(|s| match s {
+            UnreachableStrategy::Enabled {
+                inactive_after_seconds,
+                ..
+            } => inactive_after_seconds.unwrap_or(0) > 0,
+            UnreachableStrategy::Disabled(_) => true,
+        });
+        match a.rescheduled {
+            Some(r) => format!(
+                "Marathon relaunched the tasks of {} lost on {} in {r:.1} s (tasks now on {}){}",
+                a.scheduled_as,
+                lost.join(", "),
+                a.hosts_after.join(", "),
+                explained
+                    .filter(|_| waited)
+                    .map(|s| format!("; {s}"))
+                    .unwrap_or_default()
+            ),
+            None => format!(
+                "Marathon did not relaunch the tasks of {} lost on {} while the step was observed{}{}",
+                a.scheduled_as,
+                lost.join(", "),
+                app.map(|x| format!(
+                    " ({} of {} running, {} on dead hosts, {} deployments)",
+                    x.tasks_running, x.instances, x.tasks_on_dead_hosts, x.deployments_running
+                ))
+                .unwrap_or_default(),
+                explained.map(|s| format!("; {s}")).unwrap_or_default()
+            ),
+        }
     }
 
     /// A topology or app the scheduler shows whole while its lag still climbs: work that was put
@@ -452,17 +453,22 @@ mod tests {
         vec![("app".into(), "t".into())]
     }
 
+    /// A storm step injected at `t0` that lost host `a`.
+    fn storm_step(t0: f64, before: Option<Capacity>, expect_back: bool) -> Tracker {
+        Tracker::new(
+            ClusterKind::Storm,
+            t0,
+            vec!["a".into()],
+            &apps(),
+            before,
+            expect_back,
+        )
+    }
+
     #[test]
     fn rescheduled_when_whole_on_live_hosts_only() {
         let before = storm(&["a", "b", "c"], &["a", "b"], 4, 0);
-        let mut t = Tracker::new(
-            ClusterKind::Storm,
-            10.0,
-            vec!["a".into()],
-            &apps(),
-            Some(before),
-            true,
-        );
+        let mut t = storm_step(10.0, Some(before), true);
         assert_eq!(t.affected("app"), Some(true));
         // Before detection: still listed on the dead host, counted whole.
         t.observe(11.0, &Ok(storm(&["b", "c"], &["a", "b"], 4, 2)));
@@ -495,28 +501,14 @@ mod tests {
     #[test]
     fn unaffected_applications_are_not_followed() {
         let before = storm(&["a", "b", "c"], &["b"], 4, 0);
-        let t = Tracker::new(
-            ClusterKind::Storm,
-            0.0,
-            vec!["a".into()],
-            &apps(),
-            Some(before),
-            false,
-        );
+        let t = storm_step(0.0, Some(before), false);
         assert_eq!(t.affected("app"), Some(false));
         assert!(t.all_rescheduled());
     }
 
     #[test]
     fn never_answered_is_unknown_and_does_not_hold_the_step() {
-        let mut t = Tracker::new(
-            ClusterKind::Storm,
-            0.0,
-            vec!["a".into()],
-            &apps(),
-            None,
-            true,
-        );
+        let mut t = storm_step(0.0, None, true);
         t.observe(
             1.0,
             &Err("GET http://x/api/v1/cluster/summary: HTTP 503".into()),
@@ -530,14 +522,7 @@ mod tests {
     #[test]
     fn a_stalled_consumer_is_called_out() {
         let before = storm(&["a", "b"], &["a", "b"], 4, 0);
-        let mut t = Tracker::new(
-            ClusterKind::Storm,
-            0.0,
-            vec!["a".into()],
-            &apps(),
-            Some(before),
-            false,
-        );
+        let mut t = storm_step(0.0, Some(before), false);
         t.observe(3.0, &Ok(storm(&["b"], &["b"], 4, 0)));
         let rising: Vec<(f64, f64)> = (0..20).map(|i| (i as f64, 1.0 + i as f64)).collect();
         let msg = t.stalled("app", &rising, 5.0).expect("called out");

@@ -267,12 +267,7 @@ mod tests {
         let other = TargetLock::acquire(dir.path(), "mesos", "mesos|lab", run).unwrap();
         drop(other);
         // A holder that is gone: stale, and the file stays.
-        let path = lock.path.clone();
-        std::mem::forget(lock);
-        let mut holder: Holder =
-            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        holder.pid = u32::MAX - 1;
-        std::fs::write(&path, serde_json::to_vec(&holder).unwrap()).unwrap();
+        let (path, _) = orphan(lock);
         let another = Path::new("/tmp/run-3");
         let err = TargetLock::acquire(dir.path(), "storm", "storm|lab", another).unwrap_err();
         assert!(matches!(err, LockError::Stale { .. }), "{err}");
@@ -282,6 +277,17 @@ mod tests {
         let resumed = TargetLock::acquire(dir.path(), "storm", "storm|lab", run).unwrap();
         drop(resumed);
         assert!(!path.exists());
+    }
+
+    /// A lock whose holder died: left behind, naming a pid that does not run.
+    fn orphan(lock: TargetLock) -> (PathBuf, Holder) {
+        let path = lock.path.clone();
+        std::mem::forget(lock);
+        let mut holder: Holder =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        holder.pid = u32::MAX - 1;
+        std::fs::write(&path, serde_json::to_vec(&holder).unwrap()).unwrap();
+        (path, holder)
     }
 
     #[test]
@@ -296,12 +302,7 @@ mod tests {
         // Live holder: refused, even forced (it is on this host).
         let err = clear(dir.path(), "storm", "k", true).unwrap_err();
         assert!(matches!(err, LockError::Held { .. }), "{err}");
-        let path = lock.path.clone();
-        std::mem::forget(lock);
-        let mut holder: Holder =
-            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        holder.pid = u32::MAX - 1;
-        std::fs::write(&path, serde_json::to_vec(&holder).unwrap()).unwrap();
+        let (path, mut holder) = orphan(lock);
         match clear(dir.path(), "storm", "k", false).unwrap() {
             Cleared::Removed(h) => assert_eq!(h, holder),
             other => panic!("{other:?}"),
