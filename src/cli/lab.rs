@@ -70,13 +70,13 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Broker { spec } => {
             let topics: Vec<crate::lab::broker::TopicWire> = serde_json::from_str(&spec)
-                .map_err(|e| Failure::BadInput(format!("invalid lab broker spec: {e}")))?;
+                .map_err(|e| Failure::bad_input("invalid lab broker spec".into()).because(e))?;
             crate::lab::broker::serve(&topics)?;
             Ok(ExitCode::Success)
         }
         Command::Node { brokers, spec } => {
             let spec: NodeSpec = serde_json::from_str(&spec)
-                .map_err(|e| Failure::BadInput(format!("invalid lab node spec: {e}")))?;
+                .map_err(|e| Failure::bad_input("invalid lab node spec".into()).because(e))?;
             node::serve(KafkaSettings::new(brokers), &spec)?;
             Ok(ExitCode::Success)
         }
@@ -139,17 +139,18 @@ fn lab_up(
     stats: Option<Duration>,
 ) -> anyhow::Result<ExitCode> {
     let name = path.display().to_string();
-    let text = plan::read(path).map_err(|e| Failure::BadInput(format!("{name}: {e}")))?;
+    let text = plan::read(path)
+        .map_err(|e| Failure::bad_input(format!("cannot read {name}")).because(e))?;
     let loaded = plan::load(&text);
     for d in loaded.diagnostics.iter().filter(|d| d.is_error()) {
         output::err(&d.render(&name, &text));
     }
     let plan = loaded
         .plan
-        .ok_or_else(|| Failure::BadInput(format!("{name} is not a valid plan")))?;
+        .ok_or_else(|| Failure::bad_input(format!("{name} is not a valid plan")))?;
     let lab = plan
         .lab
-        .ok_or_else(|| Failure::BadInput(format!("{name} has no `lab:` section")))?;
+        .ok_or_else(|| Failure::bad_input(format!("{name} has no `lab:` section")))?;
     let exe = std::env::current_exe().context("cannot find the spotdrill executable")?;
     let running = up::RunningLab::start(&lab, &exe, dir)?;
     let state = running.state();

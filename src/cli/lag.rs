@@ -86,7 +86,7 @@ fn resolve(args: &Args) -> anyhow::Result<(KafkaSettings, Vec<GroupSpec>)> {
                 .collect::<Vec<_>>()
                 .join(","),
             Brokers::Lab => {
-                return Err(Failure::BadInput(
+                return Err(Failure::bad_input(
                     "the plan uses the embedded lab's broker: give its address with --brokers"
                         .into(),
                 )
@@ -94,7 +94,7 @@ fn resolve(args: &Args) -> anyhow::Result<(KafkaSettings, Vec<GroupSpec>)> {
             }
         },
         (None, None) => {
-            return Err(Failure::BadInput("give --brokers (or --plan)".into()).into());
+            return Err(Failure::bad_input("give --brokers (or --plan)".into()).into());
         }
     };
     let mut settings = KafkaSettings::new(brokers);
@@ -125,20 +125,21 @@ fn resolve(args: &Args) -> anyhow::Result<(KafkaSettings, Vec<GroupSpec>)> {
         }
         specs
     } else {
-        return Err(Failure::BadInput("give at least one --group (or --plan)".into()).into());
+        return Err(Failure::bad_input("give at least one --group (or --plan)".into()).into());
     };
     Ok((settings, specs))
 }
 
 fn load_plan(path: &std::path::Path) -> anyhow::Result<plan::Plan> {
     let name = path.display().to_string();
-    let text = plan::read(path).map_err(|e| Failure::BadInput(format!("{name}: {e}")))?;
+    let text = plan::read(path)
+        .map_err(|e| Failure::bad_input(format!("cannot read {name}")).because(e))?;
     let loaded = plan::load(&text);
     for d in loaded.diagnostics.iter().filter(|d| d.is_error()) {
         output::err(&d.render(&name, &text));
     }
     loaded.plan.ok_or_else(|| {
-        Failure::BadInput(format!(
+        Failure::bad_input(format!(
             "{name} is not a valid plan (see `spotdrill validate`)"
         ))
         .into()
@@ -179,13 +180,13 @@ fn security(args: &Args, from_plan: Option<Security>) -> anyhow::Result<Option<S
             Some(_) => SaslMechanism::ScramSha512,
             None => {
                 return Err(
-                    Failure::BadInput("a SASL protocol needs --sasl-mechanism".into()).into(),
+                    Failure::bad_input("a SASL protocol needs --sasl-mechanism".into()).into(),
                 );
             }
         };
         let (Some(username), Some(password_env)) = (&args.sasl_username, &args.sasl_password_env)
         else {
-            return Err(Failure::BadInput(
+            return Err(Failure::bad_input(
                 "a SASL protocol needs --sasl-username and --sasl-password-env".into(),
             )
             .into());

@@ -93,7 +93,7 @@ pub fn load_plan(path: &std::path::Path) -> anyhow::Result<(crate::plan::Plan, S
         Ok(text) => text,
         Err(e) => {
             crate::output::err(&e.diagnostic().render(&name, ""));
-            return Err(Failure::BadInput(format!("cannot read the plan {name}")).into());
+            return Err(Failure::bad_input(format!("cannot read the plan {name}")).into());
         }
     };
     let loaded = crate::plan::load(&text);
@@ -102,7 +102,7 @@ pub fn load_plan(path: &std::path::Path) -> anyhow::Result<(crate::plan::Plan, S
     }
     match loaded.plan {
         Some(plan) => Ok((plan, text)),
-        None => Err(Failure::BadInput(format!("{name} is not a valid plan")).into()),
+        None => Err(Failure::bad_input(format!("{name} is not a valid plan")).into()),
     }
 }
 

@@ -36,11 +36,11 @@ pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
         output::out(&render_text(&preflight, &path, &preflight.estimate));
     }
     if let Some(e) = &preflight.kafka_error {
-        return Err(Failure::Environment(e.clone()).into());
+        return Err(Failure::environment(e.clone()).into());
     }
     let errors = preflight.node_errors();
     if !errors.is_empty() {
-        return Err(Failure::Environment(errors.join("; ")).into());
+        return Err(Failure::environment(errors.join("; ")).into());
     }
     Ok(ExitCode::Success)
 }

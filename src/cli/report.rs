@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::exit::{ExitCode, Failure};
+use crate::exit::{ExitCode, Failure, Kind};
 use crate::journal;
 use crate::report::{self, Report};
 
@@ -15,17 +15,17 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let dir = &args.dir;
     if !dir.join(journal::FILE).is_file() {
-        return Err(Failure::BadInput(format!(
+        return Err(Failure::bad_input(format!(
             "{} has no {}: not a run directory (spotdrill run --out DIR writes one)",
             dir.display(),
             journal::FILE
         ))
         .into());
     }
-    let contents = journal::read_contents(dir).map_err(|e| Failure::BadInput(e.to_string()))?;
+    let contents = journal::read_contents(dir).map_err(|e| Failure::of(Kind::BadInput, e))?;
     let entries = contents.entries;
     if entries.is_empty() {
-        return Err(Failure::BadInput(format!(
+        return Err(Failure::bad_input(format!(
             "{} is empty: the run never started",
             dir.join(journal::FILE).display()
         ))

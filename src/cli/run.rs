@@ -40,7 +40,7 @@ pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
     let live = args.live && crate::live::stdout_is_terminal();
     if args.live && !live {
         if args.step_confirm {
-            return Err(Failure::BadInput(
+            return Err(Failure::bad_input(
                 "--step-confirm needs the dashboard, and stdout is not a terminal".into(),
             )
             .into());
@@ -149,7 +149,7 @@ fn confirm(plan: &crate::plan::Plan) -> anyhow::Result<()> {
         .map(|t| t.ladder.iter().sum::<u32>())
         .sum();
     if !std::io::stdin().is_terminal() {
-        return Err(Failure::BadInput(
+        return Err(Failure::bad_input(
             "refusing to run without confirmation: no terminal to ask on; pass --yes".into(),
         )
         .into());
@@ -172,7 +172,7 @@ fn confirm(plan: &crate::plan::Plan) -> anyhow::Result<()> {
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     if answer.trim() != "yes" {
-        return Err(Failure::BadInput("not confirmed; nothing was terminated".into()).into());
+        return Err(Failure::bad_input("not confirmed; nothing was terminated".into()).into());
     }
     Ok(())
 }

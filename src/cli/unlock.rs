@@ -29,7 +29,7 @@ pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
     for t in &args.targets {
         if !plan.targets.contains_key(t.as_str()) {
             let known: Vec<&str> = plan.targets.keys().map(String::as_str).collect();
-            return Err(Failure::BadInput(format!(
+            return Err(Failure::bad_input(format!(
                 "the plan has no target `{t}` (its targets: {})",
                 known.join(", ")
             ))
@@ -66,7 +66,7 @@ pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
     if refused.is_empty() {
         Ok(ExitCode::Success)
     } else {
-        Err(Failure::Environment(format!(
+        Err(Failure::environment(format!(
             "{}; a lock held by a live run is never removed: stop that run (Ctrl-C) instead",
             refused.join("; ")
         ))

@@ -17,7 +17,7 @@ pub struct Args {
 /// Without a terminal on stdout, the timeline is printed as plain lines instead.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !args.dir.is_dir() {
-        return Err(Failure::BadInput(format!(
+        return Err(Failure::bad_input(format!(
             "{} is not a run directory (it does not exist)",
             args.dir.display()
         ))
@@ -33,7 +33,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if !runs.is_empty() {
             runs.sort();
             let newest: Vec<String> = runs.iter().rev().take(3).cloned().collect();
-            return Err(Failure::BadInput(format!(
+            return Err(Failure::bad_input(format!(
                 "{} holds runs, it is not one: name one of them (newest: {})",
                 args.dir.display(),
                 newest.join(", ")
@@ -42,10 +42,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     if !crate::live::stdout_is_terminal() {
-        return Ok(code_of(plain(&args)?));
+        return plain(&args);
     }
     match Dashboard::new(&args.dir, None).run(None)? {
-        Ending::Finished(code) => Ok(code_of(code)),
+        Ending::Finished(code) => Ok(code),
         Ending::Left | Ending::RunnerDone => {
             crate::output::err(&format!(
                 "stopped watching {} before the run finished\n",
@@ -56,19 +56,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The run's exit code as ours.
-fn code_of(code: u8) -> ExitCode {
-    match code {
-        0 => ExitCode::Success,
-        1 => ExitCode::Failed,
-        2 => ExitCode::BadInput,
-        3 => ExitCode::Aborted,
-        _ => ExitCode::Environment,
-    }
-}
-
 /// The timeline as lines on stdout until `run_finished`; returns its exit code.
-fn plain(args: &Args) -> anyhow::Result<u8> {
+fn plain(args: &Args) -> anyhow::Result<ExitCode> {
     let mut follower = Follower::new(&args.dir);
     let mut printed: HashSet<(u64, String)> = HashSet::new();
     loop {

@@ -205,7 +205,7 @@ pub enum Entry {
     RunFinished {
         at: String,
         verdict: Verdict,
-        exit_code: u8,
+        exit_code: crate::exit::ExitCode,
         /// Wall time of this attempt, seconds.
         #[serde(default)]
         wall_s: Option<f64>,

@@ -47,7 +47,7 @@ pub struct RunMeta {
 pub struct Finish {
     pub at: String,
     pub verdict: Verdict,
-    pub exit_code: u8,
+    pub exit_code: crate::exit::ExitCode,
     pub wall_s: Option<f64>,
     pub cpu_s: Option<f64>,
     /// The attempt it ended (0 = the first, 1 after one resume, …).
@@ -569,7 +569,7 @@ mod tests {
             Entry::RunFinished {
                 at: AT.into(),
                 verdict: Verdict::Fail,
-                exit_code: 3,
+                exit_code: crate::exit::ExitCode::Aborted,
                 wall_s: Some(2.0),
                 cpu_s: None,
             },

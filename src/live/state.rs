@@ -172,7 +172,7 @@ pub struct CapacityView {
 pub struct Finished {
     pub at: f64,
     pub verdict: Verdict,
-    pub exit_code: u8,
+    pub exit_code: crate::exit::ExitCode,
 }
 
 /// A line of `lab-truth.jsonl` (only the fields shown).
@@ -373,7 +373,7 @@ impl LiveState {
                 ..
             } => {
                 let t = parse_time(at).unwrap_or(self.latest);
-                let tone = if *exit_code == 0 {
+                let tone = if *exit_code == crate::exit::ExitCode::Success {
                     Tone::Good
                 } else {
                     Tone::Bad
@@ -833,7 +833,10 @@ mod tests {
         let mut s = LiveState::default();
         s.apply_journal_line(r#"{"event":"interrupted","at":"2026-11-26T03:26:50Z","hard":false}"#);
         s.apply_journal_line(r#"{"event":"run_finished","at":"2026-11-26T03:26:51Z","verdict":"fail","exit_code":3}"#);
-        assert_eq!(s.finished.map(|f| f.exit_code), Some(3));
+        assert_eq!(
+            s.finished.map(|f| f.exit_code),
+            Some(crate::exit::ExitCode::Aborted)
+        );
         assert!(s.stopped.is_some());
         s.apply_journal_line(r#"{"event":"resumed","at":"2026-11-26T03:30:00Z"}"#);
         assert_eq!(s.finished, None);

@@ -72,7 +72,7 @@ impl Drop for Screen {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ending {
     /// The run finished; its exit code from `run_finished`.
-    Finished(u8),
+    Finished(crate::exit::ExitCode),
     /// The runner is done without a verdict (an error, a refusal): nothing to show.
     RunnerDone,
     /// The operator left (`watch`: q), or asked to exit at once (second Ctrl-C).
@@ -242,7 +242,11 @@ enum Act {
 impl Keys {
     /// Whether the dashboard is over, given the run's exit code once finished and, under
     /// `run --live`, whether the runner returned.
-    fn ending(&self, finished: Option<u8>, runner: Option<bool>) -> Option<Ending> {
+    fn ending(
+        &self,
+        finished: Option<crate::exit::ExitCode>,
+        runner: Option<bool>,
+    ) -> Option<Ending> {
         let no_key_to_wait_for = self.leave || !(self.tty && self.ok);
         match (finished, runner) {
             // watch: the run is over once run_finished is written.

@@ -53,12 +53,13 @@ pub async fn ready(name: &str, provider: &dyn Provider) -> anyhow::Result<Vec<No
     let nodes = provider
         .discover()
         .await
-        .map_err(|e| Failure::Environment(format!("cannot discover the nodes of {name}: {e}")))?
+        .map_err(|e| {
+            Failure::environment(format!("cannot discover the nodes of {name}")).because(e)
+        })?
         .nodes();
-    provider
-        .check_permissions(&nodes)
-        .await
-        .map_err(|e| Failure::Environment(format!("{name}: {e}")))?;
+    provider.check_permissions(&nodes).await.map_err(|e| {
+        Failure::environment(format!("{name}: its nodes may not be terminated")).because(e)
+    })?;
     Ok(nodes)
 }
 

@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{self, Verdict};
+use crate::exit::ExitCode;
 use crate::journal::view::{NodeResult, StepPhase, StepRun, Stop, StopKind, TargetRun};
 use crate::journal::{AppResult, Entry, NodeOutcome, RunView};
 
@@ -49,7 +50,8 @@ pub struct Report {
     /// `inconclusive`.
     pub verdict: Verdict,
     /// The exit code of the run: 0 pass, 1 a verdict failed, 3 aborted.
-    pub exit_code: u8,
+    #[schemars(with = "u8")]
+    pub exit_code: ExitCode,
     /// How the targets ran: "one after another: a, b".
     pub order: String,
     /// Why escalation stopped early (a guard, Ctrl-C), if it did.
@@ -203,9 +205,9 @@ impl Report {
 /// The report of a run for comparing: a `report.json` file, a run directory's `report.json`, or
 /// a run directory's journal rebuilt when it has no `report.json`. Anything else is bad input.
 pub fn load(path: &Path) -> anyhow::Result<Report> {
-    use crate::exit::Failure;
+    use crate::exit::{Failure, Kind};
     use crate::journal;
-    let bad = |e: anyhow::Error| anyhow::Error::from(Failure::BadInput(format!("{e:#}")));
+    let bad = |e: anyhow::Error| anyhow::Error::from(Failure::of(Kind::BadInput, e));
     if path.is_file() {
         return Report::read_json(path).map_err(bad);
     }
@@ -214,10 +216,10 @@ pub fn load(path: &Path) -> anyhow::Result<Report> {
         return Report::read_json(&json).map_err(bad);
     }
     if path.join(journal::FILE).is_file() {
-        let entries = journal::read(path).map_err(|e| Failure::BadInput(e.to_string()))?;
+        let entries = journal::read(path).map_err(|e| Failure::of(Kind::BadInput, e))?;
         return Ok(Report::from_journal(&entries));
     }
-    Err(Failure::BadInput(format!(
+    Err(Failure::bad_input(format!(
         "{} is not a run directory: it has neither report.json nor {}",
         path.display(),
         journal::FILE
@@ -271,13 +273,13 @@ fn run_verdict(targets: &[TargetReport]) -> Verdict {
 }
 
 /// 3 when escalation was stopped (a guard, an abort, Ctrl-C), else 0 on a pass and 1 otherwise.
-fn exit_code(stopped: bool, verdict: Verdict) -> u8 {
+fn exit_code(stopped: bool, verdict: Verdict) -> ExitCode {
     if stopped {
-        3
+        ExitCode::Aborted
     } else if verdict == Verdict::Pass {
-        0
+        ExitCode::Success
     } else {
-        1
+        ExitCode::Failed
     }
 }
 

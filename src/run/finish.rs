@@ -87,7 +87,7 @@ impl Runner<'_> {
         crate::report::write_all(&opts.dir, &report)?;
         self.progress.clear();
         crate::output::out(&summary(&report, opts, wall_s, cpu_s));
-        Ok(ExitCode::from_report(report.exit_code))
+        Ok(report.exit_code)
     }
 }
 

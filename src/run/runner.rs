@@ -179,7 +179,11 @@ impl Runner<'_> {
             .lock()
             .map_err(|_| anyhow::anyhow!("the journal lock is poisoned"))?
             .append(entry)
-            .map_err(|e| Failure::Environment(format!("cannot write the journal: {e}")).into())
+            .map_err(|e| {
+                Failure::environment("cannot write the journal".into())
+                    .because(e)
+                    .into()
+            })
     }
 
     /// Now as the journal writes it.

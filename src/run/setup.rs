@@ -19,7 +19,7 @@ use super::control::Control;
 use super::lock::{self, TargetLock};
 use super::progress::Progress;
 use super::runner::{Runner, Series};
-use crate::exit::{ExitCode, Failure};
+use crate::exit::{ExitCode, Failure, Kind};
 use crate::journal::{self, Entry, Journal};
 use crate::kafka::KafkaSettings;
 use crate::lab::up::RunningLab;
@@ -32,12 +32,13 @@ use crate::plan::{Brokers, Plan};
 /// The journal of the run to resume (empty for a new run), after checking that the run
 /// directory is what the options say it is.
 pub fn previous_run(text: &str, opts: &Options) -> anyhow::Result<Vec<Entry>> {
-    std::fs::create_dir_all(&opts.dir)
-        .map_err(|e| Failure::Environment(format!("cannot create {}: {e}", opts.dir.display())))?;
+    std::fs::create_dir_all(&opts.dir).map_err(|e| {
+        Failure::environment(format!("cannot create {}", opts.dir.display())).because(e)
+    })?;
     let shown = opts.dir.display();
     if !opts.resume {
         if opts.dir.join(journal::FILE).exists() {
-            return Err(Failure::BadInput(format!(
+            return Err(Failure::bad_input(format!(
                 "{shown} already holds a run; choose another --out or continue it with --resume"
             ))
             .into());
@@ -50,11 +51,11 @@ pub fn previous_run(text: &str, opts: &Options) -> anyhow::Result<Vec<Entry>> {
         _ => None,
     });
     match digest {
-        None => Err(Failure::BadInput(format!(
+        None => Err(Failure::bad_input(format!(
             "{shown} has no run to resume (its journal has no run_started)"
         ))
         .into()),
-        Some(d) if d != journal::digest(text) => Err(Failure::BadInput(format!(
+        Some(d) if d != journal::digest(text) => Err(Failure::bad_input(format!(
             "the plan changed since the run in {shown} started; resume it with the same plan"
         ))
         .into()),
@@ -86,7 +87,7 @@ pub async fn locks(plan: &Plan, opts: &Options) -> anyhow::Result<Vec<TargetLock
     let mut locks = Vec::new();
     for (name, key) in lock_keys(plan, &opts.aws).await {
         let lock = TargetLock::acquire(&opts.lock_dir, &name, &key, &opts.dir)
-            .map_err(|e| Failure::Environment(e.to_string()))?;
+            .map_err(|e| Failure::of(Kind::Environment, e))?;
         locks.push(lock);
     }
     Ok(locks)
@@ -142,7 +143,7 @@ pub async fn runner<'a>(
     settings.security.clone_from(&plan.kafka.security);
     let specs: Vec<GroupSpec> = plan.consumer_groups().iter().map(GroupSpec::from).collect();
     let probe =
-        LagProbe::connect(settings, &specs).map_err(|e| Failure::Environment(e.to_string()))?;
+        LagProbe::connect(settings, &specs).map_err(|e| Failure::of(Kind::Environment, e))?;
     let (rx, sampler) =
         crate::observe::sampler::spawn(probe, plan.observe.sample_interval, cancel.clone());
     Ok(Runner {
@@ -192,7 +193,7 @@ fn brokers(plan: &Plan, lab: Option<&RunningLab>) -> anyhow::Result<String> {
     Ok(match (&plan.kafka.brokers, lab) {
         (Brokers::Lab, Some(lab)) => lab.state().brokers,
         (Brokers::Lab, None) => {
-            return Err(Failure::BadInput(
+            return Err(Failure::bad_input(
                 "kafka.brokers is `lab` but the plan has no `lab:` section".into(),
             )
             .into());
@@ -227,7 +228,7 @@ fn endpoints(
     let mut out = IndexMap::new();
     for (name, t) in &plan.targets {
         if let Some(e) = capacity::endpoints(name, t, lab_url, &plan_dir)
-            .map_err(|e| Failure::Environment(format!("{e:#}")))?
+            .map_err(|e| Failure::of(Kind::Environment, e))?
         {
             out.insert(name.clone(), e);
         }

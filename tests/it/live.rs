@@ -126,7 +126,10 @@ fn the_follower_sees_a_run_grow_through_torn_lines() {
     assert_eq!(f.state.apps, whole.apps);
     assert_eq!(f.state.events, whole.events);
     assert_eq!(f.state.finished, whole.finished);
-    assert_eq!(f.state.finished.map(|f| f.exit_code), Some(1));
+    assert_eq!(
+        f.state.finished.map(|f| f.exit_code),
+        Some(spotdrill::exit::ExitCode::Failed)
+    );
 }
 
 /// `watch` without a terminal prints the timeline as lines and exits with the run's own code.
