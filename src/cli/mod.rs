@@ -4,9 +4,11 @@ use clap::{Parser, Subcommand};
 
 use crate::exit::ExitCode;
 
+pub mod completions;
 pub mod diff;
 pub mod lab;
 pub mod lag;
+pub mod man;
 pub mod plan;
 pub mod report;
 pub mod run;
@@ -82,6 +84,10 @@ pub enum Command {
     Schema(schema::Args),
     /// Clear the stale target locks a crashed run left behind.
     Unlock(unlock::Args),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
+    /// Print the man page, or write one page per command into a directory.
+    Man(man::Args),
 }
 
 /// Read and validate a plan for a command that acts on it: diagnostics go to stderr, and an
@@ -119,5 +125,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lab(cmd) => lab::run(cmd),
         Command::Schema(args) => schema::run(args),
         Command::Unlock(args) => unlock::run(args, &cli.aws),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
     }
 }

@@ -3,6 +3,7 @@
 
 mod aws;
 mod cli;
+mod completions;
 mod experiments;
 mod health;
 mod lab;
