@@ -10,7 +10,6 @@ use crate::kafka::KafkaSettings;
 use crate::lab::node::{self, NodeSpec};
 use crate::lab::{stats, up};
 use crate::output;
-use crate::plan;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -139,15 +138,7 @@ fn lab_up(
     stats: Option<Duration>,
 ) -> anyhow::Result<ExitCode> {
     let name = path.display().to_string();
-    let text = plan::read(path)
-        .map_err(|e| Failure::bad_input(format!("cannot read {name}")).because(e))?;
-    let loaded = plan::load(&text);
-    for d in loaded.diagnostics.iter().filter(|d| d.is_error()) {
-        output::err(&d.render(&name, &text));
-    }
-    let plan = loaded
-        .plan
-        .ok_or_else(|| Failure::bad_input(format!("{name} is not a valid plan")))?;
+    let (plan, _) = super::load_plan(path)?;
     let lab = plan
         .lab
         .ok_or_else(|| Failure::bad_input(format!("{name} has no `lab:` section")))?;

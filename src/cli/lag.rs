@@ -131,19 +131,7 @@ fn resolve(args: &Args) -> anyhow::Result<(KafkaSettings, Vec<GroupSpec>)> {
 }
 
 fn load_plan(path: &std::path::Path) -> anyhow::Result<plan::Plan> {
-    let name = path.display().to_string();
-    let text = plan::read(path)
-        .map_err(|e| Failure::bad_input(format!("cannot read {name}")).because(e))?;
-    let loaded = plan::load(&text);
-    for d in loaded.diagnostics.iter().filter(|d| d.is_error()) {
-        output::err(&d.render(&name, &text));
-    }
-    loaded.plan.ok_or_else(|| {
-        Failure::bad_input(format!(
-            "{name} is not a valid plan (see `spotdrill validate`)"
-        ))
-        .into()
-    })
+    Ok(super::load_plan(path)?.0)
 }
 
 /// Security from the flags; where no flag is given, the plan's.
