@@ -110,20 +110,17 @@ fn resolve(args: &Args) -> anyhow::Result<(KafkaSettings, Vec<GroupSpec>)> {
             })
             .collect()
     } else if let Some(p) = &plan {
-        let mut specs: Vec<GroupSpec> = Vec::new();
-        for app in p.applications.values() {
-            if !specs.iter().any(|s| s.group == app.group) {
-                specs.push(GroupSpec {
-                    group: app.group.clone(),
-                    topics: if args.topics.is_empty() {
-                        app.topics.clone()
-                    } else {
-                        args.topics.clone()
-                    },
-                });
-            }
-        }
-        specs
+        p.consumer_groups()
+            .iter()
+            .map(|g| GroupSpec {
+                group: g.group.clone(),
+                topics: if args.topics.is_empty() {
+                    g.topics.clone()
+                } else {
+                    args.topics.clone()
+                },
+            })
+            .collect()
     } else {
         return Err(Failure::bad_input("give at least one --group (or --plan)".into()).into());
     };

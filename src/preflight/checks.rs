@@ -93,22 +93,7 @@ fn check_kafka(plan: &Plan) -> Result<String, String> {
     tracing::debug!(brokers = %brokers, "checking Kafka");
     let mut settings = KafkaSettings::new(brokers.clone());
     settings.security = plan.kafka.security.clone();
-    let mut groups: IndexMap<&str, Vec<String>> = IndexMap::new();
-    for app in plan.applications.values() {
-        let topics = groups.entry(app.group.as_str()).or_default();
-        for t in &app.topics {
-            if !topics.contains(t) {
-                topics.push(t.clone());
-            }
-        }
-    }
-    let specs: Vec<GroupSpec> = groups
-        .into_iter()
-        .map(|(group, topics)| GroupSpec {
-            group: group.to_owned(),
-            topics,
-        })
-        .collect();
+    let specs: Vec<GroupSpec> = plan.consumer_groups().iter().map(GroupSpec::from).collect();
     tracing::debug!(brokers = %brokers, groups = specs.len(), "checking Kafka");
     LagProbe::connect(settings, &specs).map_err(|e| e.to_string())?;
     let topics: BTreeSet<&str> = specs
