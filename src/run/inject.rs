@@ -101,7 +101,10 @@ impl Runner<'_> {
         let mut interrupts = self.interrupts.clone();
         let seen = self.seen_interrupts;
         let stop = Box::pin(async move {
-            let _ = interrupts.wait_for(|n| *n > seen).await;
+            // Without a watcher (no signal handler) there is no interrupt to wait for.
+            if interrupts.wait_for(|n| *n > seen).await.is_err() {
+                std::future::pending::<()>().await;
+            }
         });
         let injection = Injection {
             label: format!("{}-step-{}", at.name, at.step + 1),

@@ -21,6 +21,8 @@ mod progress;
 mod runner;
 mod setup;
 mod step;
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
 use std::time::SystemTime;

@@ -157,6 +157,8 @@ pub(super) struct Runner<'a> {
     pub clock: Clock,
     pub interrupts: watch::Receiver<u32>,
     pub seen_interrupts: u32,
+    /// Whether the interrupt watcher is still there to listen to.
+    pub listening: bool,
     pub progress: Progress,
     /// The operator's keys, with `--live`.
     pub control: Option<Control>,
@@ -240,11 +242,12 @@ impl Runner<'_> {
             tokio::select! {
                 snapshot = self.rx.recv() => self.take(snapshot)?,
                 () = tokio::time::sleep_until(deadline) => return Ok(WaitEnd::Timeout),
-                changed = self.interrupts.changed() => {
-                    if changed.is_ok() {
-                        self.note_interrupt()?;
-                    }
-                }
+                changed = self.interrupts.changed(), if self.listening => match changed {
+                    Ok(()) => self.note_interrupt()?,
+                    // The watcher is gone (no signal handler could be installed): stop
+                    // listening rather than spin on a closed channel.
+                    Err(_) => self.listening = false,
+                },
             }
         }
     }

@@ -162,6 +162,7 @@ pub async fn runner<'a>(
         cpu_start: crate::lab::stats::read(&[std::process::id()]),
         interrupts,
         seen_interrupts: 0,
+        listening: true,
         progress,
         control: opts.control.clone(),
         stop: None,
@@ -236,7 +237,7 @@ fn endpoints(
     Ok(out)
 }
 
-fn series(plan: &Plan) -> IndexMap<String, Series> {
+pub(super) fn series(plan: &Plan) -> IndexMap<String, Series> {
     plan.applications
         .iter()
         .map(|(name, a)| {
