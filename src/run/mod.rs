@@ -57,8 +57,8 @@ pub struct Options {
 pub async fn run(plan: &Plan, text: &str, opts: &Options) -> anyhow::Result<ExitCode> {
     tracing::debug!(plan = %plan.name, dir = %opts.dir.display(), resume = opts.resume, "run");
     let previous = setup::previous_run(text, opts)?;
-    let locks = setup::locks(plan, opts).await?;
-    let mut runner = setup::runner(plan, opts, &locks).await?;
+    let (locks, providers) = setup::locks(plan, opts).await?;
+    let mut runner = setup::runner(plan, opts, &locks, providers).await?;
     let result = runner.game_day(text, opts, &previous).await;
     runner.shut_down().await?;
     drop(locks);

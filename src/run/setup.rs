@@ -27,7 +27,7 @@ use crate::nodes::aws::AwsSettings;
 use crate::nodes::{self, Provider};
 use crate::observe::health::LabUrl;
 use crate::observe::{GroupSpec, LagProbe};
-use crate::plan::{Brokers, Plan};
+use crate::plan::{Brokers, NodeSelector, Plan};
 
 /// The journal of the run to resume (empty for a new run), after checking that the run
 /// directory is what the options say it is.
@@ -63,49 +63,50 @@ pub fn previous_run(text: &str, opts: &Options) -> anyhow::Result<Vec<Entry>> {
     }
 }
 
-/// Connect every target's provider (`lab`: the running lab, if any).
-pub async fn providers(
+/// The target's providers, by name.
+pub type Providers = IndexMap<String, Arc<dyn Provider>>;
+
+/// Connect the providers of the targets `which` selects (`lab`: the running lab, if any).
+async fn connect(
     plan: &Plan,
-    opts: &Options,
+    aws: &AwsSettings,
     lab: Option<&RunningLab>,
-) -> IndexMap<String, Arc<dyn Provider>> {
+    which: impl Fn(&NodeSelector) -> bool,
+) -> Providers {
     let handle = lab.map(RunningLab::handle);
     let cx = nodes::Context {
-        aws: &opts.aws,
+        aws,
         plan_lab: plan.lab.as_ref(),
         lab: handle.as_ref(),
     };
     let mut out = IndexMap::new();
-    for (name, t) in &plan.targets {
+    for (name, t) in plan.targets.iter().filter(|(_, t)| which(&t.nodes)) {
         out.insert(name.clone(), Arc::from(nodes::connect(&t.nodes, cx).await));
     }
     out
 }
 
-/// One run per target at a time: a lock per target, keyed on its cluster's identity.
-pub async fn locks(plan: &Plan, opts: &Options) -> anyhow::Result<Vec<TargetLock>> {
+/// One run per target at a time: every target's provider, connected once, and a lock per
+/// target keyed on its cluster's identity.
+pub async fn locks(plan: &Plan, opts: &Options) -> anyhow::Result<(Vec<TargetLock>, Providers)> {
+    let providers = connect(plan, &opts.aws, None, |_| true).await;
     let mut locks = Vec::new();
-    for (name, key) in lock_keys(plan, &opts.aws).await {
-        let lock = TargetLock::acquire(&opts.lock_dir, &name, &key, &opts.dir)
+    for (name, p) in &providers {
+        let key = lock::key(&p.lock_identity());
+        let lock = TargetLock::acquire(&opts.lock_dir, name, &key, &opts.dir)
             .map_err(|e| Failure::of(Kind::Environment, e))?;
         locks.push(lock);
     }
-    Ok(locks)
+    Ok((locks, providers))
 }
 
 /// Each target's lock key: its provider's identity of the cluster.
 pub async fn lock_keys(plan: &Plan, aws: &AwsSettings) -> IndexMap<String, String> {
-    let cx = nodes::Context {
-        aws,
-        plan_lab: plan.lab.as_ref(),
-        lab: None,
-    };
-    let mut out = IndexMap::new();
-    for (name, t) in &plan.targets {
-        let identity = nodes::connect(&t.nodes, cx).await.lock_identity();
-        out.insert(name.clone(), lock::key(&identity));
-    }
-    out
+    connect(plan, aws, None, |_| true)
+        .await
+        .into_iter()
+        .map(|(name, p)| (name, lock::key(&p.lock_identity())))
+        .collect()
 }
 
 /// Everything the runner needs, started: journal, interrupts, lab, providers, probes, sampler.
@@ -113,6 +114,7 @@ pub async fn runner<'a>(
     plan: &'a Plan,
     opts: &Options,
     locks: &[TargetLock],
+    mut providers: Providers,
 ) -> anyhow::Result<Runner<'a>> {
     let journal = Arc::new(Mutex::new(Journal::open(&opts.dir)?));
     let lock_paths: Vec<PathBuf> = locks.iter().map(|l| l.path().to_owned()).collect();
@@ -121,7 +123,11 @@ pub async fn runner<'a>(
     let lab = start_lab(plan, opts, &mut progress)?;
     let brokers = brokers(plan, lab.as_ref())?;
     let cancel = CancellationToken::new();
-    let providers = providers(plan, opts, lab.as_ref()).await;
+    // The lab's providers act on the lab just started; the others are kept as connected.
+    if let Some(lab) = &lab {
+        let is_lab = |n: &NodeSelector| matches!(n, NodeSelector::Lab { .. });
+        providers.extend(connect(plan, &opts.aws, Some(lab), is_lab).await);
+    }
     let every = plan.observe.sample_interval.max(Duration::from_secs(1));
     for p in providers.values() {
         p.follow_capacity(every, cancel.clone());
