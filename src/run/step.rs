@@ -165,8 +165,8 @@ impl Runner<'_> {
         }
         proceed!(self.cooldown(at).await);
         let live = proceed!(self.live_nodes(at).await);
-        proceed!(self.guards(at, previous, live));
-        let chosen = proceed!(self.choose(at).await);
+        proceed!(self.guards(at, previous, live.as_ref().map(Vec::len)));
+        let chosen = proceed!(self.choose(at, live).await);
         proceed!(self.confirm(at, &chosen.nodes).await);
         let injected = self.inject(at, chosen).await?;
         self.observe(at, injected.t0).await?;
@@ -272,12 +272,13 @@ impl Runner<'_> {
             && self.last_capacity.get(name).is_none_or(Capacity::is_whole)
     }
 
-    /// The target's nodes now, where `min_healthy` needs them counted.
-    async fn live_nodes(&mut self, at: At<'_>) -> Phase<Option<usize>> {
+    /// The target's nodes now, where `min_healthy` needs them counted before the guards (the
+    /// choice then uses the same discovery).
+    async fn live_nodes(&mut self, at: At<'_>) -> Phase<Option<Vec<Node>>> {
         if at.target.guards.min_healthy.is_none() {
             return Ok(Ok(None));
         }
-        Ok(self.discovered(at).await.map(|nodes| Some(nodes.len())))
+        Ok(self.discovered(at).await.map(Some))
     }
 
     /// Discovery, or the breach a failed discovery is.
@@ -333,11 +334,15 @@ impl Runner<'_> {
     }
 
     /// Select among the running, eligible nodes, knowing what runs where (for `running:`,
-    /// `max_per_topology`, and the step's capacity before the injection).
-    async fn choose(&mut self, at: At<'_>) -> Phase<Chosen> {
-        let discovered = match self.discovered(at).await {
-            Ok(nodes) => nodes,
-            Err(o) => return Ok(Err(o)),
+    /// `max_per_topology`, and the step's capacity before the injection). `discovered`: this
+    /// step's discovery, if the guards already needed it.
+    async fn choose(&mut self, at: At<'_>, discovered: Option<Vec<Node>>) -> Phase<Chosen> {
+        let discovered = match discovered {
+            Some(nodes) => nodes,
+            None => match self.discovered(at).await {
+                Ok(nodes) => nodes,
+                Err(o) => return Ok(Err(o)),
+            },
         };
         let eligible: Vec<Node> = discovered
             .into_iter()

@@ -255,3 +255,29 @@ async fn a_step_that_recovers_too_late_fails_and_ends_the_ladder() {
         "nothing after the failure"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn min_healthy_counts_the_nodes_the_step_then_chooses_from() {
+    let plan_text = PLAN
+        .replace("guards: {max_terminations: 4}", "guards: {min_healthy: 3}")
+        .replace("[1, 2, 3]", "[1, 2]");
+    let plan = crate::plan::load(&plan_text).plan.expect("a valid plan");
+    let dir = tempfile::tempdir().unwrap();
+    let (mut r, injections) = runner(&plan, dir.path());
+    assert_eq!(r.baseline().await.unwrap(), None);
+    r.target("c", &plan.targets["c"], &[]).await.unwrap();
+    let entries = journal::read(dir.path()).unwrap();
+    // 4 healthy nodes − 1 leaves 3: step 1 runs; − 2 would leave 2, below 3: the guard stops it.
+    let breach = entries.iter().find_map(|e| match e {
+        Entry::GuardBreached { guard, detail, .. } if guard == "min_healthy" => {
+            Some(detail.clone())
+        }
+        _ => None,
+    });
+    assert_eq!(
+        breach.as_deref(),
+        Some("4 healthy nodes − 2 would leave 2, below 3"),
+        "{entries:#?}"
+    );
+    assert_eq!(injections.lock().unwrap().len(), 1);
+}
