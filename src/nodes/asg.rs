@@ -10,7 +10,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::aws::{self, AwsError, AwsSettings, Ec2, InstanceFilter, call_error, confirm, refusal};
-use super::{Discovery, Injection, Node, Permission, Provider, ProviderError, Terminated};
+use super::instances::{Instances, Replacement, Source};
+use super::{Discovery, Found, Injection, Terminated};
 
 /// The group a target names.
 #[derive(Clone, Debug)]
@@ -21,8 +22,8 @@ pub struct Group {
     pub allow_on_demand: bool,
 }
 
+/// The InService members of an Auto Scaling group.
 pub struct AsgNodes {
-    ec2: Ec2,
     asg: aws_sdk_autoscaling::Client,
     group: Group,
     /// The group's capacity as last described, once followed.
@@ -30,17 +31,32 @@ pub struct AsgNodes {
 }
 
 impl AsgNodes {
-    pub async fn connect(settings: &AwsSettings, region: Option<&str>, group: Group) -> AsgNodes {
+    pub async fn connect(
+        settings: &AwsSettings,
+        region: Option<&str>,
+        group: Group,
+    ) -> Instances<AsgNodes> {
         let config = aws::sdk_config(settings, region).await;
-        AsgNodes {
-            ec2: Ec2::new(&config),
+        let source = AsgNodes {
             asg: aws_sdk_autoscaling::Client::new(&config),
             group,
             followed: OnceLock::new(),
-        }
+        };
+        Instances::new(Ec2::new(&config), source)
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for AsgNodes {
+    fn name(&self) -> &'static str {
+        "aws-asg"
     }
 
-    async fn eligible(&self) -> Result<Discovery, AwsError> {
+    fn identity(&self) -> String {
+        format!("asg/{}", self.group.name)
+    }
+
+    async fn eligible(&self, ec2: &Ec2) -> Result<Discovery, AwsError> {
         let capacity = group_capacity(&self.asg, &self.group.name).await?;
         if capacity.in_service.is_empty() {
             return Ok(Discovery::default());
@@ -49,51 +65,26 @@ impl AsgNodes {
             allow_on_demand: self.group.allow_on_demand,
             ..InstanceFilter::default()
         };
-        aws::describe(
-            &self.ec2.client,
-            &filter,
-            Some(capacity.in_service.as_slice()),
-        )
-        .await
+        let members = Some(capacity.in_service.as_slice());
+        aws::describe(&ec2.client, &filter, members).await
+    }
+
+    /// The group terminates with its own service-linked role (the caller's TerminateInstances
+    /// permission is still what the DryRun check can see).
+    async fn terminate(&self, ec2: &Ec2, go: &[&Found], _: Injection<'_>) -> Vec<Terminated> {
+        let ids: Vec<String> = go.iter().map(|f| f.node.id.clone()).collect();
+        terminate_asg(&self.asg, &ec2.client, &ids, self.group.replace).await
+    }
+
+    fn replacement(&self) -> Option<&dyn Replacement> {
+        self.group.replace.then_some(self as &dyn Replacement)
     }
 }
 
-#[async_trait::async_trait]
-impl Provider for AsgNodes {
-    fn name(&self) -> &'static str {
-        "aws-asg"
-    }
-
-    fn lock_identity(&self) -> String {
-        format!("aws/{}/asg/{}", self.ec2.region, self.group.name)
-    }
-
-    async fn discover(&self) -> Result<Discovery, ProviderError> {
-        Ok(self.eligible().await?)
-    }
-
-    /// For aws-asg the group terminates with its own service-linked role; the caller's
-    /// TerminateInstances permission is still what DryRun can check.
-    async fn check_permissions(&self, nodes: &[Node]) -> Result<Permission, ProviderError> {
-        Ok(self.ec2.check_permissions(nodes).await?)
-    }
-
-    async fn terminate(&self, nodes: &[Node], _injection: Injection<'_>) -> Vec<Terminated> {
-        let now = self.eligible().await;
-        let (asg, ec2, replace) = (&self.asg, &self.ec2.client, self.group.replace);
-        aws::terminate_eligible(nodes, now, |ids| async move {
-            terminate_asg(asg, ec2, &ids, replace).await
-        })
-        .await
-    }
-
-    fn replaces(&self) -> bool {
-        self.group.replace
-    }
-
+impl Replacement for AsgNodes {
     /// Describe the group every `every` until `cancel`.
-    fn follow_capacity(&self, every: Duration, cancel: CancellationToken) {
-        if !self.group.replace || self.followed.get().is_some() {
+    fn follow(&self, every: Duration, cancel: CancellationToken) {
+        if self.followed.get().is_some() {
             return;
         }
         let (tx, rx) = watch::channel(None);
@@ -120,10 +111,7 @@ impl Provider for AsgNodes {
     }
 
     /// At its desired InService count without the nodes in `gone` (as last described).
-    fn capacity_full(&self, gone: &[String]) -> bool {
-        if !self.group.replace {
-            return true;
-        }
+    fn full(&self, gone: &[String]) -> bool {
         self.followed
             .get()
             .is_some_and(|rx| rx.borrow().as_ref().is_some_and(|c| c.is_full(gone)))

@@ -550,28 +550,6 @@ pub(super) fn refusal(id: &str, e: &AwsError) -> Terminated {
 /// What a node the selector no longer returns gets as the detail of its `already_gone`.
 pub const NO_LONGER_RETURNED: &str = "the selector no longer returns it as running";
 
-/// Terminate, with `call` on their ids, the nodes a fresh discovery (`now`) still returns as
-/// eligible; every other node gets its outcome without a call. One outcome per node, in order.
-pub async fn terminate_eligible<Fut>(
-    nodes: &[Node],
-    now: Result<Discovery, AwsError>,
-    call: impl FnOnce(Vec<String>) -> Fut,
-) -> Vec<Terminated>
-where
-    Fut: std::future::Future<Output = Vec<Terminated>>,
-{
-    let now = match now {
-        Ok(d) => d,
-        Err(e) => return rediscovery_failed(nodes, &e),
-    };
-    let (go, mut results) = now.sort_out(nodes, NO_LONGER_RETURNED);
-    let ids: Vec<String> = go.iter().map(|f| f.node.id.clone()).collect();
-    if !ids.is_empty() {
-        results.extend(call(ids).await);
-    }
-    results.in_order(nodes)
-}
-
 /// Every node an error when discovery before the call failed: nothing was terminated.
 pub fn rediscovery_failed(nodes: &[Node], e: &AwsError) -> Vec<Terminated> {
     nodes

@@ -8,10 +8,11 @@ use std::time::Duration;
 use super::aws::{
     self, AwsError, AwsSettings, Ec2, InstanceFilter, call_error, confirm, failed_call,
 };
-use super::{Discovery, Injection, Node, Permission, Provider, ProviderError, Terminated};
+use super::instances::{Instances, Source};
+use super::{Discovery, Found, Injection, Terminated};
 
+/// The instances a selector's tags, zones, types and spot fleet request name.
 pub struct Ec2Nodes {
-    ec2: Ec2,
     filter: InstanceFilter,
     spot_fleet_request: Option<String>,
 }
@@ -22,60 +23,43 @@ impl Ec2Nodes {
         region: Option<&str>,
         filter: InstanceFilter,
         spot_fleet_request: Option<String>,
-    ) -> Ec2Nodes {
+    ) -> Instances<Ec2Nodes> {
         let config = aws::sdk_config(settings, region).await;
-        Ec2Nodes {
-            ec2: Ec2::new(&config),
+        let source = Ec2Nodes {
             filter,
             spot_fleet_request,
-        }
+        };
+        Instances::new(Ec2::new(&config), source)
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for Ec2Nodes {
+    fn name(&self) -> &'static str {
+        "aws-ec2"
     }
 
-    async fn eligible(&self) -> Result<Discovery, AwsError> {
-        let client = &self.ec2.client;
+    fn identity(&self) -> String {
+        let fleet = self.spot_fleet_request.as_deref().unwrap_or("");
+        format!("instances/{};fleet={fleet}", self.filter.normalised())
+    }
+
+    async fn eligible(&self, ec2: &Ec2) -> Result<Discovery, AwsError> {
         let members = match &self.spot_fleet_request {
-            Some(id) => Some(fleet_members(client, id).await?),
+            Some(id) => Some(fleet_members(&ec2.client, id).await?),
             None => None,
         };
-        let mut d = aws::describe(client, &self.filter, None).await?;
+        let mut d = aws::describe(&ec2.client, &self.filter, None).await?;
         if let Some(members) = members {
             d.found.retain(|f| members.contains(&f.node.id));
             d.excluded.retain(|e| members.contains(&e.id));
         }
         Ok(d)
     }
-}
 
-#[async_trait::async_trait]
-impl Provider for Ec2Nodes {
-    fn name(&self) -> &'static str {
-        "aws-ec2"
-    }
-
-    fn lock_identity(&self) -> String {
-        format!(
-            "aws/{}/instances/{};fleet={}",
-            self.ec2.region,
-            self.filter.normalised(),
-            self.spot_fleet_request.as_deref().unwrap_or("")
-        )
-    }
-
-    async fn discover(&self) -> Result<Discovery, ProviderError> {
-        Ok(self.eligible().await?)
-    }
-
-    async fn check_permissions(&self, nodes: &[Node]) -> Result<Permission, ProviderError> {
-        Ok(self.ec2.check_permissions(nodes).await?)
-    }
-
-    async fn terminate(&self, nodes: &[Node], _injection: Injection<'_>) -> Vec<Terminated> {
-        let now = self.eligible().await;
-        let client = &self.ec2.client;
-        aws::terminate_eligible(nodes, now, |ids| async move {
-            terminate_ec2(client, &ids).await
-        })
-        .await
+    async fn terminate(&self, ec2: &Ec2, go: &[&Found], _: Injection<'_>) -> Vec<Terminated> {
+        let ids: Vec<String> = go.iter().map(|f| f.node.id.clone()).collect();
+        terminate_ec2(&ec2.client, &ids).await
     }
 }
 

@@ -10,10 +10,8 @@ use aws_sdk_ec2::types::InstanceStateName;
 use super::aws::{
     self, AwsError, AwsSettings, Ec2, InstanceFilter, call_error, gone, poll_interval, states,
 };
-use super::{
-    Discovery, Found, Injection, Node, NodeOutcome, Permission, Provider, ProviderError,
-    ProviderEvent, Stop, Terminated,
-};
+use super::instances::{Delivery, Instances, Source};
+use super::{Discovery, Found, Injection, NodeOutcome, ProviderEvent, Stop, Terminated};
 
 /// How a step's interruption is sent.
 #[derive(Clone, Debug)]
@@ -26,8 +24,8 @@ pub struct Interruption {
     pub keep_templates: bool,
 }
 
+/// The instances an `aws-fis` selector names, interrupted through FIS.
 pub struct FisNodes {
-    ec2: Ec2,
     fis: aws_sdk_fis::Client,
     filter: InstanceFilter,
     interruption: Interruption,
@@ -39,66 +37,55 @@ impl FisNodes {
         region: Option<&str>,
         filter: InstanceFilter,
         interruption: Interruption,
-    ) -> FisNodes {
+    ) -> Instances<FisNodes> {
         let config = aws::sdk_config(settings, region).await;
-        FisNodes {
-            ec2: Ec2::new(&config),
+        let source = FisNodes {
             fis: aws_sdk_fis::Client::new(&config),
             filter,
             interruption,
-        }
+        };
+        Instances::new(Ec2::new(&config), source)
     }
 }
 
 #[async_trait::async_trait]
-impl Provider for FisNodes {
+impl Source for FisNodes {
     fn name(&self) -> &'static str {
         "aws-fis"
     }
 
     /// The same instances as an `aws-ec2` selector with these filters: the same cluster.
-    fn lock_identity(&self) -> String {
-        format!(
-            "aws/{}/instances/{};fleet=",
-            self.ec2.region,
-            self.filter.normalised()
-        )
+    fn identity(&self) -> String {
+        format!("instances/{};fleet=", self.filter.normalised())
     }
 
-    async fn discover(&self) -> Result<Discovery, ProviderError> {
-        Ok(aws::describe(&self.ec2.client, &self.filter, None).await?)
+    async fn eligible(&self, ec2: &Ec2) -> Result<Discovery, AwsError> {
+        aws::describe(&ec2.client, &self.filter, None).await
     }
 
-    async fn check_permissions(&self, nodes: &[Node]) -> Result<Permission, ProviderError> {
-        Ok(self.ec2.check_permissions(nodes).await?)
-    }
-
-    async fn terminate(&self, nodes: &[Node], injection: Injection<'_>) -> Vec<Terminated> {
-        let now = match aws::describe(&self.ec2.client, &self.filter, None).await {
-            Ok(d) => d,
-            Err(e) => return aws::rediscovery_failed(nodes, &e),
+    async fn terminate(
+        &self,
+        ec2: &Ec2,
+        go: &[&Found],
+        injection: Injection<'_>,
+    ) -> Vec<Terminated> {
+        let run = FisRun {
+            fis: &self.fis,
+            ec2: &ec2.client,
+            notice: self.interruption.notice,
+            role_arn: &self.interruption.role_arn,
+            keep_templates: self.interruption.keep_templates,
+            label: &injection.label,
         };
-        let (go, mut results) = now.sort_out(nodes, aws::NO_LONGER_RETURNED);
-        if !go.is_empty() {
-            let run = FisRun {
-                fis: &self.fis,
-                ec2: &self.ec2.client,
-                notice: self.interruption.notice,
-                role_arn: &self.interruption.role_arn,
-                keep_templates: self.interruption.keep_templates,
-                label: &injection.label,
-            };
-            results.extend(run.interrupt(&go, injection.events, injection.stop).await);
+        run.interrupt(go, injection.events, injection.stop).await
+    }
+
+    /// The instances are lost when the interruption's notice ends, as the experiment does.
+    fn delivery(&self) -> Delivery {
+        Delivery {
+            notice: self.interruption.notice,
+            on_return: true,
         }
-        results.in_order(nodes)
-    }
-
-    fn notice(&self) -> Duration {
-        self.interruption.notice
-    }
-
-    fn injected_on_return(&self) -> bool {
-        true
     }
 }
 

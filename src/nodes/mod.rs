@@ -14,6 +14,7 @@ pub mod aws;
 pub mod choose;
 pub mod ec2;
 pub mod fis;
+pub mod instances;
 pub mod lab;
 pub mod select;
 

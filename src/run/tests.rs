@@ -45,8 +45,9 @@ observe:
   cooldown: 60s
 "#;
 
-/// (seconds on the run's clock, nodes) of each injection.
-type Injections = Arc<Mutex<Vec<(f64, usize)>>>;
+/// When (on the run's clock) and how many nodes an injection terminated.
+type Injected = (f64, usize);
+type Injections = Arc<Mutex<Vec<Injected>>>;
 
 /// Four spot nodes; terminating remembers when, and how many.
 struct Fake {
@@ -183,17 +184,22 @@ fn feed(clock: Clock, injections: Injections) -> mpsc::Receiver<Snapshot> {
     rx
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_ladder_runs_in_paused_time_and_stops_at_its_first_failure_and_guard() {
-    let plan = crate::plan::load(PLAN).plan.expect("a valid plan");
+/// Target `c` of this plan run in paused time (its baseline, then its ladder): the journal, the
+/// injections made and the seconds the run's clock advanced.
+async fn ladder(plan_text: &str) -> (Vec<Entry>, Vec<Injected>, f64) {
+    let plan = crate::plan::load(plan_text).plan.expect("a valid plan");
     let dir = tempfile::tempdir().unwrap();
     let (mut r, injections) = runner(&plan, dir.path());
-    let clock = r.clock;
     assert_eq!(r.baseline().await.unwrap(), None);
-    let target = &plan.targets["c"];
-    r.target("c", target, &[]).await.unwrap();
-
+    r.target("c", &plan.targets["c"], &[]).await.unwrap();
     let entries = journal::read(dir.path()).unwrap();
+    let done = injections.lock().unwrap().clone();
+    (entries, done, r.clock.now_s())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ladder_runs_in_paused_time_and_stops_at_its_first_failure_and_guard() {
+    let (entries, done, elapsed) = ladder(PLAN).await;
     let judged: Vec<(usize, crate::analysis::Verdict)> = entries
         .iter()
         .filter_map(|e| match e {
@@ -208,11 +214,10 @@ async fn a_ladder_runs_in_paused_time_and_stops_at_its_first_failure_and_guard()
     assert!(entries.iter().any(|e| matches!(e,
         Entry::GuardBreached { guard, .. } if guard == "max_terminations")));
     assert_eq!(judged.len(), 2);
-    let done = injections.lock().unwrap().clone();
     assert_eq!(done.iter().map(|(_, k)| *k).collect::<Vec<_>>(), [1, 2]);
     // The baseline (5 s) and each step's settle (3 s) were waited out on the run's clock, in
     // no real time at all.
-    assert!(clock.now_s() >= 11.0, "{}", clock.now_s());
+    assert!(elapsed >= 11.0, "{elapsed}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -221,12 +226,7 @@ async fn a_step_that_recovers_too_late_fails_and_ends_the_ladder() {
         .replace("    guards: {max_terminations: 4}\n", "")
         .replace("[1, 2, 3]", "[3, 4]")
         .replace("max_recovery: 10s", "max_recovery: 8s");
-    let plan = crate::plan::load(&plan_text).plan.expect("a valid plan");
-    let dir = tempfile::tempdir().unwrap();
-    let (mut r, injections) = runner(&plan, dir.path());
-    assert_eq!(r.baseline().await.unwrap(), None);
-    r.target("c", &plan.targets["c"], &[]).await.unwrap();
-    let entries = journal::read(dir.path()).unwrap();
+    let (entries, done, _) = ladder(&plan_text).await;
     let first = entries.iter().find_map(|e| match e {
         Entry::StepJudged {
             verdict,
@@ -249,11 +249,7 @@ async fn a_step_that_recovers_too_late_fails_and_ends_the_ladder() {
         _ => None,
     });
     assert_eq!(skipped.as_deref(), Some("not run: step 1 (3) fail"));
-    assert_eq!(
-        injections.lock().unwrap().len(),
-        1,
-        "nothing after the failure"
-    );
+    assert_eq!(done.len(), 1, "nothing after the failure");
 }
 
 #[tokio::test(start_paused = true)]
@@ -261,12 +257,7 @@ async fn min_healthy_counts_the_nodes_the_step_then_chooses_from() {
     let plan_text = PLAN
         .replace("guards: {max_terminations: 4}", "guards: {min_healthy: 3}")
         .replace("[1, 2, 3]", "[1, 2]");
-    let plan = crate::plan::load(&plan_text).plan.expect("a valid plan");
-    let dir = tempfile::tempdir().unwrap();
-    let (mut r, injections) = runner(&plan, dir.path());
-    assert_eq!(r.baseline().await.unwrap(), None);
-    r.target("c", &plan.targets["c"], &[]).await.unwrap();
-    let entries = journal::read(dir.path()).unwrap();
+    let (entries, done, _) = ladder(&plan_text).await;
     // 4 healthy nodes − 1 leaves 3: step 1 runs; − 2 would leave 2, below 3: the guard stops it.
     let breach = entries.iter().find_map(|e| match e {
         Entry::GuardBreached { guard, detail, .. } if guard == "min_healthy" => {
@@ -279,5 +270,5 @@ async fn min_healthy_counts_the_nodes_the_step_then_chooses_from() {
         Some("4 healthy nodes − 2 would leave 2, below 3"),
         "{entries:#?}"
     );
-    assert_eq!(injections.lock().unwrap().len(), 1);
+    assert_eq!(done.len(), 1);
 }
