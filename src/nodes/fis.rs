@@ -3,6 +3,7 @@
 //! notice), one target and action per 5 instances; the experiment is started and awaited (each
 //! state journaled), stopped on Ctrl-C, and its template deleted after.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::InstanceStateName;
@@ -11,7 +12,7 @@ use super::aws::{
     self, AwsError, AwsSettings, Ec2, InstanceFilter, call_error, gone, poll_interval, states,
 };
 use super::instances::{Delivery, Instances, Source};
-use super::{Discovery, Found, Injection, NodeOutcome, ProviderEvent, Stop, Terminated};
+use super::{Discovery, Found, Injection, NodeOutcome, ProviderEvent, StepEvent, Stop, Terminated};
 
 /// How a step's interruption is sent.
 #[derive(Clone, Debug)]
@@ -29,6 +30,8 @@ pub struct FisNodes {
     fis: aws_sdk_fis::Client,
     filter: InstanceFilter,
     interruption: Interruption,
+    /// Experiments started and not yet seen to end, with their step: stopped on every exit.
+    open: Mutex<Vec<(usize, String)>>,
 }
 
 impl FisNodes {
@@ -43,6 +46,7 @@ impl FisNodes {
             fis: aws_sdk_fis::Client::new(&config),
             filter,
             interruption,
+            open: Mutex::new(Vec::new()),
         };
         Instances::new(Ec2::new(&config), source)
     }
@@ -76,6 +80,8 @@ impl Source for FisNodes {
             role_arn: &self.interruption.role_arn,
             keep_templates: self.interruption.keep_templates,
             label: &injection.label,
+            open: &self.open,
+            step: injection.step,
         };
         run.interrupt(go, injection.events, injection.stop).await
     }
@@ -86,6 +92,125 @@ impl Source for FisNodes {
             notice: self.interruption.notice,
             on_return: true,
         }
+    }
+
+    /// Every experiment still open is stopped (a hard exit, or the runner giving up mid-step).
+    async fn release(&self) -> Vec<StepEvent> {
+        let open = std::mem::take(&mut *self.open.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut out = Vec::new();
+        for (step, id) in open {
+            let why = "the run exited before the experiment ended";
+            out.push((step, stop_call(&self.fis, &id, why).await));
+        }
+        out
+    }
+
+    /// Each experiment the journal says was started and never ended: stopped if it still runs,
+    /// its state recorded otherwise.
+    async fn reconcile(&self, previous: &[StepEvent]) -> Vec<StepEvent> {
+        let mut out = Vec::new();
+        for (step, id) in unended(previous) {
+            out.push((step, self.reconcile_one(&id).await));
+        }
+        out
+    }
+}
+
+impl FisNodes {
+    async fn reconcile_one(&self, id: &str) -> ProviderEvent {
+        match experiment_state(&self.fis, id).await {
+            Ok((status, _)) if TERMINAL.contains(&status.as_str()) => ProviderEvent {
+                event: "fis_experiment_reconciled".into(),
+                detail: format!("experiment {id}: {status} when the run resumed"),
+            },
+            Ok((status, _)) => {
+                let why = format!("still {status} when the run resumed");
+                stop_call(&self.fis, id, &why).await
+            }
+            Err(e) => {
+                let why = format!("its state is unknown when the run resumed ({e})");
+                stop_call(&self.fis, id, &why).await
+            }
+        }
+    }
+}
+
+/// The states an experiment no longer leaves.
+const TERMINAL: [&str; 4] = ["completed", "stopped", "failed", "cancelled"];
+
+/// The journal's detail of a started experiment.
+fn started_detail(id: &str, template: &str) -> String {
+    format!("experiment {id} from template {template}")
+}
+
+/// Experiments journaled as started and never journaled as ended (a terminal state, a stop
+/// that went through, or a reconciliation), with their step, once each.
+fn unended(events: &[StepEvent]) -> Vec<(usize, String)> {
+    let id_of = |detail: &str| -> Option<String> {
+        let rest = detail.strip_prefix("experiment ")?;
+        let end = rest.find([' ', ':']).unwrap_or(rest.len());
+        Some(rest[..end].to_owned())
+    };
+    let ended = |id: &str| {
+        events.iter().any(|(_, e)| {
+            id_of(&e.detail).as_deref() == Some(id)
+                && match e.event.as_str() {
+                    "fis_experiment_state" => TERMINAL
+                        .iter()
+                        .any(|t| e.detail.contains(&format!("experiment {id}: {t} "))),
+                    "fis_experiment_stop" => {
+                        e.detail.starts_with(&format!("experiment {id} stopped"))
+                    }
+                    "fis_experiment_reconciled" => true,
+                    _ => false,
+                }
+        })
+    };
+    let mut out: Vec<(usize, String)> = Vec::new();
+    for (step, e) in events {
+        if e.event == "fis_experiment_started"
+            && let Some(id) = id_of(&e.detail)
+            && !ended(&id)
+            && !out.iter().any(|(_, o)| *o == id)
+        {
+            out.push((*step, id));
+        }
+    }
+    out
+}
+
+/// An experiment's (status, reason) now.
+async fn experiment_state(
+    fis: &aws_sdk_fis::Client,
+    id: &str,
+) -> Result<(String, String), AwsError> {
+    let got = fis
+        .get_experiment()
+        .id(id)
+        .send()
+        .await
+        .map_err(|e| call_error("GetExperiment", &e))?;
+    let state = got.experiment().and_then(|e| e.state());
+    let status = state
+        .and_then(|s| s.status())
+        .map_or("unknown", |s| s.as_str())
+        .to_owned();
+    let reason = state.and_then(|s| s.reason()).unwrap_or("").to_owned();
+    Ok((status, reason))
+}
+
+/// StopExperiment, and the journal's word on it.
+async fn stop_call(fis: &aws_sdk_fis::Client, id: &str, why: &str) -> ProviderEvent {
+    let r = fis.stop_experiment().id(id).send().await;
+    ProviderEvent {
+        event: "fis_experiment_stop".into(),
+        detail: match r {
+            Ok(_) => format!("experiment {id} stopped: {why}"),
+            Err(e) => format!(
+                "experiment {id}: stopping failed ({}): {why}",
+                call_error("StopExperiment", &e)
+            ),
+        },
     }
 }
 
@@ -109,6 +234,8 @@ struct FisRun<'a> {
     role_arn: &'a str,
     keep_templates: bool,
     label: &'a str,
+    open: &'a Mutex<Vec<(usize, String)>>,
+    step: usize,
 }
 
 impl FisRun<'_> {
@@ -252,13 +379,35 @@ impl FisRun<'_> {
     }
 
     /// Start the experiment and wait until it ends, journaling each state; stop it when `stop`
-    /// resolves first. Returns (experiment id, final status, reason).
+    /// resolves first, and on every way out before it ended (GetExperiment failing, the
+    /// deadline). A StartExperiment that failed may have started it all the same (a timeout
+    /// after the call went through): the template's experiments are looked up and stopped.
+    /// Returns (experiment id, final status, reason).
     async fn run_experiment(
         &self,
         template: &str,
         events: &(dyn Fn(ProviderEvent) + Sync),
         stop: Stop<'_>,
     ) -> Result<(String, String, String), AwsError> {
+        let id = match self.start(template).await {
+            Ok(id) => id,
+            Err(e) => {
+                self.stop_strays(template, events).await;
+                return Err(e);
+            }
+        };
+        self.track(&id, true);
+        events(ProviderEvent {
+            event: "fis_experiment_started".into(),
+            detail: started_detail(&id, template),
+        });
+        let ended = self.await_end(&id, events, stop).await;
+        self.track(&id, false);
+        ended.map(|(status, reason)| (id, status, reason))
+    }
+
+    /// StartExperiment: the experiment's id.
+    async fn start(&self, template: &str) -> Result<String, AwsError> {
         let out = self
             .fis
             .start_experiment()
@@ -267,37 +416,84 @@ impl FisRun<'_> {
             .send()
             .await
             .map_err(|e| call_error("StartExperiment", &e))?;
-        let id = out
-            .experiment()
+        out.experiment()
             .and_then(|e| e.id())
             .map(str::to_owned)
             .ok_or(AwsError::Call {
                 operation: "StartExperiment",
                 detail: "no experiment id in the answer".into(),
-            })?;
-        events(ProviderEvent {
-            event: "fis_experiment_started".into(),
-            detail: format!("experiment {id} from template {template}"),
-        });
+            })
+    }
+
+    /// An experiment open (started, not seen to end), or no longer.
+    fn track(&self, id: &str, open: bool) {
+        let mut list = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        list.retain(|(_, o)| o != id);
+        if open {
+            list.push((self.step, id.to_owned()));
+        }
+    }
+
+    /// After a failed StartExperiment: every experiment of the template that is not over is
+    /// journaled and stopped.
+    async fn stop_strays(&self, template: &str, events: &(dyn Fn(ProviderEvent) + Sync)) {
+        let listed = self
+            .fis
+            .list_experiments()
+            .experiment_template_id(template)
+            .send()
+            .await;
+        let listed = match listed {
+            Ok(l) => l,
+            Err(e) => {
+                return events(ProviderEvent {
+                    event: "fis_experiment_unknown".into(),
+                    detail: format!(
+                        "StartExperiment failed and {}: an experiment of template {template} \
+                         may be running",
+                        call_error("ListExperiments", &e)
+                    ),
+                });
+            }
+        };
+        for x in listed.experiments() {
+            let status = x.state().and_then(|s| s.status()).map(|s| s.as_str());
+            let Some(id) = x
+                .id()
+                .filter(|_| !status.is_some_and(|s| TERMINAL.contains(&s)))
+            else {
+                continue;
+            };
+            events(ProviderEvent {
+                event: "fis_experiment_started".into(),
+                detail: started_detail(id, template),
+            });
+            let why = "StartExperiment failed, but the experiment had started";
+            events(stop_call(self.fis, id, why).await);
+        }
+    }
+
+    /// Poll the experiment until it ends; journal each state. Returns (final status, reason).
+    async fn await_end(
+        &self,
+        id: &str,
+        events: &(dyn Fn(ProviderEvent) + Sync),
+        stop: Stop<'_>,
+    ) -> Result<(String, String), AwsError> {
         // The interruption comes `notice` after the start; allow generous slack beyond it.
         let deadline = Instant::now() + self.notice + Duration::from_secs(15 * 60);
         let mut last = String::new();
         let mut stopped = false;
         tokio::pin!(stop);
         loop {
-            let got = self
-                .fis
-                .get_experiment()
-                .id(&id)
-                .send()
-                .await
-                .map_err(|e| call_error("GetExperiment", &e))?;
-            let state = got.experiment().and_then(|e| e.state());
-            let status = state
-                .and_then(|s| s.status())
-                .map_or("unknown", |s| s.as_str())
-                .to_owned();
-            let reason = state.and_then(|s| s.reason()).unwrap_or("").to_owned();
+            let (status, reason) = match experiment_state(self.fis, id).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let why = format!("its state cannot be read ({e})");
+                    events(stop_call(self.fis, id, &why).await);
+                    return Err(e);
+                }
+            };
             if status != last {
                 events(ProviderEvent {
                     event: "fis_experiment_state".into(),
@@ -305,39 +501,21 @@ impl FisRun<'_> {
                 });
                 last.clone_from(&status);
             }
-            if matches!(
-                status.as_str(),
-                "completed" | "stopped" | "failed" | "cancelled"
-            ) {
-                return Ok((id, status, reason));
+            if TERMINAL.contains(&status.as_str()) {
+                return Ok((status, reason));
             }
             if Instant::now() >= deadline && !stopped {
-                self.stop_experiment(&id, "it ran past its deadline", events)
-                    .await;
+                events(stop_call(self.fis, id, "it ran past its deadline").await);
                 stopped = true;
             }
             tokio::select! {
                 () = tokio::time::sleep(poll_interval()) => {}
                 () = &mut stop, if !stopped => {
-                    self.stop_experiment(&id, "the run was interrupted", events).await;
+                    events(stop_call(self.fis, id, "the run was interrupted").await);
                     stopped = true;
                 }
             }
         }
-    }
-
-    async fn stop_experiment(&self, id: &str, why: &str, events: &(dyn Fn(ProviderEvent) + Sync)) {
-        let r = self.fis.stop_experiment().id(id).send().await;
-        events(ProviderEvent {
-            event: "fis_experiment_stop".into(),
-            detail: match r {
-                Ok(_) => format!("experiment {id} stopped: {why}"),
-                Err(e) => format!(
-                    "experiment {id}: stopping failed ({}): {why}",
-                    call_error("StopExperiment", &e)
-                ),
-            },
-        });
     }
 }
 

@@ -8,7 +8,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::aws::{AwsError, Ec2, NO_LONGER_RETURNED, rediscovery_failed};
-use super::{Discovery, Found, Injection, Node, Permission, Provider, ProviderError, Terminated};
+use super::{
+    Discovery, Found, Injection, Node, Permission, Provider, ProviderError, StepEvent, Terminated,
+};
 
 /// What one kind of EC2-backed selector adds to the instances it finds.
 #[async_trait::async_trait]
@@ -38,6 +40,16 @@ pub trait Source: Send + Sync {
     /// The capacity the cluster gets back after a step, where it does.
     fn replacement(&self) -> Option<&dyn Replacement> {
         None
+    }
+
+    /// See [`Provider::release`].
+    async fn release(&self) -> Vec<StepEvent> {
+        Vec::new()
+    }
+
+    /// See [`Provider::reconcile`].
+    async fn reconcile(&self, _previous: &[StepEvent]) -> Vec<StepEvent> {
+        Vec::new()
     }
 }
 
@@ -120,5 +132,13 @@ impl<S: Source> Provider for Instances<S> {
 
     fn capacity_full(&self, gone: &[String]) -> bool {
         self.source.replacement().is_none_or(|r| r.full(gone))
+    }
+
+    async fn release(&self) -> Vec<StepEvent> {
+        self.source.release().await
+    }
+
+    async fn reconcile(&self, previous: &[StepEvent]) -> Vec<StepEvent> {
+        self.source.reconcile(previous).await
     }
 }

@@ -243,7 +243,12 @@ pub struct Injection<'a> {
     pub events: &'a (dyn Fn(ProviderEvent) + Sync),
     /// Resolves when the run is interrupted (FIS stops its experiment then).
     pub stop: Stop<'a>,
+    /// The ladder step (0-based) this injection belongs to.
+    pub step: usize,
 }
+
+/// A provider event of a given step (0-based), as the journal keeps it.
+pub type StepEvent = (usize, ProviderEvent);
 
 /// A node provider (DESIGN.md "Node providers").
 #[async_trait::async_trait]
@@ -290,6 +295,19 @@ pub trait Provider: Send + Sync {
     /// tracked.
     fn capacity_full(&self, _gone: &[String]) -> bool {
         true
+    }
+
+    /// Before a hard exit (a second Ctrl-C): stop what an injection still has running (an FIS
+    /// experiment), and say so for the journal.
+    async fn release(&self) -> Vec<StepEvent> {
+        Vec::new()
+    }
+
+    /// On resume: what the attempt before journaled (`previous`, this target's provider events)
+    /// that may still be running (an FIS experiment never seen to end) is looked up, and stopped
+    /// or its state recorded; returns what belongs in the journal.
+    async fn reconcile(&self, _previous: &[StepEvent]) -> Vec<StepEvent> {
+        Vec::new()
     }
 }
 

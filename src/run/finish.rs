@@ -19,8 +19,14 @@ impl Runner<'_> {
         } else {
             self.write(&Entry::Resumed { at: self.now() })?;
             self.progress.event("resuming from the journal");
+            self.reconcile(previous).await?;
         }
-        self.discover_all().await?;
+        let stop = self.interrupt_signal();
+        tokio::select! {
+            found = self.discover_all() => found?,
+            // Interrupted before the first sample: the baseline says so and ends the run.
+            () = stop => {}
+        }
         if let Some(code) = self.baseline().await? {
             return Ok(code);
         }

@@ -4,15 +4,20 @@
 use super::capacity;
 use super::round1;
 use super::runner::{Active, Breach, Runner};
-use super::step::{At, Chosen, Injected, Outcome};
+use super::step::{At, Chosen, Injected, Outcome, Phase};
 use crate::analysis::{self, Judged, StepRules, Verdict};
 use crate::journal::{AppResult, Entry, NodeOutcome};
-use crate::nodes::{Injection, Node, ProviderEvent, Terminated};
+use crate::nodes::{Injection, Node, ProviderEvent, StepEvent, Terminated};
 
 impl Runner<'_> {
     /// Terminate the chosen nodes: `step_started` and the fsynced intent first, then the
-    /// provider (sampling goes on while it works), then each outcome and `injected`.
-    pub(super) async fn inject(&mut self, at: At<'_>, chosen: Chosen) -> anyhow::Result<Injected> {
+    /// provider (sampling goes on while it works), then each outcome and `injected`. A stop
+    /// that arrived meanwhile (an interrupt the runner has not taken in yet) is checked right
+    /// before `step_started` and right before the intent: then nothing is terminated.
+    pub(super) async fn inject(&mut self, at: At<'_>, chosen: Chosen) -> Phase<Injected> {
+        if let Err(o) = self.go_on()? {
+            return Ok(Err(o));
+        }
         self.trim_samples();
         self.write(&Entry::StepStarted {
             at: self.now(),
@@ -20,6 +25,9 @@ impl Runner<'_> {
             step: at.step,
             terminations: at.n,
         })?;
+        if let Err(o) = self.go_on()? {
+            return Ok(Err(o));
+        }
         let provider = &self.providers[at.name];
         let intent = Entry::Intent {
             at: self.now(),
@@ -62,7 +70,59 @@ impl Runner<'_> {
             injected_at,
         };
         self.after_injection(at, &injected)?;
-        Ok(injected)
+        Ok(Ok(injected))
+    }
+
+    /// A resumed attempt: each provider looks up what the attempts before journaled and never
+    /// saw end (FIS experiments), and stops it or records its state.
+    pub(super) async fn reconcile(&mut self, previous: &[Entry]) -> anyhow::Result<()> {
+        let providers = self.providers.clone();
+        for (name, p) in &providers {
+            let theirs: Vec<StepEvent> = previous
+                .iter()
+                .filter_map(|e| match e {
+                    Entry::ProviderEvent {
+                        target,
+                        step,
+                        kind,
+                        detail,
+                        ..
+                    } if target == name => Some((
+                        *step,
+                        ProviderEvent {
+                            event: kind.clone(),
+                            detail: detail.clone(),
+                        },
+                    )),
+                    _ => None,
+                })
+                .collect();
+            if theirs.is_empty() {
+                continue;
+            }
+            let found = p.reconcile(&theirs).await;
+            self.provider_events(name, found)?;
+        }
+        Ok(())
+    }
+
+    /// Journal (and say) what a provider did outside an injection.
+    pub(super) fn provider_events(
+        &mut self,
+        name: &str,
+        events: Vec<StepEvent>,
+    ) -> anyhow::Result<()> {
+        for (step, ev) in events {
+            self.progress.event(&format!("{name}: {}", ev.detail));
+            self.write(&Entry::ProviderEvent {
+                at: self.now(),
+                target: name.to_owned(),
+                step,
+                kind: ev.event,
+                detail: ev.detail,
+            })?;
+        }
+        Ok(())
     }
 
     /// Memory stays flat over a long run: a step is judged on its own samples (from its
@@ -98,18 +158,12 @@ impl Runner<'_> {
                 tracing::warn!(error = %e, "cannot write the journal");
             }
         };
-        let mut interrupts = self.interrupts.clone();
-        let seen = self.seen_interrupts;
-        let stop = Box::pin(async move {
-            // Without a watcher (no signal handler) there is no interrupt to wait for.
-            if interrupts.wait_for(|n| *n > seen).await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        });
+        let stop = Box::pin(self.interrupt_signal());
         let injection = Injection {
             label: format!("{}-step-{}", at.name, at.step + 1),
             events: &events,
             stop,
+            step: at.step,
         };
         let provider = self.providers[at.name].clone();
         let work = provider.terminate(chosen, injection);

@@ -216,6 +216,12 @@ impl Runner<'_> {
 
     /// Stop the sampler, the probes and the lab.
     pub async fn shut_down(&mut self) -> anyhow::Result<()> {
+        // Whatever way the run ends, nothing a provider started is left running.
+        let providers = self.providers.clone();
+        for (name, p) in &providers {
+            let released = p.release().await;
+            self.provider_events(name, released)?;
+        }
         self.cancel.cancel();
         if let Some(s) = self.sampler.take() {
             let _ = s.await;
@@ -258,6 +264,26 @@ impl Runner<'_> {
             Some(s) => self.ingest(&s),
             None => anyhow::bail!("the lag sampler stopped"),
         }
+    }
+
+    /// A future that resolves when the run is interrupted after what the runner has seen (never,
+    /// without an interrupt watcher): the work done outside [`Runner::pump`] (discovery,
+    /// probes, the provider) races it.
+    pub fn interrupt_signal(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut interrupts = self.interrupts.clone();
+        let seen = self.seen_interrupts;
+        async move {
+            if interrupts.wait_for(|n| *n > seen).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Take in an interrupt that arrived while the runner was not listening (between two
+    /// awaits); true when escalation has stopped, for whatever reason.
+    pub fn stop_pending(&mut self) -> anyhow::Result<bool> {
+        self.note_interrupt()?;
+        Ok(self.stop.is_some())
     }
 
     fn note_interrupt(&mut self) -> anyhow::Result<()> {

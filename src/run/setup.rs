@@ -118,7 +118,12 @@ pub async fn runner<'a>(
 ) -> anyhow::Result<Runner<'a>> {
     let journal = Arc::new(Mutex::new(Journal::open(&opts.dir)?));
     let lock_paths: Vec<PathBuf> = locks.iter().map(|l| l.path().to_owned()).collect();
-    let interrupts = watch_interrupts(journal.clone(), lock_paths, opts.control.clone());
+    let interrupts = watch_interrupts(
+        journal.clone(),
+        lock_paths,
+        opts.control.clone(),
+        providers.clone(),
+    );
     let mut progress = Progress::new().quiet(opts.control.is_some());
     let lab = start_lab(plan, opts, &mut progress)?;
     let brokers = brokers(plan, lab.as_ref())?;
@@ -275,20 +280,23 @@ fn samples_csv(dir: &Path) -> anyhow::Result<BufWriter<File>> {
     Ok(csv)
 }
 
-/// The interrupt watcher: the first Ctrl-C (or SIGTERM) asks the runner to stop injecting; the
-/// second writes `interrupted` to the journal and exits at once (exit 3). The operator's abort
-/// key counts as a Ctrl-C.
+/// The interrupt watcher: the first Ctrl-C (or SIGTERM, or SIGHUP: the operator's ssh session
+/// dropped) asks the runner to stop injecting; the second stops what the providers left running
+/// (an FIS experiment), writes `interrupted` to the journal and exits at once (exit 3). The
+/// operator's abort key counts as a Ctrl-C.
 fn watch_interrupts(
     journal: Arc<Mutex<Journal>>,
     locks: Vec<PathBuf>,
     control: Option<Control>,
+    providers: Providers,
 ) -> watch::Receiver<u32> {
     let (tx, rx) = watch::channel(0_u32);
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (
+        let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
             signal(SignalKind::interrupt()),
             signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
         ) else {
             return;
         };
@@ -298,16 +306,37 @@ fn watch_interrupts(
             tokio::select! {
                 _ = int.recv() => {}
                 _ = term.recv() => {}
+                _ = hup.recv() => {}
                 n = Control::next_abort(control.as_ref(), aborts) => aborts = n,
             }
             count += 1;
             if count >= 2 {
+                release(&providers, &journal).await;
                 hard_exit(&journal, &locks, control.as_ref());
             }
             let _ = tx.send(count);
         }
     });
     rx
+}
+
+/// Before a hard exit: each provider stops what it left running (at most 20 s each), and the
+/// journal says what it did.
+async fn release(providers: &Providers, journal: &Mutex<Journal>) {
+    for (name, p) in providers {
+        let released = tokio::time::timeout(Duration::from_secs(20), p.release()).await;
+        for (step, ev) in released.unwrap_or_default() {
+            if let Ok(mut j) = journal.lock() {
+                let _ = j.append(&Entry::ProviderEvent {
+                    at: journal::now(),
+                    target: name.clone(),
+                    step,
+                    kind: ev.event,
+                    detail: ev.detail,
+                });
+            }
+        }
+    }
 }
 
 /// The second Ctrl-C: the journal says so, the locks go, the terminal is given back, exit 3.

@@ -45,7 +45,7 @@ impl Outcome {
 }
 
 /// A phase either goes on with a value or ends the step.
-type Phase<T> = anyhow::Result<Result<T, Outcome>>;
+pub(super) type Phase<T> = anyhow::Result<Result<T, Outcome>>;
 
 /// Go on with a phase's value, or end the step with its outcome.
 macro_rules! proceed {
@@ -168,7 +168,7 @@ impl Runner<'_> {
         proceed!(self.guards(at, previous, live.as_ref().map(Vec::len)));
         let chosen = proceed!(self.choose(at, live).await);
         proceed!(self.confirm(at, &chosen.nodes).await);
-        let injected = self.inject(at, chosen).await?;
+        let injected = proceed!(self.inject(at, chosen).await);
         self.observe(at, injected.t0).await?;
         self.judge(at, &injected)
     }
@@ -278,17 +278,31 @@ impl Runner<'_> {
         if at.target.guards.min_healthy.is_none() {
             return Ok(Ok(None));
         }
-        Ok(self.discovered(at).await.map(Some))
+        Ok(self.discovered(at).await?.map(Some))
     }
 
-    /// Discovery, or the breach a failed discovery is.
-    async fn discovered(&mut self, at: At<'_>) -> Result<Vec<Node>, Outcome> {
-        self.discover(at.name).await.map_err(|e| {
+    /// Discovery, or the breach a failed discovery is; an interrupt ends the wait for it.
+    async fn discovered(&mut self, at: At<'_>) -> Phase<Vec<Node>> {
+        let stop = self.interrupt_signal();
+        let found = tokio::select! {
+            found = self.discover(at.name) => found,
+            () = stop => return self.go_on().map(|r| r.map(|()| Vec::new())),
+        };
+        Ok(found.map_err(|e| {
             Outcome::Stopped(Breach::Failure(format!(
                 "cannot discover the nodes of {}: {e:#}",
                 at.name
             )))
-        })
+        }))
+    }
+
+    /// Go on unless escalation stopped, an interrupt not yet taken in included.
+    pub(super) fn go_on(&mut self) -> Phase<()> {
+        if !self.stop_pending()? {
+            return Ok(Ok(()));
+        }
+        let why = self.stopped().unwrap_or_default();
+        Ok(Err(Outcome::skipped(format!("escalation stopped: {why}"))))
     }
 
     /// The first guard the step would breach: `allowed_hours`, `max_terminations`,
@@ -339,10 +353,7 @@ impl Runner<'_> {
     async fn choose(&mut self, at: At<'_>, discovered: Option<Vec<Node>>) -> Phase<Chosen> {
         let discovered = match discovered {
             Some(nodes) => nodes,
-            None => match self.discovered(at).await {
-                Ok(nodes) => nodes,
-                Err(o) => return Ok(Err(o)),
-            },
+            None => phase!(self.discovered(at).await),
         };
         let eligible: Vec<Node> = discovered
             .into_iter()
@@ -375,7 +386,12 @@ impl Runner<'_> {
     /// What runs where right now, from the health probes; a probe that fails is a breach only
     /// where the choice depends on it.
     async fn placement(&mut self, at: At<'_>) -> Phase<Option<Capacity>> {
-        Ok(match self.probe_now(at.name).await {
+        let stop = self.interrupt_signal();
+        let probed = tokio::select! {
+            probed = self.probe_now(at.name) => probed,
+            () = stop => return self.go_on().map(|r| r.map(|()| None)),
+        };
+        Ok(match probed {
             Some(Ok(c)) => {
                 self.last_capacity.insert(at.name.to_owned(), c.clone());
                 Ok(Some(c))
