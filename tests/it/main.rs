@@ -21,5 +21,6 @@ mod run_capacity;
 mod schema;
 mod support;
 mod trust;
+mod trust_stop;
 mod util;
 mod validate;

@@ -687,7 +687,7 @@ fn the_fuzz_corpus_loads_into_a_plan_or_located_errors() {
 
 /// What the fault proxy does with one request to moto.
 #[derive(Clone, Debug)]
-enum Fault {
+pub(crate) enum Fault {
     Pass,
     /// Answer with this status and EC2 error code.
     Error(u16, &'static str),
@@ -696,6 +696,33 @@ enum Fault {
     /// Forward a TerminateInstances naming only its first instance (moto terminates that one and
     /// answers for it alone): a partial success.
     OnlyFirst,
+    /// Hold the request until the gate opens, then pass it on.
+    Hold(Arc<Gate>),
+    /// Pass the request on, then never answer (the call went through; the client times out).
+    AnswerNever,
+}
+
+/// A gate the fault proxy holds requests at: counts what it holds, opens once.
+#[derive(Debug, Default)]
+pub(crate) struct Gate {
+    open: Mutex<bool>,
+    opened: std::sync::Condvar,
+    pub held: std::sync::atomic::AtomicUsize,
+}
+
+impl Gate {
+    pub fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+
+    fn pass(&self) {
+        self.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.opened.wait(open).unwrap();
+        }
+    }
 }
 
 /// A loopback HTTP proxy in front of moto. `decide(body, n)` picks the fault for the n-th
@@ -707,17 +734,33 @@ fn fault_proxy(
 ) -> (String, Arc<Mutex<usize>>) {
     let calls = Arc::new(Mutex::new(0_usize));
     let seen = calls.clone();
-    let url = crate::support::http::serve_each(move |client| {
-        let _ = proxy_one(client, &upstream, &decide, &seen);
+    let url = proxy_by(upstream, move |_, text| {
+        if text.contains("Action=TerminateInstances") && !text.contains("DryRun=true") {
+            let mut n = seen.lock().unwrap();
+            *n += 1;
+            decide(*n - 1)
+        } else {
+            Fault::Pass
+        }
     });
     (url, calls)
+}
+
+/// A loopback HTTP proxy in front of moto: `pick(request line, body)` decides the fault of each
+/// request. Returns the proxy's URL.
+pub(crate) fn proxy_by(
+    upstream: String,
+    pick: impl Fn(&str, &str) -> Fault + Send + Sync + 'static,
+) -> String {
+    crate::support::http::serve_each(move |client| {
+        let _ = proxy_one(client, &upstream, &pick);
+    })
 }
 
 fn proxy_one(
     client: std::net::TcpStream,
     upstream: &str,
-    decide: &(dyn Fn(usize) -> Fault + Send + Sync),
-    calls: &Mutex<usize>,
+    pick: &(dyn Fn(&str, &str) -> Fault + Send + Sync),
 ) -> std::io::Result<()> {
     use std::io::{BufRead, Read};
     let mut reader = std::io::BufReader::new(client.try_clone()?);
@@ -745,13 +788,8 @@ fn proxy_one(
         let mut body = vec![0_u8; length];
         reader.read_exact(&mut body)?;
         let text = String::from_utf8_lossy(&body).into_owned();
-        let fault = if text.contains("Action=TerminateInstances") && !text.contains("DryRun=true") {
-            let mut n = calls.lock().unwrap();
-            *n += 1;
-            decide(*n - 1)
-        } else {
-            Fault::Pass
-        };
+        let fault = pick(head.first().map_or("", String::as_str), &text);
+        let mut answer = true;
         let body = match fault {
             Fault::Error(status, code) => {
                 let xml = format!(
@@ -778,6 +816,14 @@ fn proxy_one(
                     .collect();
                 kept.join("&").into_bytes()
             }
+            Fault::Hold(gate) => {
+                gate.pass();
+                body
+            }
+            Fault::AnswerNever => {
+                answer = false;
+                body
+            }
             Fault::Pass => body,
         };
         let mut up = std::net::TcpStream::connect(upstream.trim_start_matches("http://"))?;
@@ -792,6 +838,10 @@ fn proxy_one(
         up.write_all(&body)?;
         let mut response = Vec::new();
         up.read_to_end(&mut response)?;
+        if !answer {
+            std::thread::sleep(Duration::from_secs(600));
+            return Ok(());
+        }
         let text = String::from_utf8_lossy(&response).into_owned();
         let (rhead, rbody) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
         let mut out = String::new();
