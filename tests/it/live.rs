@@ -559,3 +559,58 @@ fn watch_with_stdin_not_a_terminal_leaves_by_itself_at_the_end() {
     assert_eq!(shell_exit(&screen), 1, "{screen}");
     assert_terminal_restored(&t);
 }
+
+/// `--step-confirm` acts on what holds after the wait for Enter, not before it (issue 16, item
+/// 5): a node the step did not choose dies while step 1 waits. `min_healthy: 3` of 4 allowed one
+/// termination before the wait and no longer does after it; once the operator says go, the
+/// guards are evaluated again on a fresh discovery and stop the step: nothing is terminated.
+#[test]
+fn step_confirm_evaluates_the_guards_again_after_the_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = plan_fixture("live-storm.yaml", &[])
+        .replace("delay: 5s}", "delay: 10m}")
+        .replace(
+            "    required_tolerance: 1\n",
+            "    required_tolerance: 1\n    guards: {min_healthy: 3}\n",
+        );
+    assert!(text.contains("min_healthy") && text.contains("delay: 10m"));
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(&plan, text).unwrap();
+    let run = dir.path().join("run");
+    let t = Tmux::start(100, 30);
+    t.type_line(&live_command(dir.path(), &plan, "--step-confirm"));
+    let screen = t.wait_for("NEXT c step 1/2: terminate 1", 120);
+    let other = (1..=4)
+        .map(|i| format!("c-{i}"))
+        .find(|id| !screen.contains(&format!("({id})")))
+        .expect("a node the step did not choose");
+    spotdrill(&["lab", "kill", &other, "--dir", run.to_str().unwrap()]).expect_code(0);
+    crate::util::wait_for(
+        "the lab to lose the node",
+        std::time::Duration::from_secs(30),
+        || {
+            let state = std::fs::read_to_string(run.join("lab.json")).unwrap_or_default();
+            !state.contains(&format!("\"{other}\""))
+        },
+    );
+    t.send(&["Enter"]);
+    let screen = t.wait_for("VERDICT", 60);
+    t.send(&["Enter"]);
+    t.wait_for("EXIT=", 30);
+    let journal = journal_events(&run);
+    let breached: Vec<_> = journal
+        .iter()
+        .filter(|e| e["event"] == "guard_breached")
+        .collect();
+    assert!(
+        breached.iter().any(|e| e["guard"] == "min_healthy"),
+        "{screen}\n{journal:#?}"
+    );
+    for kind in ["step_started", "intent"] {
+        assert!(
+            !journal.iter().any(|e| e["event"] == kind),
+            "{kind} after the world changed during the wait: {journal:#?}"
+        );
+    }
+    assert_terminal_restored(&t);
+}
