@@ -230,7 +230,7 @@ fn aws_ec2_spread_and_market_selection() {
 
 /// An Auto Scaling group of 4 spot instances (RunInstances spot + AttachInstances, as moto
 /// needs); returns their ids.
-fn seed_group(moto: &Moto, name: &str) -> Vec<String> {
+pub(crate) fn seed_group(moto: &Moto, name: &str) -> Vec<String> {
     moto.py(&format!(
         "asg.create_launch_configuration(LaunchConfigurationName='{name}-lc', ImageId='ami-12c6146b', InstanceType='c5.xlarge')\n\
          asg.create_auto_scaling_group(AutoScalingGroupName='{name}', LaunchConfigurationName='{name}-lc', MinSize=0, MaxSize=10, DesiredCapacity=0, AvailabilityZones=['us-east-1a'])\n\

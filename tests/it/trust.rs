@@ -685,8 +685,11 @@ fn the_fuzz_corpus_loads_into_a_plan_or_located_errors() {
 
 // ---- 5. AWS faults --------------------------------------------------------------------------
 
+/// A response body rewritten on its way back.
+pub(crate) type Rewrite = Arc<dyn Fn(String) -> String + Send + Sync>;
+
 /// What the fault proxy does with one request to moto.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) enum Fault {
     Pass,
     /// Answer with this status and EC2 error code.
@@ -700,6 +703,10 @@ pub(crate) enum Fault {
     Hold(Arc<Gate>),
     /// Pass the request on, then never answer (the call went through; the client times out).
     AnswerNever,
+    /// Answer 200 with this XML body, without passing the request on.
+    Answer(String),
+    /// Pass the request on and rewrite the body of moto's answer.
+    Rewrite(Rewrite),
 }
 
 /// A gate the fault proxy holds requests at: counts what it holds, opens once.
@@ -790,7 +797,20 @@ fn proxy_one(
         let text = String::from_utf8_lossy(&body).into_owned();
         let fault = pick(head.first().map_or("", String::as_str), &text);
         let mut answer = true;
+        let mut rewrite: Option<Rewrite> = None;
         let body = match fault {
+            Fault::Answer(xml) => {
+                write!(
+                    client,
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{xml}",
+                    xml.len()
+                )?;
+                continue;
+            }
+            Fault::Rewrite(r) => {
+                rewrite = Some(r);
+                body
+            }
             Fault::Error(status, code) => {
                 let xml = format!(
                     "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error>\
@@ -844,6 +864,10 @@ fn proxy_one(
         }
         let text = String::from_utf8_lossy(&response).into_owned();
         let (rhead, rbody) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let rbody = match &rewrite {
+            Some(r) => r(rbody.to_owned()),
+            None => rbody.to_owned(),
+        };
         let mut out = String::new();
         for line in rhead.split("\r\n") {
             let lower = line.to_ascii_lowercase();
@@ -857,7 +881,7 @@ fn proxy_one(
             out.push_str("\r\n");
         }
         out.push_str(&format!("Content-Length: {}\r\n\r\n", rbody.len()));
-        out.push_str(rbody);
+        out.push_str(&rbody);
         client.write_all(out.as_bytes())?;
     }
 }

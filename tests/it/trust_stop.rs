@@ -342,3 +342,77 @@ fn resume_stops_the_fis_experiment_a_killed_run_left_running() {
     );
     assert_all_stopped(&moto, &j);
 }
+
+// ---- item 7: Auto Scaling lifecycle hooks ---------------------------------------------------
+
+/// moto has no lifecycle hooks, so the proxy plays one: TerminateInstanceInAutoScalingGroup is
+/// accepted (not passed on: the instance stays `running` in EC2, as a hook keeps it), and the
+/// group then describes that instance as `Terminating:Wait`.
+fn lifecycle_hook_proxy(moto: &Moto) -> String {
+    let held: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    proxy_by(moto.endpoint.clone(), move |_, body| {
+        if body.contains("Action=TerminateInstanceInAutoScalingGroup") {
+            let id = body
+                .split('&')
+                .find_map(|p| p.strip_prefix("InstanceId="))
+                .unwrap_or_default()
+                .to_owned();
+            held.lock().unwrap().push(id.clone());
+            return Fault::Answer(format!(
+                "<TerminateInstanceInAutoScalingGroupResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">\
+                 <TerminateInstanceInAutoScalingGroupResult><Activity><ActivityId>hook-1</ActivityId>\
+                 <AutoScalingGroupName>hooked</AutoScalingGroupName><Cause>trust test</Cause>\
+                 <Description>Terminating EC2 instance: {id}</Description><Progress>0</Progress>\
+                 <StartTime>2026-01-01T00:00:00Z</StartTime><StatusCode>InProgress</StatusCode></Activity>\
+                 </TerminateInstanceInAutoScalingGroupResult><ResponseMetadata><RequestId>hook</RequestId>\
+                 </ResponseMetadata></TerminateInstanceInAutoScalingGroupResponse>"
+            ));
+        }
+        if body.contains("Action=DescribeAutoScalingGroups") {
+            let held = held.lock().unwrap().clone();
+            return Fault::Rewrite(Arc::new(move |xml: String| {
+                xml.split_inclusive("<member>")
+                    .map(|part| {
+                        let mine = held.iter().any(|id| part.contains(&format!(">{id}<")));
+                        if mine {
+                            part.replacen(">InService<", ">Terminating:Wait<", 1)
+                        } else {
+                            part.to_owned()
+                        }
+                    })
+                    .collect()
+            }));
+        }
+        Fault::Pass
+    })
+}
+
+/// An instance a lifecycle hook holds in `Terminating:Wait` (EC2 still says running) is
+/// terminating, not an error: its outcome is `terminated`, naming the state, and the run is not
+/// stopped as if the termination had failed.
+#[test]
+fn asg_instance_in_terminating_wait_is_counted_as_terminated() {
+    let moto = Moto::start();
+    let kafka = crate::aws::kafka();
+    let members = crate::aws::seed_group(&moto, "hooked");
+    let place = Place::new(
+        "{provider: aws-asg, region: us-east-1, group: hooked, replace: true}",
+        &kafka,
+    );
+    let proxy = lifecycle_hook_proxy(&moto);
+    let out = place
+        .spawn(&moto, &proxy, false, &[])
+        .wait(Duration::from_secs(180));
+    let j = place.journal();
+    let outcomes = events(&j, "outcome");
+    assert_eq!(outcomes.len(), 1, "{j:#?}");
+    let o = outcomes[0];
+    assert!(members.contains(&o["node"].as_str().unwrap().to_owned()));
+    assert_eq!(o["outcome"], "terminated", "{o}");
+    assert!(
+        o["detail"].as_str().unwrap().contains("Terminating:Wait"),
+        "{o}"
+    );
+    assert!(!has(&j, "aborted"), "{j:#?}\n{}", out.stderr);
+    assert_ne!(out.code, 3, "{}", out.stderr);
+}
