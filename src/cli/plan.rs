@@ -106,6 +106,9 @@ fn render_text(p: &Preflight, path: &str, estimate: &Estimate) -> String {
                 if let Some(note) = &t.note {
                     s.push_str(&format!("  note: {note}\n"));
                 }
+                if let Some(note) = &t.capacity_note {
+                    s.push_str(&format!("  note: {note}\n"));
+                }
                 if !t.excluded.is_empty() {
                     let mut why: BTreeMap<&str, usize> = BTreeMap::new();
                     for x in &t.excluded {

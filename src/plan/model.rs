@@ -138,6 +138,38 @@ pub struct Target {
     pub safety_multiple: f64,
 }
 
+impl Target {
+    /// Whether every step starts from full capacity: cooldown can only wait for capacity that
+    /// something reports back: health endpoints, or a provider that replaces what it
+    /// terminates (a lab cluster, an Auto Scaling group with `replace: true`). `aws-ec2` and
+    /// `aws-fis` without health endpoints start each step from the nodes the steps before left
+    /// (as `cumulative` says outright).
+    pub fn steps_start_full(&self) -> bool {
+        let h = &self.health;
+        let probed = h.storm_ui.is_some() || h.mesos_master.is_some() || h.marathon.is_some();
+        let replaces = match &self.nodes {
+            NodeSelector::Lab { .. } => true,
+            NodeSelector::AwsAsg { replace, .. } => *replace,
+            _ => false,
+        };
+        !self.cumulative && (probed || replaces)
+    }
+
+    /// What `plan` and the report say where steps do not start from full capacity and the plan
+    /// did not say `cumulative`.
+    pub fn capacity_note(&self) -> Option<String> {
+        if self.cumulative || self.steps_start_full() {
+            return None;
+        }
+        Some(format!(
+            "steps do not start from full capacity: {} does not replace what it terminates and \
+             no health endpoint says when capacity is back, so each step chooses among the nodes \
+             the steps before left (a replacement is used once discovery returns it)",
+            self.nodes.provider().name()
+        ))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum NodeSelector {
     Lab {

@@ -76,7 +76,8 @@ pub fn warnings(target: &Target, size: Option<usize>) -> Vec<String> {
                 (needed, format!("{p}% of {size} = {needed}"))
             }
         };
-        // Without `cumulative`, every step starts from full capacity (cooldown waits for it).
+        // Where cooldown waits for capacity, every step starts from full capacity; elsewhere
+        // (`cumulative`, or nothing reports capacity back) steps add up.
         let mut live = size;
         for (step, &n) in target.ladder.iter().enumerate() {
             let left = live.saturating_sub(n);
@@ -88,7 +89,7 @@ pub fn warnings(target: &Target, size: Option<usize>) -> Vec<String> {
                 ));
                 break;
             }
-            if target.cumulative {
+            if !target.steps_start_full() {
                 live = left;
             }
         }

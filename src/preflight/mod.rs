@@ -133,6 +133,9 @@ pub struct TargetOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity: Option<Capacity>,
     pub guard_warnings: Vec<String>,
+    /// Where steps do not start from full capacity (nothing reports capacity back), why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity_note: Option<String>,
 }
 
 #[derive(Debug, Serialize)]

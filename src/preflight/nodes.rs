@@ -105,6 +105,7 @@ pub fn preview_target(
         health: Vec::new(),
         capacity: capacity.and_then(|c| c.as_ref().ok()).cloned(),
         guard_warnings: Vec::new(),
+        capacity_note: target.capacity_note(),
     };
     let nodes = match aws.map(|a| &a.discovery) {
         Some(Ok(d)) => {
@@ -170,7 +171,8 @@ pub enum Placement<'a> {
 }
 
 /// What each step would terminate: the same choice `run` makes from the same nodes. Steps that
-/// add up (`cumulative`) choose among the nodes earlier steps left.
+/// add up (`cumulative`, or nothing reports capacity back) choose among the nodes earlier steps
+/// left.
 pub fn preview_steps(target: &Target, nodes: &[Node], placement: &Placement<'_>) -> Vec<StepOut> {
     let needs_placement = target.running.is_some() || target.guards.max_per_topology.is_some();
     let mut gone: BTreeSet<String> = BTreeSet::new();
@@ -205,7 +207,7 @@ pub fn preview_steps(target: &Target, nodes: &[Node], placement: &Placement<'_>)
             match crate::nodes::choose::choose_step(&eligible, n as usize, target, step, capacity) {
                 Ok(chosen) => {
                     let ids: Vec<String> = chosen.into_iter().map(|c| c.id).collect();
-                    if target.cumulative {
+                    if !target.steps_start_full() {
                         gone.extend(ids.iter().cloned());
                     }
                     StepOut {

@@ -162,6 +162,8 @@ impl Report {
     /// Build the report from a reading of the journal.
     pub fn from_view(view: &RunView) -> Report {
         let targets: Vec<TargetReport> = view.targets.iter().map(target_report).collect();
+        let mut notes = notes(view);
+        notes.extend(targets.iter().filter_map(capacity_note));
         let aborted = view.current_stop().map(stop_text);
         let verdict = run_verdict(&targets);
         let finished = view.meta.finished.as_ref();
@@ -176,7 +178,7 @@ impl Report {
             exit_code: exit_code(aborted.is_some(), verdict),
             order: order(view),
             aborted,
-            notes: notes(view),
+            notes,
             duration_s: wall_s,
             cpu_one_core_pct: wall_s
                 .zip(finished.and_then(|f| f.cpu_s))
@@ -355,6 +357,23 @@ fn outcome_note(target: &str, step: usize, o: &NodeResult) -> Option<(usize, Str
         o.seq,
         format!("{target} step {}: node {} {what}{detail}", step + 1, o.node),
     ))
+}
+
+/// Where a target's steps did not start from full capacity: an `aws-ec2` or `aws-fis` target
+/// (nothing replaces what they terminate) that no health endpoint followed (no step has a
+/// capacity summary) and whose steps do not say they add up.
+fn capacity_note(t: &TargetReport) -> Option<String> {
+    let unreplaced = matches!(t.provider.as_str(), "aws-ec2" | "aws-fis");
+    let injected = t.steps.iter().filter(|s| s.injected_at.is_some()).count();
+    let followed = t.steps.iter().any(|s| s.capacity.is_some());
+    (unreplaced && !t.cumulative && !followed && injected > 1).then(|| {
+        format!(
+            "{}: steps did not start from full capacity ({} does not replace what it terminates \
+             and no health endpoint said when capacity was back): each step chose among the \
+             nodes the steps before left",
+            t.name, t.provider
+        )
+    })
 }
 
 /// A target's report: its steps as the journal tells them, then its conclusions.

@@ -416,3 +416,65 @@ fn asg_instance_in_terminating_wait_is_counted_as_terminated() {
     assert!(!has(&j, "aborted"), "{j:#?}\n{}", out.stderr);
     assert_ne!(out.code, 3, "{}", out.stderr);
 }
+
+// ---- item 7: aws-ec2 and aws-fis without health endpoints ----------------------------------
+
+/// Nothing replaces what `aws-ec2` terminates and no health endpoint says when capacity is
+/// back, so steps do not start from full capacity: `plan` says so (a note), predicts
+/// `min_healthy` and the choices on the nodes the steps before left, and the report of a run
+/// says so too.
+#[test]
+fn aws_ec2_without_health_endpoints_does_not_claim_full_capacity_at_each_step() {
+    let moto = Moto::start();
+    let kafka = crate::aws::kafka();
+    trust_nodes(&moto);
+    let nodes = "{provider: aws-ec2, region: us-east-1, tags: {cluster: trust}}";
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("guarded.yaml");
+    let guarded = crate::aws::plan(
+        &kafka,
+        nodes,
+        "[1, 2]",
+        "random",
+        "    guards: {min_healthy: 2}\n",
+    );
+    std::fs::write(&plan, guarded).unwrap();
+    let out = Cmd::new(["plan", plan.to_str().unwrap(), "--json"])
+        .envs(moto.env())
+        .env_remove("AWS_PROFILE")
+        .locks(dir.path().join("locks"))
+        .run();
+    let v: Value = serde_json::from_str(&out.stdout).expect(&out.stderr);
+    let t = &v["targets"][0];
+    let note = t["capacity_note"].as_str().unwrap_or_default();
+    assert!(note.contains("do not start from full capacity"), "{t:#}");
+    let warnings = t["guard_warnings"].to_string();
+    assert!(
+        warnings.contains("step 2 (2) would leave 1 of 3"),
+        "min_healthy predicted on the nodes step 1 left: {warnings}"
+    );
+    let first = &t["steps"][0]["would_terminate"][0];
+    assert!(
+        !t["steps"][1]["would_terminate"]
+            .as_array()
+            .unwrap()
+            .contains(first),
+        "step 2 chooses among the nodes step 1 left: {t:#}"
+    );
+    let place = Place::new(nodes, &kafka);
+    let text = crate::aws::plan(&kafka, nodes, "[1, 2]", "random", "");
+    std::fs::write(place.dir.path().join("plan.yaml"), text).unwrap();
+    let out = place
+        .spawn(&moto, &moto.endpoint, false, &[])
+        .wait(Duration::from_secs(120));
+    out.expect_code(0);
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(place.run_dir().join("report.json")).unwrap(),
+    )
+    .unwrap();
+    let notes = report["notes"].to_string();
+    assert!(
+        notes.contains("steps did not start from full capacity"),
+        "{notes}"
+    );
+}
