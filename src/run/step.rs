@@ -164,13 +164,42 @@ impl Runner<'_> {
             return Ok(Outcome::skipped(format!("not run: {why}")));
         }
         proceed!(self.cooldown(at).await);
-        let live = proceed!(self.live_nodes(at).await);
-        proceed!(self.guards(at, previous, live.as_ref().map(Vec::len)));
-        let chosen = proceed!(self.choose(at, live).await);
-        proceed!(self.confirm(at, &chosen.nodes).await);
+        let chosen = proceed!(self.checked_choice(at, previous).await);
         let injected = proceed!(self.inject(at, chosen).await);
         self.observe(at, injected.t0).await?;
         self.judge(at, &injected)
+    }
+
+    /// Guards and the choice, then (with `--step-confirm`) the operator's go. The wait for it
+    /// has no bound and the world moves meanwhile (nodes die, hours pass, work moves), so the
+    /// guards, `allowed_hours`, `min_healthy`, `max_per_topology` and the selection are
+    /// evaluated again, on a fresh discovery, once the operator said go: the step goes on only
+    /// with the very selection the operator confirmed, and asks again when it changed.
+    async fn checked_choice(&mut self, at: At<'_>, previous: &[Entry]) -> Phase<Chosen> {
+        let mut confirmed: Option<Vec<String>> = None;
+        loop {
+            let live = phase!(self.live_nodes(at).await);
+            phase!(self.guards(at, previous, live.as_ref().map(Vec::len)));
+            let chosen = phase!(self.choose(at, live).await);
+            let ids: Vec<String> = chosen.nodes.iter().map(|n| n.id.clone()).collect();
+            let asks = self
+                .control
+                .as_ref()
+                .is_some_and(super::Control::step_confirm);
+            if !asks || confirmed.as_ref() == Some(&ids) {
+                return Ok(Ok(chosen));
+            }
+            if let Some(before) = &confirmed {
+                self.progress.event(&format!(
+                    "{}: the selection changed while waiting for the go ({} → {}); asking again",
+                    at.label(),
+                    before.join(", "),
+                    ids.join(", ")
+                ));
+            }
+            phase!(self.confirm(at, &chosen.nodes).await);
+            confirmed = Some(ids);
+        }
     }
 
     /// Write down how a step ended.

@@ -593,11 +593,24 @@ fn step_confirm_evaluates_the_guards_again_after_the_wait() {
             !state.contains(&format!("\"{other}\""))
         },
     );
+    let lab_state = std::fs::read_to_string(run.join("lab.json")).unwrap_or_default();
     t.send(&["Enter"]);
+    crate::util::wait_for(
+        "the step to go on or stop",
+        std::time::Duration::from_secs(60),
+        || {
+            journal_events(&run)
+                .iter()
+                .any(|e| e["event"] == "guard_breached" || e["event"] == "intent")
+        },
+    );
+    // Stop escalating (a no-op after a breach), and leave.
+    t.send(&["a"]);
     let screen = t.wait_for("VERDICT", 60);
     t.send(&["Enter"]);
     t.wait_for("EXIT=", 30);
     let journal = journal_events(&run);
+    let screen = format!("{screen}\nlab.json at the go:\n{lab_state}\nkilled {other}");
     let breached: Vec<_> = journal
         .iter()
         .filter(|e| e["event"] == "guard_breached")
