@@ -73,7 +73,12 @@ impl Source for AsgNodes {
     /// permission is still what the DryRun check can see).
     async fn terminate(&self, ec2: &Ec2, go: &[&Found], _: Injection<'_>) -> Vec<Terminated> {
         let ids: Vec<String> = go.iter().map(|f| f.node.id.clone()).collect();
-        terminate_asg(&self.asg, &ec2.client, &ids, self.group.replace).await
+        let called = terminate_asg(&self.asg, &ids, self.group.replace).await;
+        let (mut out, called) = called;
+        if !called.is_empty() {
+            out.extend(self.confirm(&ec2.client, &called).await);
+        }
+        out
     }
 
     fn replacement(&self) -> Option<&dyn Replacement> {
@@ -123,6 +128,9 @@ impl Replacement for AsgNodes {
 pub struct GroupCapacity {
     pub desired: u32,
     pub in_service: Vec<String>,
+    /// Members on their way out, with their lifecycle state (`Terminating:Wait` while a
+    /// lifecycle hook holds them: EC2 still says `running`).
+    pub terminating: Vec<(String, String)>,
 }
 
 impl GroupCapacity {
@@ -156,18 +164,78 @@ pub async fn group_capacity(
         .filter_map(|i| i.instance_id().map(str::to_owned))
         .collect();
     in_service.sort();
+    let terminating = g
+        .instances()
+        .iter()
+        .filter_map(|i| {
+            let state = i.lifecycle_state()?.as_str();
+            let id = i.instance_id()?;
+            state
+                .starts_with("Terminating")
+                .then(|| (id.to_owned(), state.to_owned()))
+        })
+        .collect();
     Ok(GroupCapacity {
         desired: g.desired_capacity().unwrap_or(0).max(0) as u32,
         in_service,
+        terminating,
     })
 }
 
+impl AsgNodes {
+    /// The instances the group was asked to terminate, confirmed: gone in EC2, or terminating
+    /// in the group. A lifecycle hook holds an instance in `Terminating:Wait` (EC2 still says
+    /// `running`) for as long as the hook's timeout: it is terminating, not an error, and it is
+    /// counted; the group's InService count (what cooldown waits on) no longer has it.
+    async fn confirm(&self, ec2: &aws_sdk_ec2::Client, ids: &[String]) -> Vec<Terminated> {
+        let deadline = std::time::Instant::now() + CONFIRM_WITHIN;
+        loop {
+            let states = aws::states(ec2, ids).await.unwrap_or_default();
+            let terminating = group_capacity(&self.asg, &self.group.name)
+                .await
+                .map(|c| c.terminating)
+                .unwrap_or_default();
+            // Still running in EC2, terminating in the group.
+            let held = |id: &String| -> Option<&(String, String)> {
+                if aws::gone(states.get(id)) {
+                    return None;
+                }
+                terminating.iter().find(|(t, _)| t == id)
+            };
+            let settled = ids
+                .iter()
+                .all(|id| aws::gone(states.get(id)) || held(id).is_some());
+            if settled || std::time::Instant::now() >= deadline {
+                let (waiting, rest): (Vec<String>, Vec<String>) =
+                    ids.iter().cloned().partition(|id| held(id).is_some());
+                let mut out = confirm(ec2, &rest, Duration::ZERO).await;
+                out.extend(waiting.iter().filter_map(|id| held(id)).map(|(id, state)| {
+                    Terminated::new(
+                        id,
+                        crate::nodes::NodeOutcome::Terminated,
+                        Some(format!(
+                            "{state} in group {}: a lifecycle hook holds it (EC2 still says \
+                             running); counted as terminated, capacity is waited for",
+                            self.group.name
+                        )),
+                    )
+                }));
+                return out;
+            }
+            tokio::time::sleep(aws::poll_interval()).await;
+        }
+    }
+}
+
+/// How long terminations are confirmed for, before an instance still running is an error.
+const CONFIRM_WITHIN: Duration = Duration::from_secs(60);
+
+/// TerminateInstanceInAutoScalingGroup for each: (refusals, the ids the group accepted).
 async fn terminate_asg(
     asg: &aws_sdk_autoscaling::Client,
-    ec2: &aws_sdk_ec2::Client,
     ids: &[String],
     replace: bool,
-) -> Vec<Terminated> {
+) -> (Vec<Terminated>, Vec<String>) {
     let mut out = Vec::new();
     let mut called = Vec::new();
     for id in ids {
@@ -185,10 +253,7 @@ async fn terminate_asg(
             )),
         }
     }
-    if !called.is_empty() {
-        out.extend(confirm(ec2, &called, Duration::from_secs(60)).await);
-    }
-    out
+    (out, called)
 }
 
 #[cfg(test)]
@@ -200,6 +265,7 @@ mod tests {
         let c = GroupCapacity {
             desired: 2,
             in_service: vec!["i-1".into(), "i-2".into()],
+            terminating: Vec::new(),
         };
         assert!(c.is_full(&[]));
         assert!(!c.is_full(&["i-1".into()]));
