@@ -111,6 +111,9 @@ pub struct TargetOut {
     pub name: String,
     pub kind: String,
     pub provider: &'static str,
+    /// AWS: where the target acts (`account` from STS GetCallerIdentity, `region`, `endpoint`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws: Option<crate::nodes::account::Place>,
     /// Why the nodes could not be discovered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
