@@ -40,11 +40,8 @@ pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let settings = aws.settings();
-    let (store, keys) = runtime.block_on(async {
-        let store = Store::of(&plan, &settings, lock::lock_dir()).await;
-        (store, crate::run::lock_keys(&plan, &settings).await)
-    });
-    let store = store?;
+    let store = runtime.block_on(Store::of(&plan, &settings, lock::lock_dir()))?;
+    let keys = runtime.block_on(crate::run::lock_keys(&plan, &settings));
     let mut text = String::new();
     let mut refused = Vec::new();
     for (name, key) in &keys {

@@ -66,7 +66,7 @@ fn same_file(path: &Path, file: &File) -> std::io::Result<bool> {
 /// Looks again when the name was given to another file meanwhile (a takeover), so what it
 /// returns is the lock file that the name leads to now.
 fn open_current(path: &Path) -> std::io::Result<Option<Opened>> {
-    for _ in 0..16 {
+    for tries in 0..16 {
         let mut file = match File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -83,6 +83,16 @@ fn open_current(path: &Path) -> std::io::Result<Option<Opened>> {
         let mut text = String::new();
         file.read_to_string(&mut text)?;
         let holder = serde_json::from_str::<Holder>(&text).ok();
+        // Locked, yet naming a holder of this host that is gone: a resume is taking it over
+        // this instant (it holds the old file while it renames its own over it). Look again, to
+        // name the one that takes it.
+        let passing = holder
+            .as_ref()
+            .is_some_and(|h| h.host == host() && !super::alive(h.pid));
+        if !locked && passing && tries < 15 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            continue;
+        }
         return Ok(Some(Opened {
             _open: file,
             holder,
