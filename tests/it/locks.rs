@@ -455,3 +455,64 @@ fn bad_lock_settings_are_located() {
         env.stderr
     );
 }
+
+/// Asked on a terminal (`script` gives `run` one), the confirmation says where each AWS target
+/// acts before anything happens; answering no terminates nothing (exit 2, no journal).
+#[test]
+fn the_confirmation_names_the_account_region_and_endpoint() {
+    use std::io::Write;
+    let moto = Moto::start();
+    moto.launch(2, "us-east-1a", "c5.xlarge", true, TAGS);
+    let kafka = crate::aws::kafka();
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(
+        dir.path(),
+        "a.yaml",
+        &plan(&kafka, "storm-test", EC2, "1s", ""),
+    );
+    let out = dir.path().join("run");
+    let line = format!(
+        "{} run {a} --out {}",
+        env!("CARGO_BIN_EXE_spotdrill"),
+        out.display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .envs(moto.env())
+        .env("SPOTDRILL_LOCK_DIR", dir.path().join("locks"))
+        .env_remove("AWS_PROFILE")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut seen = String::new();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0_u8; 4096];
+        let mut text = String::new();
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if text.contains("Type yes to go on") && !text.contains("ANSWERED") {
+                let _ = stdin.write_all(b"no\n");
+                text.push_str("ANSWERED");
+            }
+        }
+        text
+    });
+    let status = child.wait().unwrap();
+    seen.push_str(&reader.join().unwrap());
+    let place = format!(
+        "storm-test: AWS account {ACCOUNT}, region us-east-1, endpoint {}",
+        moto.endpoint
+    );
+    assert!(seen.contains("Acting in:"), "{seen}");
+    assert!(seen.contains(&place), "{seen}");
+    assert!(seen.contains("not confirmed"), "{seen}");
+    assert_eq!(status.code(), Some(2), "{seen}");
+    assert!(!out.join("journal.jsonl").exists(), "nothing was started");
+}
