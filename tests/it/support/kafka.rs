@@ -20,8 +20,8 @@ use spotdrill::kafka::KafkaSettings;
 pub enum Backend {
     Mock(MockCluster<'static, DefaultProducerContext>),
     Tansu(Child),
-    /// The broker's process and its log directory (removed with it).
-    Apache(Child, tempfile::TempDir),
+    /// The broker's process, and its log directory (held to be removed with it).
+    Apache(Child, #[allow(dead_code)] tempfile::TempDir),
 }
 
 pub struct Kafka {
