@@ -16,13 +16,21 @@ pub struct Place {
     /// The endpoint the calls go to: `default` (AWS itself) unless `--endpoint-url` or
     /// `AWS_ENDPOINT_URL` name another (an emulator).
     pub endpoint: String,
+    /// Why the account is unknown (GetCallerIdentity failed), when it is.
+    #[serde(skip)]
+    pub unknown_because: Option<String>,
 }
 
 impl std::fmt::Display for Place {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let why = self
+            .unknown_because
+            .as_ref()
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default();
         write!(
             f,
-            "AWS account {}, region {}, endpoint {}",
+            "AWS account {}{why}, region {}, endpoint {}",
             self.account, self.region, self.endpoint
         )
     }
@@ -34,20 +42,27 @@ pub const UNKNOWN: &str = "unknown";
 /// The place a configuration acts in; the account from one GetCallerIdentity call (which needs
 /// no permission: every identity may call it).
 pub async fn place(config: &SdkConfig) -> Place {
-    let account = match aws_sdk_sts::Client::new(config)
+    let (account, unknown_because) = match aws_sdk_sts::Client::new(config)
         .get_caller_identity()
         .send()
         .await
     {
-        Ok(out) => out.account().unwrap_or(UNKNOWN).to_owned(),
+        Ok(out) => match out.account() {
+            Some(a) => (a.to_owned(), None),
+            None => (
+                UNKNOWN.to_owned(),
+                Some("GetCallerIdentity named no account".into()),
+            ),
+        },
         Err(e) => {
             let e = super::aws::call_error("GetCallerIdentity", &e);
             tracing::debug!(error = %e, "the AWS account is unknown");
-            UNKNOWN.to_owned()
+            (UNKNOWN.to_owned(), Some(e.to_string()))
         }
     };
     Place {
         account,
+        unknown_because,
         region: config
             .region()
             .map_or_else(|| UNKNOWN.to_owned(), ToString::to_string),

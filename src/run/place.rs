@@ -25,6 +25,21 @@ pub fn of(providers: &Providers) -> Vec<TargetPlace> {
         .collect()
 }
 
+/// Refuse (exit 4) to act where the account cannot be told: its lock would not name the
+/// cluster, and a colleague's run of it (whose STS answers) would not be stopped by it.
+pub fn known(providers: &Providers) -> Result<(), Failure> {
+    for (name, p) in providers {
+        if let Some(why) = p.place().and_then(|p| p.unknown_because) {
+            return Err(Failure::environment(format!(
+                "target `{name}`: cannot tell which AWS account it would act in ({why}); \
+                 spotdrill names the account in its locks and journal and does not act where \
+                 it cannot say where"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The places of a plan's AWS targets, connected for the asking (the run's confirmation).
 pub async fn of_plan(plan: &Plan, aws: &AwsSettings) -> Vec<TargetPlace> {
     of(&super::setup::connect_all(plan, aws).await)

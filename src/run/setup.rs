@@ -98,6 +98,7 @@ pub async fn connect_all(plan: &Plan, aws: &AwsSettings) -> Providers {
 /// lock store.
 pub async fn locks(plan: &Plan, opts: &Options) -> anyhow::Result<(Vec<TargetLock>, Providers)> {
     let providers = connect(plan, &opts.aws, None, Some(&opts.dir), |_| true).await;
+    super::place::known(&providers)?;
     let store = Store::of(plan, &opts.aws, opts.lock_dir.clone()).await?;
     let mut locks = Vec::new();
     for (name, p) in &providers {

@@ -516,3 +516,52 @@ fn the_confirmation_names_the_account_region_and_endpoint() {
     assert_eq!(status.code(), Some(2), "{seen}");
     assert!(!out.join("journal.jsonl").exists(), "nothing was started");
 }
+
+/// Credentials whose account STS cannot name (GetCallerIdentity unreachable, EC2 reachable):
+/// `plan` says the account is unknown and why; `run` refuses (exit 4) before any intent, since
+/// its lock could not name the cluster.
+#[test]
+fn a_run_whose_account_cannot_be_told_is_refused() {
+    let moto = Moto::start();
+    moto.launch(2, "us-east-1a", "c5.xlarge", true, TAGS);
+    let kafka = crate::aws::kafka();
+    let dir = tempfile::tempdir().unwrap();
+    let locks = dir.path().join("locks");
+    let a = write(
+        dir.path(),
+        "a.yaml",
+        &plan(&kafka, "storm-test", EC2, "1s", ""),
+    );
+    let closed = format!("http://127.0.0.1:{}", crate::support::kafka::free_port());
+    let env = [
+        ("AWS_ENDPOINT_URL_STS", closed),
+        ("AWS_MAX_ATTEMPTS", "1".to_owned()),
+    ];
+    let shown = run_in(&moto, &locks, &["plan", &a], &env);
+    assert!(
+        shown
+            .stdout
+            .contains("acting in: AWS account unknown (GetCallerIdentity failed"),
+        "{}",
+        shown.stdout
+    );
+    let out = dir.path().join("run");
+    let refused = run_in(
+        &moto,
+        &locks,
+        &["run", &a, "--yes", "--out", out.to_str().unwrap()],
+        &env,
+    );
+    refused.expect_code(4);
+    assert!(
+        refused.stderr.contains("cannot tell which AWS account"),
+        "{}",
+        refused.stderr
+    );
+    assert!(events(&journal(&out), "intent").is_empty());
+    assert!(
+        moto.instances()
+            .values()
+            .all(|(state, _)| state == "running")
+    );
+}
