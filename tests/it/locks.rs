@@ -538,6 +538,7 @@ fn a_run_whose_account_cannot_be_told_is_refused() {
         ("AWS_MAX_ATTEMPTS", "1".to_owned()),
     ];
     let shown = run_in(&moto, &locks, &["plan", &a], &env);
+    shown.expect_code(4);
     assert!(
         shown
             .stdout
