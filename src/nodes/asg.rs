@@ -42,7 +42,7 @@ impl AsgNodes {
             group,
             followed: OnceLock::new(),
         };
-        Instances::new(Ec2::new(&config), source)
+        Instances::new(Ec2::connect(&config).await, source)
     }
 }
 
@@ -209,7 +209,7 @@ impl AsgNodes {
                 let (waiting, rest): (Vec<String>, Vec<String>) =
                     ids.iter().cloned().partition(|id| held(id).is_some());
                 let mut out = confirm(ec2, &rest, Duration::ZERO).await;
-                out.extend(waiting.iter().filter_map(|id| held(id)).map(|(id, state)| {
+                out.extend(waiting.iter().filter_map(held).map(|(id, state)| {
                     Terminated::new(
                         id,
                         crate::nodes::NodeOutcome::Terminated,

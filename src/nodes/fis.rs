@@ -48,7 +48,7 @@ impl FisNodes {
             interruption,
             open: Mutex::new(Vec::new()),
         };
-        Instances::new(Ec2::new(&config), source)
+        Instances::new(Ec2::connect(&config).await, source)
     }
 }
 

@@ -60,6 +60,7 @@ impl Runner<'_> {
                 })
                 .collect(),
             lab: plan.lab.is_some(),
+            aws: super::place::of(&self.providers),
         }
     }
 
