@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use super::capacity;
+use super::resume::{self, Prior};
 use super::runner::{Breach, Runner, WaitEnd};
 use crate::analysis::{self, Verdict};
 use crate::journal::{Entry, NodeOutcome};
@@ -81,13 +82,14 @@ impl At<'_> {
         format!("{} step {}", self.name, self.step + 1)
     }
 
-    fn skip(&self, at: String, reason: String) -> Entry {
+    fn skip(&self, at: String, reason: String, ends: bool) -> Entry {
         Entry::StepSkipped {
             at,
             target: self.name.to_owned(),
             step: self.step,
             terminations: self.n,
             reason,
+            ends,
         }
     }
 }
@@ -154,7 +156,7 @@ impl Runner<'_> {
         previous: &[Entry],
         ended: Option<&str>,
     ) -> anyhow::Result<Outcome> {
-        if let Some(o) = resumed(at, previous) {
+        if let Some(o) = self.resumed(at, previous)? {
             return Ok(o);
         }
         if let Some(why) = self.stopped() {
@@ -192,7 +194,7 @@ impl Runner<'_> {
                 }
             }
             Outcome::Skipped { reason, ends } => {
-                self.write(&at.skip(self.now(), reason.clone()))?;
+                self.write(&at.skip(self.now(), reason.clone(), ends))?;
                 if ends {
                     *ended = Some(reason);
                 }
@@ -200,7 +202,7 @@ impl Runner<'_> {
             Outcome::Stopped(breach) => {
                 let reason = breach.skip_reason();
                 self.breach(breach)?;
-                self.write(&at.skip(self.now(), reason))?;
+                self.write(&at.skip(self.now(), reason, false))?;
             }
         }
         Ok(())
@@ -323,14 +325,11 @@ impl Runner<'_> {
         Ok(Ok(()))
     }
 
-    /// Nodes of a target terminated so far in this run (and the runs it resumes).
+    /// Nodes of a target counted as terminated so far in this run (and the attempts it
+    /// resumes): every node with an intent unless an outcome proves it was not terminated.
     fn terminated(&self, name: &str, previous: &[Entry]) -> u32 {
         let now = crate::journal::read(&self.dir).unwrap_or_else(|_| previous.to_vec());
-        now.iter()
-            .filter(|e| {
-                matches!(e, Entry::Outcome { target, outcome: NodeOutcome::Terminated, .. } if target == name)
-            })
-            .count() as u32
+        resume::counted(&now, name)
     }
 
     /// Select among the running, eligible nodes, knowing what runs where (for `running:`,
@@ -419,23 +418,45 @@ impl Runner<'_> {
     }
 }
 
-/// Resume: a judged step stays judged; a step that reached its intent is never injected again
-/// (later steps still run, for their evidence; the tolerance streak ends there all the same).
-fn resumed(at: At<'_>, previous: &[Entry]) -> Option<Outcome> {
-    let judged = previous.iter().find_map(|e| match e {
-        Entry::StepJudged {
-            target,
-            step,
-            verdict,
-            ..
-        } if target == at.name && *step == at.step => Some(*verdict),
-        _ => None,
-    });
-    if let Some(v) = judged {
-        return Some(Outcome::JudgedBefore(v));
+impl Runner<'_> {
+    /// Resume: a judged step stays judged; a step that reached its intent is never injected
+    /// again but judged from what was sampled before the cut; a ladder that ended stays ended
+    /// (unless `--continue`).
+    fn resumed(&mut self, at: At<'_>, previous: &[Entry]) -> anyhow::Result<Option<Outcome>> {
+        Ok(match resume::prior(previous, self.continued, at.name, at.step) {
+            Prior::Fresh => None,
+            Prior::Judged(v) => Some(Outcome::JudgedBefore(v)),
+            Prior::Ended(reason) => Some(Outcome::ends(reason)),
+            Prior::Cut => Some(self.rejudge(at, previous)?),
+        })
     }
-    let intended = previous.iter().any(
-        |e| matches!(e, Entry::Intent { target, step, .. } if target == at.name && *step == at.step),
-    );
-    intended.then(|| Outcome::skipped("interrupted after its terminations; not repeated on resume"))
+
+    /// A step cut between its intent and its judgment, judged from `samples.csv`.
+    fn rejudge(&mut self, at: At<'_>, previous: &[Entry]) -> anyhow::Result<Outcome> {
+        let now = crate::journal::read(&self.dir)?;
+        let rows = std::fs::read_to_string(self.dir.join("samples.csv"))
+            .map(|text| crate::report::evidence::parse_samples(&text).0)
+            .unwrap_or_default();
+        let cut = resume::Cut {
+            plan: self.plan,
+            name: at.name,
+            target: at.target,
+            step: at.step,
+        };
+        let Some(entry) = resume::rejudge(&cut, previous, &now, &rows) else {
+            return Ok(Outcome::skipped(
+                "interrupted after its terminations; not repeated on resume",
+            ));
+        };
+        let verdict = match &entry {
+            Entry::StepJudged { verdict, .. } => *verdict,
+            _ => Verdict::Inconclusive,
+        };
+        self.write(&entry)?;
+        self.progress.event(&format!(
+            "{}: cut before its judgment; judged from samples.csv: {verdict} (not repeated)",
+            at.label()
+        ));
+        Ok(Outcome::Judged(verdict))
+    }
 }

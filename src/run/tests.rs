@@ -148,6 +148,7 @@ fn runner<'a>(plan: &'a Plan, dir: &std::path::Path) -> (Runner<'a>, Injections)
         progress: Progress::new().quiet(true),
         control: None,
         stop: None,
+        continued: false,
         active: None,
         cpu_start: crate::lab::stats::read(&[std::process::id()]),
         sizes: [("c".to_owned(), 4)].into_iter().collect(),
