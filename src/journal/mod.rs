@@ -235,10 +235,7 @@ pub enum Entry {
         detail: String,
     },
     /// Escalation stopped for a reason other than a guard or Ctrl-C (the lab's broker died).
-    Aborted {
-        at: String,
-        reason: String,
-    },
+    Aborted { at: String, reason: String },
     Interrupted {
         at: String,
         /// The second Ctrl-C: the run ended at once.
@@ -550,7 +547,8 @@ mod tests {
         j.append(&Entry::Resumed {
             at: now(),
             continued: false,
-        }).unwrap();
+        })
+        .unwrap();
         drop(j);
         let c = read_contents(dir.path()).unwrap();
         assert_eq!(c.torn, None);
@@ -565,7 +563,8 @@ mod tests {
         j.append(&Entry::Resumed {
             at: now(),
             continued: false,
-        }).unwrap();
+        })
+        .unwrap();
         assert_eq!(read(dir.path()).unwrap().len(), 4);
     }
 }

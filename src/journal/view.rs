@@ -658,6 +658,7 @@ mod tests {
                 step: 1,
                 terminations: 2,
                 reason: "not run: step 1 (1) did not pass".into(),
+                ends: false,
             },
         ]);
         let skipped = step_of(&view, 1);

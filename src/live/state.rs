@@ -843,8 +843,12 @@ mod tests {
             Some(crate::exit::ExitCode::Aborted)
         );
         assert!(s.stopped.is_some());
+        // A resume without --continue keeps the earlier stop (a stopped run stays stopped)…
         s.apply_journal_line(r#"{"event":"resumed","at":"2026-11-26T03:30:00Z"}"#);
         assert_eq!(s.finished, None);
+        assert!(s.stopped.is_some());
+        // … one with --continue escalates past it.
+        s.apply_journal_line(r#"{"event":"resumed","at":"2026-11-26T03:31:00Z","continued":true}"#);
         assert_eq!(s.stopped, None);
     }
 

@@ -64,7 +64,7 @@ impl Runner<'_> {
     /// Every target's nodes and, before anything else, the permission to terminate them
     /// (`DryRun=true` on TerminateInstances for AWS). Each target's size when the run first
     /// started is its 100% (`min_healthy`): journaled then, read back by every resume.
-    async fn discover_all(&mut self, previous: &[Entry]) -> anyhow::Result<()> {
+    pub(super) async fn discover_all(&mut self, previous: &[Entry]) -> anyhow::Result<()> {
         let mut found = Vec::new();
         for (name, p) in &self.providers {
             let nodes = crate::preflight::nodes::ready(name, p.as_ref()).await?;

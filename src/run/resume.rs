@@ -77,7 +77,15 @@ pub fn prior(previous: &[Entry], continued: bool, target: &str, step: usize) -> 
     }
     let since = previous
         .iter()
-        .rposition(|e| matches!(e, Entry::Resumed { continued: true, .. }))
+        .rposition(|e| {
+            matches!(
+                e,
+                Entry::Resumed {
+                    continued: true,
+                    ..
+                }
+            )
+        })
         .map_or(0, |i| i + 1);
     let ended = previous[since..].iter().rev().find_map(|e| match e {
         Entry::StepSkipped {
@@ -95,25 +103,38 @@ pub fn prior(previous: &[Entry], continued: bool, target: &str, step: usize) -> 
 /// Nodes of `target` that `max_terminations` counts: every node of every intent, unless an
 /// outcome (already gone, refused) or a reconciliation (found running) proves it was not
 /// terminated. A crash between an intent and its outcomes leaves the intent's nodes counted.
+/// (Read straight from the entries: it holds for a journal without its `run_started` too.)
 pub fn counted(entries: &[Entry], target: &str) -> u32 {
-    let view = RunView::from_entries(entries);
-    view.target(target)
-        .map_or(0, |t| t.steps.iter().map(counted_in).sum())
-}
-
-fn counted_in(s: &StepRun) -> u32 {
-    let Some(intent) = &s.intent else {
-        return 0;
-    };
-    let spared = |id: &str| {
-        s.outcomes.iter().any(|o| {
-            o.node == id && matches!(o.outcome, NodeOutcome::AlreadyGone | NodeOutcome::Refused)
-        }) || s
-            .reconciled
-            .iter()
-            .any(|r| r.node == id && r.found == Found::Running)
-    };
-    intent.nodes.iter().filter(|n| !spared(&n.id)).count() as u32
+    let mut intended: Vec<(usize, &str)> = Vec::new();
+    let mut spared: Vec<(usize, &str)> = Vec::new();
+    for e in entries {
+        match e {
+            Entry::Intent {
+                target: t,
+                step,
+                nodes,
+                ..
+            } if t == target => intended.extend(nodes.iter().map(|n| (*step, n.id.as_str()))),
+            Entry::Outcome {
+                target: t,
+                step,
+                node,
+                outcome: NodeOutcome::AlreadyGone | NodeOutcome::Refused,
+                ..
+            }
+            | Entry::Reconciled {
+                target: t,
+                step,
+                node,
+                found: Found::Running,
+                ..
+            } if t == target => spared.push((*step, node.as_str())),
+            _ => {}
+        }
+    }
+    intended.sort_unstable();
+    intended.dedup();
+    intended.iter().filter(|n| !spared.contains(n)).count() as u32
 }
 
 /// Nodes of a step proven terminated: a `terminated` outcome, or found gone at a resume.
@@ -195,7 +216,10 @@ pub fn rejudge(
     now: &[Entry],
     rows: &[SampleRow],
 ) -> Option<Entry> {
-    let view = RunView::from_entries(previous);
+    // The step as the journal now tells it (with this resume's reconciliations); the bands as
+    // they were before it (this attempt measures its own baseline).
+    let view = RunView::from_entries(now);
+    let bands = RunView::from_entries(previous).baseline;
     let s = view.step(cut.name, cut.step)?;
     let intent = s.intent.as_ref()?;
     let t0_text = s
@@ -204,7 +228,7 @@ pub fn rejudge(
         .or_else(|| s.outcomes.last().map(|o| o.at.clone()))
         .unwrap_or_else(|| intent.at.clone());
     let t0 = parse_time(&t0_text)?;
-    let end = RunView::from_entries(now)
+    let end = view
         .resumes
         .iter()
         .filter_map(|r| parse_time(&r.at))
@@ -214,13 +238,19 @@ pub fn rejudge(
     for app in &cut.target.applications {
         let samples = window(rows, app, t0, end);
         observed = observed.max(samples.last().map_or(0.0, |x| x.t));
-        let band = view.baseline.iter().find(|b| &b.name == app).map(|b| Band {
+        let band = bands.iter().find(|b| &b.name == app).map(|b| Band {
             p99_s: b.p99_s,
             upper_s: b.upper_s,
             samples: b.samples,
         });
         if let Some(band) = band {
-            results.push(judge_app(cut, app, &samples, band, (proven(s), intent.nodes.len())));
+            results.push(judge_app(
+                cut,
+                app,
+                &samples,
+                band,
+                (proven(s), intent.nodes.len()),
+            ));
         }
     }
     Some(Entry::StepJudged {
@@ -329,9 +359,10 @@ impl Runner<'_> {
             let running = self.still_running(name).await;
             for u in open.iter().filter(|u| u.target == name) {
                 let (found, detail) = match &running {
-                    Ok(ids) if ids.contains(&u.node) => {
-                        (Found::Running, "discovered running: not terminated".to_owned())
-                    }
+                    Ok(ids) if ids.contains(&u.node) => (
+                        Found::Running,
+                        "discovered running: not terminated".to_owned(),
+                    ),
                     Ok(_) => (Found::Gone, "not discovered running".to_owned()),
                     Err(why) => (Found::Unknown, why.clone()),
                 };

@@ -423,12 +423,14 @@ impl Runner<'_> {
     /// again but judged from what was sampled before the cut; a ladder that ended stays ended
     /// (unless `--continue`).
     fn resumed(&mut self, at: At<'_>, previous: &[Entry]) -> anyhow::Result<Option<Outcome>> {
-        Ok(match resume::prior(previous, self.continued, at.name, at.step) {
-            Prior::Fresh => None,
-            Prior::Judged(v) => Some(Outcome::JudgedBefore(v)),
-            Prior::Ended(reason) => Some(Outcome::ends(reason)),
-            Prior::Cut => Some(self.rejudge(at, previous)?),
-        })
+        Ok(
+            match resume::prior(previous, self.continued, at.name, at.step) {
+                Prior::Fresh => None,
+                Prior::Judged(v) => Some(Outcome::JudgedBefore(v)),
+                Prior::Ended(reason) => Some(Outcome::ends(reason)),
+                Prior::Cut => Some(self.rejudge(at, previous)?),
+            },
+        )
     }
 
     /// A step cut between its intent and its judgment, judged from `samples.csv`.
