@@ -47,12 +47,17 @@ pub fn earlier_stop(previous: &[Entry], continued: bool) -> Option<String> {
         .map(crate::report::stop_text)
 }
 
+/// How the finding of a step judged at resume begins.
+pub const REJUDGED: &str = "judged at resume from samples.csv";
+
 /// Where an earlier attempt left one step.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Prior {
     /// Not reached (or its end lifted by `--continue`): run it.
     Fresh,
     Judged(Verdict),
+    /// Judged by an earlier resume from its samples (see [`Prior::Cut`]).
+    Rejudged(Verdict),
     /// Its intent is on disk, its judgment is not: judge it from the samples, never repeat it.
     Cut,
     /// The target's ladder ended at this step (a cooldown that timed out, no node to choose).
@@ -66,8 +71,12 @@ pub fn prior(previous: &[Entry], continued: bool, target: &str, step: usize) -> 
     let Some(s) = view.step(target, step) else {
         return Prior::Fresh;
     };
-    if let Some(v) = s.verdict() {
-        return Prior::Judged(v);
+    if let Some(j) = &s.judgment {
+        let again = j.findings.first().is_some_and(|f| f.starts_with(REJUDGED));
+        return match again {
+            true => Prior::Rejudged(j.verdict),
+            false => Prior::Judged(j.verdict),
+        };
     }
     if s.intent.is_some() {
         return Prior::Cut;
@@ -265,7 +274,7 @@ pub fn rejudge(
         applications: results,
         capacity: None,
         findings: vec![format!(
-            "judged at resume from samples.csv: the run was cut {observed:.0} s after this \
+            "{REJUDGED}: the run was cut {observed:.0} s after this \
              step's injection, before judging it (lag only; the health probes' view is not \
              replayed)"
         )],

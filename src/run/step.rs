@@ -22,6 +22,10 @@ pub(super) enum Outcome {
     Judged(Verdict),
     /// Judged in the attempt this run resumes: nothing to write.
     JudgedBefore(Verdict),
+    /// Cut by a crash between its intent and its judgment, judged at resume from its samples.
+    /// A failure ends the ladder; a step the cut left inconclusive does not (later steps still
+    /// run, for their evidence; the tolerance streak ends there all the same).
+    Rejudged(Verdict),
     /// Not run, or cut short. `ends`: the ladder of this target ends here as well (the reason is
     /// why later steps are not run).
     Skipped { reason: String, ends: bool },
@@ -188,6 +192,11 @@ impl Runner<'_> {
                 *ended = Some(format!("step {step} ({n}) {v}"))
             }
             Outcome::Judged(_) => {}
+            Outcome::Rejudged(v) => {
+                if v == Verdict::Fail {
+                    *ended = Some(format!("step {step} ({n}) {v}"));
+                }
+            }
             Outcome::JudgedBefore(v) => {
                 if v != Verdict::Pass && ended.is_none() {
                     *ended = Some(format!("step {step} ({n}) did not pass"));
@@ -427,6 +436,7 @@ impl Runner<'_> {
             match resume::prior(previous, self.continued, at.name, at.step) {
                 Prior::Fresh => None,
                 Prior::Judged(v) => Some(Outcome::JudgedBefore(v)),
+                Prior::Rejudged(v) => Some(Outcome::Rejudged(v)),
                 Prior::Ended(reason) => Some(Outcome::ends(reason)),
                 Prior::Cut => Some(self.rejudge(at, previous)?),
             },
@@ -459,6 +469,6 @@ impl Runner<'_> {
             "{}: cut before its judgment; judged from samples.csv: {verdict} (not repeated)",
             at.label()
         ));
-        Ok(Outcome::Judged(verdict))
+        Ok(Outcome::Rejudged(verdict))
     }
 }
