@@ -509,7 +509,7 @@ fn two_ctrl_c_exit_at_once_resume_stays_stopped_and_continue_escalates() {
         stopped["aborted"]
             .as_str()
             .unwrap()
-            .contains("interrupted twice"),
+            .contains("interrupted at"),
         "{}",
         stopped["aborted"]
     );
