@@ -646,6 +646,36 @@ mod tests {
         assert!(matches!(stop, Some(StopKind::Aborted { reason }) if reason == "broker died"));
     }
 
+    /// A stop holds across resumes until one of them continues past it; a stop after that
+    /// holds again.
+    #[test]
+    fn an_earlier_stop_holds_until_a_resume_continues_past_it() {
+        let resumed = |continued| Entry::Resumed {
+            at: AT.into(),
+            continued,
+        };
+        let interrupted = Entry::Interrupted {
+            at: AT.into(),
+            hard: false,
+        };
+        let mut view = RunView::from_entries(&[started(), interrupted, resumed(false)]);
+        assert!(matches!(
+            view.effective_stop().map(|s| &s.kind),
+            Some(StopKind::Interrupted { hard: false })
+        ));
+        assert_eq!(view.current_stop(), None);
+        view.apply(&resumed(false));
+        assert_eq!(view.effective_stop().map(|s| s.attempt), Some(0));
+        view.apply(&resumed(true));
+        assert_eq!(view.effective_stop(), None);
+        view.apply(&Entry::Aborted {
+            at: AT.into(),
+            reason: "broker died".into(),
+        });
+        view.apply(&resumed(false));
+        assert_eq!(view.effective_stop().map(|s| s.attempt), Some(3));
+    }
+
     #[test]
     fn a_skipped_step_says_why_and_a_judged_one_keeps_its_judgment() {
         let view = RunView::from_entries(&[

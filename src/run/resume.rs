@@ -352,7 +352,9 @@ impl Runner<'_> {
             (None, false) => "resuming from the journal".to_owned(),
         });
         if let Some(why) = held {
-            self.stop = Some(Breach::Failure(format!("{why} before this resume")));
+            self.stop = Some(Breach::Failure(format!(
+                "{why} (before this resume; --continue escalates past it)"
+            )));
         }
         Ok(())
     }
