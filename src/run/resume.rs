@@ -7,6 +7,7 @@
 use std::time::SystemTime;
 
 use super::runner::{Breach, Runner};
+use super::step::{At, Outcome};
 use crate::analysis::{self, Band, Judged, Sample, StepRules, Verdict};
 use crate::exit::Failure;
 use crate::journal::view::{RunView, StepRun};
@@ -416,5 +417,53 @@ impl Runner<'_> {
                 .collect()),
             Err(e) => Err(format!("discovery failed: {e}")),
         }
+    }
+}
+
+impl Runner<'_> {
+    /// Resume: a judged step stays judged; a step that reached its intent is never injected
+    /// again but judged from what was sampled before the cut; a ladder that ended stays ended
+    /// (unless `--continue`).
+    pub(super) fn resumed(
+        &mut self,
+        at: At<'_>,
+        previous: &[Entry],
+    ) -> anyhow::Result<Option<Outcome>> {
+        Ok(match prior(previous, self.continued, at.name, at.step) {
+            Prior::Fresh => None,
+            Prior::Judged(v) => Some(Outcome::JudgedBefore(v)),
+            Prior::Rejudged(v) => Some(Outcome::Rejudged(v)),
+            Prior::Ended(reason) => Some(Outcome::ends(reason)),
+            Prior::Cut => Some(self.judge_cut(at, previous)?),
+        })
+    }
+
+    /// A step cut between its intent and its judgment, judged from `samples.csv`.
+    fn judge_cut(&mut self, at: At<'_>, previous: &[Entry]) -> anyhow::Result<Outcome> {
+        let now = crate::journal::read(&self.dir)?;
+        let rows = std::fs::read_to_string(self.dir.join("samples.csv"))
+            .map(|text| crate::report::evidence::parse_samples(&text).0)
+            .unwrap_or_default();
+        let cut = Cut {
+            plan: self.plan,
+            name: at.name,
+            target: at.target,
+            step: at.step,
+        };
+        let Some(entry) = rejudge(&cut, previous, &now, &rows) else {
+            return Ok(Outcome::skipped(
+                "interrupted after its terminations; not repeated on resume",
+            ));
+        };
+        let verdict = match &entry {
+            Entry::StepJudged { verdict, .. } => *verdict,
+            _ => Verdict::Inconclusive,
+        };
+        self.write(&entry)?;
+        self.progress.event(&format!(
+            "{}: cut before its judgment; judged from samples.csv: {verdict} (not repeated)",
+            at.label()
+        ));
+        Ok(Outcome::Rejudged(verdict))
     }
 }

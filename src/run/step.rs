@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::capacity;
-use super::resume::{self, Prior};
+use super::resume;
 use super::runner::{Breach, Runner, WaitEnd};
 use crate::analysis::{self, Verdict};
 use crate::journal::{Entry, NodeOutcome};
@@ -34,14 +34,14 @@ pub(super) enum Outcome {
 }
 
 impl Outcome {
-    fn skipped(reason: impl Into<String>) -> Outcome {
+    pub(super) fn skipped(reason: impl Into<String>) -> Outcome {
         Outcome::Skipped {
             reason: reason.into(),
             ends: false,
         }
     }
 
-    fn ends(reason: impl Into<String>) -> Outcome {
+    pub(super) fn ends(reason: impl Into<String>) -> Outcome {
         Outcome::Skipped {
             reason: reason.into(),
             ends: true,
@@ -424,51 +424,5 @@ impl Runner<'_> {
             Some(why) => Err(Outcome::skipped(format!("escalation stopped: {why}"))),
             None => Ok(()),
         })
-    }
-}
-
-impl Runner<'_> {
-    /// Resume: a judged step stays judged; a step that reached its intent is never injected
-    /// again but judged from what was sampled before the cut; a ladder that ended stays ended
-    /// (unless `--continue`).
-    fn resumed(&mut self, at: At<'_>, previous: &[Entry]) -> anyhow::Result<Option<Outcome>> {
-        Ok(
-            match resume::prior(previous, self.continued, at.name, at.step) {
-                Prior::Fresh => None,
-                Prior::Judged(v) => Some(Outcome::JudgedBefore(v)),
-                Prior::Rejudged(v) => Some(Outcome::Rejudged(v)),
-                Prior::Ended(reason) => Some(Outcome::ends(reason)),
-                Prior::Cut => Some(self.rejudge(at, previous)?),
-            },
-        )
-    }
-
-    /// A step cut between its intent and its judgment, judged from `samples.csv`.
-    fn rejudge(&mut self, at: At<'_>, previous: &[Entry]) -> anyhow::Result<Outcome> {
-        let now = crate::journal::read(&self.dir)?;
-        let rows = std::fs::read_to_string(self.dir.join("samples.csv"))
-            .map(|text| crate::report::evidence::parse_samples(&text).0)
-            .unwrap_or_default();
-        let cut = resume::Cut {
-            plan: self.plan,
-            name: at.name,
-            target: at.target,
-            step: at.step,
-        };
-        let Some(entry) = resume::rejudge(&cut, previous, &now, &rows) else {
-            return Ok(Outcome::skipped(
-                "interrupted after its terminations; not repeated on resume",
-            ));
-        };
-        let verdict = match &entry {
-            Entry::StepJudged { verdict, .. } => *verdict,
-            _ => Verdict::Inconclusive,
-        };
-        self.write(&entry)?;
-        self.progress.event(&format!(
-            "{}: cut before its judgment; judged from samples.csv: {verdict} (not repeated)",
-            at.label()
-        ));
-        Ok(Outcome::Rejudged(verdict))
     }
 }
