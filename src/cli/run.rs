@@ -171,10 +171,12 @@ fn resuming(dir: &std::path::Path, args: &Args, text: &str) -> anyhow::Result<St
         .map(crate::report::stop_text);
     Ok(match (stop, args.continue_past_stop) {
         (Some(why), true) => format!(
-            "Resume {shown} with --continue: it stopped ({why}), and escalation goes on past              that stop.\n"
+            "Resume {shown} with --continue: it stopped ({why}), and escalation goes on past \
+             that stop.\n"
         ),
         (Some(why), false) => format!(
-            "Resume {shown}: it stopped ({why}); it stays stopped, nothing more is terminated              (--continue would escalate past the stop).\n"
+            "Resume {shown}: it stopped ({why}); it stays stopped, nothing more is terminated \
+             (--continue would escalate past the stop).\n"
         ),
         (None, _) => format!("Resume {shown}: steps already injected are not repeated.\n"),
     })
