@@ -58,7 +58,7 @@ pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     if !args.yes {
-        confirm(&plan, resuming.as_deref())?;
+        confirm(&plan, &aws.settings(), resuming.as_deref())?;
     }
     // The earlier run is read before anything is terminated: a bad path is bad input.
     let previous = args
@@ -182,9 +182,13 @@ fn resuming(dir: &std::path::Path, args: &Args, text: &str) -> anyhow::Result<St
     })
 }
 
-/// Ask on the terminal before anything is terminated (without `--yes`); `resuming`: what a
-/// resume will do.
-fn confirm(plan: &crate::plan::Plan, resuming: Option<&str>) -> anyhow::Result<()> {
+/// Ask on the terminal before anything is terminated (without `--yes`), saying where: each AWS
+/// target's account, region and endpoint; `resuming`: what a resume will do.
+fn confirm(
+    plan: &crate::plan::Plan,
+    aws: &crate::nodes::aws::AwsSettings,
+    resuming: Option<&str>,
+) -> anyhow::Result<()> {
     let steps = plan.step_count();
     let most: u32 = plan
         .targets
@@ -197,8 +201,12 @@ fn confirm(plan: &crate::plan::Plan, resuming: Option<&str>) -> anyhow::Result<(
         )
         .into());
     }
+    let places = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(run::place::of_plan(plan, aws));
     crate::output::err(&format!(
-        "{}Run `{}`: {} target(s), {steps} step(s), up to {most} node terminations{}.\nType yes to go on: ",
+        "{}Run `{}`: {} target(s), {steps} step(s), up to {most} node terminations{}.\n{}Type yes to go on: ",
         resuming.unwrap_or_default(),
         plan.name,
         plan.targets.len(),
@@ -211,6 +219,10 @@ fn confirm(plan: &crate::plan::Plan, resuming: Option<&str>) -> anyhow::Result<(
             " (lab nodes only)"
         } else {
             " (real instances: AWS node providers)"
+        },
+        match places.is_empty() {
+            true => String::new(),
+            false => format!("Acting in:\n{}", run::place::lines(&places)),
         }
     ));
     let mut answer = String::new();

@@ -556,6 +556,7 @@ mod tests {
                 applications: vec!["a".into()],
             }],
             lab: true,
+            aws: Vec::new(),
         }
     }
 
