@@ -321,6 +321,7 @@ fn started(plan: &Plan, fleet: u32) -> Vec<Entry> {
                 applications: t.applications.clone(),
             }],
             lab: false,
+            aws: Vec::new(),
         },
         Entry::Fleet {
             at: at(0),
