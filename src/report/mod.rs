@@ -10,12 +10,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::{self, Verdict};
 use crate::exit::ExitCode;
-use crate::journal::view::{NodeResult, StepPhase, StepRun, Stop, StopKind, TargetRun};
-use crate::journal::{AppResult, Entry, NodeOutcome, RunView};
+use crate::journal::view::{
+    NodeResult, Reconciliation, StepPhase, StepRun, Stop, StopKind, TargetRun,
+};
+use crate::journal::{AppResult, Entry, Found, NodeOutcome, RunView};
 
 mod chart;
 pub mod diff;
-mod evidence;
+pub(crate) mod evidence;
 mod html;
 mod junit;
 mod markdown;
@@ -164,7 +166,7 @@ impl Report {
         let targets: Vec<TargetReport> = view.targets.iter().map(target_report).collect();
         let mut notes = notes(view);
         notes.extend(targets.iter().filter_map(capacity_note));
-        let aborted = view.current_stop().map(stop_text);
+        let aborted = view.effective_stop().map(stop_text);
         let verdict = run_verdict(&targets);
         let finished = view.meta.finished.as_ref();
         let wall_s = finished.and_then(|f| f.wall_s);
@@ -294,7 +296,7 @@ fn order(view: &RunView) -> String {
 }
 
 /// Why escalation stopped, in the report's words.
-fn stop_text(stop: &Stop) -> String {
+pub fn stop_text(stop: &Stop) -> String {
     match &stop.kind {
         StopKind::Guard {
             target,
@@ -316,7 +318,7 @@ fn notes(view: &RunView) -> Vec<String> {
     let mut dated: Vec<(usize, String)> = view
         .resumes
         .iter()
-        .map(|r| (r.seq, format!("resumed at {}", r.at)))
+        .map(|r| (r.seq, resume_note(r)))
         .collect();
     for t in &view.targets {
         for (i, s) in t.steps.iter().enumerate() {
@@ -324,6 +326,11 @@ fn notes(view: &RunView) -> Vec<String> {
                 s.outcomes
                     .iter()
                     .filter_map(|o| outcome_note(&t.info.name, i, o)),
+            );
+            dated.extend(
+                s.reconciled
+                    .iter()
+                    .map(|r| reconciled_note(&t.info.name, i, r)),
             );
         }
     }
@@ -338,6 +345,31 @@ fn notes(view: &RunView) -> Vec<String> {
         notes.push("the run did not finish: this report is rebuilt from its journal".into());
     }
     notes
+}
+
+fn resume_note(r: &crate::journal::view::Resume) -> String {
+    match r.continued {
+        true => format!(
+            "resumed at {} with --continue: escalation went on past the earlier stop",
+            r.at
+        ),
+        false => format!("resumed at {}", r.at),
+    }
+}
+
+/// A note for a node whose intent had no outcome, as the resume found it.
+fn reconciled_note(target: &str, step: usize, r: &Reconciliation) -> (usize, String) {
+    let what = match r.found {
+        Found::Running => "was found running (not terminated)",
+        Found::Gone => "was found gone (counted as terminated)",
+        Found::Unknown => "could not be checked (counted as terminated)",
+    };
+    let step = step + 1;
+    let text = format!(
+        "{target} step {step}: node {} had no outcome when the run was cut; at resume it {what}: {}",
+        r.node, r.detail
+    );
+    (r.seq, text)
 }
 
 /// A note for a node that was not terminated, with its journal position.

@@ -75,7 +75,7 @@ impl Runner<'_> {
 
     /// A resumed attempt: each provider looks up what the attempts before journaled and never
     /// saw end (FIS experiments), and stops it or records its state.
-    pub(super) async fn reconcile(&mut self, previous: &[Entry]) -> anyhow::Result<()> {
+    pub(super) async fn reconcile_providers(&mut self, previous: &[Entry]) -> anyhow::Result<()> {
         let providers = self.providers.clone();
         for (name, p) in &providers {
             let theirs: Vec<StepEvent> = previous
