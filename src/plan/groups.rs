@@ -1,13 +1,15 @@
 //! The consumer groups a plan's applications are measured in: one definition for `run`, `plan`
 //! and `lab`.
 
-use super::Plan;
+use super::{Isolation, Plan};
 
 /// One consumer group and every topic an application reads in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConsumerGroup {
     pub group: String,
     pub topics: Vec<String>,
+    /// The isolation its applications read with (validation makes them agree).
+    pub isolation: Isolation,
 }
 
 impl Plan {
@@ -22,6 +24,7 @@ impl Plan {
                     out.push(ConsumerGroup {
                         group: app.group.clone(),
                         topics: Vec::new(),
+                        isolation: app.isolation,
                     });
                     out.len() - 1
                 }
