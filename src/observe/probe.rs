@@ -272,6 +272,10 @@ impl LagProbe {
 
         // 5. Read what is not cached yet.
         self.last_reads = wanted.values().map(Vec::len).sum();
+        self.reader.stats = Default::default();
+        if let Some(r) = &mut self.committed_reader {
+            r.stats = Default::default();
+        }
         if !wanted.is_empty() {
             self.read_timestamps(wanted, &start, t0 + timeout);
         }
