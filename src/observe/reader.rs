@@ -117,25 +117,15 @@ impl Reader {
     }
 
     fn read_round(&mut self, tasks: &mut [Task], deadline: Instant) {
-        let mut by_topic: HashMap<Arc<str>, HashMap<i32, usize>> = HashMap::new();
-        let mut by_partition: HashMap<i32, usize> = HashMap::new();
-        let mut start = TopicPartitionList::new();
-        let mut open = 0;
-        for (i, t) in tasks.iter_mut().enumerate() {
-            let Some(at) = t.begin() else { continue };
-            let _ = start
-                .add_partition(&t.key.0, t.key.1)
-                .set_offset(Offset::Offset(at));
-            by_topic
-                .entry(t.key.0.clone())
-                .or_default()
-                .insert(t.key.1, i);
-            by_partition.insert(t.key.1, i);
-            open += 1;
-        }
-        if open == 0 {
+        let (start, index) = assignment(tasks);
+        if index.open == 0 {
             return;
         }
+        let Index {
+            by_topic,
+            by_partition,
+            mut open,
+        } = index;
         // Only the partitions being read are assigned, and only while they are read: an
         // assigned partition is fetched continuously.
         if let Err(e) = self.consumer.incremental_assign(&start) {
@@ -194,6 +184,37 @@ impl Reader {
             tracing::debug!(error = %e, "seek failed");
         }
     }
+}
+
+/// Where a round's records and EOFs go: task by (topic, partition), and by partition alone.
+struct Index {
+    by_topic: HashMap<Arc<str>, HashMap<i32, usize>>,
+    by_partition: HashMap<i32, usize>,
+    open: usize,
+}
+
+/// The round's assignment (each partition at its first query's window) and its index.
+fn assignment(tasks: &mut [Task]) -> (TopicPartitionList, Index) {
+    let mut index = Index {
+        by_topic: HashMap::new(),
+        by_partition: HashMap::new(),
+        open: 0,
+    };
+    let mut start = TopicPartitionList::new();
+    for (i, t) in tasks.iter_mut().enumerate() {
+        let Some(at) = t.begin() else { continue };
+        let _ = start
+            .add_partition(&t.key.0, t.key.1)
+            .set_offset(Offset::Offset(at));
+        index
+            .by_topic
+            .entry(t.key.0.clone())
+            .or_default()
+            .insert(t.key.1, i);
+        index.by_partition.insert(t.key.1, i);
+        index.open += 1;
+    }
+    (start, index)
 }
 
 /// Split the wants so that no round holds the same partition number twice.
