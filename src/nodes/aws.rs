@@ -190,15 +190,18 @@ pub struct Ec2 {
     pub client: aws_sdk_ec2::Client,
     /// The region the configuration resolved to (`unknown` when none).
     pub region: String,
+    /// The account, region and endpoint the calls act in.
+    pub place: super::account::Place,
 }
 
 impl Ec2 {
-    pub fn new(config: &SdkConfig) -> Ec2 {
+    /// A client for `config`, and where it acts (one GetCallerIdentity call).
+    pub async fn connect(config: &SdkConfig) -> Ec2 {
+        let place = super::account::place(config).await;
         Ec2 {
             client: aws_sdk_ec2::Client::new(config),
-            region: config
-                .region()
-                .map_or_else(|| "unknown".to_owned(), ToString::to_string),
+            region: place.region.clone(),
+            place,
         }
     }
 

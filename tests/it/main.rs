@@ -12,6 +12,7 @@ mod lag;
 mod lag_cli;
 mod lag_txn;
 mod live;
+mod locks;
 mod plan_cli;
 mod report;
 mod report_browser;
