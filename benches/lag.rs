@@ -278,6 +278,7 @@ fn spotdrill_snapshots(
         .map(|g| GroupSpec {
             group: group_name(partitions, g),
             topics: vec![topic_name(partitions)],
+            isolation: Default::default(),
         })
         .collect();
     let mut probe = LagProbe::connect(settings, &specs).expect("probe connects");

@@ -12,7 +12,7 @@ use crate::exit::{ExitCode, Failure};
 use crate::kafka::KafkaSettings;
 use crate::observe::{GroupLag, GroupSpec, LagProbe, Status, sampler};
 use crate::output;
-use crate::plan::{self, Brokers, Sasl, SaslMechanism, Security, SecurityProtocol};
+use crate::plan::{self, Brokers, Isolation, Sasl, SaslMechanism, Security, SecurityProtocol};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -25,6 +25,12 @@ pub struct Args {
     /// Only these topics (default: every topic the group committed to).
     #[arg(long = "topic")]
     pub topics: Vec<String>,
+    /// How the groups' consumers read transactional topics: read_uncommitted (lag to the high
+    /// watermark) or read_committed (lag to the last stable offset; open transactions are
+    /// reported with their age). Default: each application's `isolation` with --plan, else
+    /// read_uncommitted.
+    #[arg(long, value_enum)]
+    pub isolation: Option<IsolationArg>,
     /// Take brokers, security and (without --group) the groups and topics from a plan.
     #[arg(long, value_name = "PLAN")]
     pub plan: Option<PathBuf>,
@@ -58,6 +64,24 @@ pub struct Args {
     /// PEM file of the CA that signed the brokers' certificates.
     #[arg(long, value_name = "FILE")]
     pub ssl_ca_file: Option<String>,
+}
+
+/// `--isolation`, as Kafka spells it.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum IsolationArg {
+    #[value(name = "read_uncommitted")]
+    ReadUncommitted,
+    #[value(name = "read_committed")]
+    ReadCommitted,
+}
+
+impl From<IsolationArg> for Isolation {
+    fn from(a: IsolationArg) -> Isolation {
+        match a {
+            IsolationArg::ReadUncommitted => Isolation::ReadUncommitted,
+            IsolationArg::ReadCommitted => Isolation::ReadCommitted,
+        }
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -107,6 +131,7 @@ fn resolve(args: &Args) -> anyhow::Result<(KafkaSettings, Vec<GroupSpec>)> {
             .map(|g| GroupSpec {
                 group: g.clone(),
                 topics: args.topics.clone(),
+                isolation: args.isolation.map(Into::into).unwrap_or_default(),
             })
             .collect()
     } else if let Some(p) = &plan {
@@ -119,6 +144,7 @@ fn resolve(args: &Args) -> anyhow::Result<(KafkaSettings, Vec<GroupSpec>)> {
                 } else {
                     args.topics.clone()
                 },
+                isolation: args.isolation.map_or(g.isolation, Into::into),
             })
             .collect()
     } else {
@@ -342,6 +368,9 @@ impl View {
             for p in &g.problems {
                 text.push_str(&format!(" problem={p:?}"));
             }
+            for n in &g.notes {
+                text.push_str(&format!(" note={n:?}"));
+            }
             text.push('\n');
         }
         output::out(&text);
@@ -371,6 +400,9 @@ impl View {
             ));
             for p in &g.problems {
                 lines.push(format!("  ! {p}"));
+            }
+            for n in &g.notes {
+                lines.push(format!("  · {n}"));
             }
         }
         let mut text = String::new();

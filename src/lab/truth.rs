@@ -61,6 +61,8 @@ impl Watcher {
             let spec = GroupSpec {
                 group: w.group.clone(),
                 topics: w.topics.clone(),
+                // Lab workers read plain (non-transactional) topics.
+                isolation: Default::default(),
             };
             if !specs.contains(&spec) {
                 specs.push(spec);

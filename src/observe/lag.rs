@@ -6,10 +6,18 @@
 //! - lag in seconds = 0 if C ≥ H, else timestamp(H−1) − timestamp(C−1). Where C−1 is gone (C is 0,
 //!   or retention deleted it) the reference is the first record still there, max(C, L), and the
 //!   sample says so.
+//!
+//! Only data records count: transaction markers (control records) occupy offsets that no consumer
+//! ever receives, and a read_committed consumer never receives aborted records either. So
+//! "record H−1" is the newest data record below H, "record C−1" the newest data record below C,
+//! and a partition whose unread offsets hold no data record has no lag at all. For a group read
+//! with `isolation: read_committed`, H is the last stable offset.
 
 use std::time::SystemTime;
 
 use serde::Serialize;
+
+pub use crate::plan::Isolation;
 
 /// Why a partition's lag was measured in a non-standard way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -22,6 +30,9 @@ pub enum Note {
     CommitBelowLogStart,
     /// C−1 does not exist (C is 0 or equals the log start): timestamp(C) stood in for it.
     ReferenceIsCommittedRecord,
+    /// The unread offsets hold only transaction markers (or, for read_committed, aborted
+    /// records): no consumer will ever receive a record there, so the lag is 0.
+    OnlyMarkersUnread,
 }
 
 impl Note {
@@ -34,6 +45,9 @@ impl Note {
             Note::ReferenceIsCommittedRecord => {
                 "the record before the committed offset is gone: measured from the committed record"
             }
+            Note::OnlyMarkersUnread => {
+                "the unread offsets are transaction markers or aborted records only: no lag"
+            }
         }
     }
 }
@@ -44,21 +58,51 @@ pub struct Offsets {
     pub committed: Option<i64>,
     pub log_start: i64,
     pub high_watermark: i64,
+    /// For a read_committed group: the last stable offset, the end it reads to (H for it).
+    pub last_stable: Option<i64>,
+}
+
+impl Offsets {
+    /// The end the group reads to: the last stable offset for read_committed, else H.
+    pub fn end(&self) -> i64 {
+        self.last_stable.unwrap_or(self.high_watermark)
+    }
 }
 
 /// What must be known about records to finish one partition's lag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Plan {
+    /// Offsets between C and H; [`finish`] makes it 0 when none of them holds a data record.
     pub lag_messages: i64,
-    /// `(newest, reference)`: the offsets whose timestamps give lag in seconds; `None` when lag
-    /// in seconds is 0 without reading anything.
+    /// `(end, reference)`: lag in seconds is timestamp(newest data record below `end`) −
+    /// timestamp(newest data record below `reference`, or, when there is none, the first one
+    /// at or after it); `None` when lag in seconds is 0 without reading anything.
     pub records: Option<(i64, i64)>,
     pub note: Option<Note>,
 }
 
-/// Step one: from offsets, the lag in messages and which record timestamps are needed.
+/// A data record the timestamp reader found: its offset and timestamp (ms).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub offset: i64,
+    pub ms: i64,
+    pub kind: Option<TimestampKind>,
+}
+
+/// What the reader found for "the newest data record below offset E".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// The newest data record below E.
+    Below(Record),
+    /// No data record below E (down to the log start): the first data record at or after E.
+    After(Record),
+    /// No data record at all from the log start to the end of the partition.
+    Nothing,
+}
+
+/// Step one: from offsets, the lag in messages and which records are needed.
 pub fn plan(o: Offsets) -> Plan {
-    let h = o.high_watermark;
+    let h = o.end();
     let l = o.log_start.min(h);
     let (c, mut note) = match o.committed {
         Some(c) => (c, None),
@@ -74,19 +118,56 @@ pub fn plan(o: Offsets) -> Plan {
             note,
         };
     }
-    let reference = if c < l {
+    if c < l {
         note = note.or(Some(Note::CommitBelowLogStart));
-        l
-    } else if c == l {
-        note = note.or(Some(Note::ReferenceIsCommittedRecord));
-        c
-    } else {
-        c - 1
-    };
+    }
     Plan {
         lag_messages,
-        records: Some((h - 1, reference)),
+        records: Some((h, c.max(l))),
         note,
+    }
+}
+
+/// One partition's lag, finished from what the reader found.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Finished {
+    pub lag_messages: i64,
+    pub lag_seconds: f64,
+    pub kind: Option<TimestampKind>,
+    pub note: Option<Note>,
+}
+
+/// Step two: lag from the newest data record below the end and the reference record (see
+/// [`Plan::records`]). When the newest data record lies below the reference, every unread offset
+/// is a marker (or an aborted record): no lag, in messages or in seconds.
+pub fn finish(plan: &Plan, newest: Found, reference: Found) -> Finished {
+    let done = |lag_messages, lag_seconds, kind, note| Finished {
+        lag_messages,
+        lag_seconds,
+        kind,
+        note,
+    };
+    let Some((_, from)) = plan.records else {
+        return done(plan.lag_messages, 0.0, None, plan.note);
+    };
+    let only_markers = plan.note.or(Some(Note::OnlyMarkersUnread));
+    let Found::Below(n) = newest else {
+        // Not one data record below the end: nothing to read, ever.
+        return done(0, 0.0, None, only_markers);
+    };
+    if n.offset < from {
+        return done(0, 0.0, n.kind, only_markers);
+    }
+    match reference {
+        Found::Below(r) => done(plan.lag_messages, seconds(n.ms, r.ms), n.kind, plan.note),
+        Found::After(r) => done(
+            plan.lag_messages,
+            seconds(n.ms, r.ms),
+            n.kind,
+            plan.note.or(Some(Note::ReferenceIsCommittedRecord)),
+        ),
+        // Cannot happen (n itself is at or after the reference); never negative either way.
+        Found::Nothing => done(plan.lag_messages, 0.0, n.kind, plan.note),
     }
 }
 
@@ -120,6 +201,37 @@ pub struct PartitionLag {
     pub timestamp_type: Option<TimestampKind>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<Note>,
+    /// read_committed groups: the last stable offset, the end their lag is measured against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_stable_offset: Option<i64>,
+    /// read_committed groups: an open transaction holds the last stable offset below H.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_transaction: Option<OpenTransaction>,
+}
+
+/// A transaction still open on a partition, holding its last stable offset back: records past
+/// it stay invisible to read_committed consumers until it commits or aborts.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct OpenTransaction {
+    /// Its first offset (the last stable offset).
+    pub first_offset: i64,
+    /// Offsets above the last stable offset (up to H) read_committed consumers cannot read yet.
+    pub held_back: i64,
+    /// Seconds since its first record was written (its timestamp); `null` when not read in time.
+    pub age_s: Option<f64>,
+}
+
+impl OpenTransaction {
+    pub fn describe(&self, topic: &str, partition: i32) -> String {
+        let age = self
+            .age_s
+            .map_or("of unknown age".into(), |a| format!("open for {a:.1}s"));
+        format!(
+            "{topic}/{partition}: an open transaction since offset {} ({age}) holds the last \
+             stable offset back: {} offsets above it are not readable by read_committed consumers yet",
+            self.first_offset, self.held_back
+        )
+    }
 }
 
 /// The state of a group's sample.
@@ -151,6 +263,13 @@ pub struct GroupLag {
     /// What went wrong, for `missing` samples and topics that disappeared.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+    /// What is worth knowing but not wrong: open transactions holding a read_committed group's
+    /// last stable offset back, with their age.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Shown only for read_committed groups (read_uncommitted is the default).
+    #[serde(skip_serializing_if = "Isolation::is_default")]
+    pub isolation: Isolation,
     /// How long taking this snapshot took, in milliseconds.
     pub took_ms: u64,
     pub partitions: Vec<PartitionLag>,
@@ -173,6 +292,10 @@ impl GroupLag {
             .filter_map(|p| p.lag_seconds)
             .fold(0.0_f64, f64::max);
         let never = !partitions.is_empty() && partitions.iter().all(|p| p.committed.is_none());
+        let notes = partitions
+            .iter()
+            .filter_map(|p| Some(p.open_transaction?.describe(&p.topic, p.partition)))
+            .collect();
         GroupLag {
             at,
             group: group.to_owned(),
@@ -185,6 +308,8 @@ impl GroupLag {
                 Status::Ok
             },
             problems,
+            notes,
+            isolation: Isolation::default(),
             took_ms,
             partitions,
         }
@@ -206,6 +331,8 @@ impl GroupLag {
             lag_seconds: None,
             status: Status::Missing,
             problems: vec![why],
+            notes: Vec::new(),
+            isolation: Isolation::default(),
             took_ms,
             partitions: Vec::new(),
         }
@@ -225,6 +352,15 @@ mod tests {
             committed,
             log_start,
             high_watermark,
+            last_stable: None,
+        }
+    }
+
+    fn rec(offset: i64, secs: i64) -> Record {
+        Record {
+            offset,
+            ms: secs * 1000,
+            kind: Some(TimestampKind::CreateTime),
         }
     }
 
@@ -232,7 +368,7 @@ mod tests {
     fn lagging_partition_reads_newest_and_last_consumed() {
         let p = plan(o(Some(40), 0, 100));
         assert_eq!(p.lag_messages, 60);
-        assert_eq!(p.records, Some((99, 39)));
+        assert_eq!(p.records, Some((100, 40)));
         assert_eq!(p.note, None);
     }
 
@@ -252,7 +388,7 @@ mod tests {
     fn no_commit_counts_from_the_log_start() {
         let p = plan(o(None, 10, 50));
         assert_eq!(p.lag_messages, 40);
-        assert_eq!(p.records, Some((49, 10)));
+        assert_eq!(p.records, Some((50, 10)));
         assert_eq!(p.note, Some(Note::NoCommit));
         // An empty partition with no commit: no lag, but still flagged.
         assert_eq!(plan(o(None, 0, 0)).note, Some(Note::NoCommit));
@@ -262,15 +398,50 @@ mod tests {
     fn commit_below_log_start_uses_first_available_record() {
         let p = plan(o(Some(5), 20, 30));
         assert_eq!(p.lag_messages, 25);
-        assert_eq!(p.records, Some((29, 20)));
+        assert_eq!(p.records, Some((30, 20)));
         assert_eq!(p.note, Some(Note::CommitBelowLogStart));
     }
 
     #[test]
     fn commit_at_zero_uses_the_committed_record() {
         let p = plan(o(Some(0), 0, 3));
-        assert_eq!(p.records, Some((2, 0)));
-        assert_eq!(p.note, Some(Note::ReferenceIsCommittedRecord));
+        assert_eq!(p.records, Some((3, 0)));
+        // Nothing below offset 0: the reader answers with the committed record itself.
+        let f = finish(&p, Found::Below(rec(2, 9)), Found::After(rec(0, 4)));
+        assert_eq!((f.lag_messages, f.lag_seconds), (3, 5.0));
+        assert_eq!(f.note, Some(Note::ReferenceIsCommittedRecord));
+    }
+
+    #[test]
+    fn lag_is_timed_from_the_newest_data_records_below_h_and_c() {
+        // H = 10, C = 6; offsets 9 and 5 are commit markers: 8 and 4 are the data records.
+        let p = plan(o(Some(6), 0, 10));
+        let f = finish(&p, Found::Below(rec(8, 20)), Found::Below(rec(4, 12)));
+        assert_eq!((f.lag_messages, f.lag_seconds, f.note), (4, 8.0, None));
+    }
+
+    #[test]
+    fn a_group_whose_unread_offsets_are_only_markers_has_no_lag() {
+        // Read everything: C = 10 = H − 1, and offset 10 is the last transaction's marker.
+        let p = plan(o(Some(10), 0, 11));
+        assert_eq!(p.lag_messages, 1);
+        let f = finish(&p, Found::Below(rec(9, 20)), Found::Below(rec(9, 20)));
+        assert_eq!((f.lag_messages, f.lag_seconds), (0, 0.0));
+        assert_eq!(f.note, Some(Note::OnlyMarkersUnread));
+        // A partition holding nothing but markers (or aborted records).
+        let f = finish(&plan(o(Some(0), 0, 4)), Found::Nothing, Found::Nothing);
+        assert_eq!((f.lag_messages, f.lag_seconds), (0, 0.0));
+    }
+
+    #[test]
+    fn read_committed_measures_against_the_last_stable_offset() {
+        let mut offsets = o(Some(4), 0, 20);
+        offsets.last_stable = Some(8);
+        let p = plan(offsets);
+        assert_eq!((p.lag_messages, p.records), (4, Some((8, 4))));
+        offsets.committed = Some(8);
+        assert_eq!(plan(offsets).records, None);
+        assert_eq!(plan(offsets).lag_messages, 0);
     }
 
     #[test]
@@ -291,6 +462,8 @@ mod tests {
             lag_seconds: Some(secs),
             timestamp_type: None,
             note: None,
+            last_stable_offset: None,
+            open_transaction: None,
         };
         let g = GroupLag::from_partitions(
             "g",

@@ -3,8 +3,9 @@
 pub mod health;
 pub mod lag;
 pub mod probe;
+pub mod reader;
 pub mod sampler;
 
-pub use lag::{GroupLag, Note, PartitionLag, Status};
+pub use lag::{GroupLag, Isolation, Note, OpenTransaction, PartitionLag, Status};
 pub use probe::{GroupSpec, LagProbe, ProbeError};
 pub use sampler::Snapshot;

@@ -4,9 +4,13 @@
 //! - committed offsets: one `BaseConsumer` per group with the group's `group.id`, asked with an
 //!   explicit partition list; it never subscribes or commits, so it never joins the group;
 //! - watermarks and log starts: one batched ListOffsets each (one request per leader);
-//! - timestamps: one long-lived reader assigned to every partition once, that seeks to the wanted
-//!   offsets and reads one record each (never pause/resume, never re-assign unless partitions
-//!   change); timestamps are cached by (topic, partition, offset) because records never change.
+//! - timestamps: one long-lived reader per isolation level ([`super::reader`]), assigned only
+//!   the partitions it must read, that finds the newest data record below H and below C
+//!   (transaction markers and, read_committed, aborted records are never returned by Kafka);
+//!   answers are cached per (partition, query, isolation) because records never change;
+//! - read_committed groups: the last stable offset from a ListOffsets with that isolation level
+//!   (librdkafka sends its client's `isolation.level`), and an open transaction's age from the
+//!   timestamp of its first record (the record at the last stable offset).
 //!
 //! Blocking: the [`super::sampler`] runs it on tokio's blocking pool.
 
@@ -16,10 +20,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Message, Timestamp};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use super::lag::{self, GroupLag, Offsets, PartitionLag, TimestampKind};
+use super::lag::{self, Found, GroupLag, Isolation, Offsets, OpenTransaction, PartitionLag};
+use super::reader::{Query, Reader, Want};
 use crate::kafka::{KafkaSettings, SettingsError};
 
 /// A group to measure and, optionally, the topics to measure it on.
@@ -28,6 +32,8 @@ pub struct GroupSpec {
     pub group: String,
     /// Empty: every topic the group has committed offsets on (found when the probe connects).
     pub topics: Vec<String>,
+    /// How the group's consumers read: read_committed lag ends at the last stable offset.
+    pub isolation: Isolation,
 }
 
 impl From<&crate::plan::ConsumerGroup> for GroupSpec {
@@ -35,6 +41,7 @@ impl From<&crate::plan::ConsumerGroup> for GroupSpec {
         GroupSpec {
             group: g.group.clone(),
             topics: g.topics.clone(),
+            isolation: g.isolation,
         }
     }
 }
@@ -93,6 +100,8 @@ impl When {
 struct Fetched {
     high: Result<Vec<Option<i64>>, String>,
     start: Result<Vec<Option<i64>>, String>,
+    /// Last stable offsets, when a group reads read_committed.
+    stable: Option<Result<Vec<Option<i64>>, String>>,
     committed: Vec<Result<Vec<Option<i64>>, String>>,
 }
 
@@ -127,26 +136,32 @@ impl Layout {
     }
 }
 
-/// A record timestamp and its type.
+/// A reader's answer, cached: records never change, so neither does the newest data record
+/// below an offset (nor the first at or after one). "Nothing" is kept for its snapshot only.
 #[derive(Clone, Copy, Debug)]
 struct Stamp {
-    ms: i64,
-    kind: Option<TimestampKind>,
+    query: Query,
+    isolation: Isolation,
+    found: Found,
     generation: u64,
 }
 
-/// Cached timestamps per partition before those not used lately are dropped.
+/// Cached answers per partition before those not used lately are dropped.
 const CACHE_PER_PARTITION: usize = 64;
-/// A wanted offset this close after the current one is reached by reading on, not by seeking.
-const READ_ON: i64 = 32;
+
+/// Queries to read, per (isolation, partition index).
+type Wanted = BTreeMap<(Isolation, usize), Vec<Query>>;
 
 pub struct LagProbe {
     settings: KafkaSettings,
     meta: BaseConsumer,
-    reader: BaseConsumer,
+    /// ListOffsets with isolation read_committed (the last stable offsets), when a group needs it.
+    meta_committed: Option<BaseConsumer>,
+    reader: Reader,
+    committed_reader: Option<Reader>,
     groups: Vec<GroupProbe>,
-    /// Cached record timestamps, per partition of `layout.all`: (offset, stamp).
-    stamps: Vec<Vec<(i64, Stamp)>>,
+    /// Cached answers, per partition of `layout.all`.
+    stamps: Vec<Vec<Stamp>>,
     generation: u64,
     started: Instant,
     names: HashMap<String, Arc<str>>,
@@ -159,6 +174,7 @@ pub struct LagProbe {
 struct GroupProbe {
     group: String,
     topics: Vec<String>,
+    isolation: Isolation,
     consumer: BaseConsumer,
 }
 
@@ -169,10 +185,22 @@ impl LagProbe {
         let base = settings.client_config()?;
         let probe_group = format!("spotdrill-probe-{}", std::process::id());
         let meta_cfg = without_commits(&base, &probe_group);
-        let meta = create(&meta_cfg)?;
-        let reader = create(&reader_config(&meta_cfg))?;
+        let uncommitted = isolated(&meta_cfg, Isolation::ReadUncommitted);
+        let meta = create(&uncommitted)?;
+        let reader = Reader::new(create(&reader_config(&uncommitted))?);
         // Connect the reader now, so the first snapshot does not wait for its first metadata.
-        let _ = reader.fetch_metadata(None, settings.timeout);
+        reader.warm_up(settings.timeout);
+        let (meta_committed, committed_reader) = if specs
+            .iter()
+            .any(|s| s.isolation == Isolation::ReadCommitted)
+        {
+            let committed = isolated(&meta_cfg, Isolation::ReadCommitted);
+            let reader = Reader::new(create(&reader_config(&committed))?);
+            reader.warm_up(settings.timeout);
+            (Some(create(&committed)?), Some(reader))
+        } else {
+            (None, None)
+        };
         let existing = existing_topics(&meta, &settings)?;
         let groups = specs
             .iter()
@@ -182,7 +210,9 @@ impl LagProbe {
         Ok(LagProbe {
             settings,
             meta,
+            meta_committed,
             reader,
+            committed_reader,
             groups,
             stamps: Vec::new(),
             generation: 0,
@@ -236,18 +266,27 @@ impl LagProbe {
         let timeout = self.settings.timeout;
         let (fetched, topic_problems, t_metadata) = self.fetch(t0)?;
         let (high, start) = (fetched.high?, fetched.start?);
+        let stable = fetched.stable.transpose()?.unwrap_or_default();
         let t_offsets = t0.elapsed();
-        let (plans, wanted) = self.plan_partitions(&fetched.committed, &high, &start);
+        let (plans, wanted) = self.plan_partitions(&fetched.committed, &high, &start, &stable);
 
-        // 5. Read the missing timestamps.
-        self.last_reads = wanted.values().map(BTreeSet::len).sum();
+        // 5. Read what is not cached yet.
+        self.last_reads = wanted.values().map(Vec::len).sum();
+        self.reader.stats = Default::default();
+        if let Some(r) = &mut self.committed_reader {
+            r.stats = Default::default();
+        }
         if !wanted.is_empty() {
-            self.read_timestamps(wanted, t0 + timeout);
+            self.read_timestamps(wanted, &start, t0 + timeout);
         }
         tracing::debug!(
             partitions = self.layout.all.len(),
             groups = self.groups.len(),
             reads = self.last_reads,
+            seeks = self.reader.stats.seeks,
+            widened = self.reader.stats.widened,
+            eofs = self.reader.stats.eofs,
+            rounds = self.reader.stats.rounds,
             metadata_ms = t_metadata.as_millis() as u64,
             offsets_ms = t_offsets.as_millis() as u64,
             total_ms = t0.elapsed().as_millis() as u64,
@@ -262,6 +301,18 @@ impl LagProbe {
         let out = self.assemble(&when, &fetched.committed, plans, &topic_problems);
         self.prune_cache(&start);
         Ok(out)
+    }
+
+    /// The reader's counters for the last snapshot (uncommitted and committed readers summed).
+    pub fn read_stats(&self) -> super::reader::ReadStats {
+        let mut s = self.reader.stats;
+        if let Some(c) = &self.committed_reader {
+            s.rounds += c.stats.rounds;
+            s.seeks += c.stats.seeks;
+            s.widened += c.stats.widened;
+            s.eofs += c.stats.eofs;
+        }
+        s
     }
 
     /// 1–3. Partitions (fresh each time: partitions get added, topics deleted), high watermarks,
@@ -302,17 +353,19 @@ impl LagProbe {
         Ok((fetched, topic_problems, t_metadata))
     }
 
-    /// 4. What each partition of each group needs, and the record timestamps not yet known.
+    /// 4. What each partition of each group needs, and the queries not answered yet.
     fn plan_partitions(
         &mut self,
         committed: &[Result<Vec<Option<i64>>, String>],
         high: &[Option<i64>],
         start: &[Option<i64>],
-    ) -> (Vec<Vec<PartPlan>>, BTreeMap<usize, BTreeSet<i64>>) {
+        stable: &[Option<i64>],
+    ) -> (Vec<Vec<PartPlan>>, Wanted) {
         let generation = self.generation;
         let mut plans: Vec<Vec<PartPlan>> = Vec::new();
-        let mut wanted: BTreeMap<usize, BTreeSet<i64>> = BTreeMap::new();
-        for (slots, committed) in self.layout.groups.iter().zip(committed) {
+        let mut wanted = Wanted::new();
+        let groups = self.groups.iter().zip(&self.layout.groups).zip(committed);
+        for ((g, slots), committed) in groups {
             let Ok(committed) = committed else {
                 plans.push(Vec::new());
                 continue;
@@ -322,18 +375,32 @@ impl LagProbe {
                 let (Some(h), Some(l)) = (high[i], start[i]) else {
                     continue;
                 };
+                let last_stable = match g.isolation {
+                    Isolation::ReadCommitted => match stable.get(i).copied().flatten() {
+                        Some(lso) => Some(lso.min(h)),
+                        None => continue,
+                    },
+                    Isolation::ReadUncommitted => None,
+                };
                 let offsets = Offsets {
                     committed: c,
                     log_start: l,
                     high_watermark: h,
+                    last_stable,
                 };
                 let plan = lag::plan(offsets);
-                if let Some((newest, reference)) = plan.records {
-                    for o in [newest, reference] {
-                        if cached(&mut self.stamps[i], o, generation).is_none() {
-                            wanted.entry(i).or_default().insert(o);
-                        }
+                let mut need = |query, isolation| {
+                    if cached(&mut self.stamps[i], query, isolation, generation).is_none() {
+                        wanted.entry((isolation, i)).or_default().push(query);
                     }
+                };
+                if let Some((end, reference)) = plan.records {
+                    need(Query::Before(end), g.isolation);
+                    need(Query::Before(reference), g.isolation);
+                }
+                if let Some(lso) = last_stable.filter(|&lso| lso < h) {
+                    // An open transaction: its first record (only read_uncommitted sees it).
+                    need(Query::From(lso), Isolation::ReadUncommitted);
                 }
                 group_plans.push((i, offsets, plan));
             }
@@ -342,7 +409,7 @@ impl LagProbe {
         (plans, wanted)
     }
 
-    /// 6. Each group's sample from its partitions' plans and the timestamps now known.
+    /// 6. Each group's sample from its partitions' plans and the answers now known.
     fn assemble(
         &mut self,
         when: &When,
@@ -350,7 +417,7 @@ impl LagProbe {
         plans: Vec<Vec<PartPlan>>,
         topic_problems: &TopicProblems,
     ) -> Vec<GroupLag> {
-        let (generation, timeout) = (self.generation, self.settings.timeout);
+        let timeout = self.settings.timeout;
         let mut out = Vec::with_capacity(self.groups.len());
         for ((g, committed), group_plans) in self.groups.iter().zip(committed).zip(plans) {
             if let Err(why) = committed {
@@ -365,36 +432,36 @@ impl LagProbe {
             let mut parts = Vec::with_capacity(group_plans.len());
             for (i, offsets, plan) in group_plans {
                 let key = &self.layout.all[i];
-                let (lag_seconds, kind) = record_lag(&mut self.stamps[i], &plan, generation)
-                    .unwrap_or_else(|| {
-                        problems.push(format!(
-                            "{}/{}: record timestamps not read within {}",
-                            key.0,
-                            key.1,
-                            humantime::format_duration(timeout)
-                        ));
-                        (None, None)
-                    });
-                parts.push(PartitionLag {
-                    topic: key.0.to_string(),
-                    partition: key.1,
-                    committed: offsets.committed,
-                    high_watermark: offsets.high_watermark,
-                    log_start: offsets.log_start,
-                    lag_messages: plan.lag_messages,
-                    lag_seconds,
-                    timestamp_type: kind,
-                    note: plan.note,
-                });
+                let stamps = &mut self.stamps[i];
+                let part = partition_lag(
+                    stamps,
+                    key,
+                    g.isolation,
+                    offsets,
+                    &plan,
+                    when,
+                    self.generation,
+                );
+                if part.lag_seconds.is_none() {
+                    problems.push(format!(
+                        "{}/{}: record timestamps not read within {}",
+                        key.0,
+                        key.1,
+                        humantime::format_duration(timeout)
+                    ));
+                }
+                parts.push(part);
             }
-            out.push(GroupLag::from_partitions(
+            let mut sample = GroupLag::from_partitions(
                 &g.group,
                 when.at,
                 when.elapsed_ms,
                 when.took,
                 parts,
                 problems,
-            ));
+            );
+            sample.isolation = g.isolation;
+            out.push(sample);
         }
         out
     }
@@ -458,8 +525,13 @@ impl LagProbe {
         let timeout = self.settings.timeout;
         let all = &layout.all;
         std::thread::scope(|s| {
-            let high = s.spawn(|| self.list_offsets(all, Offset::End));
-            let start = s.spawn(|| self.list_offsets(all, Offset::Beginning));
+            let high = s.spawn(|| list_offsets(&self.meta, &self.settings, all, Offset::End));
+            let start =
+                s.spawn(|| list_offsets(&self.meta, &self.settings, all, Offset::Beginning));
+            let stable = self
+                .meta_committed
+                .as_ref()
+                .map(|m| s.spawn(|| list_offsets(m, &self.settings, all, Offset::End)));
             let groups: Vec<_> = self
                 .groups
                 .iter()
@@ -473,6 +545,7 @@ impl LagProbe {
             Fetched {
                 high: high.join().unwrap_or_else(|_| Err(failed.into())),
                 start: start.join().unwrap_or_else(|_| Err(failed.into())),
+                stable: stable.map(|h| h.join().unwrap_or_else(|_| Err(failed.into()))),
                 committed: groups
                     .into_iter()
                     .map(|h| h.join().unwrap_or_else(|_| Err(failed.into())))
@@ -481,108 +554,43 @@ impl LagProbe {
         })
     }
 
-    /// Offsets for every partition at `which` (End: high watermark, Beginning: log start).
-    fn list_offsets(&self, keys: &[Key], which: Offset) -> Result<Vec<Option<i64>>, String> {
-        let mut out = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(CHUNK) {
-            let tpl = partition_list(chunk.iter().map(|(t, p)| (&**t, *p, which)));
-            let result = self
-                .meta
-                .offsets_for_times(tpl, self.settings.timeout)
-                .map_err(|e| format!("cannot list offsets on {}: {e}", self.settings.brokers))?;
-            out.extend(in_order(chunk, &result, |e| {
-                match (e.offset(), e.error()) {
-                    (Offset::Offset(o), Ok(())) => Some(o),
-                    _ => None,
-                }
-            }));
-        }
-        Ok(out)
-    }
-
-    /// Seek to each wanted offset and read records until every wanted timestamp is known or the
-    /// deadline passes. A missing record (compaction, retention) is stood in for by the next one.
-    fn read_timestamps(&mut self, mut wanted: BTreeMap<usize, BTreeSet<i64>>, deadline: Instant) {
-        // Only the partitions with records to read are assigned, starting at the first wanted
-        // offset, and only while they are read: an assigned partition is fetched continuously,
-        // and thousands of idle ones would keep the reader busy between snapshots.
+    /// Ask each reader its queries (both at once), and cache the answers.
+    fn read_timestamps(&mut self, wanted: Wanted, log_start: &[Option<i64>], deadline: Instant) {
         let all = &self.layout.all;
-        let start = partition_list(wanted.iter().filter_map(|(&i, offsets)| {
-            let first = *offsets.first()?;
-            Some((&*all[i].0, all[i].1, Offset::Offset(first)))
-        }));
-        let assigned = start.clone();
-        if let Err(e) = self.reader.incremental_assign(&start) {
-            tracing::warn!(error = %e, "cannot assign the timestamp reader");
-            return;
+        let mut wants: BTreeMap<Isolation, Vec<Want>> = BTreeMap::new();
+        for ((isolation, i), queries) in wanted {
+            wants.entry(isolation).or_default().push(Want {
+                slot: i,
+                key: all[i].clone(),
+                log_start: log_start[i].unwrap_or(0),
+                queries,
+            });
         }
+        let uncommitted = wants
+            .remove(&Isolation::ReadUncommitted)
+            .unwrap_or_default();
+        let committed = wants.remove(&Isolation::ReadCommitted).unwrap_or_default();
+        let (reader, committed_reader) = (&mut self.reader, &mut self.committed_reader);
+        let (a, b) = std::thread::scope(|s| {
+            let b = committed_reader
+                .as_mut()
+                .filter(|_| !committed.is_empty())
+                .map(|r| s.spawn(move || r.read(committed, deadline)));
+            let a = reader.read(uncommitted, deadline);
+            (a, b.and_then(|h| h.join().ok()).unwrap_or_default())
+        });
         let generation = self.generation;
-        while !wanted.is_empty() {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            let Some(result) = self.reader.poll(deadline - now) else {
-                continue;
-            };
-            let Ok(msg) = result else {
-                continue;
-            };
-            let name = intern(&mut self.names, msg.topic());
-            let key: Key = (name, msg.partition());
-            let Some(&i) = self.layout.slot.get(&key) else {
-                continue;
-            };
-            let Some(offsets) = wanted.get_mut(&i) else {
-                continue;
-            };
-            let offset = msg.offset();
-            let (ms, kind) = stamp_of(msg.timestamp());
-            // Every wanted offset up to this record is answered by it (itself, or the first
-            // record after a gap).
-            let answered: Vec<i64> = offsets.range(..=offset).copied().collect();
-            if answered.is_empty() {
-                continue;
-            }
-            for o in answered {
-                offsets.remove(&o);
-                self.stamps[i].push((
-                    o,
-                    Stamp {
-                        ms,
-                        kind,
-                        generation,
-                    },
-                ));
-            }
-            match offsets.first().copied() {
-                None => {
-                    wanted.remove(&i);
-                }
-                Some(next) if next - offset > READ_ON => {
-                    let mut tpl = TopicPartitionList::new();
-                    let _ = tpl.add_partition_offset(&key.0, key.1, Offset::Offset(next));
-                    self.seek(tpl);
-                }
-                Some(_) => {}
-            }
-        }
-        self.unassign(&assigned);
-    }
-
-    fn unassign(&self, assigned: &TopicPartitionList) {
-        if let Err(e) = self.reader.incremental_unassign(assigned) {
-            tracing::warn!(error = %e, "cannot unassign the timestamp reader");
-        }
-    }
-
-    fn seek(&self, tpl: TopicPartitionList) {
-        if tpl.count() == 0 {
-            return;
-        }
-        // Asynchronous (timeout 0): the records arrive through poll.
-        if let Err(e) = self.reader.seek_partitions(tpl, Duration::ZERO) {
-            tracing::debug!(error = %e, "seek failed");
+        let answers = a
+            .into_iter()
+            .map(|x| (Isolation::ReadUncommitted, x))
+            .chain(b.into_iter().map(|x| (Isolation::ReadCommitted, x)));
+        for (isolation, (i, query, found)) in answers {
+            self.stamps[i].push(Stamp {
+                query,
+                isolation,
+                found,
+                generation,
+            });
         }
     }
 
@@ -591,19 +599,11 @@ impl LagProbe {
         let recent = self.generation.saturating_sub(1);
         for (stamps, start) in self.stamps.iter_mut().zip(log_start) {
             if stamps.len() > CACHE_PER_PARTITION {
-                stamps.retain(|(o, s)| s.generation >= recent && start.is_none_or(|l| *o >= l));
+                stamps.retain(|s| {
+                    s.generation >= recent && start.is_none_or(|l| s.query.offset() >= l)
+                });
             }
         }
-    }
-}
-
-/// A record's timestamp in ms and its type. CreateTime is the producer's clock, LogAppendTime
-/// the broker's; lag in seconds is the same difference either way.
-fn stamp_of(ts: Timestamp) -> (i64, Option<TimestampKind>) {
-    match ts {
-        Timestamp::CreateTime(ms) => (ms, Some(TimestampKind::CreateTime)),
-        Timestamp::LogAppendTime(ms) => (ms, Some(TimestampKind::LogAppendTime)),
-        Timestamp::NotAvailable => (0, None),
     }
 }
 
@@ -619,6 +619,30 @@ fn partition_list<'a>(entries: impl Iterator<Item = (&'a str, i32, Offset)>) -> 
         let _ = tpl.add_partition(topic, partition).set_offset(offset);
     }
     tpl
+}
+
+/// Offsets for every partition at `which` (End: high watermark, or the last stable offset for a
+/// read_committed client; Beginning: log start).
+fn list_offsets(
+    meta: &BaseConsumer,
+    settings: &KafkaSettings,
+    keys: &[Key],
+    which: Offset,
+) -> Result<Vec<Option<i64>>, String> {
+    let mut out = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(CHUNK) {
+        let tpl = partition_list(chunk.iter().map(|(t, p)| (&**t, *p, which)));
+        let result = meta
+            .offsets_for_times(tpl, settings.timeout)
+            .map_err(|e| format!("cannot list offsets on {}: {e}", settings.brokers))?;
+        out.extend(in_order(chunk, &result, |e| {
+            match (e.offset(), e.error()) {
+                (Offset::Offset(o), Ok(())) => Some(o),
+                _ => None,
+            }
+        }));
+    }
+    Ok(out)
 }
 
 /// Read a result list that librdkafka filled in place, in the order of `keys`, in O(n); falls
@@ -651,10 +675,20 @@ fn without_commits(base: &ClientConfig, group: &str) -> ClientConfig {
     cfg
 }
 
-/// The timestamp reader's config: reads from the earliest record, prefetches little.
+/// A client config reading with this isolation level (librdkafka's default is read_committed;
+/// it also sends it in ListOffsets, which then returns the last stable offset for End).
+fn isolated(cfg: &ClientConfig, isolation: Isolation) -> ClientConfig {
+    let mut cfg = cfg.clone();
+    cfg.set("isolation.level", isolation.name());
+    cfg
+}
+
+/// The timestamp reader's config: reads from the earliest record, prefetches little, and says
+/// when it reaches a partition's end (so a window holding only markers is never waited for).
 fn reader_config(meta_cfg: &ClientConfig) -> ClientConfig {
     let mut cfg = meta_cfg.clone();
     cfg.set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "true")
         .set("fetch.wait.max.ms", "10")
         .set("fetch.error.backoff.ms", "50")
         // Prefetch little (memory stays bounded with thousands of partitions), and never
@@ -726,6 +760,7 @@ fn group_probe(
     Ok(GroupProbe {
         group: spec.group.clone(),
         topics,
+        isolation: spec.isolation,
         consumer,
     })
 }
@@ -746,30 +781,85 @@ fn find_coordinators(groups: &[GroupProbe], timeout: Duration) {
     });
 }
 
-/// Lag in seconds and the timestamp type from the cached record timestamps the plan needs;
-/// `None` when they were not read.
-fn record_lag(
-    stamps: &mut [(i64, Stamp)],
+/// One partition of a sample, from its plan and the cached answers; `lag_seconds` is `None`
+/// when the records it needs were not read in time.
+fn partition_lag(
+    stamps: &mut [Stamp],
+    key: &Key,
+    isolation: Isolation,
+    offsets: Offsets,
     plan: &lag::Plan,
+    when: &When,
     generation: u64,
-) -> Option<(Option<f64>, Option<TimestampKind>)> {
-    let Some((newest, reference)) = plan.records else {
-        return Some((Some(0.0), None));
+) -> PartitionLag {
+    let finished = match plan.records {
+        None => Some(lag::finish(plan, Found::Nothing, Found::Nothing)),
+        Some((end, reference)) => {
+            let newest = cached(stamps, Query::Before(end), isolation, generation);
+            let from = cached(stamps, Query::Before(reference), isolation, generation);
+            match (newest, from) {
+                (Some(n), Some(r)) => Some(lag::finish(plan, n, r)),
+                // Only markers unread: the reference is not needed.
+                (Some(n), None) if !matches!(n, Found::Below(n) if n.offset >= reference) => {
+                    Some(lag::finish(plan, n, Found::Nothing))
+                }
+                _ => None,
+            }
+        }
     };
-    match (
-        cached(stamps, newest, generation),
-        cached(stamps, reference, generation),
-    ) {
-        (Some(n), Some(r)) => Some((Some(lag::seconds(n.ms, r.ms)), n.kind)),
-        _ => None,
+    let open_transaction = offsets
+        .last_stable
+        .filter(|&lso| lso < offsets.high_watermark)
+        .map(|lso| {
+            let first = cached(
+                stamps,
+                Query::From(lso),
+                Isolation::ReadUncommitted,
+                generation,
+            );
+            let at_ms = when
+                .at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            OpenTransaction {
+                first_offset: lso,
+                held_back: offsets.high_watermark - lso,
+                age_s: match first {
+                    Some(Found::After(r) | Found::Below(r)) => Some(lag::seconds(at_ms, r.ms)),
+                    _ => None,
+                },
+            }
+        });
+    PartitionLag {
+        topic: key.0.to_string(),
+        partition: key.1,
+        committed: offsets.committed,
+        high_watermark: offsets.high_watermark,
+        log_start: offsets.log_start,
+        lag_messages: finished.map_or(plan.lag_messages, |f| f.lag_messages),
+        lag_seconds: finished.map(|f| f.lag_seconds),
+        timestamp_type: finished.and_then(|f| f.kind),
+        note: finished.map_or(plan.note, |f| f.note),
+        last_stable_offset: offsets.last_stable,
+        open_transaction,
     }
 }
 
-/// The cached timestamp of `offset`, marked as used in this generation.
-fn cached(stamps: &mut [(i64, Stamp)], offset: i64, generation: u64) -> Option<Stamp> {
-    let (_, s) = stamps.iter_mut().find(|(o, _)| *o == offset)?;
+/// The cached answer to `query`, marked as used in this generation. "Nothing" holds only for
+/// the snapshot it was read in: records may come after it.
+fn cached(
+    stamps: &mut [Stamp],
+    query: Query,
+    isolation: Isolation,
+    generation: u64,
+) -> Option<Found> {
+    let s = stamps.iter_mut().find(|s| {
+        s.query == query
+            && s.isolation == isolation
+            && (s.found != Found::Nothing || s.generation == generation)
+    })?;
     s.generation = generation;
-    Some(*s)
+    Some(s.found)
 }
 
 fn intern(names: &mut HashMap<String, Arc<str>>, topic: &str) -> Arc<str> {
@@ -827,22 +917,4 @@ fn committed_topics(
         .map(|((t, _), _)| t.to_string())
         .collect();
     Ok(topics.into_iter().collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn both_timestamp_types_are_read() {
-        assert_eq!(
-            stamp_of(Timestamp::CreateTime(1_000)),
-            (1_000, Some(TimestampKind::CreateTime))
-        );
-        assert_eq!(
-            stamp_of(Timestamp::LogAppendTime(2_000)),
-            (2_000, Some(TimestampKind::LogAppendTime))
-        );
-        assert_eq!(stamp_of(Timestamp::NotAvailable), (0, None));
-    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 pub use super::spec::{
-    ClusterKind, Provider, SaslMechanism, SecurityProtocol, Selection, TimestampType,
+    ClusterKind, Isolation, Provider, SaslMechanism, SecurityProtocol, Selection, TimestampType,
 };
 
 #[derive(Clone, Debug)]
@@ -142,6 +142,8 @@ pub struct Application {
     pub abort_lag: Option<Duration>,
     /// The topology name or Marathon app id the health endpoints know it by.
     pub scheduled_as: String,
+    /// How its consumers read transactional topics (and so how its lag is measured).
+    pub isolation: Isolation,
 }
 
 #[derive(Clone, Debug)]

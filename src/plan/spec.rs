@@ -316,6 +316,49 @@ pub struct RawApplication {
     /// or the Marathon app id (default: the application's name).
     #[serde(default)]
     pub scheduled_as: Option<String>,
+    /// How the application's consumers read transactional topics: `read_uncommitted` (default,
+    /// as Kafka's own tools) or `read_committed` (lag measured against the last stable offset;
+    /// an open transaction holding it back is reported with its age).
+    #[serde(default)]
+    pub isolation: Option<Isolation>,
+}
+
+/// A consumer's isolation level (librdkafka's and Kafka's `isolation.level`).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    Deserialize,
+    JsonSchema,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Isolation {
+    /// Every record, including those of open and aborted transactions.
+    #[default]
+    ReadUncommitted,
+    /// Only records of committed transactions, up to the last stable offset.
+    ReadCommitted,
+}
+
+impl Isolation {
+    /// The value of librdkafka's `isolation.level`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isolation::ReadUncommitted => "read_uncommitted",
+            Isolation::ReadCommitted => "read_committed",
+        }
+    }
+
+    pub fn is_default(&self) -> bool {
+        *self == Isolation::ReadUncommitted
+    }
 }
 
 /// Service level objective for one step.

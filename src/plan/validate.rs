@@ -619,10 +619,44 @@ impl Checker<'_> {
                         }
                         None => name.clone(),
                     },
+                    isolation: a.isolation.unwrap_or_default(),
                 },
             );
         }
+        self.isolation_per_group(raw, &path);
         apps
+    }
+
+    /// Applications measured in one consumer group read it the same way: the group's lag is
+    /// measured once, against one end (H or the last stable offset).
+    fn isolation_per_group(&mut self, raw: &RawPlan, path: &Path) {
+        let mut first: HashMap<&str, (&str, Isolation)> = HashMap::new();
+        for (name, a) in &raw.applications {
+            let isolation = a.isolation.unwrap_or_default();
+            let Some(&(other, theirs)) = first.get(a.group.as_str()) else {
+                first.insert(&a.group, (name, isolation));
+                continue;
+            };
+            if theirs != isolation {
+                let p = path.key(name);
+                let at = if self.present(&p.key("isolation")) {
+                    p.key("isolation")
+                } else {
+                    p
+                };
+                self.error_help(
+                    &at,
+                    format!(
+                        "application `{name}` reads group `{}` with isolation {}, but `{other}` \
+                         reads it with {}",
+                        a.group,
+                        isolation.name(),
+                        theirs.name()
+                    ),
+                    "one consumer group is measured one way: give both the same `isolation`",
+                );
+            }
+        }
     }
 
     /// An application's SLO: max_lag and max_recovery, positive; max_recovery within the step

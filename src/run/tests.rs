@@ -188,6 +188,8 @@ fn feed(clock: Clock, injections: Injections) -> mpsc::Receiver<Snapshot> {
                 lag_seconds: Some(lag),
                 status: Status::Ok,
                 problems: Vec::new(),
+                notes: Vec::new(),
+                isolation: Default::default(),
                 took_ms: 0,
                 partitions: Vec::new(),
             };

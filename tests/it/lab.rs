@@ -139,6 +139,7 @@ fn lag_of(kafka: &Kafka, group: &str, topic: &str) -> spotdrill::observe::GroupL
         &[GroupSpec {
             group: group.into(),
             topics: vec![topic.into()],
+            isolation: Default::default(),
         }],
     )
     .unwrap();
@@ -490,6 +491,7 @@ fn drain_time_follows_rate_and_cost_per_message() {
             &[GroupSpec {
                 group: group.clone(),
                 topics: vec![topic.clone()],
+                isolation: Default::default(),
             }],
         )
         .unwrap();

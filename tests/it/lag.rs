@@ -19,6 +19,7 @@ fn probe(kafka: &Kafka, group: &str, topics: &[&str]) -> LagProbe {
         &[GroupSpec {
             group: group.into(),
             topics: topics.iter().map(|t| t.to_string()).collect(),
+            isolation: Default::default(),
         }],
     )
     .expect("probe connects")
@@ -137,6 +138,7 @@ fn a_group_without_topics_and_without_commits_is_a_clear_error() {
         &[GroupSpec {
             group: "ghost".into(),
             topics: vec![],
+            isolation: Default::default(),
         }],
     )
     .err()
@@ -160,6 +162,7 @@ fn topics_are_found_from_the_groups_commits() {
         &[GroupSpec {
             group: "g".into(),
             topics: vec![],
+            isolation: Default::default(),
         }],
     )
     .unwrap();
@@ -178,6 +181,7 @@ fn an_unknown_topic_is_a_clear_error() {
         &[GroupSpec {
             group: "g".into(),
             topics: vec!["nope".into()],
+            isolation: Default::default(),
         }],
     )
     .err()
@@ -199,6 +203,7 @@ fn an_unreachable_broker_fails_within_the_timeout() {
         &[GroupSpec {
             group: "g".into(),
             topics: vec!["t".into()],
+            isolation: Default::default(),
         }],
     )
     .err()
@@ -306,6 +311,7 @@ async fn a_broker_outage_is_a_gap_and_sampling_resumes() {
     let spec = GroupSpec {
         group: "g".into(),
         topics: vec!["t".into()],
+        isolation: Default::default(),
     };
     let probe = LagProbe::connect(settings, &[spec]).unwrap();
     let cancel = CancellationToken::new();

@@ -10,6 +10,7 @@ mod lab;
 mod lab_cli;
 mod lag;
 mod lag_cli;
+mod lag_txn;
 mod live;
 mod locks;
 mod plan_cli;

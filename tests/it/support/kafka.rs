@@ -272,6 +272,51 @@ impl Kafka {
         }
     }
 
+    /// A transactional producer, its transactions initialised (Apache Kafka writes a control
+    /// record, the commit or abort marker, at the end of each transaction).
+    pub fn transactional(&self, id: &str) -> BaseProducer {
+        let producer: BaseProducer = self
+            .config()
+            .set("transactional.id", id)
+            .set("batch.num.messages", "1")
+            .set("linger.ms", "0")
+            .create()
+            .unwrap();
+        producer
+            .init_transactions(Duration::from_secs(30))
+            .expect("init_transactions");
+        producer
+    }
+
+    /// One transaction of records with these timestamps (ms) on a partition: committed, aborted,
+    /// or left open (`None`; its records flushed, so they are in the log).
+    pub fn transaction(
+        &self,
+        producer: &BaseProducer,
+        topic: &str,
+        partition: i32,
+        timestamps: &[i64],
+        commit: Option<bool>,
+    ) {
+        producer.begin_transaction().expect("begin_transaction");
+        for &ts in timestamps {
+            let record = BaseRecord::<(), str>::to(topic)
+                .partition(partition)
+                .timestamp(ts)
+                .payload("telemetry");
+            producer.send(record).map_err(|(e, _)| e).expect("enqueue");
+            producer.poll(Duration::ZERO);
+        }
+        // Flushed first: aborted records are written too (the abort marker follows them).
+        let limit = Duration::from_secs(30);
+        producer.flush(limit).expect("records acknowledged");
+        match commit {
+            Some(true) => producer.commit_transaction(limit).expect("commit"),
+            Some(false) => producer.abort_transaction(limit).expect("abort"),
+            None => {}
+        }
+    }
+
     pub fn cluster(&self) -> &MockCluster<'static, DefaultProducerContext> {
         match &self.backend {
             Backend::Mock(m) => m,
