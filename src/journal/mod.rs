@@ -173,6 +173,9 @@ pub enum Entry {
         target: String,
         step: usize,
         terminations: u32,
+        /// The running, eligible nodes the step chose from (absent in journals before it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nodes_alive: Option<u32>,
     },
     /// Written and fsynced before the provider is called.
     Intent {

@@ -119,6 +119,8 @@ pub struct StepRun {
     pub terminations: u32,
     pub phase: StepPhase,
     pub started_at: Option<String>,
+    /// The running, eligible nodes the step chose from, as `step_started` says.
+    pub nodes_alive: Option<u32>,
     pub intent: Option<Intent>,
     /// Per node the provider's outcome, in the order written.
     pub outcomes: Vec<NodeResult>,
@@ -190,6 +192,7 @@ impl StepRun {
             terminations,
             phase: StepPhase::Pending,
             started_at: None,
+            nodes_alive: None,
             intent: None,
             outcomes: Vec::new(),
             reconciled: Vec::new(),
@@ -470,9 +473,12 @@ impl RunView {
 /// Move a step on by one of its entries.
 fn advance(s: &mut StepRun, entry: &Entry) {
     match entry {
-        Entry::StepStarted { at, .. } => {
+        Entry::StepStarted {
+            at, nodes_alive, ..
+        } => {
             s.phase = StepPhase::Started;
             s.started_at = Some(at.clone());
+            s.nodes_alive = *nodes_alive;
         }
         Entry::Intent {
             at,
@@ -712,6 +718,7 @@ mod tests {
                 target: "t".into(),
                 step: 0,
                 terminations: 2,
+                nodes_alive: Some(4),
             },
             intent(0, &["n1", "n2"]),
             Entry::Interrupted {

@@ -397,6 +397,7 @@ impl LiveState {
                 target,
                 step,
                 terminations,
+                ..
             } => {
                 if let Some(t) = parse_time(at) {
                     let label = self.step_label(target, *step);

@@ -135,6 +135,9 @@ pub struct StepReport {
     /// does not consume.
     #[serde(default)]
     pub findings: Vec<String>,
+    /// The running, eligible nodes the step chose from (absent for runs journaled before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes_at_start: Option<u32>,
 }
 
 /// The seed's rule: spare nodes = most nodes lost within the replacement lead time × a safety
@@ -399,11 +402,19 @@ fn capacity_note(t: &TargetReport) -> Option<String> {
     let injected = t.steps.iter().filter(|s| s.injected_at.is_some()).count();
     let followed = t.steps.iter().any(|s| s.capacity.is_some());
     (unreplaced && !t.cumulative && !followed && injected > 1).then(|| {
+        let alive: Vec<String> = t
+            .steps
+            .iter()
+            .filter(|s| s.injected_at.is_some())
+            .map(|s| s.nodes_at_start.map_or("?".to_owned(), |n| n.to_string()))
+            .collect();
         format!(
             "{}: steps did not start from full capacity ({} does not replace what it terminates \
              and no health endpoint said when capacity was back): each step chose among the \
-             nodes the steps before left",
-            t.name, t.provider
+             nodes the steps before left (nodes at step start: {})",
+            t.name,
+            t.provider,
+            alive.join(", ")
         )
     })
 }
@@ -440,6 +451,7 @@ fn step_report(s: &StepRun) -> StepReport {
         applications: judgment.map(|j| j.applications.clone()).unwrap_or_default(),
         capacity: judgment.and_then(|j| j.capacity.clone()),
         findings: judgment.map(|j| j.findings.clone()).unwrap_or_default(),
+        nodes_at_start: s.nodes_alive,
     }
 }
 

@@ -24,6 +24,7 @@ impl Runner<'_> {
             target: at.name.to_owned(),
             step: at.step,
             terminations: at.n,
+            nodes_alive: u32::try_from(chosen.alive).ok(),
         })?;
         if let Err(o) = self.go_on()? {
             return Ok(Err(o));

@@ -102,6 +102,8 @@ impl At<'_> {
 pub(super) struct Chosen {
     pub nodes: Vec<Node>,
     pub before: Option<Capacity>,
+    /// The running, eligible nodes they were chosen from.
+    pub alive: usize,
 }
 
 /// What an injection did.
@@ -404,7 +406,11 @@ impl Runner<'_> {
             at.step,
             before.as_ref(),
         ) {
-            Ok(nodes) => Ok(Ok(Chosen { nodes, before })),
+            Ok(nodes) => Ok(Ok(Chosen {
+                nodes,
+                before,
+                alive: eligible.len(),
+            })),
             Err(e @ capacity::ChoiceError::Select(..)) => {
                 let why = e.reason();
                 self.progress.event(&format!("{}: {why}", at.label()));

@@ -477,4 +477,14 @@ fn aws_ec2_without_health_endpoints_does_not_claim_full_capacity_at_each_step() 
         notes.contains("steps did not start from full capacity"),
         "{notes}"
     );
+    // The nodes each step chose from, as its step_started journaled them: the 4 trust nodes,
+    // then the 3 that step 1 left.
+    let alive: Vec<&Value> = report["targets"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["nodes_at_start"])
+        .collect();
+    assert_eq!(alive, [4, 3], "{report:#}");
+    assert!(notes.contains("(nodes at step start: 4, 3)"), "{notes}");
 }
