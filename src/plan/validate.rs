@@ -76,6 +76,7 @@ impl Checker<'_> {
             span: Some(self.span_of(path)),
             message: msg,
             help,
+            secrets: Vec::new(),
         });
     }
 
@@ -85,6 +86,16 @@ impl Checker<'_> {
 
     fn error_help(&mut self, path: &Path, msg: impl Into<String>, help: impl Into<String>) {
         self.push(Severity::Error, path, msg.into(), Some(help.into()));
+    }
+
+    /// An error about a value that holds a secret: the excerpt hides the value.
+    fn error_secret(&mut self, path: &Path, msg: impl Into<String>, help: impl Into<String>) {
+        let before = self.problems.len();
+        self.error_help(path, msg, help);
+        let value = self.tree.find(path).map(|n| n.span);
+        if let (Some(d), Some(span)) = (self.problems.get_mut(before), value) {
+            d.secrets.push(span);
+        }
     }
 
     fn warn(&mut self, path: &Path, msg: impl Into<String>) {
@@ -1148,12 +1159,23 @@ impl Checker<'_> {
                 }
                 return Some(Endpoint::Lab);
             }
-            if !is_http_url(value) {
-                c.error_help(
+            match check_http_url(value) {
+                Ok(()) => {}
+                Err(UrlProblem::Credentials { shown }) => c.error_secret(
                     &p,
-                    format!("`{value}` is not an http(s) URL"),
+                    format!(
+                        "`{shown}` is written with credentials (`user:password@`); a plan never holds a password"
+                    ),
+                    format!(
+                        "write the URL without them ({shown}) and the credentials as \
+                         `auth: {{username: NAME, password_env: VAR}}` (or `auth: {{token_env: VAR}}`)"
+                    ),
+                ),
+                Err(UrlProblem::Invalid(reason)) => c.error_help(
+                    &p,
+                    format!("`{value}` is not an http(s) URL: {reason}"),
                     "write `lab` or a URL such as http://nimbus:8080",
-                );
+                ),
             }
             Some(Endpoint::Url(value.trim_end_matches('/').to_owned()))
         };
@@ -1673,14 +1695,35 @@ fn is_role_arn(s: &str) -> bool {
             && resource.strip_prefix("role/").is_some_and(|n| !n.is_empty()))
 }
 
-fn is_http_url(s: &str) -> bool {
-    let rest = s
-        .strip_prefix("http://")
-        .or_else(|| s.strip_prefix("https://"));
-    rest.is_some_and(|r| {
-        let host = r.split(['/', '?']).next().unwrap_or("");
-        !host.is_empty() && !host.contains(char::is_whitespace) && !host.starts_with(':')
-    })
+/// Why a health URL cannot be used.
+enum UrlProblem {
+    /// It holds `user:password@` (or any `@`, which is how a password with a `/` in it looks
+    /// to a URL parser: a path); `shown` is the URL with everything up to the last `@` cut out.
+    Credentials {
+        shown: String,
+    },
+    Invalid(String),
+}
+
+/// An http(s) URL with a host and without credentials, parsed by a real URL parser.
+fn check_http_url(s: &str) -> Result<(), UrlProblem> {
+    if let Some(at) = s.rfind('@') {
+        let scheme = s.split_once("://").map_or("http", |(scheme, _)| scheme);
+        return Err(UrlProblem::Credentials {
+            shown: format!("{scheme}://{}", &s[at + 1..]),
+        });
+    }
+    let url = url::Url::parse(s).map_err(|e| UrlProblem::Invalid(e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(UrlProblem::Invalid(format!(
+            "the scheme is `{}`, expected http or https",
+            url.scheme()
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(UrlProblem::Invalid("it names no host".into()));
+    }
+    Ok(())
 }
 
 fn kind_name(kind: ClusterKind) -> &'static str {
