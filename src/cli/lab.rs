@@ -22,7 +22,7 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
         /// Print the lab's CPU and memory use and its start-up times this often (e.g. 10s).
-        #[arg(long, value_name = "INTERVAL", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "INTERVAL", value_parser = crate::plan::parse_duration)]
         stats: Option<Duration>,
     },
     /// Kill one node of a running lab (SIGKILL, or SIGTERM first with --notice).
@@ -30,7 +30,7 @@ pub enum Command {
         /// The node id, as `lab up` printed it.
         node: String,
         /// Time between SIGTERM (the spot notice) and SIGKILL; 0s kills at once.
-        #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "0s", value_parser = crate::plan::parse_duration)]
         notice: Duration,
         /// The running lab's directory.
         #[arg(long, value_name = "DIR")]

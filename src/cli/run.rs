@@ -143,11 +143,7 @@ fn with_dashboard(
 /// Ask on the terminal before anything is terminated (without `--yes`).
 fn confirm(plan: &crate::plan::Plan) -> anyhow::Result<()> {
     let steps = plan.step_count();
-    let most: u32 = plan
-        .targets
-        .values()
-        .map(|t| t.ladder.iter().sum::<u32>())
-        .sum();
+    let most = plan.most_terminations();
     if !std::io::stdin().is_terminal() {
         return Err(Failure::bad_input(
             "refusing to run without confirmation: no terminal to ask on; pass --yes".into(),

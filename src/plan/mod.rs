@@ -25,6 +25,7 @@ pub use diag::{Diagnostic, Severity, Span};
 pub use groups::ConsumerGroup;
 pub use model::*;
 pub use spec::RawPlan;
+pub use validate::{MAX_DURATION, parse_duration};
 
 use de::{ErrorKind, NodeDe};
 use yaml::{Kind, Node, Path};

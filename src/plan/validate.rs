@@ -44,6 +44,10 @@ const FIS_NOTICE_MAX: Duration = Duration::from_secs(15 * 60);
 const LAB_MAX_NODES: u32 = 64;
 const MAX_PARTITIONS: u32 = 10_000;
 const MAX_MESSAGE_BYTES: u32 = 1 << 20;
+const LAB_MAX_SLOTS_PER_NODE: u32 = 256;
+/// The longest duration a plan may hold (30 days): every later `Instant + duration`, sum of
+/// steps and estimate stays far inside what the clock types can hold.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 impl Checker<'_> {
     // ---- reporting ------------------------------------------------------------------------
@@ -119,7 +123,11 @@ impl Checker<'_> {
             Some(t) => match parse_duration(&t.0) {
                 Ok(d) => d,
                 Err(msg) => {
-                    self.error_help(path, msg, "write a number with a unit: 500ms, 20s, 2m, 1h");
+                    self.error_help(
+                        path,
+                        msg,
+                        "write a number with a unit: 500ms, 20s, 2m, 1h (at most 30days)",
+                    );
                     self.unparsed.insert(path.clone());
                     default
                 }
@@ -402,10 +410,13 @@ impl Checker<'_> {
                 ),
             );
         }
-        if raw.slots_per_node == 0 {
+        if !(1..=LAB_MAX_SLOTS_PER_NODE).contains(&raw.slots_per_node) {
             self.error(
                 &path.key("slots_per_node"),
-                "slots_per_node must be at least 1",
+                format!(
+                    "slots_per_node must be between 1 and {LAB_MAX_SLOTS_PER_NODE}, got {}",
+                    raw.slots_per_node
+                ),
             );
         }
     }
@@ -1345,10 +1356,11 @@ impl Checker<'_> {
         if !self.intact(&path.parent().unwrap_or_default().key("ladder")) {
             return;
         }
-        let mut total = 0;
+        let mut total = 0u64;
         for (i, &step) in ladder.iter().enumerate() {
-            total += step;
-            if total > max {
+            // Widened: a ladder of large rungs ([4000000000, 4294967295]) overflows a u32 sum.
+            total = total.saturating_add(u64::from(step));
+            if total > u64::from(max) {
                 self.warn(
                     &p,
                     format!(
@@ -1542,7 +1554,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if t.parse::<f64>().is_ok() {
         return Err(format!("`{t}` has no unit: write {t}s or {t}ms"));
     }
-    humantime::parse_duration(t).map_err(|e| {
+    let d = humantime::parse_duration(t).map_err(|e| {
         use humantime::DurationError as E;
         let why = match e {
             E::InvalidCharacter(i) => format!("unexpected character at position {}", i + 1),
@@ -1552,7 +1564,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             E::Empty => "it is empty".to_owned(),
         };
         format!("`{t}` is not a duration: {why}")
-    })
+    })?;
+    if d > MAX_DURATION {
+        return Err(format!(
+            "`{t}` is longer than the longest duration a plan may hold ({})",
+            humantime::format_duration(MAX_DURATION)
+        ));
+    }
+    Ok(d)
 }
 
 /// `N/s` → messages per second.
@@ -1787,6 +1806,14 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert!(parse_duration("30").unwrap_err().contains("no unit"));
         assert!(parse_duration("2 parsecs").is_err());
+        // Bounded: a duration past 30 days is refused, not carried into `Instant + d`.
+        assert_eq!(parse_duration("30days"), Ok(MAX_DURATION));
+        assert!(
+            parse_duration("300000000000y")
+                .unwrap_err()
+                .contains("longest")
+        );
+        assert!(parse_duration("31days").unwrap_err().contains("30days"));
     }
 
     #[test]

@@ -85,3 +85,84 @@ fn plan_urls_with_credentials_are_refused_and_never_shown() {
         out.stderr
     );
 }
+
+// ---- 12. panics and overflows -----------------------------------------------------------------
+
+/// Item 12, first reproduction: `timeout: 300000000000y` validated, then `run` panicked after
+/// the first termination (`Instant + timeout`, exit 101). Every duration is now bounded (30
+/// days): `validate` and `run` refuse it (exit 2), naming the field, before anything runs.
+#[test]
+fn a_duration_past_the_bound_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = crate::run::Shape::storm(4, 2, 6, &[1])
+        .plan()
+        .replace("  timeout: 8s\n", "  timeout: 300000000000y\n");
+    assert!(
+        plan.contains("300000000000y"),
+        "the fixture has an observe timeout"
+    );
+    let plan = write_plan(dir.path(), &plan);
+    let out_dir = dir.path().join("out");
+    let runs = [
+        vec!["validate", plan.as_str()],
+        vec![
+            "run",
+            plan.as_str(),
+            "--yes",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+    ];
+    for args in runs {
+        let out = spotdrill_at(dir.path(), &args);
+        out.expect_code(2);
+        assert!(
+            out.stderr.contains("observe.timeout")
+                && out
+                    .stderr
+                    .contains("longer than the longest duration a plan may hold (30days)"),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(!out_dir.join("journal.jsonl").exists(), "nothing ran");
+}
+
+/// Item 12, second reproduction: a ladder `[4000000000, 4294967295]` under `max_terminations:
+/// 4294967295` overflowed a u32 sum in validation (a panic in debug builds, a wrapped sum in
+/// release) and in `run`'s confirmation. Now the sums are exact: `validate` warns with the true
+/// total and `run` without a terminal refuses for want of confirmation (exit 2), no panic.
+#[test]
+fn a_ladder_whose_sum_passes_u32_is_counted_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = crate::util::plan_fixture(
+        "aws-flat.yaml",
+        &[
+            ("name", &"big"),
+            ("brokers", &"127.0.0.1:1"),
+            (
+                "nodes",
+                &"{provider: aws-ec2, region: us-east-1, tags: {cluster: x}}",
+            ),
+            ("ladder", &"[4000000000, 4294967295]"),
+            ("selection", &"random"),
+            ("extra", &"    guards: {max_terminations: 4294967295}\n"),
+        ],
+    );
+    let plan = write_plan(dir.path(), &plan);
+    let out = spotdrill_at(dir.path(), &["validate", &plan]);
+    out.expect_code(0);
+    assert!(
+        out.stderr
+            .contains("terminate 8294967295 nodes, more than max_terminations 4294967295"),
+        "{}",
+        out.stderr
+    );
+    let out = spotdrill_at(dir.path(), &["run", &plan]);
+    out.expect_code(2);
+    assert!(
+        out.stderr.contains("refusing to run without confirmation"),
+        "{}",
+        out.stderr
+    );
+}
