@@ -166,3 +166,148 @@ fn a_ladder_whose_sum_passes_u32_is_counted_exactly() {
         out.stderr
     );
 }
+
+// ---- 13. the lab's directory, state file and signals --------------------------------------
+
+/// Item 13: without `--dir` the lab's state lives in a directory of the user's own — under
+/// `$XDG_RUNTIME_DIR`, else `$TMPDIR/spotdrill-lab-UID` (before: a fixed `/tmp/spotdrill-lab`
+/// anyone could create first) — created with mode 0700; one others can write in is refused.
+#[test]
+fn the_default_lab_dir_is_the_users_own_and_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = dir.path().join("runtime");
+    std::fs::create_dir(&runtime).unwrap();
+    let kill = || {
+        Cmd::new(["lab", "kill", "n-1"])
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .run()
+    };
+    let out = kill();
+    out.expect_code(4);
+    let lab = runtime.join("spotdrill-lab");
+    assert!(out.stderr.contains("no running lab in"), "{}", out.stderr);
+    assert!(out.stderr.contains(lab.to_str().unwrap()), "{}", out.stderr);
+    let mode = std::fs::metadata(&lab).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "created private");
+    std::fs::set_permissions(&lab, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = kill();
+    out.expect_code(4);
+    assert!(
+        out.stderr.contains("refusing the lab directory") && out.stderr.contains("mode 777"),
+        "{}",
+        out.stderr
+    );
+    // Without XDG_RUNTIME_DIR: a per-user directory under TMPDIR.
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let out = Cmd::new(["lab", "kill", "n-1"])
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("TMPDIR", &tmp)
+        .run();
+    out.expect_code(4);
+    let uid = nix::unistd::getuid();
+    let lab = tmp.join(format!("spotdrill-lab-{uid}"));
+    assert!(out.stderr.contains(lab.to_str().unwrap()), "{}", out.stderr);
+    let mode = std::fs::metadata(&lab).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "created private");
+}
+
+/// Item 13: `lab kill` signals only a process that is provably the lab's own node (a child of
+/// the lab's recorded process running `spotdrill lab node` on its brokers). A `lab.json` naming
+/// an unrelated process — even a child of the named lab pid — or a pid `kill` would read as a
+/// group or as every process (0, 1, 4294967295 = -1) is refused (exit 2), and nothing is signalled.
+#[test]
+fn lab_kill_signals_only_the_labs_own_node_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    // An unrelated process whose parent is this test: the `pid` the forged lab.json names.
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .unwrap();
+    let bystander_pid = bystander.id();
+    let state = |pid: u64| {
+        serde_json::json!({
+            "brokers": "127.0.0.1:9", "pid": std::process::id(), "broker_pid": 0,
+            "nodes": [{"id": "n-1", "cluster": "c", "pid": pid}], "endpoints": []
+        })
+    };
+    for pid in [u64::from(bystander_pid), 0, 1, 4_294_967_295] {
+        std::fs::write(dir.path().join("lab.json"), state(pid).to_string()).unwrap();
+        let out = Cmd::new(["lab", "kill", "n-1", "--dir"])
+            .arg(dir.path())
+            .run();
+        out.expect_code(2);
+        assert!(
+            out.stderr
+                .contains(&format!("refusing to signal pid {pid} for lab node `n-1`")),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            bystander.try_wait().unwrap().is_none(),
+            "the bystander was signalled (pid {pid})"
+        );
+    }
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+}
+
+/// Item 13: links planted in a lab directory are never followed. `lab.json.tmp` and `lab.json`
+/// pointing at someone's file (before: the file was overwritten with the lab's state): the lab
+/// runs and the files are untouched. `lab-truth.jsonl` pointing at one: the lab refuses to
+/// start, naming the file, and it is untouched.
+#[test]
+fn links_planted_in_the_lab_dir_are_never_followed() {
+    use std::os::unix::fs::symlink;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let lab = dir.path().join("lab");
+    std::fs::create_dir(&lab).unwrap();
+    let victims: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|v| {
+            let p = dir.path().join(format!("victim-{v}"));
+            std::fs::write(&p, format!("precious {v}\n")).unwrap();
+            p
+        })
+        .collect();
+    symlink(&victims[0], lab.join("lab.json.tmp")).unwrap();
+    symlink(&victims[1], lab.join("lab.json")).unwrap();
+    let mut up = Cmd::new(["lab", "up", "experiments/ci-gate.yaml", "--dir"])
+        .arg(&lab)
+        .spawn();
+    crate::util::wait_for("lab up's state", Duration::from_secs(120), || {
+        up.stdout.text().contains("Ctrl-C to stop")
+    });
+    let state = std::fs::symlink_metadata(lab.join("lab.json")).unwrap();
+    assert!(state.is_file(), "lab.json is the lab's own file now");
+    up.signal(nix::sys::signal::Signal::SIGTERM);
+    up.wait(Duration::from_secs(60)).expect_code(0);
+    for (i, v) in victims[..2].iter().enumerate() {
+        let text = std::fs::read_to_string(v).unwrap();
+        assert_eq!(
+            text,
+            format!("precious {}\n", ["a", "b"][i]),
+            "{}",
+            v.display()
+        );
+    }
+    let lab = dir.path().join("lab2");
+    std::fs::create_dir(&lab).unwrap();
+    symlink(&victims[2], lab.join("lab-truth.jsonl")).unwrap();
+    let out = Cmd::new(["lab", "up", "experiments/ci-gate.yaml", "--dir"])
+        .arg(&lab)
+        .run();
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr
+            .contains("lab-truth.jsonl (a link there is refused)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(&victims[2]).unwrap(),
+        "precious c\n"
+    );
+}
