@@ -311,3 +311,141 @@ fn links_planted_in_the_lab_dir_are_never_followed() {
         "precious c\n"
     );
 }
+
+// ---- 15. AWS errors a person can read ---------------------------------------------------------
+
+/// Every variable the AWS credential, region and endpoint chains read.
+const AWS_VARS: [&str; 16] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_EC2",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_EC2_METADATA_DISABLED",
+];
+
+/// `spotdrill [-vv] plan` of an aws-ec2 plan on a "laptop": no AWS variable, an empty HOME, the
+/// instance metadata service at a closed port, plus `env`.
+fn laptop_plan(dir: &Path, region: bool, verbose: bool, env: &[(&str, String)]) -> Outcome {
+    let kafka = crate::support::kafka::Kafka::mock();
+    let nodes = match region {
+        true => "{provider: aws-ec2, region: us-east-1, tags: {cluster: x}}",
+        false => "{provider: aws-ec2, tags: {cluster: x}}",
+    };
+    let plan = crate::util::plan_fixture(
+        "aws-flat.yaml",
+        &[
+            ("name", &"laptop"),
+            ("brokers", &kafka.bootstrap),
+            ("nodes", &nodes),
+            ("ladder", &"[1]"),
+            ("selection", &"random"),
+            ("extra", &""),
+        ],
+    );
+    let plan = write_plan(dir, &plan);
+    let imds = format!("http://127.0.0.1:{}", crate::support::kafka::free_port());
+    let args = match verbose {
+        true => vec!["-vv", "plan", &plan],
+        false => vec!["plan", &plan],
+    };
+    let mut cmd = Cmd::new(args)
+        .env("HOME", dir)
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds)
+        .env("AWS_MAX_ATTEMPTS", "1");
+    for var in AWS_VARS {
+        cmd = cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd = cmd.env(k, v);
+    }
+    cmd.run()
+}
+
+/// The one `nodes:` line of a plan printout.
+#[track_caller]
+fn nodes_line(out: &Outcome) -> String {
+    out.stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("nodes:"))
+        .unwrap_or_else(|| panic!("no nodes line:\n{}", out.stdout))
+        .trim()
+        .to_owned()
+}
+
+#[track_caller]
+fn assert_no_sdk_structures(out: &Outcome) {
+    let all = format!("{}{}", out.stdout, out.stderr);
+    for debug in [
+        "DispatchFailure",
+        "ConnectorError",
+        "ProviderAttempt",
+        "WARN",
+        " { ",
+    ] {
+        assert!(
+            !all.contains(debug),
+            "`{debug}` at default verbosity:\n{all}"
+        );
+    }
+}
+
+/// Item 15: `plan` on a laptop without credentials printed a WARN line holding the SDK's IMDS
+/// `Debug` structure and a screenful of `DispatchFailure(…)`; now one sentence per failure
+/// (no credentials with the sources tried and the fix; no region; an unreachable endpoint,
+/// named), exit 4, no SDK structure and no SDK warning at default verbosity, the raw chain at `-vv`.
+#[test]
+fn aws_failures_read_as_one_sentence_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = laptop_plan(dir.path(), true, false, &[]);
+    out.expect_code(4);
+    assert_eq!(
+        nodes_line(&out),
+        "nodes: cannot discover nodes: DescribeInstances: no AWS credentials found (tried: \
+         environment variables, shared config and credentials files, web identity token, ECS \
+         container, EC2 instance metadata); pass --profile NAME, run `aws sso login`, or set \
+         AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    );
+    assert_no_sdk_structures(&out);
+    let out = laptop_plan(dir.path(), true, true, &[]);
+    assert!(
+        out.stderr.contains("AWS call failed") && out.stderr.contains("ProviderAttempt"),
+        "-vv keeps the raw chain:\n{}",
+        out.stderr
+    );
+    let keys = [
+        ("AWS_ACCESS_KEY_ID", "AKIAINPUTSTEST".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "inputs-test".to_owned()),
+    ];
+    let out = laptop_plan(dir.path(), false, false, &keys);
+    out.expect_code(4);
+    assert_eq!(
+        nodes_line(&out),
+        "nodes: cannot discover nodes: DescribeInstances: no AWS region; name one in the target \
+         (`region:`), pass --region, or set AWS_REGION"
+    );
+    assert_no_sdk_structures(&out);
+    let endpoint = format!("http://127.0.0.1:{}", crate::support::kafka::free_port());
+    let mut env = keys.to_vec();
+    env.push(("AWS_ENDPOINT_URL", endpoint.clone()));
+    let out = laptop_plan(dir.path(), true, false, &env);
+    out.expect_code(4);
+    let line = nodes_line(&out);
+    assert!(
+        line.starts_with(&format!(
+            "nodes: cannot discover nodes: DescribeInstances: cannot reach the AWS endpoint {endpoint} ("
+        )) && line.ends_with("); check the network, or --endpoint-url / AWS_ENDPOINT_URL"),
+        "{line}"
+    );
+    assert_no_sdk_structures(&out);
+}

@@ -248,7 +248,8 @@ fn plan_with_an_unreachable_aws_target_exits_4_after_previewing_the_lab_target()
         out.stderr
     );
     assert!(
-        out.stdout.contains("DescribeInstances failed"),
+        out.stdout
+            .contains("DescribeInstances: cannot reach the AWS endpoint http://127.0.0.1:1 ("),
         "{}",
         out.stdout
     );
