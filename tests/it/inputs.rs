@@ -449,3 +449,74 @@ fn aws_failures_read_as_one_sentence_each() {
     );
     assert_no_sdk_structures(&out);
 }
+
+// ---- 12, again: the same invariants the fuzz target checks, over extreme numbers -----------
+
+#[path = "../../fuzz/invariants.rs"]
+mod invariants;
+
+/// A number a plan may hold where a count goes: small ones, the edges of u32 and u64, and any.
+fn count() -> impl proptest::strategy::Strategy<Value = u64> {
+    use proptest::prelude::*;
+    prop_oneof![
+        0..8u64,
+        Just(u64::from(u32::MAX)),
+        Just(u64::from(u32::MAX) - 1),
+        Just(4_000_000_000u64),
+        Just(u64::MAX),
+        any::<u64>(),
+    ]
+}
+
+/// A duration text: a count with any humantime unit.
+fn duration() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    (
+        count(),
+        prop::sample::select(vec!["ms", "s", "m", "h", "d", "y", "days"]),
+    )
+        .prop_map(|(n, unit)| format!("{n}{unit}"))
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Item 12 in a debug build (overflow checks on): plans whose ladders, guards, lab sizes
+    /// and durations sit at the edges of their types load into a plan or located errors, and
+    /// the confirmation total and guard arithmetic on a valid one never panic.
+    #[test]
+    fn extreme_numbers_in_a_plan_never_panic(
+        ladder in proptest::collection::vec(count(), 1..4),
+        max in count(),
+        min_healthy in count(),
+        lab in (count(), count(), count()),
+        durations in proptest::collection::vec(duration(), 4),
+    ) {
+        let ladder: Vec<String> = ladder.iter().map(u64::to_string).collect();
+        let ladder = ladder.join(", ");
+        let lab_plan = format!(
+            "version: 1\nname: edges\nkafka: {{brokers: lab}}\nlab:\n  topics:\n    - {{name: t, \
+             partitions: 2, rate: 10/s, message_bytes: 100}}\n  clusters:\n    c:\n      kind: storm\n      \
+             nodes: {}\n      slots_per_node: {}\n      workloads: {{a: {{workers: {}, group: a, topics: [t], \
+             cost_per_message: 1ms}}}}\napplications:\n  a: {{group: a, topics: [t], slo: {{max_lag: 1m, \
+             max_recovery: {}}}}}\ntargets:\n  c:\n    kind: storm\n    nodes: {{provider: lab, cluster: c}}\n    \
+             applications: [a]\n    ladder: [{ladder}]\n    required_tolerance: 0\n    guards: \
+             {{max_terminations: {max}, min_healthy: {min_healthy}}}\nobserve: {{timeout: {}, cooldown: {}}}\n",
+            lab.0, lab.1, lab.2, durations[0], durations[1], durations[2],
+        );
+        // Valid whenever the ladder increases and the numbers fit: the guard arithmetic runs.
+        let aws_plan = format!(
+            "version: 1\nname: edges\nkafka: {{brokers: \"127.0.0.1:9\"}}\napplications:\n  a: {{group: a, \
+             topics: [t], slo: {{max_lag: 1m, max_recovery: 1m}}}}\ntargets:\n  e:\n    kind: storm\n    \
+             nodes: {{provider: aws-ec2, region: us-east-1, tags: {{c: x}}}}\n    applications: [a]\n    \
+             ladder: [{ladder}]\n    required_tolerance: 0\n    guards: {{max_terminations: {max}, \
+             min_healthy: {min_healthy}}}\nobserve: {{baseline: {}}}\n",
+            durations[3],
+        );
+        for text in [lab_plan, aws_plan] {
+            let result = std::panic::catch_unwind(|| invariants::check_plan_text(&text));
+            proptest::prop_assert!(result.is_ok(), "panicked on:\n{}", text);
+            proptest::prop_assert!(result.unwrap().is_ok(), "invariant broken on:\n{}", text);
+        }
+    }
+}
