@@ -452,8 +452,7 @@ fn aws_failures_read_as_one_sentence_each() {
 
 // ---- 12, again: the same invariants the fuzz target checks, over extreme numbers -----------
 
-#[path = "../../fuzz/invariants.rs"]
-mod invariants;
+use crate::trust::invariants;
 
 /// A number a plan may hold where a count goes: small ones, the edges of u32 and u64, and any.
 fn count() -> impl proptest::strategy::Strategy<Value = u64> {
