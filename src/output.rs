@@ -138,6 +138,8 @@ pub fn init_logging(verbose: u8) {
         "aws_sdk_ec2",
         "aws_sdk_autoscaling",
         "aws_sdk_fis",
+        "aws_sdk_sts",
+        "aws_sdk_dynamodb",
         "aws_sdk_sso",
         "aws_sdk_ssooidc",
         "aws_sdk_sts",

@@ -100,6 +100,9 @@ fn render_text(p: &Preflight, path: &str, estimate: &Estimate) -> String {
             "\ntarget {} ({}, provider {})\n",
             t.name, t.kind, t.provider
         ));
+        if let Some(place) = &t.aws {
+            s.push_str(&format!("  acting in: {place}\n"));
+        }
         match &t.error {
             Some(e) => s.push_str(&format!("  nodes: {e}\n")),
             None => {

@@ -48,7 +48,7 @@ pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
         crate::output::err("--live: stdout is not a terminal; showing plain progress lines\n");
     }
     if !args.yes {
-        confirm(&plan)?;
+        confirm(&plan, &aws.settings())?;
     }
     // The earlier run is read before anything is terminated: a bad path is bad input.
     let previous = args
@@ -140,8 +140,9 @@ fn with_dashboard(
     result
 }
 
-/// Ask on the terminal before anything is terminated (without `--yes`).
-fn confirm(plan: &crate::plan::Plan) -> anyhow::Result<()> {
+/// Ask on the terminal before anything is terminated (without `--yes`), saying where: each AWS
+/// target's account, region and endpoint.
+fn confirm(plan: &crate::plan::Plan, aws: &crate::nodes::aws::AwsSettings) -> anyhow::Result<()> {
     let steps = plan.step_count();
     let most = plan.most_terminations();
     if !std::io::stdin().is_terminal() {
@@ -150,8 +151,12 @@ fn confirm(plan: &crate::plan::Plan) -> anyhow::Result<()> {
         )
         .into());
     }
+    let places = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(run::place::of_plan(plan, aws));
     crate::output::err(&format!(
-        "Run `{}`: {} target(s), {steps} step(s), up to {most} node terminations{}.\nType yes to go on: ",
+        "Run `{}`: {} target(s), {steps} step(s), up to {most} node terminations{}.\n{}Type yes to go on: ",
         plan.name,
         plan.targets.len(),
         if plan.lab.is_some()
@@ -163,6 +168,10 @@ fn confirm(plan: &crate::plan::Plan) -> anyhow::Result<()> {
             " (lab nodes only)"
         } else {
             " (real instances: AWS node providers)"
+        },
+        match places.is_empty() {
+            true => String::new(),
+            false => format!("Acting in:\n{}", run::place::lines(&places)),
         }
     ));
     let mut answer = String::new();

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use crate::exit::{ExitCode, Failure};
-use crate::run::lock::{self, Cleared};
+use crate::run::lock::{self, Store};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -36,29 +36,21 @@ pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
             .into());
         }
     }
-    let dir = lock::lock_dir();
-    let keys = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?
-        .block_on(crate::run::lock_keys(&plan, &aws.settings()));
+        .build()?;
+    let settings = aws.settings();
+    let store = runtime.block_on(Store::of(&plan, &settings, lock::lock_dir()))?;
+    let keys = runtime.block_on(crate::run::lock_keys(&plan, &settings));
     let mut text = String::new();
     let mut refused = Vec::new();
     for (name, key) in &keys {
         if !args.targets.is_empty() && !args.targets.contains(name) {
             continue;
         }
-        match lock::clear(&dir, name, key, args.force) {
-            Ok(Cleared::Free) => text.push_str(&format!("{name}: not locked\n")),
-            Ok(Cleared::Removed(h)) => text.push_str(&format!(
-                "{name}: removed the stale lock of pid {} on {} (run directory {}, since {}); \
-                 resume that run with `spotdrill run {} --resume {}`\n",
-                h.pid,
-                h.host,
-                h.run_dir,
-                h.since,
-                args.plan.display(),
-                h.run_dir
-            )),
+        match runtime.block_on(store.clear(name, key, args.force)) {
+            Ok(removed) if removed.is_empty() => text.push_str(&format!("{name}: not locked\n")),
+            Ok(removed) => text.push_str(&removed_text(name, &removed, &args.plan)),
             Err(e) => refused.push(e.to_string()),
         }
     }
@@ -72,4 +64,22 @@ pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
         ))
         .into())
     }
+}
+
+/// What `unlock` says of the stale locks it removed.
+fn removed_text(name: &str, removed: &[lock::Holder], plan: &std::path::Path) -> String {
+    let mut text = String::new();
+    for h in removed {
+        text.push_str(&format!(
+            "{name}: removed the stale lock of pid {} on {} (run directory {}, since {}); \
+             resume that run with `spotdrill run {} --resume {}`\n",
+            h.pid,
+            h.host,
+            h.run_dir,
+            h.since,
+            plan.display(),
+            h.run_dir
+        ));
+    }
+    text
 }

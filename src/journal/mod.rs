@@ -42,6 +42,16 @@ pub struct TargetInfo {
     pub applications: Vec<String>,
 }
 
+/// Where an AWS target acted, recorded when the run starts: `--resume` refuses another account,
+/// region or endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetPlace {
+    pub target: String,
+    pub account: String,
+    pub region: String,
+    pub endpoint: String,
+}
+
 /// One application's band from the baseline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BaselineApp {
@@ -108,6 +118,10 @@ pub enum Entry {
         /// Targets in the order they run.
         targets: Vec<TargetInfo>,
         lab: bool,
+        /// Where each AWS target acts (account, region, endpoint); empty without AWS targets
+        /// and in journals written before it was recorded.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        aws: Vec<TargetPlace>,
     },
     Resumed {
         at: String,

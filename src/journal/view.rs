@@ -503,6 +503,7 @@ mod tests {
                 applications: vec!["a".into()],
             }],
             lab: true,
+            aws: Vec::new(),
         }
     }
 

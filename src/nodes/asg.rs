@@ -42,7 +42,7 @@ impl AsgNodes {
             group,
             followed: OnceLock::new(),
         };
-        Instances::new(Ec2::new(&config), source)
+        Instances::new(Ec2::connect(&config).await, source)
     }
 }
 

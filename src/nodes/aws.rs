@@ -190,6 +190,7 @@ fn iam_action(operation: &str) -> String {
     let name = operation.split(' ').next().unwrap_or(operation);
     let service = match name {
         "DescribeAutoScalingGroups" | "TerminateInstanceInAutoScalingGroup" => "autoscaling",
+        "GetCallerIdentity" => "sts",
         n if n.contains("Experiment") => "fis",
         _ => "ec2",
     };
@@ -325,22 +326,29 @@ pub struct Ec2 {
     pub client: aws_sdk_ec2::Client,
     /// The region the configuration resolved to (`unknown` when none).
     pub region: String,
-    /// The EC2 endpoint calls go to (an emulator's, or the region's).
+    /// The account, region and endpoint the calls act in.
+    pub place: super::account::Place,
+    /// The EC2 endpoint calls go to (an emulator's, or the region's): named in errors.
     pub endpoint: String,
 }
 
 impl Ec2 {
-    pub fn new(config: &SdkConfig) -> Ec2 {
-        let region = config
-            .region()
-            .map_or_else(|| "unknown".to_owned(), ToString::to_string);
+    /// A client for `config`, and where it acts (one GetCallerIdentity call).
+    pub async fn connect(config: &SdkConfig) -> Ec2 {
+        let place = super::account::place(config).await;
+        Ec2::at(config, place)
+    }
+
+    /// A client for `config` acting in `place` (no call made).
+    pub fn at(config: &SdkConfig, place: super::account::Place) -> Ec2 {
         Ec2 {
             client: aws_sdk_ec2::Client::new(config),
+            region: place.region.clone(),
             endpoint: config.endpoint_url().map_or_else(
-                || format!("https://ec2.{region}.amazonaws.com"),
+                || format!("https://ec2.{}.amazonaws.com", place.region),
                 str::to_owned,
             ),
-            region,
+            place,
         }
     }
 
@@ -741,11 +749,16 @@ mod tests {
             std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
         let e: SdkError<DescribeInstancesError, ()> =
             SdkError::dispatch_failure(ConnectorError::io(Box::new(refused)));
-        let ec2 = Ec2::new(
+        let place = crate::nodes::account::Place {
+            region: "eu-west-1".into(),
+            ..Default::default()
+        };
+        let ec2 = Ec2::at(
             &SdkConfig::builder()
                 .region(Region::new("eu-west-1"))
                 .behavior_version(BehaviorVersion::latest())
                 .build(),
+            place,
         );
         assert_eq!(
             ec2.named(call_error("DescribeInstances", &e)).to_string(),

@@ -29,7 +29,7 @@ impl Ec2Nodes {
             filter,
             spot_fleet_request,
         };
-        Instances::new(Ec2::new(&config), source)
+        Instances::new(Ec2::connect(&config).await, source)
     }
 }
 

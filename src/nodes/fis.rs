@@ -44,7 +44,7 @@ impl FisNodes {
             filter,
             interruption,
         };
-        Instances::new(Ec2::new(&config), source)
+        Instances::new(Ec2::connect(&config).await, source)
     }
 }
 

@@ -76,7 +76,17 @@ impl<S: Source> Provider for Instances<S> {
     }
 
     fn lock_identity(&self) -> String {
-        format!("aws/{}/{}", self.ec2.region, self.source.identity())
+        let place = &self.ec2.place;
+        format!(
+            "aws/{}/{}/{}",
+            place.account,
+            place.region,
+            self.source.identity()
+        )
+    }
+
+    fn place(&self) -> Option<super::account::Place> {
+        Some(self.ec2.place.clone())
     }
 
     async fn discover(&self) -> Result<Discovery, ProviderError> {

@@ -12,6 +12,8 @@ use crate::lab::up::LabHandle;
 
 pub struct LabNodes {
     cluster: String,
+    /// The lab's directory, canonical (empty when not known).
+    dir: String,
     notice: Duration,
     /// The running lab; `None` before `run` starts it.
     lab: Option<LabHandle>,
@@ -23,6 +25,7 @@ impl LabNodes {
     pub fn new(cluster: &str, notice: Duration, cx: Context<'_>) -> LabNodes {
         LabNodes {
             cluster: cluster.to_owned(),
+            dir: cx.lab_dir.map_or_else(String::new, canonical),
             notice,
             lab: cx.lab.cloned(),
             size: cx
@@ -57,6 +60,15 @@ impl LabNodes {
     }
 }
 
+/// A directory however it was spelled (canonical once it exists; absolute before).
+fn canonical(dir: &std::path::Path) -> String {
+    std::fs::canonicalize(dir)
+        .or_else(|_| std::path::absolute(dir))
+        .unwrap_or_else(|_| dir.to_owned())
+        .display()
+        .to_string()
+}
+
 fn lab_node(id: String) -> Node {
     Node {
         host: id.clone(),
@@ -74,8 +86,11 @@ impl Provider for LabNodes {
         "lab"
     }
 
+    /// `lab/CLUSTER@DIR`: the cluster of the lab in that directory (a run's lab lives in its
+    /// run directory, so only runs of one directory, a run and its `--resume`, exclude each
+    /// other). Without a directory, `lab/CLUSTER@`: the prefix of every such lock.
     fn lock_identity(&self) -> String {
-        format!("lab/{}", self.cluster)
+        format!("lab/{}@{}", self.cluster, self.dir)
     }
 
     async fn discover(&self) -> Result<Discovery, ProviderError> {
@@ -147,6 +162,7 @@ mod tests {
     async fn before_the_lab_runs_its_nodes_are_named_like_the_lab_names_them() {
         let lab = LabNodes {
             cluster: "storm-lab".into(),
+            dir: String::new(),
             notice: Duration::ZERO,
             lab: None,
             size: 3,
@@ -155,6 +171,28 @@ mod tests {
         let ids: Vec<String> = d.nodes().into_iter().map(|n| n.id).collect();
         assert_eq!(ids, ["storm-lab-1", "storm-lab-2", "storm-lab-3"]);
         assert!(d.note.is_some(), "a prediction says so");
-        assert_eq!(lab.lock_identity(), "lab/storm-lab");
+        assert_eq!(lab.lock_identity(), "lab/storm-lab@");
+    }
+
+    /// Two runs' labs are two clusters: the lock names the lab's directory, however spelled.
+    #[test]
+    fn a_lab_lock_names_the_lab_directory() {
+        let runs = tempfile::tempdir().unwrap();
+        let (a, b) = (runs.path().join("a"), runs.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        let id = |dir: &std::path::Path| {
+            let cx = Context {
+                aws: &crate::nodes::aws::AwsSettings::default(),
+                plan_lab: None,
+                lab: None,
+                lab_dir: Some(dir),
+            };
+            LabNodes::new("storm-lab", Duration::ZERO, cx).lock_identity()
+        };
+        let canon = std::fs::canonicalize(&a).unwrap();
+        assert_eq!(id(&a), format!("lab/storm-lab@{}", canon.display()));
+        assert_eq!(id(&a.join("../a")), id(&a), "spelled another way");
+        assert_ne!(id(&a), id(&b), "another run's lab");
+        assert!(id(&a).starts_with("lab/storm-lab@"));
     }
 }

@@ -9,6 +9,7 @@
 //! Safety: a provider never terminates a node that its own discovery does not return, at the
 //! moment of the call, as running (and spot, unless the plan allows on-demand).
 
+pub mod account;
 pub mod asg;
 pub mod aws;
 pub mod choose;
@@ -255,6 +256,11 @@ pub trait Provider: Send + Sync {
     /// selector; a lab cluster's name), not the plan's wording or the target's name.
     fn lock_identity(&self) -> String;
 
+    /// Where an AWS provider acts (account, region, endpoint); `None` for the lab.
+    fn place(&self) -> Option<account::Place> {
+        None
+    }
+
     /// The nodes now: the eligible ones, and the matched ones left out.
     async fn discover(&self) -> Result<Discovery, ProviderError>;
 
@@ -302,6 +308,9 @@ pub struct Context<'a> {
     pub plan_lab: Option<&'a Lab>,
     /// The running lab, once `run` started it.
     pub lab: Option<&'a LabHandle>,
+    /// The directory a run's lab lives in (the run directory): part of a lab cluster's lock
+    /// identity, since two runs' labs are two clusters. `None` where no run is meant.
+    pub lab_dir: Option<&'a std::path::Path>,
 }
 
 /// The registry: the provider of a selector.

@@ -19,6 +19,29 @@ pub struct Plan {
     pub applications: IndexMap<String, Application>,
     pub targets: IndexMap<String, Target>,
     pub observe: Observe,
+    /// The team-wide lock table, when the plan names one (else lock files on this machine).
+    pub locks: Option<LockTable>,
+}
+
+/// A DynamoDB table of locks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockTable {
+    pub table: String,
+    pub region: Option<String>,
+}
+
+/// Whether `name` is a DynamoDB table name: 3–255 characters of `a-z A-Z 0-9 _ - .`.
+pub fn check_table_name(name: &str) -> Result<(), String> {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if (3..=255).contains(&name.len()) && ok_chars {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a DynamoDB table name (3 to 255 of a-z, A-Z, 0-9, `_`, `-`, `.`)"
+        ))
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -104,6 +104,32 @@ pub struct RawPlan {
     /// How lag is sampled and judged.
     #[serde(default)]
     pub observe: Option<RawObserve>,
+    /// Where the targets' locks are kept: lock files on this machine by default; a shared
+    /// backend makes one run per cluster hold across the team (`SPOTDRILL_LOCK_TABLE` chooses a
+    /// DynamoDB table for plans that name none).
+    #[serde(default)]
+    pub locks: Option<RawLocks>,
+}
+
+/// A shared lock backend.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocks {
+    /// A DynamoDB table (partition key `lock_key`, a string) that every run of the team locks
+    /// its clusters in, with conditional writes.
+    #[serde(default)]
+    pub dynamodb: Option<RawDynamoLocks>,
+}
+
+/// The DynamoDB table of the team-wide locks.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDynamoLocks {
+    /// The table's name (3–255 of `a-z A-Z 0-9 _ - .`).
+    pub table: String,
+    /// The table's region; else the region of `--region` or the AWS environment.
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 /// Kafka connection settings.

@@ -168,6 +168,10 @@ impl Checker<'_> {
         let observe = self.observe(raw.observe.as_ref(), &root.key("observe"));
         let applications = self.applications(raw, &kafka, lab.as_ref(), &observe);
         let targets = self.targets(raw, lab.as_ref(), &applications);
+        let locks = raw
+            .locks
+            .as_ref()
+            .and_then(|l| self.locks(l, &root.key("locks")));
         Plan {
             version: raw.version,
             name: raw.name.trim().to_owned(),
@@ -177,7 +181,36 @@ impl Checker<'_> {
             applications,
             targets,
             observe,
+            locks,
         }
+    }
+
+    /// The shared lock backend: a DynamoDB table with a valid name (and region).
+    fn locks(&mut self, raw: &RawLocks, path: &Path) -> Option<LockTable> {
+        let Some(d) = &raw.dynamodb else {
+            self.error_help(
+                path,
+                "`locks` names no backend",
+                "write `locks: {dynamodb: {table: NAME, region: REGION}}`, or leave `locks` out for lock files on this machine",
+            );
+            return None;
+        };
+        let dpath = path.key("dynamodb");
+        if let Err(why) = check_table_name(d.table.trim()) {
+            self.error(&dpath.key("table"), why);
+        }
+        if let Some(region) = &d.region
+            && !is_region(region)
+        {
+            self.error(
+                &dpath.key("region"),
+                format!("`{region}` is not an AWS region name (like us-east-1)"),
+            );
+        }
+        Some(LockTable {
+            table: d.table.trim().to_owned(),
+            region: d.region.clone(),
+        })
     }
 
     fn kafka(&mut self, raw: &RawKafka, has_lab: bool, path: &Path) -> Kafka {

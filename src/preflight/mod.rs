@@ -74,14 +74,17 @@ pub fn run(plan: &Plan, plan_path: &Path, aws: &AwsSettings) -> anyhow::Result<P
 }
 
 impl Preflight {
-    /// Why a target's nodes cannot be acted on: discovery failed or a permission is missing.
+    /// Why a target's nodes cannot be acted on: discovery failed, a permission is missing, or
+    /// the AWS account cannot be told (`run` refuses then).
     pub fn node_errors(&self) -> Vec<String> {
         self.targets
             .iter()
             .filter_map(|t| {
+                let unknown = t.aws.as_ref().and_then(|p| p.unknown_because.as_ref());
                 t.error
                     .as_ref()
                     .or(t.permissions.as_ref().filter(|p| p.starts_with("error")))
+                    .or(unknown)
                     .map(|e| format!("{}: {e}", t.name))
             })
             .collect()
@@ -111,6 +114,9 @@ pub struct TargetOut {
     pub name: String,
     pub kind: String,
     pub provider: &'static str,
+    /// AWS: where the target acts (`account` from STS GetCallerIdentity, `region`, `endpoint`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws: Option<crate::nodes::account::Place>,
     /// Why the nodes could not be discovered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -20,6 +20,8 @@ pub struct NodesPreview {
     pub discovery_ms: Option<u64>,
     /// `allowed (…)` or `error: …`, where checked.
     pub permissions: Option<String>,
+    /// Where an AWS target acts: account, region, endpoint.
+    pub place: Option<crate::nodes::account::Place>,
 }
 
 /// Discover every target's nodes through its provider (a lab's are predicted) and check the
@@ -35,6 +37,7 @@ pub fn discover_all(
         aws: settings,
         plan_lab: plan.lab.as_ref(),
         lab: None,
+        lab_dir: None,
     };
     Ok(runtime.block_on(async {
         let mut out = IndexMap::new();
@@ -80,6 +83,7 @@ pub async fn preview_nodes(provider: &dyn Provider) -> NodesPreview {
         discovery,
         discovery_ms: aws.then_some(discovery_ms),
         permissions,
+        place: provider.place(),
     }
 }
 
@@ -98,6 +102,7 @@ pub fn preview_target(
         error: None,
         note: None,
         permissions: aws.and_then(|a| a.permissions.clone()),
+        aws: aws.and_then(|a| a.place.clone()),
         discovery_ms: aws.and_then(|a| a.discovery_ms),
         nodes: Vec::new(),
         excluded: Vec::new(),

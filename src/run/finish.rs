@@ -54,6 +54,7 @@ impl Runner<'_> {
                 })
                 .collect(),
             lab: plan.lab.is_some(),
+            aws: super::place::of(&self.providers),
         }
     }
 

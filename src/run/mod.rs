@@ -17,6 +17,7 @@ mod control;
 mod finish;
 mod inject;
 pub mod lock;
+pub mod place;
 mod progress;
 mod runner;
 mod setup;
@@ -58,10 +59,15 @@ pub async fn run(plan: &Plan, text: &str, opts: &Options) -> anyhow::Result<Exit
     tracing::debug!(plan = %plan.name, dir = %opts.dir.display(), resume = opts.resume, "run");
     let previous = setup::previous_run(text, opts)?;
     let (locks, providers) = setup::locks(plan, opts).await?;
-    let mut runner = setup::runner(plan, opts, &locks, providers).await?;
-    let result = runner.game_day(text, opts, &previous).await;
-    runner.shut_down().await?;
-    drop(locks);
+    let result = async {
+        place::same_as_journal(&previous, &place::of(&providers))?;
+        let mut runner = setup::runner(plan, opts, &locks, providers).await?;
+        let result = runner.game_day(text, opts, &previous).await;
+        runner.shut_down().await?;
+        result
+    }
+    .await;
+    lock::release_all(locks).await;
     result
 }
 

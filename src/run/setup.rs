@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use super::Options;
 use super::capacity;
 use super::clock::Clock;
 use super::control::Control;
-use super::lock::{self, TargetLock};
+use super::lock::{self, Release, Store, TargetLock};
 use super::progress::Progress;
 use super::runner::{Runner, Series};
 use crate::exit::{ExitCode, Failure, Kind};
@@ -71,6 +71,7 @@ async fn connect(
     plan: &Plan,
     aws: &AwsSettings,
     lab: Option<&RunningLab>,
+    lab_dir: Option<&Path>,
     which: impl Fn(&NodeSelector) -> bool,
 ) -> Providers {
     let handle = lab.map(RunningLab::handle);
@@ -78,6 +79,7 @@ async fn connect(
         aws,
         plan_lab: plan.lab.as_ref(),
         lab: handle.as_ref(),
+        lab_dir,
     };
     let mut out = IndexMap::new();
     for (name, t) in plan.targets.iter().filter(|(_, t)| which(&t.nodes)) {
@@ -86,26 +88,43 @@ async fn connect(
     out
 }
 
+/// Every target's provider, for a look at where it acts (no run: a lab's has no directory).
+pub async fn connect_all(plan: &Plan, aws: &AwsSettings) -> Providers {
+    connect(plan, aws, None, None, |_| true).await
+}
+
 /// One run per target at a time: every target's provider, connected once, and a lock per
-/// target keyed on its cluster's identity.
+/// target keyed on its cluster's identity (a lab's lives in the run directory), in the plan's
+/// lock store.
 pub async fn locks(plan: &Plan, opts: &Options) -> anyhow::Result<(Vec<TargetLock>, Providers)> {
-    let providers = connect(plan, &opts.aws, None, |_| true).await;
+    let providers = connect(plan, &opts.aws, None, Some(&opts.dir), |_| true).await;
+    super::place::known(&providers)?;
+    let store = Store::of(plan, &opts.aws, opts.lock_dir.clone()).await?;
     let mut locks = Vec::new();
     for (name, p) in &providers {
         let key = lock::key(&p.lock_identity());
-        let lock = TargetLock::acquire(&opts.lock_dir, name, &key, &opts.dir)
-            .map_err(|e| Failure::of(Kind::Environment, e))?;
-        locks.push(lock);
+        match store.acquire(name, &key, &opts.dir).await {
+            Ok(lock) => locks.push(lock),
+            Err(e) => {
+                lock::release_all(locks).await;
+                return Err(Failure::of(Kind::Environment, e).into());
+            }
+        }
     }
     Ok((locks, providers))
 }
 
-/// Each target's lock key: its provider's identity of the cluster.
-pub async fn lock_keys(plan: &Plan, aws: &AwsSettings) -> IndexMap<String, String> {
-    connect(plan, aws, None, |_| true)
+/// Each target's lock key, as `unlock` clears it: its provider's identity of the cluster; for a
+/// lab cluster (one lock per run directory) the prefix of all of them.
+pub async fn lock_keys(plan: &Plan, aws: &AwsSettings) -> IndexMap<String, lock::Key> {
+    connect_all(plan, aws)
         .await
         .into_iter()
-        .map(|(name, p)| (name, lock::key(&p.lock_identity())))
+        .map(|(name, p)| {
+            let prefix = matches!(plan.targets[&name].nodes, NodeSelector::Lab { .. });
+            let text = lock::key(&p.lock_identity());
+            (name, lock::Key { text, prefix })
+        })
         .collect()
 }
 
@@ -117,8 +136,8 @@ pub async fn runner<'a>(
     mut providers: Providers,
 ) -> anyhow::Result<Runner<'a>> {
     let journal = Arc::new(Mutex::new(Journal::open(&opts.dir)?));
-    let lock_paths: Vec<PathBuf> = locks.iter().map(|l| l.path().to_owned()).collect();
-    let interrupts = watch_interrupts(journal.clone(), lock_paths, opts.control.clone());
+    let releases: Vec<Release> = locks.iter().map(TargetLock::releaser).collect();
+    let interrupts = watch_interrupts(journal.clone(), releases, opts.control.clone());
     let mut progress = Progress::new().quiet(opts.control.is_some());
     let lab = start_lab(plan, opts, &mut progress)?;
     let brokers = brokers(plan, lab.as_ref())?;
@@ -126,7 +145,8 @@ pub async fn runner<'a>(
     // The lab's providers act on the lab just started; the others are kept as connected.
     if let Some(lab) = &lab {
         let is_lab = |n: &NodeSelector| matches!(n, NodeSelector::Lab { .. });
-        providers.extend(connect(plan, &opts.aws, Some(lab), is_lab).await);
+        let dir = Some(opts.dir.as_path());
+        providers.extend(connect(plan, &opts.aws, Some(lab), dir, is_lab).await);
     }
     let every = plan.observe.sample_interval.max(Duration::from_secs(1));
     for p in providers.values() {
@@ -280,7 +300,7 @@ fn samples_csv(dir: &Path) -> anyhow::Result<BufWriter<File>> {
 /// key counts as a Ctrl-C.
 fn watch_interrupts(
     journal: Arc<Mutex<Journal>>,
-    locks: Vec<PathBuf>,
+    locks: Vec<Release>,
     control: Option<Control>,
 ) -> watch::Receiver<u32> {
     let (tx, rx) = watch::channel(0_u32);
@@ -302,7 +322,16 @@ fn watch_interrupts(
             }
             count += 1;
             if count >= 2 {
-                hard_exit(&journal, &locks, control.as_ref());
+                journal_hard_interrupt(&journal);
+                // Then the locks go (a table lock is a call, bounded: a lock left behind is
+                // stale, and the resume takes it over).
+                let release = async {
+                    for l in &locks {
+                        l.run().await;
+                    }
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(5), release).await;
+                hard_exit(control.as_ref());
             }
             let _ = tx.send(count);
         }
@@ -310,17 +339,19 @@ fn watch_interrupts(
     rx
 }
 
-/// The second Ctrl-C: the journal says so, the locks go, the terminal is given back, exit 3.
-fn hard_exit(journal: &Mutex<Journal>, locks: &[PathBuf], control: Option<&Control>) -> ! {
+/// The second Ctrl-C, first: the journal says so.
+fn journal_hard_interrupt(journal: &Mutex<Journal>) {
     if let Ok(mut j) = journal.lock() {
         let _ = j.append(&Entry::Interrupted {
             at: journal::now(),
             hard: true,
         });
     }
-    for l in locks {
-        let _ = std::fs::remove_file(l);
-    }
+}
+
+/// The second Ctrl-C, last (the journal written, the locks released): the terminal is given
+/// back, exit 3.
+fn hard_exit(control: Option<&Control>) -> ! {
     if let Some(c) = control {
         c.restore();
     }

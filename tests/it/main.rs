@@ -12,6 +12,7 @@ mod lab_cli;
 mod lag;
 mod lag_cli;
 mod live;
+mod locks;
 mod plan_cli;
 mod report;
 mod report_browser;
