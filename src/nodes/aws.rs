@@ -61,8 +61,9 @@ pub enum AwsError {
     )]
     NoRegion { operation: &'static str },
     #[error(
-        "{operation}: cannot reach the AWS endpoint {} ({reason}); check the network, or \
-         --endpoint-url / AWS_ENDPOINT_URL", .endpoint.as_deref().unwrap_or("of this region")
+        "{operation}: cannot reach {} ({reason}); check the network, or --endpoint-url / \
+         AWS_ENDPOINT_URL",
+        .endpoint.as_ref().map_or_else(|| "AWS".to_owned(), |e| format!("the AWS endpoint {e}"))
     )]
     Unreachable {
         operation: &'static str,
