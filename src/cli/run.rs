@@ -18,9 +18,14 @@ pub struct Args {
     /// Directory for the report, journal and samples (default reports/<time>-<plan name>).
     #[arg(long, value_name = "DIR", conflicts_with = "resume")]
     pub out: Option<PathBuf>,
-    /// Resume an interrupted run from its directory without terminating anything twice.
+    /// Resume an interrupted run from its directory without terminating anything twice. A run
+    /// that was stopped (Ctrl-C, a guard, a failed termination, the broker lost) stays stopped:
+    /// its cut steps are judged and its report finished, nothing more is terminated.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// With --resume: escalate past the earlier stop (the ladder goes on where it stopped).
+    #[arg(long = "continue", requires = "resume")]
+    pub continue_past_stop: bool,
     /// Show the live dashboard while running (plain progress lines when stdout is not a terminal).
     #[arg(long)]
     pub live: bool,
@@ -47,8 +52,13 @@ pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
         }
         crate::output::err("--live: stdout is not a terminal; showing plain progress lines\n");
     }
+    // A run that cannot be resumed is refused before anything is asked or started.
+    let resuming = match &args.resume {
+        Some(dir) => Some(resuming(dir, &args, &text)?),
+        None => None,
+    };
     if !args.yes {
-        confirm(&plan, &aws.settings())?;
+        confirm(&plan, &aws.settings(), resuming.as_deref())?;
     }
     // The earlier run is read before anything is terminated: a bad path is bad input.
     let previous = args
@@ -65,6 +75,7 @@ pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
         plan_path: args.plan.clone(),
         dir,
         resume,
+        continued: args.continue_past_stop,
         exe: std::env::current_exe().context("cannot find the spotdrill executable")?,
         lock_dir: run::lock::lock_dir(),
         aws: aws.settings(),
@@ -140,9 +151,44 @@ fn with_dashboard(
     result
 }
 
+/// What resuming the run in `dir` will do, for the confirmation; an error when it cannot be
+/// resumed (a finished run, another plan).
+fn resuming(dir: &std::path::Path, args: &Args, text: &str) -> anyhow::Result<String> {
+    let opts = run::Options {
+        plan_path: args.plan.clone(),
+        dir: dir.to_owned(),
+        resume: true,
+        continued: args.continue_past_stop,
+        exe: PathBuf::new(),
+        lock_dir: PathBuf::new(),
+        aws: crate::nodes::aws::AwsSettings::default(),
+        control: None,
+    };
+    let previous = run::previous_run(text, &opts)?;
+    let shown = dir.display();
+    let stop = crate::journal::RunView::from_entries(&previous)
+        .effective_stop()
+        .map(crate::report::stop_text);
+    Ok(match (stop, args.continue_past_stop) {
+        (Some(why), true) => format!(
+            "Resume {shown} with --continue: it stopped ({why}), and escalation goes on past \
+             that stop.\n"
+        ),
+        (Some(why), false) => format!(
+            "Resume {shown}: it stopped ({why}); it stays stopped, nothing more is terminated \
+             (--continue would escalate past the stop).\n"
+        ),
+        (None, _) => format!("Resume {shown}: steps already injected are not repeated.\n"),
+    })
+}
+
 /// Ask on the terminal before anything is terminated (without `--yes`), saying where: each AWS
-/// target's account, region and endpoint.
-fn confirm(plan: &crate::plan::Plan, aws: &crate::nodes::aws::AwsSettings) -> anyhow::Result<()> {
+/// target's account, region and endpoint; `resuming`: what a resume will do.
+fn confirm(
+    plan: &crate::plan::Plan,
+    aws: &crate::nodes::aws::AwsSettings,
+    resuming: Option<&str>,
+) -> anyhow::Result<()> {
     let steps = plan.step_count();
     let most = plan.most_terminations();
     if !std::io::stdin().is_terminal() {
@@ -156,7 +202,8 @@ fn confirm(plan: &crate::plan::Plan, aws: &crate::nodes::aws::AwsSettings) -> an
         .build()?
         .block_on(run::place::of_plan(plan, aws));
     crate::output::err(&format!(
-        "Run `{}`: {} target(s), {steps} step(s), up to {most} node terminations{}.\n{}Type yes to go on: ",
+        "{}Run `{}`: {} target(s), {steps} step(s), up to {most} node terminations{}.\n{}Type yes to go on: ",
+        resuming.unwrap_or_default(),
         plan.name,
         plan.targets.len(),
         if plan.lab.is_some()

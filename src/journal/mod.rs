@@ -90,6 +90,23 @@ pub enum NodeOutcome {
     Error,
 }
 
+/// What a resume found of a node whose intent has no outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Found {
+    /// Discovered running: it was not terminated (not counted by `max_terminations`).
+    Running,
+    /// Not discovered running: counted as terminated.
+    Gone,
+    /// The provider cannot tell (the lab restarted, discovery failed): counted as terminated.
+    Unknown,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// What the probes saw of a target during one step.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StepCapacity {
@@ -125,6 +142,27 @@ pub enum Entry {
     },
     Resumed {
         at: String,
+        /// `run --resume --continue`: the operator lets escalation go on past the stops of the
+        /// attempts before (absent in older journals: a stop holds).
+        #[serde(default, skip_serializing_if = "is_false")]
+        continued: bool,
+    },
+    /// A target's node count when the run first started: the 100% of `min_healthy` for every
+    /// attempt (a resumed run does not re-measure it from a shrunk fleet).
+    Fleet {
+        at: String,
+        target: String,
+        nodes: u32,
+    },
+    /// At resume, what became of a node whose intent has no outcome (the run was cut between
+    /// them): asked of the provider.
+    Reconciled {
+        at: String,
+        target: String,
+        step: usize,
+        node: String,
+        found: Found,
+        detail: String,
     },
     Baseline {
         at: String,
@@ -199,6 +237,10 @@ pub enum Entry {
         step: usize,
         terminations: u32,
         reason: String,
+        /// The target's ladder ends here (a cooldown that timed out, no node left to choose):
+        /// a resume keeps it ended unless `--continue`.
+        #[serde(default, skip_serializing_if = "is_false")]
+        ends: bool,
     },
     GuardBreached {
         at: String,
@@ -207,10 +249,7 @@ pub enum Entry {
         detail: String,
     },
     /// Escalation stopped for a reason other than a guard or Ctrl-C (the lab's broker died).
-    Aborted {
-        at: String,
-        reason: String,
-    },
+    Aborted { at: String, reason: String },
     Interrupted {
         at: String,
         /// The second Ctrl-C: the run ended at once.
@@ -519,7 +558,11 @@ mod tests {
         drop(j);
         append_raw(dir.path(), b"{\"event\":\"outcome\",\"at");
         let mut j = Journal::open(dir.path()).unwrap();
-        j.append(&Entry::Resumed { at: now() }).unwrap();
+        j.append(&Entry::Resumed {
+            at: now(),
+            continued: false,
+        })
+        .unwrap();
         drop(j);
         let c = read_contents(dir.path()).unwrap();
         assert_eq!(c.torn, None);
@@ -531,7 +574,11 @@ mod tests {
         let text = serde_json::to_string(&intent()).unwrap();
         append_raw(dir.path(), text.as_bytes());
         let mut j = Journal::open(dir.path()).unwrap();
-        j.append(&Entry::Resumed { at: now() }).unwrap();
+        j.append(&Entry::Resumed {
+            at: now(),
+            continued: false,
+        })
+        .unwrap();
         assert_eq!(read(dir.path()).unwrap().len(), 4);
     }
 }

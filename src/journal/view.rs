@@ -5,7 +5,7 @@
 
 use crate::analysis::Verdict;
 use crate::journal::{
-    AppResult, BaselineApp, Entry, NodeOutcome, NodeRef, StepCapacity, TargetInfo,
+    AppResult, BaselineApp, Entry, Found, NodeOutcome, NodeRef, StepCapacity, TargetInfo,
 };
 
 /// A run as its journal tells it so far.
@@ -60,6 +60,8 @@ pub struct Resume {
     pub at: String,
     /// Its position in the journal (entries before it).
     pub seq: usize,
+    /// `--continue`: escalation went on past the earlier attempts' stops.
+    pub continued: bool,
 }
 
 /// Why escalation stopped.
@@ -120,6 +122,8 @@ pub struct StepRun {
     pub intent: Option<Intent>,
     /// Per node the provider's outcome, in the order written.
     pub outcomes: Vec<NodeResult>,
+    /// Nodes of the intent that had no outcome, as a resume found them.
+    pub reconciled: Vec<Reconciliation>,
     /// The `injected` entry's time.
     pub injected_at: Option<String>,
     /// The step's judgment; it stays when a later entry moves the phase on.
@@ -145,6 +149,16 @@ pub struct NodeResult {
     pub node: String,
     pub outcome: NodeOutcome,
     pub detail: Option<String>,
+    /// Its position in the journal (entries before it).
+    pub seq: usize,
+}
+
+/// What a resume found of a node whose intent had no outcome.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reconciliation {
+    pub node: String,
+    pub found: Found,
+    pub detail: String,
     /// Its position in the journal (entries before it).
     pub seq: usize,
 }
@@ -178,6 +192,7 @@ impl StepRun {
             started_at: None,
             intent: None,
             outcomes: Vec::new(),
+            reconciled: Vec::new(),
             injected_at: None,
             judgment: None,
             capacity_restored_s: None,
@@ -229,6 +244,17 @@ impl RunView {
         self.stops.iter().find(|s| s.attempt == self.attempt())
     }
 
+    /// What stopped escalation and still holds: the first stop since the last resume with
+    /// `--continue` (a resume without it keeps the earlier stop: a stopped run stays stopped).
+    pub fn effective_stop(&self) -> Option<&Stop> {
+        let since = self
+            .resumes
+            .iter()
+            .rposition(|r| r.continued)
+            .map_or(0, |i| i + 1);
+        self.stops.iter().find(|s| s.attempt >= since)
+    }
+
     /// The run's end, if this attempt wrote it.
     pub fn finished_now(&self) -> Option<&Finish> {
         self.meta
@@ -256,10 +282,14 @@ impl RunView {
     pub fn apply(&mut self, entry: &Entry) {
         match entry {
             Entry::RunStarted { .. } => self.start(entry),
-            Entry::Resumed { at } => self.resumes.push(Resume {
+            Entry::Resumed { at, continued } => self.resumes.push(Resume {
                 at: at.clone(),
                 seq: self.applied,
+                continued: *continued,
             }),
+            // The guard's arithmetic; the report does not show it.
+            Entry::Fleet { .. } => {}
+            Entry::Reconciled { .. } => self.reconciled(entry),
             Entry::Baseline { applications, .. } => self.measure(applications),
             Entry::GuardBreached { .. } | Entry::Aborted { .. } | Entry::Interrupted { .. } => {
                 self.stop(entry);
@@ -393,6 +423,29 @@ impl RunView {
                 step: *step,
                 result,
             }),
+        }
+    }
+
+    fn reconciled(&mut self, entry: &Entry) {
+        let Entry::Reconciled {
+            target,
+            step,
+            node,
+            found,
+            detail,
+            ..
+        } = entry
+        else {
+            return;
+        };
+        let seq = self.applied;
+        if let Some(s) = self.step_mut(target, *step) {
+            s.reconciled.push(Reconciliation {
+                node: node.clone(),
+                found: *found,
+                detail: detail.clone(),
+                seq,
+            });
         }
     }
 
@@ -574,7 +627,10 @@ mod tests {
                 wall_s: Some(2.0),
                 cpu_s: None,
             },
-            Entry::Resumed { at: AT.into() },
+            Entry::Resumed {
+                at: AT.into(),
+                continued: false,
+            },
         ]);
         assert_eq!(view.attempt(), 1);
         assert_eq!(view.resumes[0].seq, 3);
@@ -591,6 +647,36 @@ mod tests {
         assert!(matches!(stop, Some(StopKind::Aborted { reason }) if reason == "broker died"));
     }
 
+    /// A stop holds across resumes until one of them continues past it; a stop after that
+    /// holds again.
+    #[test]
+    fn an_earlier_stop_holds_until_a_resume_continues_past_it() {
+        let resumed = |continued| Entry::Resumed {
+            at: AT.into(),
+            continued,
+        };
+        let interrupted = Entry::Interrupted {
+            at: AT.into(),
+            hard: false,
+        };
+        let mut view = RunView::from_entries(&[started(), interrupted, resumed(false)]);
+        assert!(matches!(
+            view.effective_stop().map(|s| &s.kind),
+            Some(StopKind::Interrupted { hard: false })
+        ));
+        assert_eq!(view.current_stop(), None);
+        view.apply(&resumed(false));
+        assert_eq!(view.effective_stop().map(|s| s.attempt), Some(0));
+        view.apply(&resumed(true));
+        assert_eq!(view.effective_stop(), None);
+        view.apply(&Entry::Aborted {
+            at: AT.into(),
+            reason: "broker died".into(),
+        });
+        view.apply(&resumed(false));
+        assert_eq!(view.effective_stop().map(|s| s.attempt), Some(3));
+    }
+
     #[test]
     fn a_skipped_step_says_why_and_a_judged_one_keeps_its_judgment() {
         let view = RunView::from_entries(&[
@@ -603,6 +689,7 @@ mod tests {
                 step: 1,
                 terminations: 2,
                 reason: "not run: step 1 (1) did not pass".into(),
+                ends: false,
             },
         ]);
         let skipped = step_of(&view, 1);

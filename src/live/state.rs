@@ -289,7 +289,7 @@ impl LiveState {
         }
         self.lab = run.meta.lab;
         self.targets = run.targets.iter().map(target_view).collect();
-        self.stopped = run.current_stop().map(|s| stop_text(&s.kind));
+        self.stopped = run.effective_stop().map(|s| stop_text(&s.kind));
         let before = self.finished.map(|f| f.at);
         self.finished = run.finished_now().map(|f| Finished {
             at: parse_time(&f.at).or(before).unwrap_or(self.latest),
@@ -343,6 +343,7 @@ impl LiveState {
             | Entry::StepSkipped { .. } => self.step_event(entry),
             Entry::Intent { .. } => self.notice_event(entry),
             Entry::Outcome { .. } | Entry::ProviderEvent { .. } => self.provider_event(entry),
+            Entry::Fleet { .. } | Entry::Reconciled { .. } => {}
             Entry::StepJudged { .. } => self.judged_events(entry),
             Entry::GuardBreached { .. } | Entry::Aborted { .. } | Entry::Interrupted { .. } => {
                 self.stop_event();
@@ -356,9 +357,13 @@ impl LiveState {
                 let at = parse_time(at).unwrap_or(self.latest);
                 self.event(at, Tone::Info, format!("run started: {plan}"));
             }
-            Entry::Resumed { at } => {
+            Entry::Resumed { at, continued } => {
                 if let Some(at) = parse_time(at) {
-                    self.event(at, Tone::Info, "resumed from the journal".into());
+                    let text = match continued {
+                        true => "resumed from the journal, with --continue",
+                        false => "resumed from the journal",
+                    };
+                    self.event(at, Tone::Info, text.into());
                 }
             }
             Entry::Baseline { at, .. } => {
@@ -838,8 +843,12 @@ mod tests {
             Some(crate::exit::ExitCode::Aborted)
         );
         assert!(s.stopped.is_some());
+        // A resume without --continue keeps the earlier stop (a stopped run stays stopped)…
         s.apply_journal_line(r#"{"event":"resumed","at":"2026-11-26T03:30:00Z"}"#);
         assert_eq!(s.finished, None);
+        assert!(s.stopped.is_some());
+        // … one with --continue escalates past it.
+        s.apply_journal_line(r#"{"event":"resumed","at":"2026-11-26T03:31:00Z","continued":true}"#);
         assert_eq!(s.stopped, None);
     }
 

@@ -82,6 +82,10 @@ fn lab_node(id: String) -> Node {
 
 #[async_trait::async_trait]
 impl Provider for LabNodes {
+    fn outlives_the_run(&self) -> bool {
+        false
+    }
+
     fn name(&self) -> &'static str {
         "lab"
     }

@@ -292,6 +292,14 @@ pub trait Provider: Send + Sync {
     /// `cancel`), where the provider can.
     fn follow_capacity(&self, _every: Duration, _cancel: CancellationToken) {}
 
+    /// Whether the nodes discovered now are those an earlier attempt of the run acted on (AWS
+    /// instances are; a lab is started anew by each attempt, so its nodes say nothing of the
+    /// earlier ones): a resume asks discovery what became of nodes left without an outcome only
+    /// where they are.
+    fn outlives_the_run(&self) -> bool {
+        true
+    }
+
     /// Whether the cluster is full again without the nodes in `gone`; true where nothing is
     /// tracked.
     fn capacity_full(&self, _gone: &[String]) -> bool {

@@ -10,12 +10,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::{self, Verdict};
 use crate::exit::ExitCode;
-use crate::journal::view::{NodeResult, StepPhase, StepRun, Stop, StopKind, TargetRun};
-use crate::journal::{AppResult, Entry, NodeOutcome, RunView};
+use crate::journal::view::{
+    NodeResult, Reconciliation, StepPhase, StepRun, Stop, StopKind, TargetRun,
+};
+use crate::journal::{AppResult, Entry, Found, NodeOutcome, RunView};
 
 mod chart;
 pub mod diff;
-mod evidence;
+pub(crate) mod evidence;
 mod html;
 mod junit;
 mod markdown;
@@ -162,7 +164,7 @@ impl Report {
     /// Build the report from a reading of the journal.
     pub fn from_view(view: &RunView) -> Report {
         let targets: Vec<TargetReport> = view.targets.iter().map(target_report).collect();
-        let aborted = view.current_stop().map(stop_text);
+        let aborted = view.effective_stop().map(stop_text);
         let verdict = run_verdict(&targets);
         let finished = view.meta.finished.as_ref();
         let wall_s = finished.and_then(|f| f.wall_s);
@@ -292,7 +294,7 @@ fn order(view: &RunView) -> String {
 }
 
 /// Why escalation stopped, in the report's words.
-fn stop_text(stop: &Stop) -> String {
+pub fn stop_text(stop: &Stop) -> String {
     match &stop.kind {
         StopKind::Guard {
             target,
@@ -314,7 +316,7 @@ fn notes(view: &RunView) -> Vec<String> {
     let mut dated: Vec<(usize, String)> = view
         .resumes
         .iter()
-        .map(|r| (r.seq, format!("resumed at {}", r.at)))
+        .map(|r| (r.seq, resume_note(r)))
         .collect();
     for t in &view.targets {
         for (i, s) in t.steps.iter().enumerate() {
@@ -322,6 +324,11 @@ fn notes(view: &RunView) -> Vec<String> {
                 s.outcomes
                     .iter()
                     .filter_map(|o| outcome_note(&t.info.name, i, o)),
+            );
+            dated.extend(
+                s.reconciled
+                    .iter()
+                    .map(|r| reconciled_note(&t.info.name, i, r)),
             );
         }
     }
@@ -336,6 +343,31 @@ fn notes(view: &RunView) -> Vec<String> {
         notes.push("the run did not finish: this report is rebuilt from its journal".into());
     }
     notes
+}
+
+fn resume_note(r: &crate::journal::view::Resume) -> String {
+    match r.continued {
+        true => format!(
+            "resumed at {} with --continue: escalation went on past the earlier stop",
+            r.at
+        ),
+        false => format!("resumed at {}", r.at),
+    }
+}
+
+/// A note for a node whose intent had no outcome, as the resume found it.
+fn reconciled_note(target: &str, step: usize, r: &Reconciliation) -> (usize, String) {
+    let what = match r.found {
+        Found::Running => "was found running (not terminated)",
+        Found::Gone => "was found gone (counted as terminated)",
+        Found::Unknown => "could not be checked (counted as terminated)",
+    };
+    let step = step + 1;
+    let text = format!(
+        "{target} step {step}: node {} had no outcome when the run was cut; at resume it {what}: {}",
+        r.node, r.detail
+    );
+    (r.seq, text)
 }
 
 /// A note for a node that was not terminated, with its journal position.

@@ -1,6 +1,7 @@
 //! The start and the end of a game day: `run_started` (or `resumed`) and the targets' discovery
 //! and permissions; at the end `run_finished`, the reports, and the summary people read.
 
+use super::resume;
 use super::runner::Runner;
 use super::{Options, round1};
 use crate::exit::ExitCode;
@@ -17,11 +18,14 @@ impl Runner<'_> {
         if previous.is_empty() {
             self.write(&self.run_started(text, opts))?;
         } else {
-            self.write(&Entry::Resumed { at: self.now() })?;
-            self.progress.event("resuming from the journal");
+            self.resume_from(previous)?;
         }
-        self.discover_all().await?;
-        if let Some(code) = self.baseline().await? {
+        self.discover_all(previous).await?;
+        self.reconcile(previous).await?;
+        // A run that stays stopped observes no step: no baseline to measure.
+        if self.stop.is_none()
+            && let Some(code) = self.baseline().await?
+        {
             return Ok(code);
         }
         let plan = self.plan;
@@ -59,11 +63,27 @@ impl Runner<'_> {
     }
 
     /// Every target's nodes and, before anything else, the permission to terminate them
-    /// (`DryRun=true` on TerminateInstances for AWS); each target's size is its 100%.
-    async fn discover_all(&mut self) -> anyhow::Result<()> {
+    /// (`DryRun=true` on TerminateInstances for AWS). Each target's size when the run first
+    /// started is its 100% (`min_healthy`): journaled then, read back by every resume.
+    pub(super) async fn discover_all(&mut self, previous: &[Entry]) -> anyhow::Result<()> {
+        let mut found = Vec::new();
         for (name, p) in &self.providers {
             let nodes = crate::preflight::nodes::ready(name, p.as_ref()).await?;
-            self.sizes.insert(name.clone(), nodes.len());
+            found.push((name.clone(), nodes.len() as u32));
+        }
+        for (name, now) in found {
+            let size = match resume::fleet(previous, &name) {
+                Some(size) => size,
+                None => {
+                    self.write(&Entry::Fleet {
+                        at: self.now(),
+                        target: name.clone(),
+                        nodes: now,
+                    })?;
+                    now
+                }
+            };
+            self.sizes.insert(name, size as usize);
         }
         Ok(())
     }

@@ -19,6 +19,7 @@ mod inject;
 pub mod lock;
 pub mod place;
 mod progress;
+mod resume;
 mod runner;
 mod setup;
 mod step;
@@ -31,7 +32,7 @@ use std::time::SystemTime;
 pub use clock::Clock;
 pub use control::Control;
 pub use runner::Breach;
-pub use setup::lock_keys;
+pub use setup::{lock_keys, previous_run};
 
 use crate::exit::ExitCode;
 use crate::nodes::aws::AwsSettings;
@@ -44,6 +45,8 @@ pub struct Options {
     /// The run directory (created; for `--resume`, the existing one).
     pub dir: PathBuf,
     pub resume: bool,
+    /// `--continue` (with `resume`): escalate past the stops of the attempts before.
+    pub continued: bool,
     /// The spotdrill executable (lab nodes run it).
     pub exe: PathBuf,
     pub lock_dir: PathBuf,

@@ -162,8 +162,10 @@ pub(super) struct Runner<'a> {
     pub progress: Progress,
     /// The operator's keys, with `--live`.
     pub control: Option<Control>,
-    /// Why escalation stopped, once it has.
+    /// Why escalation stopped, once it has (at resume: an earlier attempt's stop that holds).
     pub stop: Option<Breach>,
+    /// `--continue`: this resume escalates past the earlier attempts' stops.
+    pub continued: bool,
     pub active: Option<Active>,
     /// This process's CPU time when the run started.
     pub cpu_start: crate::lab::stats::Reading,

@@ -59,7 +59,10 @@ pub fn previous_run(text: &str, opts: &Options) -> anyhow::Result<Vec<Entry>> {
             "the plan changed since the run in {shown} started; resume it with the same plan"
         ))
         .into()),
-        Some(_) => Ok(entries),
+        Some(_) => {
+            super::resume::check(&entries, &shown.to_string(), opts.continued)?;
+            Ok(entries)
+        }
     }
 }
 
@@ -192,6 +195,7 @@ pub async fn runner<'a>(
         progress,
         control: opts.control.clone(),
         stop: None,
+        continued: opts.continued,
         active: None,
         sizes: IndexMap::new(),
         cancel,

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use super::capacity;
+use super::resume;
 use super::runner::{Breach, Runner, WaitEnd};
 use crate::analysis::{self, Verdict};
 use crate::journal::{Entry, NodeOutcome};
@@ -21,6 +22,10 @@ pub(super) enum Outcome {
     Judged(Verdict),
     /// Judged in the attempt this run resumes: nothing to write.
     JudgedBefore(Verdict),
+    /// Cut by a crash between its intent and its judgment, judged at resume from its samples.
+    /// A failure ends the ladder; a step the cut left inconclusive does not (later steps still
+    /// run, for their evidence; the tolerance streak ends there all the same).
+    Rejudged(Verdict),
     /// Not run, or cut short. `ends`: the ladder of this target ends here as well (the reason is
     /// why later steps are not run).
     Skipped { reason: String, ends: bool },
@@ -29,14 +34,14 @@ pub(super) enum Outcome {
 }
 
 impl Outcome {
-    fn skipped(reason: impl Into<String>) -> Outcome {
+    pub(super) fn skipped(reason: impl Into<String>) -> Outcome {
         Outcome::Skipped {
             reason: reason.into(),
             ends: false,
         }
     }
 
-    fn ends(reason: impl Into<String>) -> Outcome {
+    pub(super) fn ends(reason: impl Into<String>) -> Outcome {
         Outcome::Skipped {
             reason: reason.into(),
             ends: true,
@@ -81,13 +86,14 @@ impl At<'_> {
         format!("{} step {}", self.name, self.step + 1)
     }
 
-    fn skip(&self, at: String, reason: String) -> Entry {
+    fn skip(&self, at: String, reason: String, ends: bool) -> Entry {
         Entry::StepSkipped {
             at,
             target: self.name.to_owned(),
             step: self.step,
             terminations: self.n,
             reason,
+            ends,
         }
     }
 }
@@ -154,7 +160,7 @@ impl Runner<'_> {
         previous: &[Entry],
         ended: Option<&str>,
     ) -> anyhow::Result<Outcome> {
-        if let Some(o) = resumed(at, previous) {
+        if let Some(o) = self.resumed(at, previous)? {
             return Ok(o);
         }
         if let Some(why) = self.stopped() {
@@ -186,13 +192,18 @@ impl Runner<'_> {
                 *ended = Some(format!("step {step} ({n}) {v}"))
             }
             Outcome::Judged(_) => {}
+            Outcome::Rejudged(v) => {
+                if v == Verdict::Fail {
+                    *ended = Some(format!("step {step} ({n}) {v}"));
+                }
+            }
             Outcome::JudgedBefore(v) => {
                 if v != Verdict::Pass && ended.is_none() {
                     *ended = Some(format!("step {step} ({n}) did not pass"));
                 }
             }
             Outcome::Skipped { reason, ends } => {
-                self.write(&at.skip(self.now(), reason.clone()))?;
+                self.write(&at.skip(self.now(), reason.clone(), ends))?;
                 if ends {
                     *ended = Some(reason);
                 }
@@ -200,7 +211,7 @@ impl Runner<'_> {
             Outcome::Stopped(breach) => {
                 let reason = breach.skip_reason();
                 self.breach(breach)?;
-                self.write(&at.skip(self.now(), reason))?;
+                self.write(&at.skip(self.now(), reason, false))?;
             }
         }
         Ok(())
@@ -323,14 +334,11 @@ impl Runner<'_> {
         Ok(Ok(()))
     }
 
-    /// Nodes of a target terminated so far in this run (and the runs it resumes).
+    /// Nodes of a target counted as terminated so far in this run (and the attempts it
+    /// resumes): every node with an intent unless an outcome proves it was not terminated.
     fn terminated(&self, name: &str, previous: &[Entry]) -> u32 {
         let now = crate::journal::read(&self.dir).unwrap_or_else(|_| previous.to_vec());
-        now.iter()
-            .filter(|e| {
-                matches!(e, Entry::Outcome { target, outcome: NodeOutcome::Terminated, .. } if target == name)
-            })
-            .count() as u32
+        resume::counted(&now, name)
     }
 
     /// Select among the running, eligible nodes, knowing what runs where (for `running:`,
@@ -417,25 +425,4 @@ impl Runner<'_> {
             None => Ok(()),
         })
     }
-}
-
-/// Resume: a judged step stays judged; a step that reached its intent is never injected again
-/// (later steps still run, for their evidence; the tolerance streak ends there all the same).
-fn resumed(at: At<'_>, previous: &[Entry]) -> Option<Outcome> {
-    let judged = previous.iter().find_map(|e| match e {
-        Entry::StepJudged {
-            target,
-            step,
-            verdict,
-            ..
-        } if target == at.name && *step == at.step => Some(*verdict),
-        _ => None,
-    });
-    if let Some(v) = judged {
-        return Some(Outcome::JudgedBefore(v));
-    }
-    let intended = previous.iter().any(
-        |e| matches!(e, Entry::Intent { target, step, .. } if target == at.name && *step == at.step),
-    );
-    intended.then(|| Outcome::skipped("interrupted after its terminations; not repeated on resume"))
 }

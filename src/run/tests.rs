@@ -118,12 +118,21 @@ fn lag_at(t: f64, injections: &[(f64, usize)]) -> f64 {
 /// A runner on target `c` of four fake nodes, fed a sample every second; the injections the
 /// fake saw, on the run's clock.
 fn runner<'a>(plan: &'a Plan, dir: &std::path::Path) -> (Runner<'a>, Injections) {
+    runner_with(plan, dir, &["n-1", "n-2", "n-3", "n-4"])
+}
+
+/// [`runner`] with these nodes alive (appending to the directory's journal and samples).
+fn runner_with<'a>(
+    plan: &'a Plan,
+    dir: &std::path::Path,
+    alive: &[&str],
+) -> (Runner<'a>, Injections) {
     let (_probe_tx, probes) = mpsc::channel(1);
     let (_int_tx, interrupts) = watch::channel(0);
     let clock = Clock::start();
     let injections = Injections::default();
     let fake = Fake {
-        alive: Mutex::new((1..=4).map(|i| format!("n-{i}")).collect()),
+        alive: Mutex::new(alive.iter().map(|&id| id.to_owned()).collect()),
         injections: injections.clone(),
         clock: Some(clock),
     };
@@ -136,7 +145,13 @@ fn runner<'a>(plan: &'a Plan, dir: &std::path::Path) -> (Runner<'a>, Injections)
         providers,
         rx: feed(clock, injections.clone()),
         series: super::setup::series(plan),
-        csv: std::io::BufWriter::new(std::fs::File::create(dir.join("samples.csv")).unwrap()),
+        csv: std::io::BufWriter::new(
+            std::fs::File::options()
+                .create(true)
+                .append(true)
+                .open(dir.join("samples.csv"))
+                .unwrap(),
+        ),
         endpoints: IndexMap::new(),
         probes,
         capacity_file: None,
@@ -148,6 +163,7 @@ fn runner<'a>(plan: &'a Plan, dir: &std::path::Path) -> (Runner<'a>, Injections)
         progress: Progress::new().quiet(true),
         control: None,
         stop: None,
+        continued: false,
         active: None,
         cpu_start: crate::lab::stats::read(&[std::process::id()]),
         sizes: [("c".to_owned(), 4)].into_iter().collect(),
@@ -271,4 +287,311 @@ async fn min_healthy_counts_the_nodes_the_step_then_chooses_from() {
         "{entries:#?}"
     );
     assert_eq!(done.len(), 1);
+}
+
+// ---- resume ---------------------------------------------------------------------------------
+
+/// When the earlier attempt injected its step (long before the tests run).
+const T0: &str = "2026-01-01T00:00:00.000Z";
+
+fn at(secs: u64) -> String {
+    let t = humantime::parse_rfc3339(T0).unwrap() + Duration::from_secs(secs);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// The start of an earlier attempt of `plan` on target `c`: `run_started`, the fleet of
+/// `fleet` nodes, and a baseline band of 6 s (1 s p99).
+fn started(plan: &Plan, fleet: u32) -> Vec<Entry> {
+    let t = &plan.targets["c"];
+    vec![
+        Entry::RunStarted {
+            at: at(0),
+            plan: plan.name.clone(),
+            plan_path: "plan.yaml".into(),
+            plan_digest: "0".into(),
+            version: "0".into(),
+            targets: vec![journal::TargetInfo {
+                name: "c".into(),
+                kind: "storm".into(),
+                provider: "aws-ec2".into(),
+                required_tolerance: t.required_tolerance,
+                ladder: t.ladder.clone(),
+                cumulative: t.cumulative,
+                safety_multiple: t.safety_multiple,
+                applications: t.applications.clone(),
+            }],
+            lab: false,
+            aws: Vec::new(),
+        },
+        Entry::Fleet {
+            at: at(0),
+            target: "c".into(),
+            nodes: fleet,
+        },
+        Entry::Baseline {
+            at: at(0),
+            applications: vec![journal::BaselineApp {
+                name: "app".into(),
+                group: "g".into(),
+                p99_s: 1.0,
+                upper_s: 6.0,
+                samples: 5,
+            }],
+        },
+    ]
+}
+
+/// Step 0's intent on `nodes`, written at `at(0)`.
+fn intent(nodes: &[&str]) -> Entry {
+    Entry::Intent {
+        at: at(0),
+        target: "c".into(),
+        step: 0,
+        provider: "fake".into(),
+        notice_s: 0.0,
+        nodes: nodes
+            .iter()
+            .map(|id| journal::NodeRef {
+                id: (*id).into(),
+                host: (*id).into(),
+                zone: None,
+                instance_type: None,
+                lifecycle: "spot".into(),
+            })
+            .collect(),
+    }
+}
+
+/// `samples.csv` rows of the earlier attempt: app's lag at 1 s after `at(t)` for `t` in 1..=20,
+/// spiking to 12 s at 1–2 s and back to 1 s from 4 s on.
+fn recovery_rows() -> String {
+    let mut rows = String::from("at,t_s,application,group,status,lag_seconds,lag_messages\n");
+    for t in 1..=20 {
+        let lag = if t <= 2 {
+            12.0
+        } else if t == 3 {
+            7.0
+        } else {
+            1.0
+        };
+        rows.push_str(&format!("{},{t}.000,app,g,ok,{lag:.3},10\n", at(t)));
+    }
+    rows
+}
+
+/// Resume target `c` of `plan_text` after the earlier attempt `previous` (with `rows` in
+/// samples.csv and `alive` nodes now), as `run --resume [--continue]` does: the entries this
+/// attempt wrote and the injections it made.
+async fn resume(
+    plan_text: &str,
+    previous: &dyn Fn(&Plan) -> Vec<Entry>,
+    rows: &str,
+    alive: &[&str],
+    continued: bool,
+) -> (Vec<Entry>, Vec<Injected>) {
+    let plan = crate::plan::load(plan_text).plan.expect("a valid plan");
+    let previous = previous(&plan);
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path()).unwrap();
+    for e in &previous {
+        j.append(e).unwrap();
+    }
+    drop(j);
+    std::fs::write(dir.path().join("samples.csv"), rows).unwrap();
+    let (mut r, injections) = runner_with(&plan, dir.path(), alive);
+    r.continued = continued;
+    r.resume_from(&previous).unwrap();
+    r.discover_all(&previous).await.unwrap();
+    r.reconcile(&previous).await.unwrap();
+    if r.stop.is_none() {
+        assert_eq!(r.baseline().await.unwrap(), None);
+    }
+    r.target("c", &plan.targets["c"], &previous).await.unwrap();
+    let entries = journal::read(dir.path()).unwrap();
+    let done = injections.lock().unwrap().clone();
+    (entries[previous.len()..].to_vec(), done)
+}
+
+fn guard_breach(entries: &[Entry]) -> Option<(String, String)> {
+    entries.iter().find_map(|e| match e {
+        Entry::GuardBreached { guard, detail, .. } => Some((guard.clone(), detail.clone())),
+        _ => None,
+    })
+}
+
+/// Issue 16 item 2: a crash right after step 1's intent left its two nodes without outcome; the
+/// resume finds them gone, counts them, and the guard stops step 2 (2 + 3 > 4) instead of
+/// terminating three more (5 against a limit of 4).
+#[tokio::test(start_paused = true)]
+async fn max_terminations_counts_the_nodes_a_crash_left_without_outcome() {
+    let plan_text = PLAN.replace("[1, 2, 3]", "[2, 3]");
+    let previous = |plan: &Plan| {
+        let mut e = started(plan, 4);
+        e.push(intent(&["n-1", "n-2"]));
+        e
+    };
+    let alive = ["n-3", "n-4", "n-5"];
+    let (entries, done) = resume(&plan_text, &previous, &recovery_rows(), &alive, false).await;
+    let found: Vec<(String, journal::Found)> = entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Reconciled { node, found, .. } => Some((node.clone(), *found)),
+            _ => None,
+        })
+        .collect();
+    use journal::Found::Gone;
+    assert_eq!(found, [("n-1".into(), Gone), ("n-2".into(), Gone)]);
+    assert_eq!(
+        guard_breach(&entries),
+        Some((
+            "max_terminations".into(),
+            "2 terminated so far + 3 would exceed 4".into()
+        )),
+        "{entries:#?}"
+    );
+    assert!(
+        done.is_empty(),
+        "nothing terminated past the guard: {done:?}"
+    );
+}
+
+/// A node of a cut intent that discovery still returns running was not terminated: journaled
+/// as such and not counted by `max_terminations`.
+#[tokio::test(start_paused = true)]
+async fn a_node_found_running_at_resume_is_not_counted() {
+    let plan_text = PLAN.replace("[1, 2, 3]", "[2, 3]");
+    let previous = |plan: &Plan| {
+        let mut e = started(plan, 4);
+        e.push(intent(&["n-1", "n-2"]));
+        e
+    };
+    let alive = ["n-1", "n-3", "n-4"];
+    let (entries, done) = resume(&plan_text, &previous, &recovery_rows(), &alive, false).await;
+    let found: Vec<(String, journal::Found)> = entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Reconciled { node, found, .. } => Some((node.clone(), *found)),
+            _ => None,
+        })
+        .collect();
+    use journal::Found::{Gone, Running};
+    assert_eq!(found, [("n-1".into(), Running), ("n-2".into(), Gone)]);
+    let plan = crate::plan::load(&plan_text).plan.unwrap();
+    let mut all = previous(&plan);
+    all.extend(entries.iter().cloned());
+    // 1 so far (n-2) + 3 is within max_terminations 4: step 2 runs (counting n-1 would make it
+    // 5 and stop it); step 1, one node short of its rung, is inconclusive without ending the
+    // ladder.
+    assert_eq!(done.iter().map(|(_, k)| *k).collect::<Vec<_>>(), [3]);
+    assert_eq!(super::resume::counted(&all, "c"), 4);
+}
+
+/// `min_healthy: 50%` is a share of the 4 nodes the run started with, not of the 2 left when
+/// it resumes: terminating 1 of them would leave 1, below 2.
+#[tokio::test(start_paused = true)]
+async fn min_healthy_is_a_share_of_the_fleet_journaled_at_the_start() {
+    let plan_text = PLAN
+        .replace(
+            "guards: {max_terminations: 4}",
+            "guards: {min_healthy: 50%}",
+        )
+        .replace("[1, 2, 3]", "[1]");
+    let (entries, done) = resume(&plan_text, &|p| started(p, 4), "", &["n-1", "n-2"], false).await;
+    assert_eq!(
+        guard_breach(&entries),
+        Some((
+            "min_healthy".into(),
+            "2 healthy nodes − 1 would leave 1, below 2".into()
+        )),
+        "{entries:#?}"
+    );
+    assert!(done.is_empty());
+}
+
+/// Issue 16 item 3: a step cut after its injection, before its judgment, is judged from the
+/// samples its attempt took (recovered 4 s after the injection: a pass), not skipped; its
+/// nodes are not terminated again and the ladder goes on.
+#[tokio::test(start_paused = true)]
+async fn a_step_cut_before_its_judgment_is_judged_from_its_samples() {
+    let plan_text = PLAN.replace("[1, 2, 3]", "[1, 2]");
+    let previous = |plan: &Plan| {
+        let mut e = started(plan, 4);
+        e.push(intent(&["n-1"]));
+        e.push(Entry::Outcome {
+            at: at(0),
+            target: "c".into(),
+            step: 0,
+            node: "n-1".into(),
+            outcome: NodeOutcome::Terminated,
+            detail: None,
+        });
+        e.push(Entry::Injected {
+            at: at(0),
+            target: "c".into(),
+            step: 0,
+        });
+        e
+    };
+    let alive = ["n-2", "n-3", "n-4"];
+    let (entries, done) = resume(&plan_text, &previous, &recovery_rows(), &alive, false).await;
+    let judged = entries.iter().find_map(|e| match e {
+        Entry::StepJudged {
+            step: 0,
+            verdict,
+            applications,
+            findings,
+            ..
+        } => Some((*verdict, applications[0].recovery_s, findings.clone())),
+        _ => None,
+    });
+    let (verdict, recovery, findings) = judged.expect("step 1 judged at resume");
+    assert_eq!(verdict, crate::analysis::Verdict::Pass, "{entries:#?}");
+    assert_eq!(recovery, Some(4.0));
+    assert!(findings[0].contains("samples.csv"), "{findings:?}");
+    assert_eq!(done.iter().map(|(_, k)| *k).collect::<Vec<_>>(), [2]);
+}
+
+/// Issue 16 item 1: the earlier attempt was stopped (Ctrl-C) and then crashed: the resume
+/// terminates nothing, says why each later step is not run, and the report keeps the stop
+/// (exit 3). With `--continue` escalation goes on.
+#[tokio::test(start_paused = true)]
+async fn a_stopped_run_stays_stopped_on_resume_unless_continued() {
+    let previous = |plan: &Plan| {
+        let mut e = started(plan, 4);
+        e.push(Entry::Interrupted {
+            at: at(1),
+            hard: false,
+        });
+        e
+    };
+    let (entries, done) = resume(PLAN, &previous, "", &["n-1", "n-2", "n-3", "n-4"], false).await;
+    assert!(done.is_empty(), "{done:?}");
+    let skipped: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::StepSkipped { reason, .. } => Some(reason.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(skipped.len(), 3, "{entries:#?}");
+    assert!(skipped[0].contains("interrupted at"), "{skipped:?}");
+    let plan = crate::plan::load(PLAN).plan.unwrap();
+    let mut all = previous(&plan);
+    all.extend(entries);
+    let report = crate::report::Report::from_journal(&all);
+    assert_eq!(report.exit_code, crate::exit::ExitCode::Aborted);
+    assert!(report.aborted.is_some_and(|a| a.contains("interrupted")));
+
+    let (entries, done) = resume(PLAN, &previous, "", &["n-1", "n-2", "n-3", "n-4"], true).await;
+    assert_eq!(done.iter().map(|(_, k)| *k).collect::<Vec<_>>(), [1, 2]);
+    all = previous(&plan);
+    all.extend(entries);
+    let report = crate::report::Report::from_journal(&all);
+    assert_eq!(
+        report
+            .aborted
+            .as_deref()
+            .map(|a| a.contains("max_terminations")),
+        Some(true)
+    );
 }

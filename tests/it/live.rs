@@ -559,3 +559,53 @@ fn watch_with_stdin_not_a_terminal_leaves_by_itself_at_the_end() {
     assert_eq!(shell_exit(&screen), 1, "{screen}");
     assert_terminal_restored(&t);
 }
+
+/// Issue 16 item 1: resuming a stopped run asks on the terminal, and the question names the
+/// stop and `--continue`; answering no terminates nothing (exit 2). Without `--continue` a
+/// finished, stopped run is refused before anything is asked.
+#[test]
+fn the_confirmation_of_a_resume_with_continue_names_the_stop_it_escalates_past() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("experiments/lab-game-day.yaml")).unwrap();
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(&plan, &text).unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    let journal = [
+        serde_json::json!({"event": "run_started", "at": "2026-11-26T03:26:36.491Z",
+            "plan": "p", "plan_path": "plan.yaml", "plan_digest": spotdrill::journal::digest(&text),
+            "version": "0.1.0", "targets": [], "lab": true}),
+        serde_json::json!({"event": "interrupted", "at": "2026-11-26T03:27:00.000Z", "hard": false}),
+        serde_json::json!({"event": "run_finished", "at": "2026-11-26T03:27:10.000Z",
+            "verdict": "fail", "exit_code": 3}),
+    ];
+    let lines: Vec<String> = journal.iter().map(|e| format!("{e}\n")).collect();
+    std::fs::write(run.join("journal.jsonl"), lines.concat()).unwrap();
+    let (p, r) = (plan.to_str().unwrap(), run.to_str().unwrap());
+    let refused = spotdrill(&["run", p, "--resume", r]);
+    refused.expect_code(2);
+    assert!(refused.stderr.contains("--continue"), "{}", refused.stderr);
+
+    let t = Tmux::start(250, 24);
+    let exe = env!("CARGO_BIN_EXE_spotdrill");
+    t.type_line(&format!(
+        "{exe} run {p} --resume {r} --continue; echo EXIT''=$?"
+    ));
+    let screen = t.wait_for("Type yes to go on", 30);
+    assert!(
+        screen.contains("with --continue: it stopped (interrupted at 2026-11-26T03:27:00.000Z"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("escalation goes on past that stop"),
+        "{screen}"
+    );
+    t.type_line("no");
+    let screen = t.wait_for("EXIT=", 30);
+    assert_eq!(shell_exit(&screen), 2, "{screen}");
+    assert!(screen.contains("nothing was terminated"), "{screen}");
+    assert_eq!(
+        std::fs::read_to_string(run.join("journal.jsonl")).unwrap(),
+        lines.concat()
+    );
+}

@@ -185,6 +185,14 @@ fn resume_refuses_another_account_or_endpoint() {
         &[],
     );
     assert!(matches!(done.code, 0 | 1), "{}", done.stderr);
+    // A finished run is not resumed at all (issue 16): cut its end off, as a crash would.
+    let path = out.join("journal.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains(r#""event":"run_finished""#))
+        .collect();
+    std::fs::write(&path, kept.join("\n") + "\n").unwrap();
     let entries = journal(&out).len();
     let resume = [
         "run",

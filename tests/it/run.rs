@@ -427,12 +427,49 @@ fn one_ctrl_c_finishes_the_step_writes_the_report_and_exits_3() {
     wait_for("no lab node left", Duration::from_secs(60), || {
         pids.iter().all(|&p| !alive(p))
     });
+    // Issue 16 item 1: the stopped, finished run is not resumed into more terminations: plain
+    // `--resume` refuses (exit 2) naming --continue, and leaves the journal as it was.
+    let before = std::fs::read(run.join("journal.jsonl")).unwrap();
+    let plan_path = bg.dir.path().join("plan.yaml");
+    let again = spotdrill_env(
+        &[
+            "run",
+            plan_path.to_str().unwrap(),
+            "--yes",
+            "--resume",
+            run.to_str().unwrap(),
+        ],
+        bg.dir.path(),
+    );
+    again.expect_code(2);
+    assert!(
+        again.stderr.contains("finished run that stopped") && again.stderr.contains("--continue"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(std::fs::read(run.join("journal.jsonl")).unwrap(), before);
 }
 
-/// A second Ctrl-C exits at once (exit 3) with the journal flushed; `--resume` then continues the
-/// run without terminating the interrupted step's nodes again, and writes the report.
+/// `spotdrill run PLAN --yes --resume RUN [extra…]` from the background run's directory.
+fn resume(bg: &Background, extra: &[&str]) -> Outcome {
+    let plan = bg.plan();
+    let mut args = vec![
+        "run",
+        plan.to_str().unwrap(),
+        "--yes",
+        "--resume",
+        bg.run.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    spotdrill_env(&args, bg.dir.path())
+}
+
+/// A second Ctrl-C exits at once (exit 3) with the journal flushed. Issue 16 items 1 and 3:
+/// `--resume` keeps the run stopped (exit 3, nothing terminated) and judges the step the exit
+/// cut from its samples instead of skipping it; `--resume --continue` then escalates past the
+/// stop, never terminating the cut step's nodes again.
 #[test]
-fn two_ctrl_c_exit_at_once_and_resume_does_not_terminate_twice() {
+fn two_ctrl_c_exit_at_once_resume_stays_stopped_and_continue_escalates() {
     let plan = Shape::storm(6, 2, 8, &[1, 2]).plan();
     let mut bg = start_in_background(&plan);
     let run = bg.run.clone();
@@ -457,48 +494,69 @@ fn two_ctrl_c_exit_at_once_and_resume_does_not_terminate_twice() {
     });
     let first_nodes = events(&journal_then, "intent")[0]["nodes"].clone();
 
-    // Resume: the lock of the dead run is gone (it removed it on the way out).
-    let plan_path = bg.dir.path().join("plan.yaml");
-    let resumed = spotdrill_env(
-        &[
-            "run",
-            plan_path.to_str().unwrap(),
-            "--yes",
-            "--resume",
-            run.to_str().unwrap(),
-        ],
-        bg.dir.path(),
-    );
+    // Resume (the lock of the dead run is gone: it removed it on the way out): still stopped.
+    let stayed = resume(&bg, &[]);
+    stayed.expect_code(3);
     let journal_now = journal(&run);
-    let intents = events(&journal_now, "intent");
     assert_eq!(
-        intents.len(),
-        2,
-        "step 1 is not injected again\n{}",
-        resumed.stderr
+        events(&journal_now, "intent").len(),
+        1,
+        "nothing terminated after the stop\n{}",
+        stayed.stderr
     );
-    assert_eq!(intents[0]["nodes"], first_nodes);
-    assert_eq!(intents[1]["step"], 1);
-    let report = report(bg.dir.path());
-    let steps = report["targets"][0]["steps"].as_array().unwrap();
+    let stopped = report(bg.dir.path());
     assert!(
-        steps[0]["skipped"]
+        stopped["aborted"]
             .as_str()
             .unwrap()
-            .contains("not repeated"),
+            .contains("interrupted at"),
+        "{}",
+        stopped["aborted"]
+    );
+    let steps = stopped["targets"][0]["steps"].as_array().unwrap();
+    assert!(
+        steps[0]["verdict"].is_string(),
+        "step 1 judged: {}",
+        steps[0]
+    );
+    assert!(
+        steps[0]["findings"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("judged at resume from samples.csv"),
         "{}",
         steps[0]
     );
-    assert_eq!(steps[1]["verdict"], "pass");
+    assert!(
+        steps[1]["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted")
+    );
+
+    // --continue: escalation goes on past the stop; step 1 is not injected again.
+    let continued = resume(&bg, &["--continue"]);
+    let intents_now = journal(&run);
+    let intents = events(&intents_now, "intent");
+    assert_eq!(intents.len(), 2, "{}", continued.stderr);
+    assert_eq!(intents[0]["nodes"], first_nodes);
+    assert_eq!(intents[1]["step"], 1);
+    let report = report(bg.dir.path());
+    assert!(report["aborted"].is_null(), "{}", report["aborted"]);
+    assert_eq!(report["targets"][0]["steps"][1]["verdict"], "pass");
     assert!(
         report["notes"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|n| n.as_str().unwrap().starts_with("resumed"))
+            .any(|n| n.as_str().unwrap().contains("with --continue"))
     );
-    // Step 1 did not pass (interrupted), so the tolerance is 0 and the gate fails: exit 1.
-    resumed.expect_code(1);
+    // Step 1, cut 0.3 s after its injection, cannot pass: tolerance 0, the gate fails: exit 1.
+    continued.expect_code(1);
+    // A finished run is not resumed again, --continue or not.
+    let done = resume(&bg, &["--continue"]);
+    done.expect_code(2);
+    assert!(done.stderr.contains("nothing to resume"), "{}", done.stderr);
 }
 
 #[test]

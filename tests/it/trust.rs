@@ -553,6 +553,88 @@ fn sigkill_mid_run_then_resume_finishes_without_terminating_twice() {
     assert_eq!(std::fs::read_dir(&locks).map(|d| d.count()).unwrap_or(0), 0);
 }
 
+/// Issue 16 item 2, on AWS (moto): 6 spot instances, ladder [2, 4], `max_terminations: 4`. The
+/// journal is cut right after step 1's intent (what a SIGKILL there leaves; samples.csv as the
+/// attempt wrote it). The resume asks EC2 what became of the two nodes without outcome (gone,
+/// journaled as `reconciled`), counts them, judges step 1 from its samples, and the guard stops
+/// step 2 (2 + 4 > 4): 2 instances terminated in all, not 6.
+#[test]
+fn aws_crash_after_an_intent_then_resume_counts_its_nodes() {
+    let moto = crate::support::moto::Moto::start();
+    let kafka = crate::aws::kafka();
+    launch_trust_nodes(&moto, 6);
+    let text = crate::aws::plan(
+        &kafka,
+        "{provider: aws-ec2, region: us-east-1, tags: {cluster: trust}}",
+        "[2, 4]",
+        "random",
+        "    guards: {max_terminations: 4}\n",
+    );
+    let (first, _, dir) = aws_run(&moto, &moto.endpoint, &text, &[], Duration::from_secs(120));
+    first.expect_code(3);
+    let run = dir.path().join("run");
+    let path = run.join("journal.jsonl");
+    let lines: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let cut = 1 + lines
+        .iter()
+        .position(|l| l.contains(r#""event":"intent""#))
+        .expect("step 1's intent");
+    std::fs::write(&path, lines[..cut].join("\n") + "\n").unwrap();
+    let intended = intended_nodes(&journal(&run));
+    assert_eq!(intended.len(), 2);
+
+    let plan = dir.path().join("plan.yaml");
+    let resumed = Cmd::new(["run", plan.to_str().unwrap(), "--yes", "--resume"])
+        .arg(&run)
+        .envs(moto.env())
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .locks(dir.path().join("locks"))
+        .env("SPOTDRILL_AWS_POLL_MS", "200")
+        .env_remove("AWS_PROFILE")
+        .run();
+    resumed.expect_code(3);
+    let after = journal(&run);
+    let reconciled = events(&after, "reconciled");
+    let found: Vec<(&str, &str)> = reconciled
+        .iter()
+        .map(|r| (r["node"].as_str().unwrap(), r["found"].as_str().unwrap()))
+        .collect();
+    let want: Vec<(&str, &str)> = intended.iter().map(|id| (id.as_str(), "gone")).collect();
+    assert_eq!(found, want, "{}", resumed.stderr);
+    let breach = events(&after, "guard_breached");
+    assert_eq!(breach.len(), 1, "{}", resumed.stderr);
+    assert_eq!(breach[0]["guard"], "max_terminations");
+    assert_eq!(
+        breach[0]["detail"],
+        "2 terminated so far + 4 would exceed 4"
+    );
+    assert_eq!(
+        events(&after, "intent").len(),
+        1,
+        "nothing intended past the guard"
+    );
+    let terminated = moto
+        .instances()
+        .values()
+        .filter(|(state, _)| state == "terminated" || state == "shutting-down")
+        .count();
+    assert_eq!(terminated, 2, "{:?}", moto.instances());
+    let judged = events(&after, "step_judged");
+    assert_eq!(judged.len(), 1);
+    assert!(
+        judged[0]["findings"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("judged at resume from samples.csv"),
+        "{}",
+        judged[0]
+    );
+}
+
 // ---- 3. concurrency -------------------------------------------------------------------------
 
 /// A lab's lock names its run directory (two runs' labs are two clusters; plans that word one
