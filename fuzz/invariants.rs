@@ -12,6 +12,16 @@ pub fn check_plan_text(text: &str) -> Result<(), String> {
         (None, true) => return Err("no plan and no error".into()),
         _ => {}
     }
+    if let Some(plan) = &loaded.plan {
+        // What a valid plan feeds into later must not overflow either (issue 16 item 12): the
+        // confirmation's total and the guard arithmetic, for the smallest and largest sizes.
+        let _ = plan.most_terminations();
+        for target in plan.targets.values() {
+            for size in [None, Some(0), Some(1), Some(usize::MAX)] {
+                let _ = spotdrill::preflight::guards::warnings(target, size);
+            }
+        }
+    }
     let chars = text.chars().count();
     // Lines as YAML counts them: LF, CRLF and a lone CR each end one (YAML 1.2 §5.4).
     let lines = text

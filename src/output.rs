@@ -117,7 +117,14 @@ pub fn init_logging(verbose: u8) {
         _ => tracing::Level::TRACE,
     };
     // The AWS SDK's debug and trace events print the resolved identity in its Debug form (the
-    // access key id in clear): its crates log at info at most.
+    // access key id in clear): its crates log at info at most. Its warnings (a whole IMDS error
+    // structure for "no region on this laptop") are not for default output: spotdrill says what
+    // failed in one sentence (nodes::aws::call_error); -v shows them, -vv the raw chain.
+    let sdk_level = match verbose {
+        0 => tracing_subscriber::filter::LevelFilter::OFF,
+        1 => tracing_subscriber::filter::LevelFilter::WARN,
+        _ => tracing_subscriber::filter::LevelFilter::INFO,
+    };
     let mut filter = tracing_subscriber::filter::Targets::new().with_default(level);
     for sdk in [
         "aws_config",
@@ -137,7 +144,7 @@ pub fn init_logging(verbose: u8) {
         "aws_sdk_ssooidc",
         "aws_sdk_sts",
     ] {
-        filter = filter.with_target(sdk, level.min(tracing::Level::INFO));
+        filter = filter.with_target(sdk, sdk_level);
     }
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;

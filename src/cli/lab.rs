@@ -22,7 +22,7 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
         /// Print the lab's CPU and memory use and its start-up times this often (e.g. 10s).
-        #[arg(long, value_name = "INTERVAL", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "INTERVAL", value_parser = crate::plan::parse_duration)]
         stats: Option<Duration>,
     },
     /// Kill one node of a running lab (SIGKILL, or SIGTERM first with --notice).
@@ -30,7 +30,7 @@ pub enum Command {
         /// The node id, as `lab up` printed it.
         node: String,
         /// Time between SIGTERM (the spot notice) and SIGKILL; 0s kills at once.
-        #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "0s", value_parser = crate::plan::parse_duration)]
         notice: Duration,
         /// The running lab's directory.
         #[arg(long, value_name = "DIR")]
@@ -55,15 +55,23 @@ pub enum Command {
     },
 }
 
-fn default_dir() -> PathBuf {
-    std::env::temp_dir().join("spotdrill-lab")
+/// `--dir`, or the user's own private default (created 0700, checked: [`up::private_dir`]).
+fn lab_dir(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match dir {
+        Some(dir) => Ok(dir),
+        None => {
+            let dir = up::default_dir();
+            up::private_dir(&dir)?;
+            Ok(dir)
+        }
+    }
 }
 
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
-        Command::Up { plan, dir, stats } => lab_up(&plan, &dir.unwrap_or_else(default_dir), stats),
+        Command::Up { plan, dir, stats } => lab_up(&plan, &lab_dir(dir)?, stats),
         Command::Kill { node, notice, dir } => {
-            up::kill(&dir.unwrap_or_else(default_dir), &node, notice)?;
+            up::kill(&lab_dir(dir)?, &node, notice)?;
             output::out(&format!("killed lab node {node}\n"));
             Ok(ExitCode::Success)
         }

@@ -35,10 +35,10 @@ pub struct Args {
     #[arg(long, value_name = "PLAN")]
     pub plan: Option<PathBuf>,
     /// Time between samples.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = crate::plan::parse_duration)]
     pub interval: Duration,
     /// How long a broker may take to answer before it counts as unreachable.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = crate::plan::parse_duration)]
     pub timeout: Duration,
     /// Stop after this many samples.
     #[arg(long)]

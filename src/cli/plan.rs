@@ -49,7 +49,7 @@ pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
 fn capacity_line(c: &Capacity) -> String {
     match c {
         Capacity::Storm(s) => format!(
-            "{} supervisors alive, {} of {} slots used; {}",
+            "{} supervisors alive, {} of {} slots used; {}{}",
             s.supervisors_alive,
             s.slots_used,
             s.slots_total,
@@ -63,7 +63,11 @@ fn capacity_line(c: &Capacity) -> String {
                     t.workers_configured.map_or("?".into(), |w| w.to_string())
                 ))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            s.gone
+                .iter()
+                .map(|id| format!("; {id} gone (listed, then its detail answered 404)"))
+                .collect::<String>()
         ),
         Capacity::Mesos(m) => format!(
             "{} agents active, {} unreachable; {}",
@@ -160,6 +164,9 @@ fn render_text(p: &Preflight, path: &str, estimate: &Estimate) -> String {
         }
         if let Some(c) = &t.capacity {
             s.push_str(&format!("  capacity: {}\n", capacity_line(c)));
+        }
+        if let Some(why) = &t.capacity_unknown {
+            s.push_str(&format!("  warning: capacity unknown: {why}\n"));
         }
         for w in &t.guard_warnings {
             s.push_str(&format!("  warning: guard {w}\n"));

@@ -190,11 +190,7 @@ fn confirm(
     resuming: Option<&str>,
 ) -> anyhow::Result<()> {
     let steps = plan.step_count();
-    let most: u32 = plan
-        .targets
-        .values()
-        .map(|t| t.ladder.iter().sum::<u32>())
-        .sum();
+    let most = plan.most_terminations();
     if !std::io::stdin().is_terminal() {
         return Err(Failure::bad_input(
             "refusing to run without confirmation: no terminal to ask on; pass --yes".into(),

@@ -12,6 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
+use anyhow::Context as _;
 use serde::Serialize;
 
 use super::node::{Command, NodeProcess, NodeSpec, WorkerWire};
@@ -127,7 +128,21 @@ impl Cluster {
         truth: Option<&Path>,
     ) -> anyhow::Result<Cluster> {
         let truth = truth
-            .map(|p| File::options().create(true).append(true).open(p))
+            .map(|p| {
+                use std::os::unix::fs::OpenOptionsExt as _;
+                // A link planted where the ground truth goes is refused, never written through.
+                File::options()
+                    .create(true)
+                    .append(true)
+                    .custom_flags(nix::libc::O_NOFOLLOW)
+                    .open(p)
+                    .with_context(|| {
+                        format!(
+                            "cannot open the lab's ground truth {} (a link there is refused)",
+                            p.display()
+                        )
+                    })
+            })
             .transpose()?;
         let mut cluster = Cluster {
             placement: spec

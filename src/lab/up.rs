@@ -125,6 +125,7 @@ impl RunningLab {
     /// Start the lab of a plan: every node runs and every worker is placed when this returns.
     pub fn start(lab: &Lab, exe: &Path, dir: &Path) -> anyhow::Result<RunningLab> {
         std::fs::create_dir_all(dir)?;
+        // Planted links in the directory are never followed (lab.json: write_state).
         let broker = BrokerProcess::start(exe, &topic_wires(lab), Duration::from_secs(15))?;
         let settings = KafkaSettings::new(broker.bootstrap.clone());
         let cancel = CancellationToken::new();
@@ -438,11 +439,72 @@ impl Scheduler {
     }
 }
 
+/// Write `lab.json` without following a link planted in the directory: the bytes go to a new
+/// file (`O_CREAT | O_EXCL`, which never follows a link) named for this process, then replace
+/// `lab.json` by rename (which replaces a link, never writes through it).
 fn write_state(dir: &Path, state: &LabState) -> anyhow::Result<()> {
-    let tmp = dir.join("lab.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(state)?)?;
+    use std::io::Write as _;
+    let tmp = dir.join(format!("lab.json.{}.tmp", std::process::id()));
+    // A leftover of a crashed lab of this pid, or something planted: unlinked, never followed.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+        _ => {}
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
+    file.write_all(&serde_json::to_vec_pretty(state)?)?;
+    drop(file);
     std::fs::rename(tmp, state_path(dir))?;
     Ok(())
+}
+
+/// Where `lab up` and `lab kill` keep the lab's state without `--dir`: a directory of this
+/// user's own, `$XDG_RUNTIME_DIR/spotdrill-lab`, else `$TMPDIR/spotdrill-lab-UID`.
+pub fn default_dir() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(runtime) => PathBuf::from(runtime).join("spotdrill-lab"),
+        None => std::env::temp_dir().join(format!("spotdrill-lab-{}", nix::unistd::getuid())),
+    }
+}
+
+/// Make `dir` a private directory (created with mode 0700 when missing) and refuse one that is
+/// a link, not a directory, owned by another user, or writable by group or others: anyone who
+/// can write in it could plant the `lab.json` that `lab kill` acts on.
+pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            anyhow::bail!("cannot create the lab directory {}: {e}", dir.display())
+        }
+        _ => {}
+    }
+    let meta = std::fs::symlink_metadata(dir)?;
+    let me = nix::unistd::getuid().as_raw();
+    let problem = if !meta.is_dir() {
+        Some("it is not a directory (a link or a file)".to_owned())
+    } else if meta.uid() != me {
+        Some(format!(
+            "it belongs to uid {}, not to you (uid {me})",
+            meta.uid()
+        ))
+    } else if meta.mode() & 0o022 != 0 {
+        Some(format!(
+            "others can write in it (mode {:o})",
+            meta.mode() & 0o777
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(why) => Err(crate::exit::Failure::environment(format!(
+            "refusing the lab directory {}: {why}; remove it or pass --dir",
+            dir.display()
+        ))
+        .into()),
+        None => Ok(()),
+    }
 }
 
 /// Kill a node of a running lab by id: SIGKILL, or SIGTERM then SIGKILL after `notice`.
@@ -457,7 +519,13 @@ pub fn kill(dir: &Path, node: &str, notice: Duration) -> anyhow::Result<()> {
         let ids: Vec<&str> = state.nodes.iter().map(|n| n.id.as_str()).collect();
         anyhow::bail!("no lab node `{node}`; running nodes: {}", ids.join(", "));
     };
-    let pid = Pid::from_raw(n.pid as i32);
+    let pid = Pid::from_raw(lab_node_pid(&state, n).map_err(|why| {
+        crate::exit::Failure::bad_input(format!(
+            "{}: refusing to signal pid {} for lab node `{node}`: {why}",
+            path.display(),
+            n.pid
+        ))
+    })?);
     if notice.is_zero() {
         kill(pid, Signal::SIGKILL)?;
         return Ok(());
@@ -472,6 +540,37 @@ pub fn kill(dir: &Path, node: &str, notice: Duration) -> anyhow::Result<()> {
     }
     let _ = kill(pid, Signal::SIGKILL);
     Ok(())
+}
+
+/// The pid of a lab node, when it is provably one of this lab's node processes: a pid that names
+/// one process (not 0, 1, or a negative number, which `kill` reads as a process group or every
+/// process), whose parent is the lab's process recorded in `lab.json`, running `lab node` on
+/// the lab's brokers.
+fn lab_node_pid(state: &LabState, node: &NodeState) -> Result<i32, String> {
+    let pid = i32::try_from(node.pid)
+        .ok()
+        .filter(|&p| p > 1)
+        .ok_or("not the pid of a single process")?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|_| "no such process".to_owned())?;
+    // `pid (comm) state ppid …`: comm may hold spaces and parentheses, so read after the last `)`.
+    let ppid = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+        .and_then(|p| p.parse::<u32>().ok());
+    if ppid != Some(state.pid) {
+        return Err(format!(
+            "its parent is not the lab's process (pid {})",
+            state.pid
+        ));
+    }
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+    let wanted: [&[u8]; 4] = [b"lab", b"node", b"--brokers", state.brokers.as_bytes()];
+    if !args.windows(4).any(|w| w == wanted) {
+        return Err("it is not running `spotdrill lab node` on this lab's brokers".into());
+    }
+    Ok(pid)
 }
 
 /// The lab's topics as the broker takes them.

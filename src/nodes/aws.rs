@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig, retry::RetryConfig};
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{Filter, InstanceLifecycleType, InstanceStateName};
 use indexmap::IndexMap;
 
@@ -47,18 +47,155 @@ pub enum AwsError {
     Denied { permission: String, detail: String },
     #[error("Auto Scaling group {0} does not exist")]
     NoGroup(String),
+    #[error(
+        "{operation}: no AWS credentials found (tried: {tried}); pass --profile NAME, run `aws sso \
+         login`, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    )]
+    NoCredentials {
+        operation: &'static str,
+        tried: String,
+    },
+    #[error(
+        "{operation}: no AWS region; name one in the target (`region:`), pass --region, or set \
+         AWS_REGION"
+    )]
+    NoRegion { operation: &'static str },
+    #[error(
+        "{operation}: cannot reach {} ({reason}); check the network, or --endpoint-url / \
+         AWS_ENDPOINT_URL",
+        .endpoint.as_ref().map_or_else(|| "AWS".to_owned(), |e| format!("the AWS endpoint {e}"))
+    )]
+    Unreachable {
+        operation: &'static str,
+        /// Filled in by [`Ec2::named`], which knows the configuration.
+        endpoint: Option<String>,
+        reason: String,
+    },
+    #[error("{operation}: access denied: these credentials may not call {action} ({detail})")]
+    AccessDenied {
+        operation: &'static str,
+        action: String,
+        detail: String,
+    },
 }
 
-pub(super) fn call_error<E>(operation: &'static str, e: &E) -> AwsError
+/// One sentence per kind of SDK failure (no credentials, no region, endpoint unreachable,
+/// access denied, or the service's own code and message); the SDK's whole error chain, with its
+/// `Debug` structures, is logged at debug level (`-vv`) only.
+pub(super) fn call_error<E, R>(operation: &'static str, e: &SdkError<E, R>) -> AwsError
 where
-    E: std::error::Error + ProvideErrorMetadata,
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug + 'static,
 {
+    tracing::debug!(operation, error = %DisplayErrorContext(e), "AWS call failed");
+    let chain = chain_text(e);
+    if let Some(tried) = credential_sources(&chain) {
+        return AwsError::NoCredentials { operation, tried };
+    }
+    let lower = chain.to_lowercase();
+    if lower.contains("missing region")
+        || lower.contains("region") && matches!(e, SdkError::ConstructionFailure(_))
+    {
+        return AwsError::NoRegion { operation };
+    }
+    if let SdkError::DispatchFailure(d) = e
+        && (d.is_io() || d.is_timeout())
+    {
+        let reason = last_cause(e);
+        return AwsError::Unreachable {
+            operation,
+            endpoint: None,
+            reason,
+        };
+    }
+    if let SdkError::TimeoutError(_) = e {
+        return AwsError::Unreachable {
+            operation,
+            endpoint: None,
+            reason: "no answer in time".into(),
+        };
+    }
     let detail = match (e.code(), e.message()) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code.to_owned(),
-        _ => DisplayErrorContext(e).to_string(),
+        _ => chain,
     };
-    AwsError::Call { operation, detail }
+    match e.code() {
+        Some("UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException") => {
+            AwsError::AccessDenied {
+                operation,
+                action: iam_action(operation),
+                detail,
+            }
+        }
+        _ => AwsError::Call { operation, detail },
+    }
+}
+
+/// The error and its sources, `Display` only (no `Debug` structures), joined by `: `.
+fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = c.source();
+    }
+    parts.join(": ")
+}
+
+/// The innermost cause's text (`tcp connect error: Connection refused (os error 111)`).
+fn last_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur: &dyn std::error::Error = e;
+    let mut text = cur.to_string();
+    while let Some(c) = cur.source() {
+        let t = c.to_string();
+        if !t.trim().is_empty() {
+            text = t;
+        }
+        cur = c;
+    }
+    text
+}
+
+/// When the chain says the credential chain found nothing: the sources it tried, by name.
+fn credential_sources(chain: &str) -> Option<String> {
+    let at = chain
+        .find("no credentials found in chain")
+        .or_else(|| chain.find("the credential provider was not enabled"))?;
+    let names: Vec<&str> = chain[at..]
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.strip_prefix("  ")?.split_once(':').map(|(n, _)| n))
+        .filter(|n| n.chars().all(|c| c.is_ascii_alphanumeric()))
+        .map(|n| match n {
+            "Environment" => "environment variables",
+            "Profile" => "shared config and credentials files",
+            "WebIdentityToken" => "web identity token",
+            "EcsContainer" => "ECS container",
+            "Ec2InstanceMetadata" => "EC2 instance metadata",
+            other => other,
+        })
+        .collect();
+    Some(if names.is_empty() {
+        "the standard credential chain".into()
+    } else {
+        names.join(", ")
+    })
+}
+
+/// The IAM action behind an operation (`TerminateInstances (DryRun)` → `ec2:TerminateInstances`).
+fn iam_action(operation: &str) -> String {
+    let name = operation.split(' ').next().unwrap_or(operation);
+    let service = match name {
+        "DescribeAutoScalingGroups" | "TerminateInstanceInAutoScalingGroup" => "autoscaling",
+        "GetCallerIdentity" => "sts",
+        n if n.contains("Experiment") => "fis",
+        _ => "ec2",
+    };
+    format!("{service}:{name}")
 }
 
 /// A duration in milliseconds from the environment (tests shorten the AWS timeouts), else
@@ -192,16 +329,41 @@ pub struct Ec2 {
     pub region: String,
     /// The account, region and endpoint the calls act in.
     pub place: super::account::Place,
+    /// The EC2 endpoint calls go to (an emulator's, or the region's): named in errors.
+    pub endpoint: String,
 }
 
 impl Ec2 {
     /// A client for `config`, and where it acts (one GetCallerIdentity call).
     pub async fn connect(config: &SdkConfig) -> Ec2 {
         let place = super::account::place(config).await;
+        Ec2::at(config, place)
+    }
+
+    /// A client for `config` acting in `place` (no call made).
+    pub fn at(config: &SdkConfig, place: super::account::Place) -> Ec2 {
         Ec2 {
             client: aws_sdk_ec2::Client::new(config),
             region: place.region.clone(),
+            endpoint: config.endpoint_url().map_or_else(
+                || format!("https://ec2.{}.amazonaws.com", place.region),
+                str::to_owned,
+            ),
             place,
+        }
+    }
+
+    /// An error with the endpoint named, where it is about reaching it.
+    pub fn named(&self, e: AwsError) -> AwsError {
+        match e {
+            AwsError::Unreachable {
+                operation, reason, ..
+            } => AwsError::Unreachable {
+                operation,
+                endpoint: Some(self.endpoint.clone()),
+                reason,
+            },
+            e => e,
         }
     }
 
@@ -564,6 +726,55 @@ pub fn rediscovery_failed(nodes: &[Node], e: &AwsError) -> Vec<Terminated> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 16 item 15: each kind of SDK failure is one sentence naming what to do, never
+    /// the SDK's `Debug` structure.
+    #[test]
+    fn sdk_failures_are_one_sentence_each() {
+        use aws_sdk_ec2::error::{ConnectorError, ErrorMetadata};
+        use aws_sdk_ec2::operation::describe_instances::DescribeInstancesError;
+        let denied = DescribeInstancesError::generic(
+            ErrorMetadata::builder()
+                .code("UnauthorizedOperation")
+                .message("You are not authorized to perform this operation.")
+                .build(),
+        );
+        let e = call_error("DescribeInstances", &SdkError::service_error(denied, ()));
+        assert_eq!(
+            e.to_string(),
+            "DescribeInstances: access denied: these credentials may not call \
+             ec2:DescribeInstances (UnauthorizedOperation: You are not authorized to perform \
+             this operation.)"
+        );
+        let refused =
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let e: SdkError<DescribeInstancesError, ()> =
+            SdkError::dispatch_failure(ConnectorError::io(Box::new(refused)));
+        let place = crate::nodes::account::Place {
+            region: "eu-west-1".into(),
+            ..Default::default()
+        };
+        let ec2 = Ec2::at(
+            &SdkConfig::builder()
+                .region(Region::new("eu-west-1"))
+                .behavior_version(BehaviorVersion::latest())
+                .build(),
+            place,
+        );
+        assert_eq!(
+            ec2.named(call_error("DescribeInstances", &e)).to_string(),
+            "DescribeInstances: cannot reach the AWS endpoint https://ec2.eu-west-1.amazonaws.com \
+             (Connection refused); check the network, or --endpoint-url / AWS_ENDPOINT_URL"
+        );
+        assert_eq!(
+            iam_action("TerminateInstanceInAutoScalingGroup"),
+            "autoscaling:TerminateInstanceInAutoScalingGroup"
+        );
+        assert_eq!(
+            iam_action("TerminateInstances (DryRun)"),
+            "ec2:TerminateInstances"
+        );
+    }
     use aws_sdk_ec2::types::{Instance, InstanceState, InstanceType, Placement, Tag};
 
     fn instance(id: &str, spot: bool, state: InstanceStateName, tags: &[(&str, &str)]) -> Instance {

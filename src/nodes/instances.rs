@@ -102,11 +102,19 @@ impl<S: Source> Provider for Instances<S> {
     }
 
     async fn discover(&self) -> Result<Discovery, ProviderError> {
-        Ok(self.source.eligible(&self.ec2).await?)
+        Ok(self
+            .source
+            .eligible(&self.ec2)
+            .await
+            .map_err(|e| self.ec2.named(e))?)
     }
 
     async fn check_permissions(&self, nodes: &[Node]) -> Result<Permission, ProviderError> {
-        Ok(self.ec2.check_permissions(nodes).await?)
+        Ok(self
+            .ec2
+            .check_permissions(nodes)
+            .await
+            .map_err(|e| self.ec2.named(e))?)
     }
 
     async fn terminate(&self, nodes: &[Node], injection: Injection<'_>) -> Vec<Terminated> {

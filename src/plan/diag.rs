@@ -63,7 +63,14 @@ pub struct Diagnostic {
     pub span: Option<Span>,
     pub message: String,
     pub help: Option<String>,
+    /// Texts that hold a secret (a password written in the plan): the excerpt shows
+    /// [`HIDDEN`] in their place, never the text itself. [`super::load`] gives every
+    /// diagnostic of a plan all of the plan's secrets, since any excerpt may show their line.
+    pub secrets: Vec<Span>,
 }
+
+/// What an excerpt shows instead of a secret.
+pub const HIDDEN: &str = "<redacted>";
 
 impl Diagnostic {
     pub fn error(path: Option<Path>, span: Span, message: impl Into<String>) -> Diagnostic {
@@ -73,6 +80,7 @@ impl Diagnostic {
             span: Some(span),
             message: message.into(),
             help: None,
+            secrets: Vec::new(),
         }
     }
 
@@ -84,7 +92,14 @@ impl Diagnostic {
             span: None,
             message: message.into(),
             help: None,
+            secrets: Vec::new(),
         }
+    }
+
+    /// Hide the text of `span` in the excerpt (it holds a secret).
+    pub fn with_secret(mut self, span: Span) -> Diagnostic {
+        self.secrets.push(span);
+        self
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Diagnostic {
@@ -115,7 +130,15 @@ impl Diagnostic {
                     span.start.line, span.start.col, self.message
                 );
                 out.push('\n');
-                excerpt(&mut out, text, span);
+                if self.secrets.is_empty() {
+                    excerpt(&mut out, text, span);
+                } else {
+                    excerpt(
+                        &mut out,
+                        &hide(text, &self.secrets),
+                        shown(span, &self.secrets),
+                    );
+                }
             }
             None => {
                 let _ = writeln!(out, "{file}: {severity}{path}{}", self.message);
@@ -179,6 +202,46 @@ fn clamp(text: &str, span: Span) -> Span {
         index: span.start.index,
     };
     Span::at(pos)
+}
+
+/// The text with the characters of each secret replaced by [`HIDDEN`] (to the end of its first
+/// line when it spans several).
+fn hide(text: &str, secrets: &[Span]) -> String {
+    let ranges: Vec<(usize, usize)> = secrets.iter().map(|s| hidden_range(text, *s)).collect();
+    let mut out = String::with_capacity(text.len());
+    for (i, c) in text.chars().enumerate() {
+        if ranges.iter().any(|&(start, _)| start == i) {
+            out.push_str(HIDDEN);
+        }
+        if !ranges.iter().any(|&(start, end)| (start..end).contains(&i)) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The characters of a secret: its span, or to the end of its line when it spans lines.
+fn hidden_range(text: &str, secret: Span) -> (usize, usize) {
+    let start = secret.start.index;
+    if secret.end.line == secret.start.line && secret.end.index > start {
+        return (start, secret.end.index);
+    }
+    let rest = text.chars().skip(start);
+    (
+        start,
+        start + rest.take_while(|c| !matches!(c, '\n' | '\r')).count(),
+    )
+}
+
+/// A span that is itself a secret is shown as long as [`HIDDEN`].
+fn shown(span: Span, secrets: &[Span]) -> Span {
+    if !secrets.iter().any(|s| s.start == span.start) {
+        return span;
+    }
+    let mut span = span;
+    span.end = span.start;
+    span.end.col += HIDDEN.chars().count();
+    span
 }
 
 /// Longest excerpt line shown, in characters.

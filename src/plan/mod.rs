@@ -25,6 +25,7 @@ pub use diag::{Diagnostic, Severity, Span};
 pub use groups::ConsumerGroup;
 pub use model::*;
 pub use spec::RawPlan;
+pub use validate::{MAX_DURATION, parse_duration};
 
 use de::{ErrorKind, NodeDe};
 use yaml::{Kind, Node, Path};
@@ -101,6 +102,11 @@ pub fn load(text: &str) -> Loaded {
         plan
     });
     diagnostics.sort_by_key(|d| d.span.map(|s| (s.start.line, s.start.col)));
+    // Any excerpt may show a secret's line: every diagnostic hides every secret.
+    let secrets: Vec<_> = diagnostics.iter().flat_map(|d| d.secrets.clone()).collect();
+    for d in &mut diagnostics {
+        d.secrets.clone_from(&secrets);
+    }
     let has_errors = diagnostics.iter().any(Diagnostic::is_error);
     Loaded {
         plan: plan.filter(|_| !has_errors),
@@ -123,9 +129,17 @@ fn structural(root: &Node, e: &de::Error) -> Option<Diagnostic> {
         ErrorKind::MissingField(_) => (key_span.unwrap_or(node_span), path.clone()),
         _ => (node_span, path.clone()),
     };
+    let value = root.find(&shown).map(|n| n.span);
     let path = (!shown.is_root()).then_some(shown);
     let d = Diagnostic::error(path, span, e.to_string());
     Some(match &e.kind {
+        ErrorKind::UnknownField { field, expected } if is_secret_field(field) => {
+            let d = d.with_help(unknown_help(field, expected, "fields"));
+            match value {
+                Some(value) => d.with_secret(value),
+                None => d,
+            }
+        }
         ErrorKind::UnknownField { field, expected } => {
             d.with_help(unknown_help(field, expected, "fields"))
         }
@@ -139,8 +153,16 @@ fn structural(root: &Node, e: &de::Error) -> Option<Diagnostic> {
     })
 }
 
+/// A field that would hold a secret: refused, and its value never shown.
+fn is_secret_field(field: &str) -> bool {
+    matches!(
+        field,
+        "password" | "secret" | "sasl_password" | "token" | "api_key"
+    )
+}
+
 fn unknown_help(field: &str, expected: &[&str], what: &str) -> String {
-    if matches!(field, "password" | "secret" | "sasl_password") {
+    if is_secret_field(field) {
         return "passwords never go in a plan: name the environment variable that holds it with `password_env`".into();
     }
     match validate::suggest(field, expected) {

@@ -113,12 +113,16 @@ pub struct LabCluster {
 }
 
 impl LabCluster {
+    /// Saturating: validation bounds nodes and slots, but this also runs on what it refuses.
     pub fn slots(&self) -> u32 {
-        self.nodes * self.slots_per_node
+        self.nodes.saturating_mul(self.slots_per_node)
     }
 
+    /// Saturating, like [`LabCluster::slots`].
     pub fn workers(&self) -> u32 {
-        self.workloads.values().map(|w| w.workers).sum()
+        self.workloads
+            .values()
+            .fold(0u32, |sum, w| sum.saturating_add(w.workers))
     }
 }
 
@@ -356,6 +360,15 @@ impl Plan {
     /// The steps of all targets, for a rough duration estimate.
     pub fn step_count(&self) -> usize {
         self.targets.values().map(|t| t.ladder.len()).sum()
+    }
+
+    /// The most nodes the plan would terminate if every step ran (the confirmation's figure),
+    /// widened so no ladder overflows it.
+    pub fn most_terminations(&self) -> u64 {
+        self.targets
+            .values()
+            .flat_map(|t| t.ladder.iter())
+            .fold(0u64, |sum, &n| sum.saturating_add(u64::from(n)))
     }
 }
 

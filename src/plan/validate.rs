@@ -44,6 +44,10 @@ const FIS_NOTICE_MAX: Duration = Duration::from_secs(15 * 60);
 const LAB_MAX_NODES: u32 = 64;
 const MAX_PARTITIONS: u32 = 10_000;
 const MAX_MESSAGE_BYTES: u32 = 1 << 20;
+const LAB_MAX_SLOTS_PER_NODE: u32 = 256;
+/// The longest duration a plan may hold (30 days): every later `Instant + duration`, sum of
+/// steps and estimate stays far inside what the clock types can hold.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 impl Checker<'_> {
     // ---- reporting ------------------------------------------------------------------------
@@ -76,6 +80,7 @@ impl Checker<'_> {
             span: Some(self.span_of(path)),
             message: msg,
             help,
+            secrets: Vec::new(),
         });
     }
 
@@ -85,6 +90,16 @@ impl Checker<'_> {
 
     fn error_help(&mut self, path: &Path, msg: impl Into<String>, help: impl Into<String>) {
         self.push(Severity::Error, path, msg.into(), Some(help.into()));
+    }
+
+    /// An error about a value that holds a secret: the excerpt hides the value.
+    fn error_secret(&mut self, path: &Path, msg: impl Into<String>, help: impl Into<String>) {
+        let before = self.problems.len();
+        self.error_help(path, msg, help);
+        let value = self.tree.find(path).map(|n| n.span);
+        if let (Some(d), Some(span)) = (self.problems.get_mut(before), value) {
+            d.secrets.push(span);
+        }
     }
 
     fn warn(&mut self, path: &Path, msg: impl Into<String>) {
@@ -108,7 +123,11 @@ impl Checker<'_> {
             Some(t) => match parse_duration(&t.0) {
                 Ok(d) => d,
                 Err(msg) => {
-                    self.error_help(path, msg, "write a number with a unit: 500ms, 20s, 2m, 1h");
+                    self.error_help(
+                        path,
+                        msg,
+                        "write a number with a unit: 500ms, 20s, 2m, 1h (at most 30days)",
+                    );
                     self.unparsed.insert(path.clone());
                     default
                 }
@@ -424,10 +443,13 @@ impl Checker<'_> {
                 ),
             );
         }
-        if raw.slots_per_node == 0 {
+        if !(1..=LAB_MAX_SLOTS_PER_NODE).contains(&raw.slots_per_node) {
             self.error(
                 &path.key("slots_per_node"),
-                "slots_per_node must be at least 1",
+                format!(
+                    "slots_per_node must be between 1 and {LAB_MAX_SLOTS_PER_NODE}, got {}",
+                    raw.slots_per_node
+                ),
             );
         }
     }
@@ -1215,12 +1237,23 @@ impl Checker<'_> {
                 }
                 return Some(Endpoint::Lab);
             }
-            if !is_http_url(value) {
-                c.error_help(
+            match check_http_url(value) {
+                Ok(()) => {}
+                Err(UrlProblem::Credentials { shown }) => c.error_secret(
                     &p,
-                    format!("`{value}` is not an http(s) URL"),
+                    format!(
+                        "`{shown}` is written with credentials (`user:password@`); a plan never holds a password"
+                    ),
+                    format!(
+                        "write the URL without them ({shown}) and the credentials as \
+                         `auth: {{username: NAME, password_env: VAR}}` (or `auth: {{token_env: VAR}}`)"
+                    ),
+                ),
+                Err(UrlProblem::Invalid(reason)) => c.error_help(
+                    &p,
+                    format!("`{value}` is not an http(s) URL: {reason}"),
                     "write `lab` or a URL such as http://nimbus:8080",
-                );
+                ),
             }
             Some(Endpoint::Url(value.trim_end_matches('/').to_owned()))
         };
@@ -1390,10 +1423,11 @@ impl Checker<'_> {
         if !self.intact(&path.parent().unwrap_or_default().key("ladder")) {
             return;
         }
-        let mut total = 0;
+        let mut total = 0u64;
         for (i, &step) in ladder.iter().enumerate() {
-            total += step;
-            if total > max {
+            // Widened: a ladder of large rungs ([4000000000, 4294967295]) overflows a u32 sum.
+            total = total.saturating_add(u64::from(step));
+            if total > u64::from(max) {
                 self.warn(
                     &p,
                     format!(
@@ -1587,7 +1621,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if t.parse::<f64>().is_ok() {
         return Err(format!("`{t}` has no unit: write {t}s or {t}ms"));
     }
-    humantime::parse_duration(t).map_err(|e| {
+    let d = humantime::parse_duration(t).map_err(|e| {
         use humantime::DurationError as E;
         let why = match e {
             E::InvalidCharacter(i) => format!("unexpected character at position {}", i + 1),
@@ -1597,7 +1631,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             E::Empty => "it is empty".to_owned(),
         };
         format!("`{t}` is not a duration: {why}")
-    })
+    })?;
+    if d > MAX_DURATION {
+        return Err(format!(
+            "`{t}` is longer than the longest duration a plan may hold ({})",
+            humantime::format_duration(MAX_DURATION)
+        ));
+    }
+    Ok(d)
 }
 
 /// `N/s` → messages per second.
@@ -1740,14 +1781,35 @@ fn is_role_arn(s: &str) -> bool {
             && resource.strip_prefix("role/").is_some_and(|n| !n.is_empty()))
 }
 
-fn is_http_url(s: &str) -> bool {
-    let rest = s
-        .strip_prefix("http://")
-        .or_else(|| s.strip_prefix("https://"));
-    rest.is_some_and(|r| {
-        let host = r.split(['/', '?']).next().unwrap_or("");
-        !host.is_empty() && !host.contains(char::is_whitespace) && !host.starts_with(':')
-    })
+/// Why a health URL cannot be used.
+enum UrlProblem {
+    /// It holds `user:password@` (or any `@`, which is how a password with a `/` in it looks
+    /// to a URL parser: a path); `shown` is the URL with everything up to the last `@` cut out.
+    Credentials {
+        shown: String,
+    },
+    Invalid(String),
+}
+
+/// An http(s) URL with a host and without credentials, parsed by a real URL parser.
+fn check_http_url(s: &str) -> Result<(), UrlProblem> {
+    if let Some(at) = s.rfind('@') {
+        let scheme = s.split_once("://").map_or("http", |(scheme, _)| scheme);
+        return Err(UrlProblem::Credentials {
+            shown: format!("{scheme}://{}", &s[at + 1..]),
+        });
+    }
+    let url = url::Url::parse(s).map_err(|e| UrlProblem::Invalid(e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(UrlProblem::Invalid(format!(
+            "the scheme is `{}`, expected http or https",
+            url.scheme()
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(UrlProblem::Invalid("it names no host".into()));
+    }
+    Ok(())
 }
 
 fn kind_name(kind: ClusterKind) -> &'static str {
@@ -1811,6 +1873,14 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert!(parse_duration("30").unwrap_err().contains("no unit"));
         assert!(parse_duration("2 parsecs").is_err());
+        // Bounded: a duration past 30 days is refused, not carried into `Instant + d`.
+        assert_eq!(parse_duration("30days"), Ok(MAX_DURATION));
+        assert!(
+            parse_duration("300000000000y")
+                .unwrap_err()
+                .contains("longest")
+        );
+        assert!(parse_duration("31days").unwrap_err().contains("30days"));
     }
 
     #[test]

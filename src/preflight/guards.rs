@@ -38,7 +38,8 @@ pub fn outside_hours(window: HourWindow, minute: u16) -> Option<String> {
 
 /// Why `max_terminations` forbids `n` more after `so_far`, if it does.
 pub fn over_max_terminations(max: u32, so_far: u32, n: u32) -> Option<String> {
-    (so_far + n > max).then(|| format!("{so_far} terminated so far + {n} would exceed {max}"))
+    (u64::from(so_far) + u64::from(n) > u64::from(max))
+        .then(|| format!("{so_far} terminated so far + {n} would exceed {max}"))
 }
 
 /// Why `min_healthy` forbids terminating `n` of `live` healthy nodes, if it does.
@@ -54,9 +55,10 @@ pub fn warnings(target: &Target, size: Option<usize>) -> Vec<String> {
     let g = &target.guards;
     let mut warnings = Vec::new();
     if let Some(max) = g.max_terminations {
-        let mut so_far = 0u32;
+        let mut so_far = 0u64;
         for (step, &n) in target.ladder.iter().enumerate() {
-            if so_far + n > max {
+            let n = u64::from(n);
+            if so_far + n > u64::from(max) {
                 warnings.push(format!(
                     "max_terminations {max}: step {} ({n}) would exceed it ({so_far} terminated \
                      so far + {n}); the run stops there (exit 3)",
@@ -68,7 +70,7 @@ pub fn warnings(target: &Target, size: Option<usize>) -> Vec<String> {
         }
     }
     if let (Some(min), Some(size)) = (g.min_healthy, size) {
-        let size = size as u32;
+        let size = u32::try_from(size).unwrap_or(u32::MAX);
         let (needed, what) = match min {
             MinHealthy::Count(c) => (c, format!("{c}")),
             MinHealthy::Percent(p) => {
@@ -147,5 +149,31 @@ mod tests {
             Some("08:05 UTC is outside 09:00-17:00")
         );
         assert_eq!(outside_hours(w, 12 * 60), None);
+    }
+
+    /// Issue 16 item 12: rungs whose sum passes u32::MAX are counted exactly (before: an
+    /// overflow panic in debug builds, a wrapped sum in release).
+    #[test]
+    fn guard_arithmetic_never_overflows() {
+        assert_eq!(
+            over_max_terminations(u32::MAX, 4_000_000_000, u32::MAX).as_deref(),
+            Some("4000000000 terminated so far + 4294967295 would exceed 4294967295")
+        );
+        assert_eq!(over_max_terminations(u32::MAX, 0, u32::MAX), None);
+        let text = "version: 1\nname: big\nkafka: {brokers: \"127.0.0.1:1\"}\n\
+            applications: {a: {group: a, topics: [t], slo: {max_lag: 1m, max_recovery: 1m}}}\n\
+            targets:\n  t:\n    kind: storm\n\
+            \x20   nodes: {provider: aws-ec2, region: us-east-1, tags: {cluster: x}}\n\
+            \x20   applications: [a]\n    ladder: [4000000000, 4294967295]\n\
+            \x20   required_tolerance: 0\n    guards: {max_terminations: 4294967295, min_healthy: 1}\n";
+        let loaded = crate::plan::load(text);
+        let plan = loaded.plan.expect("the plan is valid");
+        assert_eq!(plan.most_terminations(), 8_294_967_295);
+        let w = warnings(&plan.targets["t"], Some(usize::MAX));
+        assert!(
+            w[0].starts_with("max_terminations 4294967295: step 2"),
+            "{w:?}"
+        );
+        assert!(w[1].starts_with("min_healthy 1: step 2"), "{w:?}");
     }
 }

@@ -138,6 +138,9 @@ pub struct TargetOut {
     /// What the health endpoints report (URL endpoints only; a lab's start with `run`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity: Option<Capacity>,
+    /// Why `capacity` is missing when the health endpoints were probed and gave none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity_unknown: Option<String>,
     pub guard_warnings: Vec<String>,
     /// Where steps do not start from full capacity (nothing reports capacity back), why.
     #[serde(skip_serializing_if = "Option::is_none")]

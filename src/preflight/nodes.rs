@@ -109,6 +109,7 @@ pub fn preview_target(
         steps: Vec::new(),
         health: Vec::new(),
         capacity: capacity.and_then(|c| c.as_ref().ok()).cloned(),
+        capacity_unknown: capacity.and_then(|c| c.as_ref().err()).cloned(),
         guard_warnings: Vec::new(),
         capacity_note: target.capacity_note(),
     };

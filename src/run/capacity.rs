@@ -278,18 +278,18 @@ impl Tracker {
 
     /// How the probes went; `Some` when capacity is unknown (nothing more can be said).
     fn probe_findings(&self, out: &mut Vec<String>) -> Option<String> {
-        if self.before.is_none() {
-            return Some(
-                "capacity unknown at the injection (no health probe had answered): \
-                 rescheduling was not followed"
-                    .to_owned(),
-            );
-        }
         let last = self
             .last_error
             .as_ref()
             .map(|e| format!(" (last: {e})"))
             .unwrap_or_default();
+        if self.before.is_none() {
+            // Say why when a probe said so: the error of the last failed one.
+            return Some(format!(
+                "capacity unknown at the injection (no health probe had answered){last}: \
+                 rescheduling was not followed"
+            ));
+        }
         if self.summary.probes == 0 {
             return Some(format!(
                 "capacity unknown while observing: {} health probes failed{last}",
@@ -446,6 +446,7 @@ mod tests {
                 workers_on_dead_supervisors: on_dead,
                 hosts: topo_hosts.iter().map(|s| s.to_string()).collect(),
             }],
+            gone: Vec::new(),
         })
     }
 
@@ -516,7 +517,12 @@ mod tests {
         assert!(t.all_rescheduled());
         assert!(!t.known());
         assert_eq!(t.affected("app"), None);
-        assert!(t.findings()[0].contains("capacity unknown"));
+        // … and says why (issue 16 item 14: it used to say only that no probe had answered).
+        assert_eq!(
+            t.findings()[0],
+            "capacity unknown at the injection (no health probe had answered) (last: GET \
+             http://x/api/v1/cluster/summary: HTTP 503): rescheduling was not followed"
+        );
     }
 
     #[test]

@@ -550,7 +550,7 @@ fn a_run_whose_account_cannot_be_told_is_refused() {
     assert!(
         shown
             .stdout
-            .contains("acting in: AWS account unknown (GetCallerIdentity failed"),
+            .contains("acting in: AWS account unknown (GetCallerIdentity: cannot reach AWS ("),
         "{}",
         shown.stdout
     );

@@ -6,6 +6,7 @@ mod cli;
 mod completions;
 mod experiments;
 mod health;
+mod inputs;
 mod lab;
 mod lab_cli;
 mod lag;

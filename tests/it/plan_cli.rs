@@ -248,7 +248,8 @@ fn plan_with_an_unreachable_aws_target_exits_4_after_previewing_the_lab_target()
         out.stderr
     );
     assert!(
-        out.stdout.contains("DescribeInstances failed"),
+        out.stdout
+            .contains("DescribeInstances: cannot reach the AWS endpoint http://127.0.0.1:1 ("),
         "{}",
         out.stdout
     );
@@ -406,4 +407,87 @@ fn plan_warns_about_an_unreachable_health_endpoint_without_failing() {
     );
     let v = json(&plan_in_tempdir(&lab_plan("lab", 3, &targets), &["--json"]));
     assert_eq!(v["targets"][0]["health"][0]["status"], "unreachable");
+}
+
+/// Issue 16 item 14: a topology the Storm UI's summary lists whose detail then answers 404
+/// (killed in between) is reported gone and the rest of the capacity kept (before: the whole
+/// capacity unknown and `plan` printed no capacity line and no reason); when the capacity is
+/// unknown, `plan` says why (text and `--json` `capacity_unknown`).
+#[test]
+fn a_topology_gone_between_summary_and_detail_keeps_the_rest_of_the_capacity() {
+    use crate::health::{FakeApi, Reply, storm_routes};
+    let gone = "/api/v1/topology/presence-topology-2-1700000100";
+    let routes = storm_routes()
+        .into_iter()
+        .map(|(p, r)| match p == gone {
+            true => (p, vec![Reply::Page(404, r#"{"error":"not found"}"#)]),
+            false => (p, r),
+        })
+        .collect();
+    let api = FakeApi::start(routes);
+    let targets = |url: &str| {
+        format!(
+            "  c:
+    kind: storm
+    nodes: {{provider: lab, cluster: c}}
+    health: {{storm_ui: \"{url}\"}}
+    applications: [a]
+    ladder: [1]
+    required_tolerance: 1
+"
+        )
+    };
+    let out = plan_in_tempdir(&lab_plan("lab", 3, &targets(&api.url)), &[]);
+    out.expect_code(0);
+    assert_eq!(
+        api.hits(gone),
+        1,
+        "the detail was asked for once (a 404 is not retried)"
+    );
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("capacity:"))
+        .unwrap_or_else(|| panic!("no capacity line:\n{}", out.stdout));
+    assert!(
+        line.contains("3 supervisors alive")
+            && line.contains("coverage-topology")
+            && !line.contains("presence-topology whole")
+            && line.contains(
+                "presence-topology-2-1700000100 gone (listed, then its detail answered 404)"
+            ),
+        "{line}"
+    );
+    // A summary that fails: the capacity is unknown, and `plan` says why.
+    let broken = storm_routes()
+        .into_iter()
+        .map(|(p, r)| match p == "/api/v1/topology/summary" {
+            true => (
+                p,
+                vec![Reply::Page(403, "<html><body>403 Forbidden</body></html>")],
+            ),
+            false => (p, r),
+        })
+        .collect();
+    let api = FakeApi::start(broken);
+    let out = plan_in_tempdir(&lab_plan("lab", 3, &targets(&api.url)), &[]);
+    out.expect_code(0);
+    assert!(
+        out.stdout.contains(&format!(
+            "warning: capacity unknown: GET {}/api/v1/topology/summary: HTTP 403",
+            api.url
+        )),
+        "{}",
+        out.stdout
+    );
+    let v = json(&plan_in_tempdir(
+        &lab_plan("lab", 3, &targets(&api.url)),
+        &["--json"],
+    ));
+    assert!(
+        v["targets"][0]["capacity_unknown"]
+            .as_str()
+            .is_some_and(|s| s.contains("HTTP 403")),
+        "{v}"
+    );
 }

@@ -15,7 +15,7 @@ use crate::support::kafka::Kafka;
 use crate::util::{Cmd, Outcome, Running, alive, root, wait_for};
 
 #[path = "../../fuzz/invariants.rs"]
-mod invariants;
+pub(crate) mod invariants;
 
 // ---- helpers --------------------------------------------------------------------------------
 

@@ -422,25 +422,40 @@ fn snippet(text: &str) -> String {
     }
 }
 
-/// `http://user:pw@host:port/x` → (`http://host:port/x`, Some((user, pw))).
 /// A URL as it may be shown: without `user:password@`.
 pub fn without_credentials(url: &str) -> String {
     split_userinfo(url).0
 }
 
-fn split_userinfo(url: &str) -> (String, Option<(String, String)>) {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return (url.to_owned(), None);
+/// `http://user:pw@host:port/x` → (`http://host:port/x`, Some((user, pw))), parsed by the `url`
+/// crate: percent-escapes in the user-info are decoded (`p%2Fw` is `p/w`). A text the parser
+/// refuses is shown with everything up to its last `@` cut out (a password with an unescaped
+/// `/` looks like a path to the parser, so no `@` part of such a text is ever shown).
+fn split_userinfo(text: &str) -> (String, Option<(String, String)>) {
+    let Ok(mut url) = url::Url::parse(text) else {
+        return (cut_at_last_at(text), None);
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return (url.to_owned(), None);
+    if url.username().is_empty() && url.password().is_none() {
+        return (cut_at_last_at(text), None);
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
     };
-    let (user, password) = rest[..at].split_once(':').unwrap_or((&rest[..at], ""));
-    (
-        format!("{scheme}://{}", &rest[at + 1..]),
-        Some((user.to_owned(), password.to_owned())),
-    )
+    let user = decode(url.username());
+    let password = url.password().map(decode).unwrap_or_default();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    let shown = url.as_str().trim_end_matches('/').to_owned();
+    (shown, Some((user, password)))
+}
+
+fn cut_at_last_at(text: &str) -> String {
+    match (text.split_once("://"), text.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://{}", &text[at + 1..]),
+        _ => text.to_owned(),
+    }
 }
 
 fn ca_certs(path: &std::path::Path) -> Result<Vec<ureq::tls::Certificate<'static>>, HealthError> {
@@ -518,6 +533,20 @@ mod tests {
             split_userinfo("http://nimbus:8080"),
             ("http://nimbus:8080".to_owned(), None)
         );
+        // Percent-escapes in the user-info are decoded; a password with a bare `/` is not
+        // user-info to a URL parser, and nothing up to its `@` is shown.
+        assert_eq!(
+            split_userinfo("http://svc:Ab%2FCd3f@host:8080/"),
+            (
+                "http://host:8080".to_owned(),
+                Some(("svc".to_owned(), "Ab/Cd3f".to_owned()))
+            )
+        );
+        assert_eq!(
+            split_userinfo("http://svc:Ab/Cd3f@host"),
+            ("http://host".to_owned(), None)
+        );
+        assert_eq!(without_credentials("not a url@x"), "not a url@x");
         let client = ApiClient::with_env(
             "http://svc:s3cret@master:5050/",
             &HttpSettings::default(),

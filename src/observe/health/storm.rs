@@ -136,14 +136,31 @@ impl StormUi {
                 .collect();
             handles.into_iter().map(join).collect()
         });
-        let details = details.into_iter().collect::<Result<Vec<_>, _>>()?;
-        Ok(StormCapacity::from_api(
-            &summary,
-            &supervisors,
-            &topologies,
-            &details,
-        ))
+        let (details, gone) = details_or_gone(&topologies, details)?;
+        let mut capacity = StormCapacity::from_api(&summary, &supervisors, &topologies, &details);
+        capacity.topologies.retain(|t| !gone.contains(&t.id));
+        capacity.gone = gone;
+        Ok(capacity)
     }
+}
+
+/// The topologies' details, and the ids of those whose detail answered 404: listed in the
+/// summary, killed before their detail was read. They are gone, not a reason to call the whole
+/// capacity unknown; any other failure still is.
+fn details_or_gone(
+    topologies: &TopologySummary,
+    details: Vec<Result<TopologyDetail, HealthError>>,
+) -> Result<(Vec<TopologyDetail>, Vec<String>), HealthError> {
+    let mut found = Vec::new();
+    let mut gone = Vec::new();
+    for (t, detail) in topologies.topologies.iter().zip(details) {
+        match detail {
+            Ok(d) => found.push(d),
+            Err(HealthError::Status { status: 404, .. }) => gone.push(t.id.clone()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((found, gone))
 }
 
 /// A scoped thread's result (its panic carried on).
@@ -176,6 +193,9 @@ pub struct StormCapacity {
     pub slots_used: u32,
     pub slots_free: u32,
     pub topologies: Vec<TopologyCapacity>,
+    /// Topologies the summary listed whose detail then answered 404 (killed in between): ids.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gone: Vec<String>,
 }
 
 /// One topology's share of the capacity.
@@ -286,6 +306,7 @@ impl StormCapacity {
                 .slots_free
                 .unwrap_or(slots_total.saturating_sub(slots_used)),
             topologies,
+            gone: Vec::new(),
         }
     }
 
