@@ -337,21 +337,14 @@ impl Runner<'_> {
         let app = &self.plan.applications[name];
         let s = &self.series[name];
         let band = s.band?;
-        let rules = StepRules {
-            t0: injected.t0,
-            hold_s: observe.hold.as_secs_f64(),
-            timeout_s: observe.timeout.as_secs_f64(),
-            sample_interval_s: observe.sample_interval.as_secs_f64(),
-            max_lag_s: app.max_lag.as_secs_f64(),
-            max_recovery_s: app.max_recovery.as_secs_f64(),
-        };
+        let rules = step_rules(observe, app, injected.t0);
         let j = analysis::judge_step(&s.samples, &band, &rules, observed_until);
         let tracker = self.active.as_ref().and_then(|a| a.tracker.as_ref());
         let rescheduled = tracker.and_then(|t| t.rescheduled(name));
         let lag = Judged {
             verdict: j.verdict,
             recovery_s: j.recovery_s,
-            reason: j.reason,
+            reason: j.reason.clone(),
         };
         let judged = match tracker {
             Some(t) if t.known() && t.affected(name) == Some(true) => analysis::with_rescheduling(
@@ -376,17 +369,7 @@ impl Runner<'_> {
         };
         let judged =
             analysis::short_of_rung(judged, injected.terminated(), injected.chosen.nodes.len());
-        let result = AppResult {
-            name: name.to_owned(),
-            baseline_lag_s: Some(round1(band.p99_s)),
-            band_upper_s: Some(round1(band.upper_s)),
-            spike_lag_s: j.spike_lag_s.map(round1),
-            time_to_peak_s: j.time_to_peak_s.map(round1),
-            recovery_s: judged.recovery_s.map(round1),
-            rescheduled_s: rescheduled.map(round1),
-            verdict: judged.verdict,
-            reason: judged.reason,
-        };
+        let result = app_result(name, &band, &j, judged, rescheduled);
         Some((result, finding))
     }
 
@@ -407,5 +390,43 @@ impl Runner<'_> {
         })
         .await?;
         Ok(())
+    }
+}
+
+/// The rules one application's step is judged by, the injection at `t0`.
+pub(super) fn step_rules(
+    observe: &crate::plan::Observe,
+    app: &crate::plan::Application,
+    t0: f64,
+) -> StepRules {
+    StepRules {
+        t0,
+        hold_s: observe.hold.as_secs_f64(),
+        timeout_s: observe.timeout.as_secs_f64(),
+        sample_interval_s: observe.sample_interval.as_secs_f64(),
+        max_lag_s: app.max_lag.as_secs_f64(),
+        max_recovery_s: app.max_recovery.as_secs_f64(),
+    }
+}
+
+/// An application's result as the journal keeps it: the lag judgement `j`, the verdict the
+/// rules beyond lag made of it (`judged`), the time the work was rescheduled.
+pub(super) fn app_result(
+    name: &str,
+    band: &analysis::Band,
+    j: &analysis::StepJudgement,
+    judged: Judged,
+    rescheduled: Option<f64>,
+) -> AppResult {
+    AppResult {
+        name: name.to_owned(),
+        baseline_lag_s: Some(round1(band.p99_s)),
+        band_upper_s: Some(round1(band.upper_s)),
+        spike_lag_s: j.spike_lag_s.map(round1),
+        time_to_peak_s: j.time_to_peak_s.map(round1),
+        recovery_s: judged.recovery_s.map(round1),
+        rescheduled_s: rescheduled.map(round1),
+        verdict: judged.verdict,
+        reason: judged.reason,
     }
 }

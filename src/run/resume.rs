@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use super::runner::{Breach, Runner};
 use super::step::{At, Outcome};
-use crate::analysis::{self, Band, Judged, Sample, StepRules, Verdict};
+use crate::analysis::{self, Band, Judged, Sample, Verdict};
 use crate::exit::Failure;
 use crate::journal::view::{RunView, StepRun};
 use crate::journal::{AppResult, Entry, Found, NodeOutcome};
@@ -305,34 +305,16 @@ fn judge_app(
 ) -> AppResult {
     let observe = &cut.plan.observe;
     let app = &cut.plan.applications[name];
-    let rules = StepRules {
-        t0: 0.0,
-        hold_s: observe.hold.as_secs_f64(),
-        timeout_s: observe.timeout.as_secs_f64(),
-        sample_interval_s: observe.sample_interval.as_secs_f64(),
-        max_lag_s: app.max_lag.as_secs_f64(),
-        max_recovery_s: app.max_recovery.as_secs_f64(),
-    };
+    let rules = super::inject::step_rules(observe, app, 0.0);
     let until = samples.last().map_or(0.0, |x| x.t);
     let j = analysis::judge_step(samples, &band, &rules, until);
     let lag = Judged {
         verdict: j.verdict,
         recovery_s: j.recovery_s,
-        reason: j.reason,
+        reason: j.reason.clone(),
     };
     let judged = analysis::short_of_rung(lag, terminated, rung);
-    let round1 = super::round1;
-    AppResult {
-        name: name.to_owned(),
-        baseline_lag_s: Some(round1(band.p99_s)),
-        band_upper_s: Some(round1(band.upper_s)),
-        spike_lag_s: j.spike_lag_s.map(round1),
-        time_to_peak_s: j.time_to_peak_s.map(round1),
-        recovery_s: judged.recovery_s.map(round1),
-        rescheduled_s: None,
-        verdict: judged.verdict,
-        reason: judged.reason,
-    }
+    super::inject::app_result(name, &band, &j, judged, None)
 }
 
 impl Runner<'_> {
