@@ -421,26 +421,33 @@ fn guard_breach(entries: &[Entry]) -> Option<(String, String)> {
     })
 }
 
+/// The journal a crash right after step 1's intent (n-1, n-2) left: no outcome for either.
+fn cut_intent(plan: &Plan) -> Vec<Entry> {
+    let mut e = started(plan, 4);
+    e.push(intent(&["n-1", "n-2"]));
+    e
+}
+
+/// What the resume found of each node of a cut intent.
+fn reconciled(entries: &[Entry]) -> Vec<(String, journal::Found)> {
+    entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Reconciled { node, found, .. } => Some((node.clone(), *found)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Issue 16 item 2: a crash right after step 1's intent left its two nodes without outcome; the
 /// resume finds them gone, counts them, and the guard stops step 2 (2 + 3 > 4) instead of
 /// terminating three more (5 against a limit of 4).
 #[tokio::test(start_paused = true)]
 async fn max_terminations_counts_the_nodes_a_crash_left_without_outcome() {
     let plan_text = PLAN.replace("[1, 2, 3]", "[2, 3]");
-    let previous = |plan: &Plan| {
-        let mut e = started(plan, 4);
-        e.push(intent(&["n-1", "n-2"]));
-        e
-    };
     let alive = ["n-3", "n-4", "n-5"];
-    let (entries, done) = resume(&plan_text, &previous, &recovery_rows(), &alive, false).await;
-    let found: Vec<(String, journal::Found)> = entries
-        .iter()
-        .filter_map(|e| match e {
-            Entry::Reconciled { node, found, .. } => Some((node.clone(), *found)),
-            _ => None,
-        })
-        .collect();
+    let (entries, done) = resume(&plan_text, &cut_intent, &recovery_rows(), &alive, false).await;
+    let found = reconciled(&entries);
     use journal::Found::Gone;
     assert_eq!(found, [("n-1".into(), Gone), ("n-2".into(), Gone)]);
     assert_eq!(
@@ -462,24 +469,13 @@ async fn max_terminations_counts_the_nodes_a_crash_left_without_outcome() {
 #[tokio::test(start_paused = true)]
 async fn a_node_found_running_at_resume_is_not_counted() {
     let plan_text = PLAN.replace("[1, 2, 3]", "[2, 3]");
-    let previous = |plan: &Plan| {
-        let mut e = started(plan, 4);
-        e.push(intent(&["n-1", "n-2"]));
-        e
-    };
     let alive = ["n-1", "n-3", "n-4"];
-    let (entries, done) = resume(&plan_text, &previous, &recovery_rows(), &alive, false).await;
-    let found: Vec<(String, journal::Found)> = entries
-        .iter()
-        .filter_map(|e| match e {
-            Entry::Reconciled { node, found, .. } => Some((node.clone(), *found)),
-            _ => None,
-        })
-        .collect();
+    let (entries, done) = resume(&plan_text, &cut_intent, &recovery_rows(), &alive, false).await;
+    let found = reconciled(&entries);
     use journal::Found::{Gone, Running};
     assert_eq!(found, [("n-1".into(), Running), ("n-2".into(), Gone)]);
     let plan = crate::plan::load(&plan_text).plan.unwrap();
-    let mut all = previous(&plan);
+    let mut all = cut_intent(&plan);
     all.extend(entries.iter().cloned());
     // 1 so far (n-2) + 3 is within max_terminations 4: step 2 runs (counting n-1 would make it
     // 5 and stop it); step 1, one node short of its rung, is inconclusive without ending the
