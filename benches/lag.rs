@@ -34,6 +34,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use spotdrill::kafka::KafkaSettings;
 use spotdrill::observe::{GroupSpec, LagProbe};
 
+#[path = "lag/peers.rs"]
 mod peers;
 
 const RECORDS: i64 = 4;

@@ -201,10 +201,10 @@ fn every_lagging_partition_has_lag_seconds(kafka: &Kafka) {
             Vec::<usize>::new(),
             "snapshot {n}: lagging partitions without lag seconds"
         );
-        // The topic is busy: most partitions lag in every snapshot.
+        // The topic is busy: many partitions lag in every snapshot.
         let lagging = parts.iter().filter(|p| p.1 > 0).count();
         assert!(
-            lagging > PARTITIONS as usize / 2,
+            lagging > PARTITIONS as usize / 4,
             "snapshot {n}: only {lagging} lagging"
         );
         let commits: Vec<Option<i64>> = parts.iter().map(|p| p.0).collect();
