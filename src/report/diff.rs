@@ -213,7 +213,7 @@ fn target(b: &mut Builder, ot: &TargetReport, nt: &TargetReport) -> bool {
             format!(
                 "{name} tolerance {} → {} ({required}){}",
                 text::bound_short(ot),
-                text::bound_words(nt),
+                text::bound_short(nt),
                 if dropped { ": dropped" } else { "" }
             ),
         );
