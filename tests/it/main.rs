@@ -11,6 +11,8 @@ mod lab;
 mod lab_cli;
 mod lag;
 mod lag_cli;
+mod lag_edges;
+mod lag_groups;
 mod lag_txn;
 mod live;
 mod locks;
