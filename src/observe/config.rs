@@ -19,10 +19,8 @@ pub fn compacted(
     if topics.is_empty() {
         return Ok(BTreeSet::new());
     }
-    let specs: Vec<ResourceSpecifier<'_>> = topics
-        .iter()
-        .map(|t| ResourceSpecifier::Topic(t))
-        .collect();
+    let specs: Vec<ResourceSpecifier<'_>> =
+        topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
     let opts = AdminOptions::new().request_timeout(Some(timeout));
     // The admin client's own thread completes the future; any executor can wait for it, and a
     // thread of its own keeps this callable from inside a tokio runtime.

@@ -79,6 +79,8 @@ pub struct Tracker {
     /// Lag in messages at the start of the current window (for "slow").
     window: Option<(SystemTime, i64)>,
     pub stall_after: Duration,
+    /// [`UNKNOWN_NOTE`] was said for this group.
+    pub said_unknown: bool,
 }
 
 /// Default `stall_after`: two of storm-kafka-client's 30 s commit intervals.
@@ -92,6 +94,7 @@ impl Default for Tracker {
             commits: None,
             window: None,
             stall_after: STALL_AFTER,
+            said_unknown: false,
         }
     }
 }
@@ -101,9 +104,8 @@ impl Tracker {
     pub fn describe(&mut self, now: Described, committed_any: bool) -> GroupState {
         if let Some(last) = &self.last {
             let entered = now.rebalancing() && !last.rebalancing();
-            let changed = !now.rebalancing()
-                && !last.rebalancing()
-                && now.member_ids != last.member_ids;
+            let changed =
+                !now.rebalancing() && !last.rebalancing() && now.member_ids != last.member_ids;
             if entered || changed {
                 self.rebalances += 1;
             }
@@ -174,6 +176,18 @@ pub fn describe(meta: &BaseConsumer, group: &str, timeout: Duration) -> Result<D
     })
 }
 
+/// Whether DescribeGroups knows nothing of the group (`Dead`, no members): no classic group
+/// by that id. Kafka 4.x answers so for a group of the new consumer protocol too.
+pub fn unknown(d: &Result<Described, String>) -> bool {
+    matches!(d, Ok(d) if d.state == "Dead" && d.member_ids.is_empty())
+}
+
+/// The note, said once, of a group DescribeGroups does not know.
+pub const UNKNOWN_NOTE: &str = "group state unknown: the coordinator knows no classic group by this id \
+     (DescribeGroups says Dead); either it has neither members nor offsets, or it uses the new \
+     consumer protocol (group.protocol=consumer), which only ConsumerGroupDescribe describes and \
+     rdkafka 0.39 cannot send";
+
 /// The note of a group that has no members but commits.
 pub const MANUAL_NOTE: &str = "no members: its partitions are assigned by hand (as Storm's spouts do) \
      and it commits its own offsets; liveness is read from its commits, not from membership";
@@ -195,8 +209,15 @@ mod tests {
         let mut t = Tracker::default();
         assert_eq!(t.describe(d("Stable", &["a", "b"]), true).rebalances, 0);
         // b leaves: the group rebalances, then is stable with a alone (one rebalance).
-        assert_eq!(t.describe(d("PreparingRebalance", &["a"]), true).rebalances, 1);
-        assert_eq!(t.describe(d("CompletingRebalance", &["a"]), true).rebalances, 1);
+        assert_eq!(
+            t.describe(d("PreparingRebalance", &["a"]), true).rebalances,
+            1
+        );
+        assert_eq!(
+            t.describe(d("CompletingRebalance", &["a"]), true)
+                .rebalances,
+            1
+        );
         assert_eq!(t.describe(d("Stable", &["a"]), true).rebalances, 1);
         // c joined and the rebalance finished between two samples: seen by the members.
         assert_eq!(t.describe(d("Stable", &["a", "c"]), true).rebalances, 2);
@@ -210,7 +231,11 @@ mod tests {
         assert!(s.manual_assignment);
         assert_eq!(s.members, 0);
         // Nothing committed and nobody in it: not called manual.
-        assert!(!Tracker::default().describe(d("Empty", &[]), false).manual_assignment);
+        assert!(
+            !Tracker::default()
+                .describe(d("Empty", &[]), false)
+                .manual_assignment
+        );
     }
 
     #[test]

@@ -78,6 +78,12 @@ pub enum ProbeError {
 
 type Key = (Arc<str>, i32);
 
+/// A group's committed offsets, aligned with its partitions (or why they could not be read).
+type Committed = Result<Vec<Option<i64>>, String>;
+
+/// A group's description, when it was asked for.
+type Description = Option<Result<Described, String>>;
+
 /// Topic → why it cannot be measured (it is gone).
 type TopicProblems = BTreeMap<String, String>;
 
@@ -176,10 +182,60 @@ pub struct LagProbe {
     /// Per partition of `layout.all`: the log start and high watermark last seen (offsets that
     /// go back mean the topic was re-created or truncated).
     seen: Vec<Option<(i64, i64)>>,
-    admin: Admin,
-    /// The compacted topics among the groups' (read when the partition set changes).
-    compacted: BTreeSet<String>,
+    /// The compacted topics among the groups' (read when the partition set changes, in the
+    /// background: the mock cluster never answers DescribeConfigs, and a snapshot must not wait).
+    compacted: Compacted,
     describing: Describing,
+}
+
+/// Which topics are compacted, asked of the brokers in the background.
+struct Compacted {
+    admin: Arc<Admin>,
+    topics: BTreeSet<String>,
+    /// The answer to come (in a mutex: the probe is shared by its snapshot's threads).
+    pending: Option<std::sync::Mutex<std::sync::mpsc::Receiver<ConfigAnswer>>>,
+    /// DescribeConfigs failed once: not asked again (no value is flagged as compacted).
+    unsupported: bool,
+}
+
+type ConfigAnswer = Result<BTreeSet<String>, String>;
+
+/// How long a new partition set waits for the topic configs before its snapshot goes on.
+const CONFIG_WAIT: Duration = Duration::from_millis(250);
+
+impl Compacted {
+    /// Ask for the configs of these topics; wait a little for the answer.
+    fn ask(&mut self, topics: BTreeSet<String>, timeout: Duration) {
+        if self.unsupported || self.pending.is_some() {
+            return;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let admin = self.admin.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(config::compacted(&admin, &topics, timeout));
+        });
+        self.pending = Some(std::sync::Mutex::new(rx));
+        self.collect(CONFIG_WAIT);
+    }
+
+    /// Take the answer in if it came (within `wait`).
+    fn collect(&mut self, wait: Duration) {
+        let Some(rx) = &self.pending else { return };
+        let answer = match rx.lock() {
+            Ok(rx) => rx.recv_timeout(wait),
+            Err(_) => Err(std::sync::mpsc::RecvTimeoutError::Disconnected),
+        };
+        match answer {
+            Ok(Ok(topics)) => self.topics = topics,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "topic configs not read: no value is flagged as compacted");
+                self.unsupported = true;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => self.unsupported = true,
+        }
+        self.pending = None;
+    }
 }
 
 /// Whether the brokers answer DescribeGroups.
@@ -189,7 +245,10 @@ enum Describing {
     Unknown,
     Works,
     /// The first answer failed: not asked again; said once, with the next sample.
-    Unsupported { why: String, said: bool },
+    Unsupported {
+        why: String,
+        said: bool,
+    },
 }
 
 struct GroupProbe {
@@ -223,15 +282,21 @@ impl LagProbe {
         } else {
             (None, None)
         };
-        let admin: Admin = uncommitted
-            .create()
-            .map_err(|e| ProbeError::Client(Box::new(e)))?;
+        let admin: Arc<Admin> = Arc::new(
+            uncommitted
+                .create()
+                .map_err(|e| ProbeError::Client(Box::new(e)))?,
+        );
         let existing = existing_topics(&meta, &settings)?;
         let groups = specs
             .iter()
             .map(|spec| group_probe(&base, spec, &existing, &settings))
             .collect::<Result<Vec<_>, _>>()?;
-        find_coordinators(&groups, settings.timeout);
+        let describing = std::thread::scope(|s| {
+            let first = s.spawn(|| first_describe(&meta, &groups, settings.timeout));
+            find_coordinators(&groups, settings.timeout);
+            first.join().unwrap_or(Describing::Unknown)
+        });
         Ok(LagProbe {
             settings,
             meta,
@@ -246,9 +311,13 @@ impl LagProbe {
             last_reads: 0,
             layout: Layout::default(),
             seen: Vec::new(),
-            admin,
-            compacted: BTreeSet::new(),
-            describing: Describing::Unknown,
+            compacted: Compacted {
+                admin,
+                topics: BTreeSet::new(),
+                pending: None,
+                unsupported: false,
+            },
+            describing,
         })
     }
 
@@ -336,6 +405,7 @@ impl LagProbe {
             elapsed_ms,
             took: t0.elapsed().as_millis() as u64,
         };
+        self.compacted.collect(Duration::ZERO);
         let mut out = self.assemble(&when, &fetched.committed, plans, &topic_problems);
         let answers = (&fetched.committed[..], &fetched.described[..]);
         self.annotate(&mut out, answers, &high, &resets);
@@ -485,7 +555,7 @@ impl LagProbe {
                     when,
                     self.generation,
                 );
-                if self.compacted.contains(&*key.0) {
+                if self.compacted.topics.contains(&*key.0) {
                     compaction_note(&mut part, stamps, &plan, g.isolation, self.generation);
                 }
                 if part.lag_seconds.is_none() {
@@ -515,7 +585,11 @@ impl LagProbe {
     /// Offsets that went back since the last snapshot (the topic was deleted and re-created, or
     /// truncated): the partition's cached timestamps are wrong now, so they go. Returns a note
     /// per such partition.
-    fn detect_resets(&mut self, high: &[Option<i64>], start: &[Option<i64>]) -> Vec<(usize, String)> {
+    fn detect_resets(
+        &mut self,
+        high: &[Option<i64>],
+        start: &[Option<i64>],
+    ) -> Vec<(usize, String)> {
         let n = self.layout.all.len();
         self.seen.resize(n, None);
         let mut out = Vec::new();
@@ -557,7 +631,10 @@ impl LagProbe {
 
     /// Whether DescribeGroups works, from this snapshot's answers; the note to add once when
     /// it never did.
-    fn update_describing(&mut self, described: &[Option<Result<Described, String>>]) -> Option<String> {
+    fn update_describing(
+        &mut self,
+        described: &[Option<Result<Described, String>>],
+    ) -> Option<String> {
         let works = described.iter().any(|d| matches!(d, Some(Ok(_))));
         let failed = described.iter().find_map(|d| d.as_ref()?.as_ref().err());
         match (&mut self.describing, works, failed) {
@@ -587,23 +664,29 @@ impl LagProbe {
     fn annotate(
         &mut self,
         out: &mut [GroupLag],
-        (committed, described): (&[Result<Vec<Option<i64>>, String>], &[Option<Result<Described, String>>]),
+        (committed, described): (&[Committed], &[Description]),
         high: &[Option<i64>],
         resets: &[(usize, String)],
     ) {
         let once = self.update_describing(described);
         let groups = self.groups.iter_mut().zip(&self.layout.groups);
         let answers = committed.iter().zip(described);
-        for ((sample, (g, slots)), (committed, described)) in out.iter_mut().zip(groups).zip(answers) {
+        for ((sample, (g, slots)), (committed, described)) in
+            out.iter_mut().zip(groups).zip(answers)
+        {
             sample.notes.extend(once.iter().cloned());
             let Ok(committed) = committed else { continue };
             let committed_any = committed.iter().any(Option::is_some);
-            if let Some(Ok(d)) = described {
+            if let Some(Ok(d)) = described.as_ref().filter(|d| !group::unknown(d)) {
                 let state = g.tracker.describe(d.clone(), committed_any);
                 if state.manual_assignment {
                     sample.notes.push(group::MANUAL_NOTE.into());
                 }
                 sample.group_state = Some(state);
+            } else if matches!(described, Some(Ok(_)))
+                && !std::mem::replace(&mut g.tracker.said_unknown, true)
+            {
+                sample.notes.push(group::UNKNOWN_NOTE.into());
             }
             let commits: i64 = committed.iter().flatten().sum();
             let highs: i64 = slots.iter().filter_map(|&i| high[i]).sum();
@@ -640,14 +723,15 @@ impl LagProbe {
         let old_seen = std::mem::take(&mut self.seen);
         self.seen = all
             .iter()
-            .map(|k| old.slot.get(k).and_then(|&i| old_seen.get(i).copied().flatten()))
+            .map(|k| {
+                old.slot
+                    .get(k)
+                    .and_then(|&i| old_seen.get(i).copied().flatten())
+            })
             .collect();
         self.layout = Layout::new(all, &self.groups);
         let topics: BTreeSet<String> = self.layout.all.iter().map(|(t, _)| t.to_string()).collect();
-        match config::compacted(&self.admin, &topics, self.settings.timeout) {
-            Ok(c) => self.compacted = c,
-            Err(e) => tracing::debug!(error = %e, "topic configs not read: no value is flagged as compacted"),
-        }
+        self.compacted.ask(topics, self.settings.timeout);
     }
 
     /// Partitions of each topic, and a problem for each topic that is gone.
@@ -934,6 +1018,24 @@ fn group_probe(
         tracker: Tracker::default(),
     })
 }
+
+/// Whether the brokers answer DescribeGroups, asked once at connect with a short timeout: the
+/// librdkafka mock cluster never answers it, and a snapshot must not wait for that.
+fn first_describe(meta: &BaseConsumer, groups: &[GroupProbe], timeout: Duration) -> Describing {
+    let Some(g) = groups.first() else {
+        return Describing::Unknown;
+    };
+    match group::describe(meta, &g.group, timeout.min(DESCRIBE_CHECK)) {
+        Ok(_) => Describing::Works,
+        Err(why) => {
+            tracing::info!(error = %why, "the brokers do not answer DescribeGroups: no group state");
+            Describing::Unsupported { why, said: false }
+        }
+    }
+}
+
+/// How long the first DescribeGroups may take before the brokers count as not answering it.
+const DESCRIBE_CHECK: Duration = Duration::from_secs(2);
 
 /// Find every group's coordinator now, all at once, so the first snapshot (the start of the
 /// baseline) does not wait for it.

@@ -54,7 +54,11 @@ impl GroupTrack {
         let last = within.iter().copied().rfind(counted);
         let first = before.or_else(|| within.iter().copied().find(counted));
         let rebalances = match (first, last) {
-            (Some(a), Some(b)) => Some(b.rebalances.unwrap_or(0).saturating_sub(a.rebalances.unwrap_or(0))),
+            (Some(a), Some(b)) => Some(
+                b.rebalances
+                    .unwrap_or(0)
+                    .saturating_sub(a.rebalances.unwrap_or(0)),
+            ),
             _ => None,
         };
         During {
