@@ -365,6 +365,12 @@ impl View {
                 trend.word(),
                 status_word(&g.status),
             ));
+            if let Some(s) = &g.group_state {
+                text.push_str(&format!(
+                    " state={} members={} rebalances={}",
+                    s.state, s.members, s.rebalances
+                ));
+            }
             for p in &g.problems {
                 text.push_str(&format!(" problem={p:?}"));
             }
@@ -398,6 +404,12 @@ impl View {
                 trend.arrow(),
                 status_text(g),
             ));
+            if let Some(s) = &g.group_state {
+                lines.push(format!(
+                    "  · group {}, {} member(s), {} rebalance(s) seen",
+                    s.state, s.members, s.rebalances
+                ));
+            }
             for p in &g.problems {
                 lines.push(format!("  ! {p}"));
             }

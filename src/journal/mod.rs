@@ -78,6 +78,15 @@ pub struct AppResult {
     pub rescheduled_s: Option<f64>,
     pub verdict: Verdict,
     pub reason: String,
+    /// Rebalances of the application's consumer group seen from the injection to the judgment
+    /// (state changes into a rebalance, or member changes between samples); absent where the
+    /// brokers do not describe groups (and in journals written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalances: Option<u64>,
+    /// The group's commits stopped while its high watermark grew, since this time (RFC 3339),
+    /// during the step: stalled, not slow. Absent when it never stalled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stalled_since: Option<String>,
 }
 
 /// What happened to one node the runner meant to terminate.

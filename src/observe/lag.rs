@@ -17,6 +17,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+pub use super::group::GroupState;
 pub use crate::plan::Isolation;
 
 /// Why a partition's lag was measured in a non-standard way.
@@ -33,6 +34,12 @@ pub enum Note {
     /// The unread offsets hold only transaction markers (or, for read_committed, aborted
     /// records): no consumer will ever receive a record there, so the lag is 0.
     OnlyMarkersUnread,
+    /// A compacted topic's cleaner removed the record before the committed offset: lag in
+    /// seconds is timed from the nearest earlier record, so it is an upper bound (at most this).
+    ReferenceCompacted,
+    /// The committed offset is above the high watermark: the topic was re-created or truncated
+    /// since the group committed. No lag is counted (never negative).
+    CommitAboveHighWatermark,
 }
 
 impl Note {
@@ -47,6 +54,13 @@ impl Note {
             }
             Note::OnlyMarkersUnread => {
                 "the unread offsets are transaction markers or aborted records only: no lag"
+            }
+            Note::ReferenceCompacted => {
+                "the record before the committed offset was compacted away: timed from the nearest \
+                 earlier record, so the lag in seconds is an upper bound"
+            }
+            Note::CommitAboveHighWatermark => {
+                "committed offset above the high watermark (topic re-created or truncated): no lag counted"
             }
         }
     }
@@ -111,7 +125,9 @@ pub fn plan(o: Offsets) -> Plan {
     let lag_messages = (h - c).max(0);
     if c >= h || h <= l {
         // Caught up, or nothing left to read: lag in seconds is 0.
-        let note = note.or((c < l).then_some(Note::CommitBelowLogStart));
+        let note = note
+            .or((c < l).then_some(Note::CommitBelowLogStart))
+            .or((c > o.high_watermark).then_some(Note::CommitAboveHighWatermark));
         return Plan {
             lag_messages,
             records: None,
@@ -207,6 +223,17 @@ pub struct PartitionLag {
     /// read_committed groups: an open transaction holds the last stable offset below H.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub open_transaction: Option<OpenTransaction>,
+    /// Data loss: records deleted (retention, DeleteRecords) between the committed offset and
+    /// the log start, which the group never read. Lag in messages still counts from H − C.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_messages: Option<i64>,
+}
+
+impl PartitionLag {
+    /// Records deleted before the group read them: the log start minus the commit.
+    pub fn lost(committed: Option<i64>, log_start: i64) -> Option<i64> {
+        committed.filter(|&c| c < log_start).map(|c| log_start - c)
+    }
 }
 
 /// A transaction still open on a partition, holding its last stable offset back: records past
@@ -272,6 +299,24 @@ pub struct GroupLag {
     pub isolation: Isolation,
     /// How long taking this snapshot took, in milliseconds.
     pub took_ms: u64,
+    /// Messages lost to retention or DeleteRecords before the group read them (sum over
+    /// partitions); absent when none were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_messages: Option<i64>,
+    /// The coordinator's view of the group (DescribeGroups); absent where the broker does not
+    /// answer it (the librdkafka mock cluster).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_state: Option<GroupState>,
+    /// The group's commits have not moved since this time while its high watermarks grew.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "rfc3339_opt"
+    )]
+    pub stalled_since: Option<SystemTime>,
+    /// Commits move but the lag in messages grew over the last window: consuming too slowly
+    /// (not stalled).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub slow: bool,
     pub partitions: Vec<PartitionLag>,
 }
 
@@ -292,10 +337,18 @@ impl GroupLag {
             .filter_map(|p| p.lag_seconds)
             .fold(0.0_f64, f64::max);
         let never = !partitions.is_empty() && partitions.iter().all(|p| p.committed.is_none());
-        let notes = partitions
+        let mut notes: Vec<String> = partitions
             .iter()
             .filter_map(|p| Some(p.open_transaction?.describe(&p.topic, p.partition)))
             .collect();
+        let lost: i64 = partitions.iter().filter_map(|p| p.lost_messages).sum();
+        notes.extend(partitions.iter().filter_map(|p| {
+            Some(format!(
+                "{}/{}: data loss: {} messages were deleted (retention or DeleteRecords) before \
+                 the group read them",
+                p.topic, p.partition, p.lost_messages?
+            ))
+        }));
         GroupLag {
             at,
             group: group.to_owned(),
@@ -311,6 +364,10 @@ impl GroupLag {
             notes,
             isolation: Isolation::default(),
             took_ms,
+            lost_messages: (lost > 0).then_some(lost),
+            group_state: None,
+            stalled_since: None,
+            slow: false,
             partitions,
         }
     }
@@ -334,6 +391,10 @@ impl GroupLag {
             notes: Vec::new(),
             isolation: Isolation::default(),
             took_ms,
+            lost_messages: None,
+            group_state: None,
+            stalled_since: None,
+            slow: false,
             partitions: Vec::new(),
         }
     }
@@ -341,6 +402,14 @@ impl GroupLag {
 
 fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&humantime::format_rfc3339_millis(*t))
+}
+
+#[allow(clippy::ref_option)] // serde's serialize_with passes a reference
+fn rfc3339_opt<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => rfc3339(t, s),
+        None => s.serialize_none(),
+    }
 }
 
 #[cfg(test)]
@@ -382,6 +451,21 @@ mod tests {
                 "{offsets:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_commit_above_the_high_watermark_is_no_lag_and_flagged() {
+        // The topic was re-created: the group's old commit (40) is past the new log's end (3).
+        let p = plan(o(Some(40), 0, 3));
+        assert_eq!((p.lag_messages, p.records), (0, None));
+        assert_eq!(p.note, Some(Note::CommitAboveHighWatermark));
+    }
+
+    #[test]
+    fn data_loss_is_the_log_start_minus_the_commit() {
+        assert_eq!(PartitionLag::lost(Some(5), 20), Some(15));
+        assert_eq!(PartitionLag::lost(Some(20), 20), None);
+        assert_eq!(PartitionLag::lost(None, 20), None);
     }
 
     #[test]
@@ -464,6 +548,7 @@ mod tests {
             note: None,
             last_stable_offset: None,
             open_transaction: None,
+            lost_messages: None,
         };
         let g = GroupLag::from_partitions(
             "g",

@@ -22,7 +22,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use super::lag::{self, Found, GroupLag, Isolation, Offsets, OpenTransaction, PartitionLag};
+use super::config::{self, Admin};
+use super::group::{self, Described, Progress, Tracker};
+use super::lag::{self, Found, GroupLag, Isolation, Note, Offsets, OpenTransaction, PartitionLag};
 use super::reader::{Query, Reader, Want};
 use crate::kafka::{KafkaSettings, SettingsError};
 
@@ -76,6 +78,12 @@ pub enum ProbeError {
 
 type Key = (Arc<str>, i32);
 
+/// A group's committed offsets, aligned with its partitions (or why they could not be read).
+type Committed = Result<Vec<Option<i64>>, String>;
+
+/// A group's description, when it was asked for.
+type Description = Option<Result<Described, String>>;
+
 /// Topic → why it cannot be measured (it is gone).
 type TopicProblems = BTreeMap<String, String>;
 
@@ -103,6 +111,8 @@ struct Fetched {
     /// Last stable offsets, when a group reads read_committed.
     stable: Option<Result<Vec<Option<i64>>, String>>,
     committed: Vec<Result<Vec<Option<i64>>, String>>,
+    /// Each group's description (DescribeGroups), when the broker answers it.
+    described: Vec<Option<Result<Described, String>>>,
 }
 
 /// The partitions of one snapshot, and where each group's partitions are among them.
@@ -169,6 +179,76 @@ pub struct LagProbe {
     last_reads: usize,
     /// The partitions of the last snapshot.
     layout: Layout,
+    /// Per partition of `layout.all`: the log start and high watermark last seen (offsets that
+    /// go back mean the topic was re-created or truncated).
+    seen: Vec<Option<(i64, i64)>>,
+    /// The compacted topics among the groups' (read when the partition set changes, in the
+    /// background: the mock cluster never answers DescribeConfigs, and a snapshot must not wait).
+    compacted: Compacted,
+    describing: Describing,
+}
+
+/// Which topics are compacted, asked of the brokers in the background.
+struct Compacted {
+    admin: Arc<Admin>,
+    topics: BTreeSet<String>,
+    /// The answer to come (in a mutex: the probe is shared by its snapshot's threads).
+    pending: Option<std::sync::Mutex<std::sync::mpsc::Receiver<ConfigAnswer>>>,
+    /// DescribeConfigs failed once: not asked again (no value is flagged as compacted).
+    unsupported: bool,
+}
+
+type ConfigAnswer = Result<BTreeSet<String>, String>;
+
+/// How long a new partition set waits for the topic configs before its snapshot goes on.
+const CONFIG_WAIT: Duration = Duration::from_millis(250);
+
+impl Compacted {
+    /// Ask for the configs of these topics; wait a little for the answer.
+    fn ask(&mut self, topics: BTreeSet<String>, timeout: Duration) {
+        if self.unsupported || self.pending.is_some() {
+            return;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let admin = self.admin.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(config::compacted(&admin, &topics, timeout));
+        });
+        self.pending = Some(std::sync::Mutex::new(rx));
+        self.collect(CONFIG_WAIT);
+    }
+
+    /// Take the answer in if it came (within `wait`).
+    fn collect(&mut self, wait: Duration) {
+        let Some(rx) = &self.pending else { return };
+        let answer = match rx.lock() {
+            Ok(rx) => rx.recv_timeout(wait),
+            Err(_) => Err(std::sync::mpsc::RecvTimeoutError::Disconnected),
+        };
+        match answer {
+            Ok(Ok(topics)) => self.topics = topics,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "topic configs not read: no value is flagged as compacted");
+                self.unsupported = true;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => self.unsupported = true,
+        }
+        self.pending = None;
+    }
+}
+
+/// Whether the brokers answer DescribeGroups.
+#[derive(Clone, Debug, PartialEq)]
+enum Describing {
+    /// Not asked yet, or never answered so far.
+    Unknown,
+    Works,
+    /// The first answer failed: not asked again; said once, with the next sample.
+    Unsupported {
+        why: String,
+        said: bool,
+    },
 }
 
 struct GroupProbe {
@@ -176,6 +256,7 @@ struct GroupProbe {
     topics: Vec<String>,
     isolation: Isolation,
     consumer: BaseConsumer,
+    tracker: Tracker,
 }
 
 impl LagProbe {
@@ -201,12 +282,21 @@ impl LagProbe {
         } else {
             (None, None)
         };
+        let admin: Arc<Admin> = Arc::new(
+            uncommitted
+                .create()
+                .map_err(|e| ProbeError::Client(Box::new(e)))?,
+        );
         let existing = existing_topics(&meta, &settings)?;
         let groups = specs
             .iter()
             .map(|spec| group_probe(&base, spec, &existing, &settings))
             .collect::<Result<Vec<_>, _>>()?;
-        find_coordinators(&groups, settings.timeout);
+        let describing = std::thread::scope(|s| {
+            let first = s.spawn(|| first_describe(&meta, &groups, settings.timeout));
+            find_coordinators(&groups, settings.timeout);
+            first.join().unwrap_or(Describing::Unknown)
+        });
         Ok(LagProbe {
             settings,
             meta,
@@ -220,7 +310,23 @@ impl LagProbe {
             names: HashMap::new(),
             last_reads: 0,
             layout: Layout::default(),
+            seen: Vec::new(),
+            compacted: Compacted {
+                admin,
+                topics: BTreeSet::new(),
+                pending: None,
+                unsupported: false,
+            },
+            describing,
         })
+    }
+
+    /// How long commits may stand still while the high watermarks grow before a group is
+    /// "stalled" (default [`group::STALL_AFTER`]).
+    pub fn set_stall_after(&mut self, after: Duration) {
+        for g in &mut self.groups {
+            g.tracker.stall_after = after;
+        }
     }
 
     /// The groups and the topics each is measured on.
@@ -267,6 +373,7 @@ impl LagProbe {
         let (fetched, topic_problems, t_metadata) = self.fetch(t0)?;
         let (high, start) = (fetched.high?, fetched.start?);
         let stable = fetched.stable.transpose()?.unwrap_or_default();
+        let resets = self.detect_resets(&high, &start);
         let t_offsets = t0.elapsed();
         let (plans, wanted) = self.plan_partitions(&fetched.committed, &high, &start, &stable);
 
@@ -299,7 +406,10 @@ impl LagProbe {
             elapsed_ms,
             took: t0.elapsed().as_millis() as u64,
         };
-        let out = self.assemble(&when, &fetched.committed, plans, &topic_problems);
+        self.compacted.collect(Duration::ZERO);
+        let mut out = self.assemble(&when, &fetched.committed, plans, &topic_problems);
+        let answers = (&fetched.committed[..], &fetched.described[..]);
+        self.annotate(&mut out, answers, &high, &resets);
         self.prune_cache(&start);
         Ok(out)
     }
@@ -328,13 +438,15 @@ impl LagProbe {
             .iter()
             .flat_map(|g| g.topics.iter().cloned())
             .collect();
-        let (metadata, fetched) = std::thread::scope(|s| {
+        let (metadata, fetched, described) = std::thread::scope(|s| {
             let metadata = s.spawn(|| self.metadata(&topics));
+            let described = s.spawn(|| self.describe_groups());
             let fetched = (!self.layout.all.is_empty()).then(|| self.fetch_offsets(&self.layout));
             let metadata = metadata
                 .join()
                 .unwrap_or_else(|_| Err("metadata lookup failed".into()));
-            (metadata, fetched)
+            let described = described.join().unwrap_or_default();
+            (metadata, fetched, described)
         });
         let (partitions, topic_problems) = metadata?;
         let all: Vec<Key> = partitions
@@ -345,13 +457,14 @@ impl LagProbe {
             })
             .collect();
         let t_metadata = t0.elapsed();
-        let fetched = match fetched {
+        let mut fetched = match fetched {
             Some(f) if all == self.layout.all => f,
             _ => {
                 self.relayout(all);
                 self.fetch_offsets(&self.layout)
             }
         };
+        fetched.described = described;
         Ok((fetched, topic_problems, t_metadata))
     }
 
@@ -435,7 +548,7 @@ impl LagProbe {
             for (i, offsets, plan) in group_plans {
                 let key = &self.layout.all[i];
                 let stamps = &mut self.stamps[i];
-                let part = partition_lag(
+                let mut part = partition_lag(
                     stamps,
                     key,
                     g.isolation,
@@ -444,6 +557,9 @@ impl LagProbe {
                     when,
                     self.generation,
                 );
+                if self.compacted.topics.contains(&*key.0) {
+                    compaction_note(&mut part, stamps, &plan, g.isolation, self.generation);
+                }
                 if part.lag_seconds.is_none() {
                     problems.push(format!(
                         "{}/{}: record timestamps not read within {}",
@@ -468,6 +584,131 @@ impl LagProbe {
         out
     }
 
+    /// Offsets that went back since the last snapshot (the topic was deleted and re-created, or
+    /// truncated): the partition's cached timestamps are wrong now, so they go. Returns a note
+    /// per such partition.
+    fn detect_resets(
+        &mut self,
+        high: &[Option<i64>],
+        start: &[Option<i64>],
+    ) -> Vec<(usize, String)> {
+        let n = self.layout.all.len();
+        self.seen.resize(n, None);
+        let mut out = Vec::new();
+        for i in 0..n {
+            let (Some(h), Some(l)) = (high[i], start[i]) else {
+                continue;
+            };
+            if let Some((l0, h0)) = self.seen[i].filter(|&(l0, h0)| h < h0 || l < l0) {
+                self.stamps[i].clear();
+                let (t, p) = &self.layout.all[i];
+                out.push((
+                    i,
+                    format!(
+                        "{t}/{p}: offsets went back (high watermark {h0} → {h}, log start {l0} → \
+                         {l}): the topic was re-created or truncated"
+                    ),
+                ));
+            }
+            self.seen[i] = Some((l, h));
+        }
+        out
+    }
+
+    /// Every group's description, concurrently; none once the brokers proved not to answer.
+    fn describe_groups(&self) -> Vec<Option<Result<Described, String>>> {
+        if matches!(self.describing, Describing::Unsupported { .. }) {
+            return self.groups.iter().map(|_| None).collect();
+        }
+        let timeout = self.settings.timeout;
+        std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .groups
+                .iter()
+                .map(|g| s.spawn(move || group::describe(&self.meta, &g.group, timeout)))
+                .collect();
+            handles.into_iter().map(|h| h.join().ok()).collect()
+        })
+    }
+
+    /// Whether DescribeGroups works, from this snapshot's answers; the note to add once when
+    /// it never did.
+    fn update_describing(
+        &mut self,
+        described: &[Option<Result<Described, String>>],
+    ) -> Option<String> {
+        let works = described.iter().any(|d| matches!(d, Some(Ok(_))));
+        let failed = described.iter().find_map(|d| d.as_ref()?.as_ref().err());
+        match (&mut self.describing, works, failed) {
+            (Describing::Unknown, true, _) => self.describing = Describing::Works,
+            (Describing::Unknown, false, Some(why)) => {
+                tracing::info!(error = %why, "the brokers do not answer DescribeGroups: no group state");
+                self.describing = Describing::Unsupported {
+                    why: why.clone(),
+                    said: false,
+                };
+            }
+            _ => {}
+        }
+        match &mut self.describing {
+            Describing::Unsupported { why, said } if !*said => {
+                *said = true;
+                Some(format!(
+                    "group state not read: the brokers do not answer DescribeGroups ({why}); \
+                     samples carry no state or member count"
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// Each group's state, rebalances, progress and the notes that go with them.
+    fn annotate(
+        &mut self,
+        out: &mut [GroupLag],
+        (committed, described): (&[Committed], &[Description]),
+        high: &[Option<i64>],
+        resets: &[(usize, String)],
+    ) {
+        let once = self.update_describing(described);
+        let groups = self.groups.iter_mut().zip(&self.layout.groups);
+        let answers = committed.iter().zip(described);
+        for ((sample, (g, slots)), (committed, described)) in
+            out.iter_mut().zip(groups).zip(answers)
+        {
+            sample.notes.extend(once.iter().cloned());
+            let Ok(committed) = committed else { continue };
+            let committed_any = committed.iter().any(Option::is_some);
+            if let Some(Ok(d)) = described.as_ref().filter(|d| !group::unknown(d)) {
+                let state = g.tracker.describe(d.clone(), committed_any);
+                if state.manual_assignment {
+                    sample.notes.push(group::MANUAL_NOTE.into());
+                }
+                sample.group_state = Some(state);
+            } else if matches!(described, Some(Ok(_)))
+                && !std::mem::replace(&mut g.tracker.said_unknown, true)
+            {
+                sample.notes.push(group::UNKNOWN_NOTE.into());
+            }
+            let commits: i64 = committed.iter().flatten().sum();
+            let highs: i64 = slots.iter().filter_map(|&i| high[i]).sum();
+            let lag = sample.lag_messages.unwrap_or(0);
+            match g.tracker.progress(sample.at, commits, highs, lag) {
+                Progress::Stalled(since) => {
+                    sample.stalled_since = Some(since);
+                    sample.notes.push(format!(
+                        "stalled since {}: no commit since then while the high watermark grew",
+                        humantime::format_rfc3339_seconds(since)
+                    ));
+                }
+                Progress::Slow => sample.slow = true,
+                Progress::Fine => {}
+            }
+            let mine = resets.iter().filter(|(i, _)| slots.contains(i));
+            sample.notes.extend(mine.map(|(_, n)| n.clone()));
+        }
+    }
+
     /// A new partition set: keep the cached timestamps of the partitions that stay.
     fn relayout(&mut self, all: Vec<Key>) {
         let old = std::mem::take(&mut self.layout);
@@ -481,7 +722,18 @@ impl LagProbe {
                     .unwrap_or_default()
             })
             .collect();
+        let old_seen = std::mem::take(&mut self.seen);
+        self.seen = all
+            .iter()
+            .map(|k| {
+                old.slot
+                    .get(k)
+                    .and_then(|&i| old_seen.get(i).copied().flatten())
+            })
+            .collect();
         self.layout = Layout::new(all, &self.groups);
+        let topics: BTreeSet<String> = self.layout.all.iter().map(|(t, _)| t.to_string()).collect();
+        self.compacted.ask(topics, self.settings.timeout);
     }
 
     /// Partitions of each topic, and a problem for each topic that is gone.
@@ -552,6 +804,7 @@ impl LagProbe {
                     .into_iter()
                     .map(|h| h.join().unwrap_or_else(|_| Err(failed.into())))
                     .collect(),
+                described: Vec::new(),
             }
         })
     }
@@ -764,8 +1017,27 @@ fn group_probe(
         topics,
         isolation: spec.isolation,
         consumer,
+        tracker: Tracker::default(),
     })
 }
+
+/// Whether the brokers answer DescribeGroups, asked once at connect with a short timeout: the
+/// librdkafka mock cluster never answers it, and a snapshot must not wait for that.
+fn first_describe(meta: &BaseConsumer, groups: &[GroupProbe], timeout: Duration) -> Describing {
+    let Some(g) = groups.first() else {
+        return Describing::Unknown;
+    };
+    match group::describe(meta, &g.group, timeout.min(DESCRIBE_CHECK)) {
+        Ok(_) => Describing::Works,
+        Err(why) => {
+            tracing::info!(error = %why, "the brokers do not answer DescribeGroups: no group state");
+            Describing::Unsupported { why, said: false }
+        }
+    }
+}
+
+/// How long the first DescribeGroups may take before the brokers count as not answering it.
+const DESCRIBE_CHECK: Duration = Duration::from_secs(2);
 
 /// Find every group's coordinator now, all at once, so the first snapshot (the start of the
 /// baseline) does not wait for it.
@@ -844,6 +1116,28 @@ fn partition_lag(
         note: finished.map_or(plan.note, |f| f.note),
         last_stable_offset: offsets.last_stable,
         open_transaction,
+        lost_messages: PartitionLag::lost(offsets.committed, offsets.log_start),
+    }
+}
+
+/// On a compacted topic, a reference record found below C−1 means the cleaner removed C−1: the
+/// lag in seconds was timed from an older record, an upper bound.
+fn compaction_note(
+    part: &mut PartitionLag,
+    stamps: &mut [Stamp],
+    plan: &lag::Plan,
+    isolation: Isolation,
+    generation: u64,
+) {
+    let Some((_, reference)) = plan.records else {
+        return;
+    };
+    if part.note.is_some() || part.lag_seconds.is_none() {
+        return;
+    }
+    let found = cached(stamps, Query::Before(reference), isolation, generation);
+    if matches!(found, Some(Found::Below(r)) if r.offset < reference - 1) {
+        part.note = Some(Note::ReferenceCompacted);
     }
 }
 

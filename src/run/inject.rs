@@ -322,7 +322,7 @@ impl Runner<'_> {
         name: &str,
         injected: &Injected,
         observed_until: f64,
-    ) -> Option<(AppResult, Option<String>)> {
+    ) -> Option<(AppResult, Vec<String>)> {
         let observe = &self.plan.observe;
         let app = &self.plan.applications[name];
         let s = &self.series[name];
@@ -335,8 +335,13 @@ impl Runner<'_> {
         let judged =
             analysis::short_of_rung(judged, injected.terminated(), injected.chosen.nodes.len());
         let rescheduled = tracker.and_then(|t| t.rescheduled(name));
-        let result = app_result(name, &band, &j, judged, rescheduled);
-        Some((result, finding))
+        let mut result = app_result(name, &band, &j, judged, rescheduled);
+        let groups = s.groups.during(injected.t0, observed_until);
+        result.rebalances = groups.rebalances;
+        result.stalled_since = groups.stalled_since.clone();
+        let mut findings: Vec<String> = finding.into_iter().collect();
+        findings.extend(groups.findings(name, &s.group));
+        Some((result, findings))
     }
 
     /// Capacity of the last step may come back later; the report is better for knowing it.
@@ -432,5 +437,7 @@ pub(super) fn app_result(
         rescheduled_s: rescheduled.map(round1),
         verdict: judged.verdict,
         reason: judged.reason,
+        rebalances: None,
+        stalled_since: None,
     }
 }

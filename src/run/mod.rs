@@ -15,6 +15,7 @@ pub mod capacity;
 mod clock;
 mod control;
 mod finish;
+mod groups;
 mod inject;
 pub mod lock;
 pub mod place;

@@ -32,6 +32,8 @@ pub(super) struct Series {
     /// The status of the last sample.
     pub last_status: Option<Status>,
     pub band: Option<Band>,
+    /// The group's state and stalls, per sample (rebalances per step come from it).
+    pub groups: super::groups::GroupTrack,
 }
 
 /// The step being observed: for capacity tracking.
@@ -341,6 +343,7 @@ impl Runner<'_> {
                 lag_messages: g.lag_messages.map(|m| m.max(0) as u64),
             });
             s.last_status = Some(g.status.clone());
+            s.groups.take(t, g);
             writeln!(
                 self.csv,
                 "{at},{t:.3},{name},{},{status},{},{}",

@@ -281,6 +281,7 @@ pub(super) fn series(plan: &Plan) -> IndexMap<String, Series> {
                 samples: Vec::new(),
                 last_status: None,
                 band: None,
+                groups: Default::default(),
             };
             (name.clone(), s)
         })

@@ -191,6 +191,10 @@ fn feed(clock: Clock, injections: Injections) -> mpsc::Receiver<Snapshot> {
                 notes: Vec::new(),
                 isolation: Default::default(),
                 took_ms: 0,
+                lost_messages: None,
+                group_state: None,
+                stalled_since: None,
+                slow: false,
                 partitions: Vec::new(),
             };
             if tx.send(vec![sample]).await.is_err() {

@@ -12,6 +12,8 @@ mod lab_cli;
 mod lag;
 mod lag_busy;
 mod lag_cli;
+mod lag_edges;
+mod lag_groups;
 mod lag_txn;
 mod live;
 mod locks;

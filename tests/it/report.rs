@@ -193,6 +193,14 @@ struct StrictApp {
     rescheduled_s: Option<f64>,
     verdict: V,
     reason: String,
+    /// Optional (schema version 1 additions): absent where groups are not described; read
+    /// only to check their types.
+    #[serde(default)]
+    #[allow(dead_code)]
+    rebalances: Option<u64>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    stalled_since: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::mocking::MockCluster;
@@ -136,10 +136,17 @@ impl Kafka {
     /// Apache Kafka 4.4: one KRaft node (broker and controller) on free loopback ports, its log
     /// directory formatted in a fresh temporary directory, ready to answer.
     pub fn apache() -> Kafka {
+        Kafka::apache_with("")
+    }
+
+    /// Apache Kafka with broker settings added to the test defaults (one `key=value` a line),
+    /// such as a log cleaner that runs every 200 ms.
+    pub fn apache_with(extra: &str) -> Kafka {
         let dir = tempfile::tempdir().unwrap();
         let (port, controller) = (free_port(), free_port());
         let props = dir.path().join("server.properties");
-        std::fs::write(&props, apache_properties(dir.path(), port, controller)).unwrap();
+        let text = apache_properties(dir.path(), port, controller) + extra;
+        std::fs::write(&props, text).unwrap();
         let java = |main: &str| {
             let mut c = Command::new("java");
             c.args(["-Xmx384m", "-XX:+UseSerialGC", "-cp"])
@@ -227,6 +234,63 @@ impl Kafka {
         }
     }
 
+    /// Grow a topic to `total` partitions (CreatePartitions).
+    pub fn add_partitions(&self, topic: &str, total: usize) {
+        let grow = NewPartitions::new(topic, total);
+        let results = self.admin(async |a| {
+            a.create_partitions([&grow], &AdminOptions::new())
+                .await
+                .expect("create_partitions")
+        });
+        for r in results {
+            r.unwrap_or_else(|(t, e)| panic!("cannot add partitions to {t}: {e}"));
+        }
+    }
+
+    /// Delete a partition's records below `before` (DeleteRecords): its log start moves there.
+    pub fn delete_records(&self, topic: &str, partition: i32, before: i64) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Offset(before))
+            .unwrap();
+        let result = self.admin(async |a| {
+            a.delete_records(&tpl, &AdminOptions::new())
+                .await
+                .expect("delete_records")
+        });
+        for e in result.elements() {
+            e.error()
+                .unwrap_or_else(|err| panic!("cannot delete records of {topic}: {err}"));
+        }
+    }
+
+    /// Delete a topic, and wait until the broker no longer lists it.
+    pub fn delete_topic(&self, topic: &str) {
+        let results = self.admin(async |a| {
+            a.delete_topics(&[topic], &AdminOptions::new())
+                .await
+                .expect("delete_topics")
+        });
+        for r in results {
+            r.unwrap_or_else(|(t, e)| panic!("cannot delete topic {t}: {e}"));
+        }
+        let consumer: BaseConsumer = self.config().create().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let md = consumer
+                .fetch_metadata(Some(topic), Duration::from_secs(5))
+                .expect("metadata");
+            let gone = md
+                .topics()
+                .iter()
+                .all(|t| t.name() != topic || t.error().is_some());
+            if gone {
+                return;
+            }
+            assert!(Instant::now() < deadline, "topic {topic} not deleted");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Write one record per timestamp (ms) to a partition, in order, and wait until all are
     /// acknowledged. One record per batch: tansu's high watermark is wrong for bigger batches.
     pub fn produce(&self, topic: &str, partition: i32, timestamps: &[i64]) {
@@ -248,6 +312,60 @@ impl Kafka {
         producer
             .flush(Duration::from_secs(10))
             .expect("records acknowledged");
+    }
+
+    /// Write keyed records `(key, timestamp ms)` to a partition, in order (for compaction).
+    pub fn produce_keyed(&self, topic: &str, partition: i32, records: &[(&str, i64)]) {
+        let producer: BaseProducer = self
+            .config()
+            .set("batch.num.messages", "1")
+            .set("linger.ms", "0")
+            .create()
+            .unwrap();
+        for &(key, ts) in records {
+            let record = BaseRecord::<str, str>::to(topic)
+                .partition(partition)
+                .key(key)
+                .timestamp(ts)
+                .payload("telemetry");
+            producer.send(record).map_err(|(e, _)| e).expect("enqueue");
+            producer
+                .flush(Duration::from_secs(10))
+                .expect("acknowledged");
+        }
+    }
+
+    /// Every record of a partition as the broker stores it: (offset, timestamp ms, its type).
+    pub fn records(&self, topic: &str, partition: i32) -> Vec<(i64, i64, &'static str)> {
+        use rdkafka::Message;
+        let consumer: BaseConsumer = self
+            .config()
+            .set("group.id", "spotdrill-test-reader")
+            .set("enable.partition.eof", "true")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Beginning)
+            .unwrap();
+        consumer.assign(&tpl).unwrap();
+        let mut out = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            match consumer.poll(Duration::from_millis(500)) {
+                Some(Ok(m)) => {
+                    let (ms, kind) = match m.timestamp() {
+                        rdkafka::Timestamp::CreateTime(ms) => (ms, "create_time"),
+                        rdkafka::Timestamp::LogAppendTime(ms) => (ms, "log_append_time"),
+                        rdkafka::Timestamp::NotAvailable => (0, "none"),
+                    };
+                    out.push((m.offset(), ms, kind));
+                }
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return out,
+                _ => {}
+            }
+        }
+        panic!("{topic}/{partition} not read to its end: {out:?}");
     }
 
     /// Like [`Kafka::produce`], with payloads of `bytes` bytes (big records push the mock
