@@ -413,7 +413,10 @@ impl Ec2 {
         let Some(id) = nodes.first().map(|n| n.id.as_str()) else {
             return Ok(Permission::NotChecked);
         };
-        let result = self.client.terminate_instances(&[id.to_owned()], true).await;
+        let result = self
+            .client
+            .terminate_instances(&[id.to_owned()], true)
+            .await;
         match result {
             Ok(_) => Err(AwsError::Call {
                 operation: "TerminateInstances (DryRun)",
@@ -492,7 +495,11 @@ fn matched<'a>(
     f: &InstanceFilter,
     ids: Option<&[String]>,
 ) -> Option<Matched<'a>> {
-    let id = i.instance_id.as_deref().filter(|id| !id.is_empty())?.to_owned();
+    let id = i
+        .instance_id
+        .as_deref()
+        .filter(|id| !id.is_empty())?
+        .to_owned();
     if ids.is_some_and(|ids| !ids.contains(&id)) {
         return None;
     }
@@ -813,12 +820,7 @@ mod tests {
 
     #[test]
     fn a_running_tagged_spot_instance_is_eligible_with_its_arn() {
-        let i = instance(
-            "i-1",
-            true,
-            InstanceState::Running,
-            &[("cluster", "storm")],
-        );
+        let i = instance("i-1", true, InstanceState::Running, &[("cluster", "storm")]);
         let f = classify(&i, &storm(), None, Some("123456789012")).unwrap();
         assert_eq!(f.node.lifecycle, Lifecycle::Spot);
         assert_eq!(f.node.host, "ip-10-0-0-1.i-1.internal");
@@ -853,26 +855,11 @@ mod tests {
     #[test]
     fn instances_the_server_should_not_have_returned_are_ignored() {
         // Wrong tag, not running, or not among the ids asked for: never eligible.
-        let wrong_tag = instance(
-            "i-3",
-            true,
-            InstanceState::Running,
-            &[("cluster", "mesos")],
-        );
+        let wrong_tag = instance("i-3", true, InstanceState::Running, &[("cluster", "mesos")]);
         assert_eq!(classify(&wrong_tag, &storm(), None, None), Err(None));
-        let stopped = instance(
-            "i-4",
-            true,
-            InstanceState::Stopped,
-            &[("cluster", "storm")],
-        );
+        let stopped = instance("i-4", true, InstanceState::Stopped, &[("cluster", "storm")]);
         assert!(classify(&stopped, &storm(), None, None).is_err());
-        let other = instance(
-            "i-5",
-            true,
-            InstanceState::Running,
-            &[("cluster", "storm")],
-        );
+        let other = instance("i-5", true, InstanceState::Running, &[("cluster", "storm")]);
         assert_eq!(
             classify(&other, &storm(), Some(&["i-6".to_owned()]), None),
             Err(None)

@@ -174,12 +174,8 @@ fn endpoint(config: &SdkConfig, region: Option<&str>) -> String {
         true => config.endpoint_url().map(str::to_owned),
         false => service().or_else(|| config.endpoint_url().map(str::to_owned)),
     };
-    configured.unwrap_or_else(|| {
-        format!(
-            "https://ec2.{}.amazonaws.com",
-            region.unwrap_or("unknown")
-        )
-    })
+    configured
+        .unwrap_or_else(|| format!("https://ec2.{}.amazonaws.com", region.unwrap_or("unknown")))
 }
 
 /// The HTTPS connector (rustls with ring, as the SDK clients use), with the configured connect
@@ -420,7 +416,10 @@ impl Client {
             .map_err(|e| Error::Signing(format!("endpoint {uri}: {e}")))?;
         let h = request.headers_mut();
         h.insert("content-type", content_type);
-        h.insert("user-agent", concat!("spotdrill/", env!("CARGO_PKG_VERSION")));
+        h.insert(
+            "user-agent",
+            concat!("spotdrill/", env!("CARGO_PKG_VERSION")),
+        );
         for (name, value) in instructions.headers() {
             h.insert(name.to_owned(), value.to_owned());
         }

@@ -2,7 +2,13 @@ use super::*;
 use aws_config::{BehaviorVersion, Region};
 
 fn config(endpoint: Option<&str>, token: Option<&str>) -> SdkConfig {
-    let creds = Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI-secret", token.map(str::to_owned), None, "test");
+    let creds = Credentials::new(
+        "AKIDEXAMPLE",
+        "wJalrXUtnFEMI-secret",
+        token.map(str::to_owned),
+        None,
+        "test",
+    );
     let mut b = SdkConfig::builder()
         .region(Region::new("eu-west-1"))
         .behavior_version(BehaviorVersion::latest())
@@ -27,16 +33,28 @@ fn the_endpoint_is_the_configured_url_else_the_regions() {
 
 #[test]
 fn a_signed_request_carries_the_session_token_and_never_the_secret() {
-    let client = Client::new(&config(Some("http://127.0.0.1:5000"), Some("session-token-1")));
-    let creds = Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI-secret", Some("session-token-1".into()), None, "t");
-    let r = client.signed(&creds, "Action=DescribeInstances&Version=2016-11-15").unwrap();
+    let client = Client::new(&config(
+        Some("http://127.0.0.1:5000"),
+        Some("session-token-1"),
+    ));
+    let creds = Credentials::new(
+        "AKIDEXAMPLE",
+        "wJalrXUtnFEMI-secret",
+        Some("session-token-1".into()),
+        None,
+        "t",
+    );
+    let r = client
+        .signed(&creds, "Action=DescribeInstances&Version=2016-11-15")
+        .unwrap();
     assert_eq!(r.method(), "POST");
     assert_eq!(r.uri(), "http://127.0.0.1:5000/");
     let h = r.headers();
     assert_eq!(h.get("x-amz-security-token"), Some("session-token-1"));
     let auth = h.get("authorization").unwrap();
     assert!(
-        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/") && auth.contains("/eu-west-1/ec2/aws4_request"),
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+            && auth.contains("/eu-west-1/ec2/aws4_request"),
         "{auth}"
     );
     let all: String = h.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
@@ -52,7 +70,10 @@ fn no_region_is_an_error_before_any_request() {
         .behavior_version(BehaviorVersion::latest())
         .build();
     let creds = Credentials::new("a", "b", None, None, "t");
-    assert!(matches!(Client::new(&c).signed(&creds, ""), Err(Error::NoRegion)));
+    assert!(matches!(
+        Client::new(&c).signed(&creds, ""),
+        Err(Error::NoRegion)
+    ));
 }
 
 fn service(code: &str, status: u16) -> Error {
@@ -72,7 +93,10 @@ fn throttling_5xx_and_timeouts_are_retried_refusals_are_not() {
         service("SlowDown", 503),
         service("Anything", 500),
         Error::Timeout(Duration::from_secs(1)),
-        Error::Response { status: 502, detail: "<html>".into() },
+        Error::Response {
+            status: 502,
+            detail: "<html>".into(),
+        },
     ] {
         assert!(e.retryable(), "{e}");
     }
@@ -103,7 +127,10 @@ fn backoff_is_jittered_under_an_exponential_bound() {
     for n in 1..=6 {
         let bound = Duration::from_secs(1 << (n - 1)).min(Duration::from_secs(10));
         for _ in 0..50 {
-            assert!(a.backoff(n) < bound.max(Duration::from_nanos(1)), "attempt {n}");
+            assert!(
+                a.backoff(n) < bound.max(Duration::from_nanos(1)),
+                "attempt {n}"
+            );
         }
     }
     let waits: std::collections::HashSet<Duration> = (0..20).map(|_| a.backoff(3)).collect();

@@ -93,7 +93,10 @@ const DESCRIBE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 #[test]
 fn describe_instances_reads_the_documented_shape() {
     let page = describe_instances(DESCRIBE).unwrap();
-    assert_eq!(page.next_token.as_deref(), Some("eyJ2IjoiMiIsImMiOiJ0b2tlbiJ9"));
+    assert_eq!(
+        page.next_token.as_deref(),
+        Some("eyJ2IjoiMiIsImMiOiJ0b2tlbiJ9")
+    );
     assert_eq!(page.items.len(), 1);
     let r = &page.items[0];
     assert_eq!(r.owner_id.as_deref(), Some("123456789012"));
@@ -117,7 +120,10 @@ fn describe_instances_reads_the_documented_shape() {
     );
     let stopped = &r.instances[1];
     assert_eq!(stopped.state, Some(InstanceState::Stopped));
-    assert_eq!(stopped.instance_lifecycle, None, "on-demand has no lifecycle");
+    assert_eq!(
+        stopped.instance_lifecycle, None,
+        "on-demand has no lifecycle"
+    );
     assert_eq!(stopped.private_dns_name.as_deref(), Some(""));
     assert_eq!(stopped.private_ip_address, None);
 }
