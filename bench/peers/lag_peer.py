@@ -14,7 +14,8 @@ and fetch.queue.backoff.ms of 10 ms), so what differs is the method.
 The lag definition is spotdrill's (DESIGN.md): newest record's timestamp minus the timestamp of
 the last consumed record (the committed record where C-1 is gone).
 
-Prints one JSON object: {"samples", "median_ms", "snapshots_ms", "lag_seconds": {group: max}}.
+Prints one JSON object: {"samples", "median_ms", "snapshots_ms", "lag_seconds": {group: max},
+"lag_messages": {group: sum}} (the last snapshot's lag).
 """
 
 import argparse
@@ -49,17 +50,19 @@ def snapshot(admin, consumer, topic, partitions, groups, timeout):
     earliest = admin.list_offsets({tp: OffsetSpec.earliest() for tp in tps}, request_timeout=timeout)
     high = {tp.partition: f.result().offset for tp, f in latest.items()}
     low = {tp.partition: f.result().offset for tp, f in earliest.items()}
-    result = {}
+    result, messages = {}, {}
     for group in groups:
         futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, tps)])
         committed = {tp.partition: tp.offset for tp in futures[group].result().topic_partitions}
         newest, reference = {}, {}
+        messages[group] = 0
         for p in range(partitions):
             c = committed.get(p, -1)
             if c < 0:
                 c = low[p]
             if c >= high[p]:
                 continue
+            messages[group] += high[p] - c
             newest[p] = high[p] - 1
             reference[p] = max(c - 1, low[p])
         ts_newest = fetch_timestamps(consumer, topic, newest, timeout)
@@ -69,7 +72,7 @@ def snapshot(admin, consumer, topic, partitions, groups, timeout):
             if p in ts_newest and p in ts_reference:
                 lag = max(lag, (ts_newest[p] - ts_reference[p]) / 1000.0)
         result[group] = lag
-    return result
+    return result, messages
 
 
 def main():
@@ -97,12 +100,14 @@ def main():
             "fetch.queue.backoff.ms": 10,
         }
     )
-    times, lag = [], {}
+    times, lag, messages = [], {}, {}
     if not args.no_warmup:
         snapshot(admin, consumer, args.topic, args.partitions, args.group, args.timeout)
     for _ in range(args.samples):
         t0 = time.monotonic()
-        lag = snapshot(admin, consumer, args.topic, args.partitions, args.group, args.timeout)
+        lag, messages = snapshot(
+            admin, consumer, args.topic, args.partitions, args.group, args.timeout
+        )
         times.append((time.monotonic() - t0) * 1000.0)
     consumer.close()
     print(
@@ -112,6 +117,7 @@ def main():
                 "median_ms": statistics.median(times),
                 "snapshots_ms": times,
                 "lag_seconds": lag,
+                "lag_messages": messages,
             }
         )
     )

@@ -21,6 +21,7 @@ mod ladder;
 #[cfg(test)]
 mod props;
 mod rules;
+mod search;
 mod series;
 
 pub use band::{Band, BandSettings, baseline_band, percentile};
@@ -28,6 +29,7 @@ pub use fmt::fmt_secs;
 pub use judge::{Gap, StepJudgement, StepRules, judge_step};
 pub use ladder::{Overprovisioning, Tolerance, overprovisioning, tolerance};
 pub use rules::{Judged, short_of_rung, with_rescheduling};
+pub use search::{ASSUMPTION, Search, anomalies};
 pub use series::{in_band_for, recovered_at};
 
 /// One lag observation of one application.

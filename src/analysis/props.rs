@@ -342,4 +342,38 @@ proptest! {
         prop_assert!(f64::from(o.spare_nodes) >= exact - 1e-6);
         prop_assert!(f64::from(o.spare_nodes) < exact + 1.0);
     }
+
+    #[test]
+    fn a_search_finds_any_monotone_limit_in_logarithmic_steps(
+        from in 1u32..20,
+        span in 0u32..200,
+        limit_at in 0u32..250,
+    ) {
+        let search = Search { from, max: from + span };
+        // Any limit from below `from` to above `max`: n passes exactly when n <= limit.
+        let limit = (from - 1 + limit_at).min(search.max + 1);
+        let mut results = Vec::new();
+        while let Some(n) = search.next(&results) {
+            prop_assert!((from..=search.max).contains(&n));
+            prop_assert!(!results.iter().any(|r: &(u32, Verdict)| r.0 == n), "{} tried twice", n);
+            results.push((n, if n <= limit { Verdict::Pass } else { Verdict::Fail }));
+        }
+        let bound = 2 * f64::from(search.max).log2().ceil() as usize + 1;
+        prop_assert!(results.len() <= bound, "{} steps > {}", results.len(), bound);
+        prop_assert!(results.len() <= search.worst_case_steps());
+        let steps: Vec<(u32, Option<Verdict>)> = results.iter().map(|&(n, v)| (n, Some(v))).collect();
+        let t = tolerance(&steps);
+        if limit >= search.max {
+            prop_assert_eq!(t.tolerated, search.max);
+            prop_assert!(t.first_failure.is_none());
+        } else if limit < from {
+            prop_assert_eq!(t.tolerated, 0);
+            prop_assert_eq!(steps[t.first_failure.unwrap()].0, from);
+        } else {
+            // Exact: the limit passed and the next count failed.
+            prop_assert_eq!(t.tolerated, limit);
+            prop_assert_eq!(steps[t.first_failure.unwrap()].0, limit + 1);
+        }
+        prop_assert!(anomalies(&results).is_empty());
+    }
 }

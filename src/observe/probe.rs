@@ -286,6 +286,7 @@ impl LagProbe {
             seeks = self.reader.stats.seeks,
             widened = self.reader.stats.widened,
             eofs = self.reader.stats.eofs,
+            assigned = self.reader.stats.assigned,
             rounds = self.reader.stats.rounds,
             metadata_ms = t_metadata.as_millis() as u64,
             offsets_ms = t_offsets.as_millis() as u64,
@@ -311,6 +312,7 @@ impl LagProbe {
             s.seeks += c.stats.seeks;
             s.widened += c.stats.widened;
             s.eofs += c.stats.eofs;
+            s.assigned += c.stats.assigned;
         }
         s
     }

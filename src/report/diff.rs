@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::fmt_secs;
 use crate::journal::AppResult;
 
-use super::text::step_title;
+use super::text::{self, step_title};
 use super::{Report, StepReport, TargetReport};
 
 /// Smallest change in seconds worth stating.
@@ -158,7 +158,9 @@ pub fn compare(old: &Report, new: &Report) -> Diff {
                 serde_json::json!(nt.tolerated_terminations),
                 format!(
                     "target {} only in the new run (tolerance {}, required {})",
-                    nt.name, nt.tolerated_terminations, nt.required_tolerance
+                    nt.name,
+                    text::bound_short(nt),
+                    nt.required_tolerance
                 ),
             ),
         }
@@ -172,7 +174,9 @@ pub fn compare(old: &Report, new: &Report) -> Diff {
                 serde_json::Value::Null,
                 format!(
                     "target {} only in the old run (tolerance {}, required {})",
-                    ot.name, ot.tolerated_terminations, ot.required_tolerance
+                    ot.name,
+                    text::bound_short(ot),
+                    ot.required_tolerance
                 ),
             );
         }
@@ -190,7 +194,9 @@ pub fn compare(old: &Report, new: &Report) -> Diff {
 fn target(b: &mut Builder, ot: &TargetReport, nt: &TargetReport) -> bool {
     let name = nt.name.as_str();
     let dropped = nt.tolerated_terminations < ot.tolerated_terminations;
-    if nt.tolerated_terminations != ot.tolerated_terminations {
+    if nt.tolerated_terminations != ot.tolerated_terminations
+        || nt.tolerance_bound != ot.tolerance_bound
+    {
         let required = if ot.required_tolerance == nt.required_tolerance {
             format!("required {}", nt.required_tolerance)
         } else {
@@ -206,8 +212,8 @@ fn target(b: &mut Builder, ot: &TargetReport, nt: &TargetReport) -> bool {
             serde_json::json!(nt.tolerated_terminations),
             format!(
                 "{name} tolerance {} → {} ({required}){}",
-                ot.tolerated_terminations,
-                nt.tolerated_terminations,
+                text::bound_short(ot),
+                text::bound_short(nt),
                 if dropped { ": dropped" } else { "" }
             ),
         );

@@ -123,7 +123,7 @@ fn summary(h: &mut String, r: &Report) {
             escape(&anchor(&t.name)),
             escape(&t.name),
             escape(&t.kind),
-            t.tolerated_terminations,
+            escape(&super::text::bound_short(t)),
             t.required_tolerance,
             verdict_badge(t.verdict.as_str()),
             escape(&first)

@@ -166,6 +166,15 @@ pub fn render(r: &Report) -> String {
                 "tolerated_terminations",
                 t.tolerated_terminations.to_string(),
             ),
+            (
+                "tolerance_bound",
+                match t.tolerance_bound {
+                    Some(super::Bound::Exact) => "exact".into(),
+                    Some(super::Bound::AtLeast) => "at_least".into(),
+                    None => "unknown".into(),
+                },
+            ),
+            ("tolerance", super::text::bound_words(t)),
             ("required_tolerance", t.required_tolerance.to_string()),
             ("verdict", t.verdict.to_string()),
         ] {

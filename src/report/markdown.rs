@@ -44,7 +44,7 @@ pub fn render(r: &Report) -> String {
             "| {} | {} | {} | {} | **{}** | {} |",
             md_cell(&t.name),
             md_cell(&t.kind),
-            t.tolerated_terminations,
+            md_cell(&super::text::bound_short(t)),
             t.required_tolerance,
             t.verdict,
             md_cell(&first)

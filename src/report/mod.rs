@@ -22,7 +22,7 @@ mod html;
 mod junit;
 mod markdown;
 mod schema;
-mod text;
+pub(crate) mod text;
 
 use evidence::Evidence;
 pub use schema::json_schema;
@@ -83,6 +83,15 @@ pub struct TargetReport {
     pub applications: Vec<String>,
     /// The largest N such that the step with N and every smaller step passed.
     pub tolerated_terminations: u32,
+    /// What `tolerated_terminations` is: `exact` when a step above it failed (the limit is
+    /// known), `at_least` when every step passed or the next one was not run or inconclusive
+    /// (the limit lies above). Absent in reports written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance_bound: Option<Bound>,
+    /// The tolerance in words: `≥ 3 (every step passed; the limit is above the ladder)` or
+    /// `3 (step 4, 4 terminations, failed: …)`. Absent in reports written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<String>,
     /// The plan's gate: the target fails unless it tolerates at least this many.
     pub required_tolerance: u32,
     /// `pass` when the tolerance met the requirement, `fail` when a failed step decided it,
@@ -97,6 +106,18 @@ pub struct TargetReport {
     /// Spare nodes the target needs, from the observed replacement time; null when capacity
     /// was never seen coming back.
     pub overprovisioning: Option<Overprovisioning>,
+}
+
+/// What a tolerance is: the limit itself, or a floor under it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Bound {
+    /// A step with more terminations failed: the target tolerates exactly this many (of the
+    /// counts the ladder tried).
+    Exact,
+    /// No step above it failed (every step passed, or the next was not run or inconclusive):
+    /// the limit is this many or more.
+    AtLeast,
 }
 
 /// The first step of a target that did not pass.
@@ -428,6 +449,8 @@ fn target_report(t: &TargetRun) -> TargetReport {
         provider: info.provider.clone(),
         applications: info.applications.clone(),
         tolerated_terminations: 0,
+        tolerance_bound: None,
+        tolerance: None,
         required_tolerance: info.required_tolerance,
         verdict: Verdict::Inconclusive,
         first_failure: None,
@@ -480,6 +503,9 @@ fn judge_target(t: &mut TargetReport, multiple: f64) {
     t.tolerated_terminations = tol.tolerated;
     t.first_failure = tol.first_failure.map(|i| first_failure(&t.steps[i]));
     let deciding = tol.first_failure.map(|i| t.steps[i].verdict);
+    let (bound, words) = bound(t, tol.first_failure);
+    t.tolerance_bound = Some(bound);
+    t.tolerance = Some(words);
     t.verdict = if t.tolerated_terminations >= t.required_tolerance {
         Verdict::Pass
     } else if deciding == Some(Some(Verdict::Fail)) {
@@ -488,6 +514,33 @@ fn judge_target(t: &mut TargetReport, multiple: f64) {
         Verdict::Inconclusive
     };
     t.overprovisioning = overprovisioning(t, multiple);
+}
+
+/// The tolerance as a bound, and in words, from the first step (index into the steps) that did
+/// not pass.
+fn bound(t: &TargetReport, first: Option<usize>) -> (Bound, String) {
+    let n = t.tolerated_terminations;
+    let (Some(i), Some(f)) = (first, t.first_failure.as_ref()) else {
+        return (
+            Bound::AtLeast,
+            format!("≥ {n} (every step passed; the limit is above the ladder)"),
+        );
+    };
+    let s = &t.steps[i];
+    let step = format!(
+        "step {}, {} termination{}",
+        i + 1,
+        s.terminations,
+        if s.terminations == 1 { "" } else { "s" }
+    );
+    match s.verdict {
+        Some(Verdict::Fail) => (Bound::Exact, format!("{n} ({step}, failed: {})", f.reason)),
+        Some(_) => (
+            Bound::AtLeast,
+            format!("≥ {n} ({step}, inconclusive: {})", f.reason),
+        ),
+        None => (Bound::AtLeast, format!("≥ {n} ({step}, {})", f.reason)),
+    }
 }
 
 fn first_failure(s: &StepReport) -> FirstFailure {
@@ -526,7 +579,11 @@ fn overprovisioning(t: &TargetReport, multiple: f64) -> Option<Overprovisioning>
         summary: format!(
             "keep {} spare nodes: up to {} lost within the {:.0} s replacement lead time × {}; \
              the ladder measured a tolerance of {}",
-            o.spare_nodes, o.max_losses_in_lead_time, lead, multiple, t.tolerated_terminations
+            o.spare_nodes,
+            o.max_losses_in_lead_time,
+            lead,
+            multiple,
+            text::bound_short(t)
         ),
     })
 }

@@ -60,18 +60,29 @@ pub fn not_judged(step: &StepReport) -> String {
     }
 }
 
-/// `tolerates 1 termination (required 2)`.
+/// `tolerates ≥ 3 (every step passed; the limit is above the ladder); required 2`.
 pub fn tolerance(t: &TargetReport) -> String {
     format!(
-        "tolerates {} termination{} (required {})",
-        t.tolerated_terminations,
-        if t.tolerated_terminations == 1 {
-            ""
-        } else {
-            "s"
-        },
+        "tolerates {}; required {}",
+        bound_words(t),
         t.required_tolerance
     )
+}
+
+/// The tolerance as a bound in words (`3 (step 4, 4 terminations, failed: …)`); for a report
+/// written before the words were, the number alone.
+pub fn bound_words(t: &TargetReport) -> String {
+    t.tolerance
+        .clone()
+        .unwrap_or_else(|| t.tolerated_terminations.to_string())
+}
+
+/// The tolerance as a bound, short: `≥ 3` or `3`.
+pub fn bound_short(t: &TargetReport) -> String {
+    match t.tolerance_bound {
+        Some(super::Bound::AtLeast) => format!("≥ {}", t.tolerated_terminations),
+        _ => t.tolerated_terminations.to_string(),
+    }
 }
 
 /// How long the run took, from the journal's own numbers.

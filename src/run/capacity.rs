@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +33,56 @@ pub struct Line<'a> {
     pub target: &'a str,
     pub capacity: Option<&'a Capacity>,
     pub error: Option<&'a str>,
+}
+
+/// A line of `capacity.jsonl` read back (at resume, to replay a cut step).
+#[derive(Debug, Deserialize)]
+pub struct Recorded {
+    pub at: String,
+    pub target: String,
+    #[serde(default)]
+    pub capacity: Option<Capacity>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// A recorded probe: seconds after the injection, and its answer.
+pub type Replayed = (f64, Result<Capacity, String>);
+
+/// The lines of `capacity.jsonl` that parse (a line cut by a crash is left out).
+pub fn read_recorded(text: &str) -> Vec<Recorded> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// One target's recorded probes, as `(seconds after t0, answer)`, from `t0` until `end`; and the
+/// last answer before `t0` (the capacity at the injection).
+pub fn recorded_window(
+    lines: &[Recorded],
+    target: &str,
+    t0: SystemTime,
+    end: Option<SystemTime>,
+) -> (Option<Capacity>, Vec<Replayed>) {
+    let mut before = None;
+    let mut after = Vec::new();
+    for l in lines.iter().filter(|l| l.target == target) {
+        let Ok(at) = humantime::parse_rfc3339_weak(&l.at) else {
+            continue;
+        };
+        if end.is_some_and(|e| at >= e) {
+            break;
+        }
+        let result = match (&l.capacity, &l.error) {
+            (Some(c), _) => Ok(c.clone()),
+            (None, e) => Err(e.clone().unwrap_or_else(|| "no answer recorded".into())),
+        };
+        match at.duration_since(t0) {
+            Ok(d) => after.push((d.as_secs_f64(), result)),
+            Err(_) => before = result.ok().or(before),
+        }
+    }
+    (before, after)
 }
 
 /// Probe every target once per `interval` until cancelled. Each probe runs on a blocking
@@ -73,6 +123,20 @@ pub fn spawn(
         });
     }
     rx
+}
+
+/// A target's applications with what their scheduler calls them (topology, Marathon app).
+pub fn scheduled(plan: &crate::plan::Plan, target: &crate::plan::Target) -> Vec<(String, String)> {
+    target
+        .applications
+        .iter()
+        .map(|a| {
+            (
+                a.clone(),
+                plan.applications[a.as_str()].scheduled_as.clone(),
+            )
+        })
+        .collect()
 }
 
 /// One application as the scheduler knows it.

@@ -123,8 +123,10 @@ fn summary(report: &Report, opts: &Options, wall_s: f64, cpu_s: Option<f64>) -> 
     let mut text = format!("\n{} — verdict {}\n", report.plan, report.verdict);
     for t in &report.targets {
         text.push_str(&format!(
-            "  {}: tolerates {} terminations (required {}): {}\n",
-            t.name, t.tolerated_terminations, t.required_tolerance, t.verdict
+            "  {}: {}: {}\n",
+            t.name,
+            crate::report::text::tolerance(t),
+            t.verdict
         ));
         if let Some(f) = &t.first_failure {
             text.push_str(&format!(

@@ -232,17 +232,7 @@ impl Runner<'_> {
             .filter(|c| gone.contains(&c.id))
             .map(|c| c.host.clone())
             .collect();
-        let apps: Vec<(String, String)> = at
-            .target
-            .applications
-            .iter()
-            .map(|a| {
-                (
-                    a.clone(),
-                    self.plan.applications[a.as_str()].scheduled_as.clone(),
-                )
-            })
-            .collect();
+        let apps = capacity::scheduled(self.plan, at.target);
         Some(capacity::Tracker::new(
             at.target.kind,
             injected.t0,
@@ -340,35 +330,11 @@ impl Runner<'_> {
         let rules = step_rules(observe, app, injected.t0);
         let j = analysis::judge_step(&s.samples, &band, &rules, observed_until);
         let tracker = self.active.as_ref().and_then(|a| a.tracker.as_ref());
-        let rescheduled = tracker.and_then(|t| t.rescheduled(name));
-        let lag = Judged {
-            verdict: j.verdict,
-            recovery_s: j.recovery_s,
-            reason: j.reason.clone(),
-        };
-        let judged = match tracker {
-            Some(t) if t.known() && t.affected(name) == Some(true) => analysis::with_rescheduling(
-                lag,
-                &app.scheduled_as,
-                rescheduled,
-                rules.max_recovery_s,
-            ),
-            _ => lag,
-        };
-        let finding = match tracker {
-            Some(t) if judged.verdict != Verdict::Pass => {
-                let after: Vec<(f64, f64)> = s
-                    .samples
-                    .iter()
-                    .filter(|x| x.t >= injected.t0)
-                    .filter_map(|x| x.valid_lag().map(|l| (x.t, l)))
-                    .collect();
-                t.stalled(name, &after, band.upper_s)
-            }
-            _ => None,
-        };
+        let (judged, finding) =
+            beyond_lag(tracker, (name, app), &j, (&s.samples, injected.t0), &band);
         let judged =
             analysis::short_of_rung(judged, injected.terminated(), injected.chosen.nodes.len());
+        let rescheduled = tracker.and_then(|t| t.rescheduled(name));
         let result = app_result(name, &band, &j, judged, rescheduled);
         Some((result, finding))
     }
@@ -391,6 +357,44 @@ impl Runner<'_> {
         .await?;
         Ok(())
     }
+}
+
+/// The lag judgement `j` of one application with what the health probes saw (`tracker`): work
+/// not yet rescheduled holds the verdict back; a step that did not pass says where its work
+/// stalled. `samples` from the injection at `t0`.
+pub(super) fn beyond_lag(
+    tracker: Option<&capacity::Tracker>,
+    (name, app): (&str, &crate::plan::Application),
+    j: &analysis::StepJudgement,
+    (samples, t0): (&[analysis::Sample], f64),
+    band: &analysis::Band,
+) -> (Judged, Option<String>) {
+    let lag = Judged {
+        verdict: j.verdict,
+        recovery_s: j.recovery_s,
+        reason: j.reason.clone(),
+    };
+    let judged = match tracker {
+        Some(t) if t.known() && t.affected(name) == Some(true) => analysis::with_rescheduling(
+            lag,
+            &app.scheduled_as,
+            t.rescheduled(name),
+            app.max_recovery.as_secs_f64(),
+        ),
+        _ => lag,
+    };
+    let finding = match tracker {
+        Some(t) if judged.verdict != Verdict::Pass => {
+            let after: Vec<(f64, f64)> = samples
+                .iter()
+                .filter(|x| x.t >= t0)
+                .filter_map(|x| x.valid_lag().map(|l| (x.t, l)))
+                .collect();
+            t.stalled(name, &after, band.upper_s)
+        }
+        _ => None,
+    };
+    (judged, finding)
 }
 
 /// The rules one application's step is judged by, the injection at `t0`.

@@ -2,13 +2,14 @@
 //! the run may be resumed at all, the stop that still holds, where each step got to, the nodes
 //! `max_terminations` counts, the fleet size `min_healthy` is a share of, the nodes whose intent
 //! has no outcome (reconciled through the provider), and the judgment of a step the crash cut
-//! between its intent and its judgment (from `samples.csv`).
+//! between its intent and its judgment (from `samples.csv` and `capacity.jsonl`).
 
 use std::time::SystemTime;
 
+use super::capacity::{self, Tracker};
 use super::runner::{Breach, Runner};
 use super::step::{At, Outcome};
-use crate::analysis::{self, Band, Judged, Sample, Verdict};
+use crate::analysis::{self, Band, Sample, Verdict};
 use crate::exit::Failure;
 use crate::journal::view::{RunView, StepRun};
 use crate::journal::{AppResult, Entry, Found, NodeOutcome};
@@ -213,18 +214,28 @@ pub struct Cut<'a> {
     pub name: &'a str,
     pub target: &'a Target,
     pub step: usize,
+    /// Whether the target's capacity must come back (its provider replaces nodes and the
+    /// steps do not add up), as for a step observed to its end.
+    pub expect_back: bool,
+}
+
+/// What the cut attempt recorded: `samples.csv` and `capacity.jsonl`.
+pub struct Recorded<'a> {
+    pub samples: &'a [SampleRow],
+    pub probes: &'a [capacity::Recorded],
 }
 
 /// The judgment of a step cut between its intent and its judgment, from what the attempt that
-/// injected it sampled: `samples.csv` from the injection (the `injected` entry, else its last
-/// outcome, else the intent) until that attempt ended (the next `resumed` in `now`, the journal
-/// as it is). The baseline bands are the journal's before this resume. Judged by the same
-/// functions as a step observed to its end; a step short of its rung cannot pass.
+/// injected it recorded: `samples.csv` and the health probes of `capacity.jsonl` from the
+/// injection (the `injected` entry, else its last outcome, else the intent) until that attempt
+/// ended (the next `resumed` in `now`, the journal as it is). The baseline bands are the
+/// journal's before this resume. Judged by the same functions as a step observed to its end
+/// (the probes replayed through the same tracker); a step short of its rung cannot pass.
 pub fn rejudge(
     cut: &Cut<'_>,
     previous: &[Entry],
     now: &[Entry],
-    rows: &[SampleRow],
+    recorded: &Recorded<'_>,
 ) -> Option<Entry> {
     // The step as the journal now tells it (with this resume's reconciliations); the bands as
     // they were before it (this attempt measures its own baseline).
@@ -243,26 +254,37 @@ pub fn rejudge(
         .iter()
         .filter_map(|r| parse_time(&r.at))
         .find(|&at| at > t0);
+    let tracker = replay(cut, s, recorded.probes, (t0, end));
     let mut observed = 0.0_f64;
     let mut results = Vec::new();
+    let mut findings = tracker.as_ref().map(Tracker::findings).unwrap_or_default();
     for app in &cut.target.applications {
-        let samples = window(rows, app, t0, end);
+        let samples = window(recorded.samples, app, t0, end);
         observed = observed.max(samples.last().map_or(0.0, |x| x.t));
-        let band = bands.iter().find(|b| &b.name == app).map(|b| Band {
+        let Some(b) = bands.iter().find(|b| &b.name == app) else {
+            continue;
+        };
+        let band = Band {
             p99_s: b.p99_s,
             upper_s: b.upper_s,
             samples: b.samples,
-        });
-        if let Some(band) = band {
-            results.push(judge_app(
-                cut,
-                app,
-                &samples,
-                band,
-                (proven(s), intent.nodes.len()),
-            ));
-        }
+        };
+        let rung = (proven(s), intent.nodes.len());
+        let (result, finding) = judge_app(cut, app, &samples, band, rung, tracker.as_ref());
+        results.push(result);
+        findings.extend(finding);
     }
+    let seen = match &tracker {
+        Some(_) => "lag and the health probes' view, replayed from capacity.jsonl",
+        None => "lag only: the target has no health probes",
+    };
+    findings.insert(
+        0,
+        format!(
+            "{REJUDGED}: the run was cut {observed:.0} s after this step's injection, before \
+             judging it ({seen})"
+        ),
+    );
     Some(Entry::StepJudged {
         at: crate::journal::now(),
         target: cut.name.to_owned(),
@@ -271,15 +293,55 @@ pub fn rejudge(
         nodes: intent.nodes.iter().map(|n| n.id.clone()).collect(),
         injected_at: Some(t0_text),
         verdict: Verdict::combine(results.iter().map(|r| r.verdict)),
-        capacity_restored_s: s.capacity_restored_s,
+        capacity_restored_s: tracker
+            .as_ref()
+            .and_then(Tracker::restored)
+            .map(|r| (r * 10.0).round() / 10.0)
+            .or(s.capacity_restored_s),
         applications: results,
-        capacity: None,
-        findings: vec![format!(
-            "{REJUDGED}: the run was cut {observed:.0} s after this \
-             step's injection, before judging it (lag only; the health probes' view is not \
-             replayed)"
-        )],
+        capacity: tracker.as_ref().map(Tracker::summary),
+        findings,
     })
+}
+
+/// The health probes a cut step saw, replayed through a tracker as the step would have
+/// followed them; `None` when the target recorded no probes.
+fn replay(
+    cut: &Cut<'_>,
+    s: &StepRun,
+    probes: &[capacity::Recorded],
+    (t0, end): (SystemTime, Option<SystemTime>),
+) -> Option<Tracker> {
+    if !probes.iter().any(|p| p.target == cut.name) {
+        return None;
+    }
+    let (before, after) = capacity::recorded_window(probes, cut.name, t0, end);
+    let intent = s.intent.as_ref()?;
+    let gone: Vec<String> = intent
+        .nodes
+        .iter()
+        .filter(|n| !survived(s, &n.id))
+        .map(|n| n.host.clone())
+        .collect();
+    let apps = capacity::scheduled(cut.plan, cut.target);
+    let mut tracker = Tracker::new(cut.target.kind, 0.0, gone, &apps, before, cut.expect_back);
+    for (t, probe) in &after {
+        tracker.observe(*t, probe);
+    }
+    Some(tracker)
+}
+
+/// Whether a node of the step's intent is known not to have been terminated.
+fn survived(s: &StepRun, node: &str) -> bool {
+    let by_outcome = s
+        .outcomes
+        .iter()
+        .any(|o| o.node == node && o.outcome != NodeOutcome::Terminated);
+    let by_resume = s
+        .reconciled
+        .iter()
+        .any(|r| r.node == node && r.found == Found::Running);
+    by_outcome || by_resume
 }
 
 /// One application's samples from `t0` until `end`, in seconds after `t0`.
@@ -294,27 +356,27 @@ fn window(rows: &[SampleRow], app: &str, t0: SystemTime, end: Option<SystemTime>
         .collect()
 }
 
-/// One application judged on its samples (`t0` = 0); `(terminated, rung)`: a step short of its
-/// rung cannot pass.
+/// One application judged on its samples (`t0` = 0) and the replayed probes; `(terminated,
+/// rung)`: a step short of its rung cannot pass.
 fn judge_app(
     cut: &Cut<'_>,
     name: &str,
     samples: &[Sample],
     band: Band,
     (terminated, rung): (usize, usize),
-) -> AppResult {
+    tracker: Option<&Tracker>,
+) -> (AppResult, Option<String>) {
     let observe = &cut.plan.observe;
     let app = &cut.plan.applications[name];
     let rules = super::inject::step_rules(observe, app, 0.0);
     let until = samples.last().map_or(0.0, |x| x.t);
     let j = analysis::judge_step(samples, &band, &rules, until);
-    let lag = Judged {
-        verdict: j.verdict,
-        recovery_s: j.recovery_s,
-        reason: j.reason.clone(),
-    };
-    let judged = analysis::short_of_rung(lag, terminated, rung);
-    super::inject::app_result(name, &band, &j, judged, None)
+    let (judged, finding) =
+        super::inject::beyond_lag(tracker, (name, app), &j, (samples, 0.0), &band);
+    let judged = analysis::short_of_rung(judged, terminated, rung);
+    let rescheduled = tracker.and_then(|t| t.rescheduled(name));
+    let result = super::inject::app_result(name, &band, &j, judged, rescheduled);
+    (result, finding)
 }
 
 impl Runner<'_> {
@@ -426,13 +488,21 @@ impl Runner<'_> {
         let rows = std::fs::read_to_string(self.dir.join("samples.csv"))
             .map(|text| crate::report::evidence::parse_samples(&text).0)
             .unwrap_or_default();
+        let probes = std::fs::read_to_string(self.dir.join("capacity.jsonl"))
+            .map(|text| capacity::read_recorded(&text))
+            .unwrap_or_default();
         let cut = Cut {
             plan: self.plan,
             name: at.name,
             target: at.target,
             step: at.step,
+            expect_back: self.providers[at.name].replaces() && !at.target.cumulative,
         };
-        let Some(entry) = rejudge(&cut, previous, &now, &rows) else {
+        let recorded = Recorded {
+            samples: &rows,
+            probes: &probes,
+        };
+        let Some(entry) = rejudge(&cut, previous, &now, &recorded) else {
             return Ok(Outcome::skipped(
                 "interrupted after its terminations; not repeated on resume",
             ));

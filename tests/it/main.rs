@@ -10,6 +10,7 @@ mod inputs;
 mod lab;
 mod lab_cli;
 mod lag;
+mod lag_busy;
 mod lag_cli;
 mod lag_txn;
 mod live;

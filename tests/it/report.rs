@@ -86,6 +86,13 @@ enum V {
     Inconclusive,
 }
 
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum Bound {
+    Exact,
+    AtLeast,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StrictReport {
@@ -117,6 +124,8 @@ struct StrictTarget {
     provider: String,
     applications: Vec<String>,
     tolerated_terminations: u32,
+    tolerance_bound: Bound,
+    tolerance: String,
     required_tolerance: u32,
     verdict: V,
     #[serde(deserialize_with = "nullable")]
@@ -243,6 +252,15 @@ fn report_json_reads_back_through_a_strict_independent_schema() {
         ),
         (1, 2, V::Fail)
     );
+    // Step 2 failed: the limit is known, and said as a number with the step that broke.
+    assert_eq!(storm.tolerance_bound, Bound::Exact);
+    assert!(
+        storm
+            .tolerance
+            .starts_with("1 (step 2, 2 terminations, failed: "),
+        "{}",
+        storm.tolerance
+    );
     let first = storm
         .first_failure
         .as_ref()
@@ -307,6 +325,12 @@ fn report_json_reads_back_through_a_strict_independent_schema() {
         (2, 1, V::Pass)
     );
     assert!(mesos.first_failure.is_none());
+    // Every step passed: the limit lies above the ladder, and the report says so.
+    assert_eq!(mesos.tolerance_bound, Bound::AtLeast);
+    assert_eq!(
+        mesos.tolerance,
+        "≥ 2 (every step passed; the limit is above the ladder)"
+    );
     let o = mesos.overprovisioning.as_ref().expect("capacity came back");
     assert_eq!(o.tolerated_terminations, 2);
     assert!(o.replacement_lead_time_s > 0.0 && o.safety_multiple == 3.0);

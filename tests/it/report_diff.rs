@@ -126,7 +126,7 @@ fn json_output_and_targets_or_steps_in_only_one_run() {
         [
             "storm-lab step 3 (4 terminations) only in the new run",
             "storm-lab step 3 (3 terminations) only in the old run",
-            "target mesos-lab only in the old run (tolerance 2, required 1)",
+            "target mesos-lab only in the old run (tolerance ≥ 2, required 1)",
         ]
     );
     let kinds: Vec<&str> = d["changes"]
@@ -153,4 +153,23 @@ fn diff_of_something_that_is_not_a_run_is_bad_input() {
     let out = diff(run.path(), empty.path(), &[]);
     out.expect_code(2);
     assert!(out.stderr.contains("is not a report"), "{}", out.stderr);
+}
+
+/// The same count as a floor instead of the limit is a change of the tolerance, and says so.
+#[test]
+fn a_tolerance_that_becomes_a_floor_is_a_change() {
+    let old = rebuilt_run();
+    let new = edited(old.path(), |r| {
+        let storm = &mut r["targets"][0];
+        assert_eq!(storm["tolerance_bound"], "exact");
+        storm["tolerance_bound"] = "at_least".into();
+    });
+    let out = diff(old.path(), new.path(), &["--fail-on-drop"]);
+    out.expect_code(0);
+    assert!(
+        out.stdout
+            .contains("storm-lab tolerance 1 → ≥ 1 (required 2)\n"),
+        "{}",
+        out.stdout
+    );
 }

@@ -660,7 +660,7 @@ fn run_compare_fails_on_a_tolerance_drop() {
         outcome.stdout
     );
     assert!(
-        outcome.stdout.contains("c tolerance 2 → 1"),
+        outcome.stdout.contains("c tolerance 2 → ≥ 1"),
         "{}",
         outcome.stdout
     );

@@ -184,7 +184,7 @@ impl Marathon {
 }
 
 /// A Mesos cluster's capacity (with its Marathon apps) at one moment.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MesosCapacity {
     pub agents_active: u32,
     /// Registered but disconnected (`active: false`), not yet unreachable.
@@ -202,7 +202,7 @@ pub struct MesosCapacity {
 }
 
 /// One Marathon app's share.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AppCapacity {
     /// As Marathon writes it (`/live-aggregator`).
     pub id: String,

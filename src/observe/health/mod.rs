@@ -15,7 +15,7 @@ pub mod storm;
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use client::{
     ApiClient, Auth, AuthSpec, HealthError, HttpSettings, Secret, without_credentials,
@@ -73,7 +73,7 @@ impl Endpoints {
 }
 
 /// A target's capacity at one moment.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Capacity {
     Storm(StormCapacity),

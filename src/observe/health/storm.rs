@@ -184,7 +184,7 @@ fn encode_segment(s: &str) -> String {
 }
 
 /// A Storm cluster's capacity at one moment.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StormCapacity {
     pub supervisors_alive: u32,
     /// Hosts of the live supervisors.
@@ -194,12 +194,12 @@ pub struct StormCapacity {
     pub slots_free: u32,
     pub topologies: Vec<TopologyCapacity>,
     /// Topologies the summary listed whose detail then answered 404 (killed in between): ids.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gone: Vec<String>,
 }
 
 /// One topology's share of the capacity.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TopologyCapacity {
     pub id: String,
     pub name: String,
