@@ -135,7 +135,7 @@ pub fn init_logging(verbose: u8) {
         "aws_smithy_runtime_api",
         "aws_smithy_http_client",
         "aws_smithy_types",
-        "aws_sdk_ec2",
+        "spotdrill::nodes::ec2_api",
         "aws_sdk_autoscaling",
         "aws_sdk_fis",
         "aws_sdk_sts",

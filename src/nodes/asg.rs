@@ -187,7 +187,7 @@ impl AsgNodes {
     /// in the group. A lifecycle hook holds an instance in `Terminating:Wait` (EC2 still says
     /// `running`) for as long as the hook's timeout: it is terminating, not an error, and it is
     /// counted; the group's InService count (what cooldown waits on) no longer has it.
-    async fn confirm(&self, ec2: &aws_sdk_ec2::Client, ids: &[String]) -> Vec<Terminated> {
+    async fn confirm(&self, ec2: &super::ec2_api::Client, ids: &[String]) -> Vec<Terminated> {
         let deadline = std::time::Instant::now() + CONFIRM_WITHIN;
         loop {
             let states = aws::states(ec2, ids).await.unwrap_or_default();

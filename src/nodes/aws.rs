@@ -16,10 +16,12 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig, retry::RetryConfig};
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_ec2::types::{Filter, InstanceLifecycleType, InstanceStateName};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use indexmap::IndexMap;
 
+use super::ec2_api::{self, Filter, InstanceState};
 use super::{Discovery, Excluded, Found, Lifecycle, Node, NodeOutcome, Permission, Terminated};
 use crate::plan::NodeSelector;
 
@@ -115,12 +117,49 @@ where
             reason: "no answer in time".into(),
         };
     }
-    let detail = match (e.code(), e.message()) {
+    service_error(operation, e.code(), e.message(), chain)
+}
+
+/// The same sentences for the EC2 client's errors ([`ec2_api::Error`]).
+pub(super) fn api_error(operation: &'static str, e: &ec2_api::Error) -> AwsError {
+    tracing::debug!(operation, error = %DisplayErrorContext(e), "AWS call failed");
+    let chain = chain_text(e);
+    match e {
+        ec2_api::Error::NoRegion => AwsError::NoRegion { operation },
+        ec2_api::Error::Credentials(_) => match credential_sources(&chain) {
+            Some(tried) => AwsError::NoCredentials { operation, tried },
+            None => AwsError::Call {
+                operation,
+                detail: chain,
+            },
+        },
+        ec2_api::Error::Connect(c) if c.is_io() || c.is_timeout() => AwsError::Unreachable {
+            operation,
+            endpoint: None,
+            reason: last_cause(e),
+        },
+        ec2_api::Error::Timeout(_) => AwsError::Unreachable {
+            operation,
+            endpoint: None,
+            reason: "no answer in time".into(),
+        },
+        e => service_error(operation, e.code(), e.message(), chain),
+    }
+}
+
+/// A service's refusal (access denied) or failure (its code and message, else the chain).
+fn service_error(
+    operation: &'static str,
+    code: Option<&str>,
+    message: Option<&str>,
+    chain: String,
+) -> AwsError {
+    let detail = match (code, message) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code.to_owned(),
         _ => chain,
     };
-    match e.code() {
+    match code {
         Some("UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException") => {
             AwsError::AccessDenied {
                 operation,
@@ -324,7 +363,7 @@ pub(super) fn poll_interval() -> Duration {
 /// An EC2 client and the region it talks to (every AWS provider has one).
 #[derive(Clone)]
 pub struct Ec2 {
-    pub client: aws_sdk_ec2::Client,
+    pub client: ec2_api::Client,
     /// The region the configuration resolved to (`unknown` when none).
     pub region: String,
     /// The account, region and endpoint the calls act in.
@@ -342,13 +381,11 @@ impl Ec2 {
 
     /// A client for `config` acting in `place` (no call made).
     pub fn at(config: &SdkConfig, place: super::account::Place) -> Ec2 {
+        let client = ec2_api::Client::new(config);
         Ec2 {
-            client: aws_sdk_ec2::Client::new(config),
             region: place.region.clone(),
-            endpoint: config.endpoint_url().map_or_else(
-                || format!("https://ec2.{}.amazonaws.com", place.region),
-                str::to_owned,
-            ),
+            endpoint: client.endpoint().to_owned(),
+            client,
             place,
         }
     }
@@ -378,10 +415,7 @@ impl Ec2 {
         };
         let result = self
             .client
-            .terminate_instances()
-            .instance_ids(id)
-            .dry_run(true)
-            .send()
+            .terminate_instances(&[id.to_owned()], true)
             .await;
         match result {
             Ok(_) => Err(AwsError::Call {
@@ -398,23 +432,20 @@ impl Ec2 {
                         detail: e.message().unwrap_or("UnauthorizedOperation").to_owned(),
                     })
                 }
-                _ => Err(call_error("TerminateInstances (DryRun)", &e)),
+                _ => Err(api_error("TerminateInstances (DryRun)", &e)),
             },
         }
     }
 }
 
 pub(super) fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Filter {
-    Filter::builder()
-        .name(name)
-        .set_values(Some(values.into_iter().map(Into::into).collect()))
-        .build()
+    Filter::new(name, values)
 }
 
 /// DescribeInstances with the selector's filters plus `instance-state-name=running`, every page;
 /// each instance then checked on the client side (state, tags, zone, type, lifecycle).
 pub(super) async fn describe(
-    ec2: &aws_sdk_ec2::Client,
+    ec2: &ec2_api::Client,
     f: &InstanceFilter,
     ids: Option<&[String]>,
 ) -> Result<Discovery, AwsError> {
@@ -431,22 +462,17 @@ pub(super) async fn describe(
     if let Some(ids) = ids {
         filters.push(filter("instance-id", ids.to_vec()));
     }
-    let mut pages = ec2
-        .describe_instances()
-        .set_filters(Some(filters))
-        .max_results(page_size())
-        .into_paginator()
-        .send();
+    let reservations = ec2
+        .describe_instances(&filters, page_size())
+        .await
+        .map_err(|e| api_error("DescribeInstances", &e))?;
     let mut d = Discovery::default();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| call_error("DescribeInstances", &e))?;
-        for r in page.reservations() {
-            for i in r.instances() {
-                match classify(i, f, ids, r.owner_id()) {
-                    Ok(found) => d.found.push(found),
-                    Err(Some(x)) => d.excluded.push(x),
-                    Err(None) => {}
-                }
+    for r in &reservations {
+        for i in &r.instances {
+            match classify(i, f, ids, r.owner_id.as_deref()) {
+                Ok(found) => d.found.push(found),
+                Err(Some(x)) => d.excluded.push(x),
+                Err(None) => {}
             }
         }
     }
@@ -465,28 +491,29 @@ struct Matched<'a> {
 
 /// Whether the selector matches an instance at all (the server's filters, checked again).
 fn matched<'a>(
-    i: &'a aws_sdk_ec2::types::Instance,
+    i: &'a ec2_api::Instance,
     f: &InstanceFilter,
     ids: Option<&[String]>,
 ) -> Option<Matched<'a>> {
-    let id = i.instance_id().filter(|id| !id.is_empty())?.to_owned();
+    let id = i
+        .instance_id
+        .as_deref()
+        .filter(|id| !id.is_empty())?
+        .to_owned();
     if ids.is_some_and(|ids| !ids.contains(&id)) {
         return None;
     }
     let tags: HashMap<&str, &str> = i
-        .tags()
+        .tags
         .iter()
-        .filter_map(|t| Some((t.key()?, t.value()?)))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let tagged = f
         .tags
         .iter()
         .all(|(k, v)| tags.get(k.as_str()) == Some(&v.as_str()));
-    let zone = i
-        .placement()
-        .and_then(|p| p.availability_zone())
-        .map(str::to_owned);
-    let instance_type = i.instance_type().map(|t| t.as_str().to_owned());
+    let zone = i.availability_zone.clone();
+    let instance_type = i.instance_type.clone();
     let within = |wanted: &[String], got: &Option<String>| {
         wanted.is_empty() || got.as_ref().is_some_and(|g| wanted.contains(g))
     };
@@ -503,24 +530,21 @@ fn matched<'a>(
 /// the preflight); `Err(None)`: not matched at all (the server's filters should not have
 /// returned it).
 pub(crate) fn classify(
-    i: &aws_sdk_ec2::types::Instance,
+    i: &ec2_api::Instance,
     f: &InstanceFilter,
     ids: Option<&[String]>,
     owner: Option<&str>,
 ) -> Result<Found, Option<Excluded>> {
     let m = matched(i, f, ids).ok_or(None)?;
-    let running = i.state().and_then(|s| s.name()) == Some(&InstanceStateName::Running);
+    let running = i.state == Some(InstanceState::Running);
     if !running {
-        let state = i
-            .state()
-            .and_then(|s| s.name())
-            .map_or("unknown", |s| s.as_str());
+        let state = i.state.as_ref().map_or("unknown", InstanceState::as_str);
         return Err(Some(Excluded {
             id: m.id,
             reason: format!("not running ({state})"),
         }));
     }
-    let spot = i.instance_lifecycle() == Some(&InstanceLifecycleType::Spot);
+    let spot = i.instance_lifecycle.as_deref() == Some("spot");
     if !spot && !f.allow_on_demand {
         return Err(Some(Excluded {
             id: m.id,
@@ -532,18 +556,20 @@ pub(crate) fn classify(
 
 /// An eligible instance as discovery returns it.
 fn found(
-    i: &aws_sdk_ec2::types::Instance,
+    i: &ec2_api::Instance,
     f: &InstanceFilter,
     m: Matched<'_>,
     spot: bool,
     owner: Option<&str>,
 ) -> Found {
     let private_ip = i
-        .private_ip_address()
+        .private_ip_address
+        .as_deref()
         .filter(|s| !s.is_empty())
         .map(str::to_owned);
     let host = i
-        .private_dns_name()
+        .private_dns_name
+        .as_deref()
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .or_else(|| private_ip.clone())
@@ -583,40 +609,32 @@ fn found(
 
 /// The state of each instance, every page (instances missing from the answer are absent).
 pub(super) async fn states(
-    ec2: &aws_sdk_ec2::Client,
+    ec2: &ec2_api::Client,
     ids: &[String],
-) -> Result<HashMap<String, InstanceStateName>, AwsError> {
-    let mut pages = ec2
-        .describe_instances()
-        .filters(filter("instance-id", ids.to_vec()))
-        .max_results(page_size())
-        .into_paginator()
-        .send();
+) -> Result<HashMap<String, InstanceState>, AwsError> {
+    let reservations = ec2
+        .describe_instances(&[filter("instance-id", ids.to_vec())], page_size())
+        .await
+        .map_err(|e| api_error("DescribeInstances", &e))?;
     let mut out = HashMap::new();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| call_error("DescribeInstances", &e))?;
-        for r in page.reservations() {
-            for i in r.instances() {
-                if let (Some(id), Some(state)) = (i.instance_id(), i.state().and_then(|s| s.name()))
-                {
-                    out.insert(id.to_owned(), state.clone());
-                }
-            }
+    for i in reservations.into_iter().flat_map(|r| r.instances) {
+        if let (Some(id), Some(state)) = (i.instance_id, i.state) {
+            out.insert(id, state);
         }
     }
     Ok(out)
 }
 
-pub(super) fn gone(state: Option<&InstanceStateName>) -> bool {
+pub(super) fn gone(state: Option<&InstanceState>) -> bool {
     matches!(
         state,
-        None | Some(InstanceStateName::ShuttingDown | InstanceStateName::Terminated)
+        None | Some(InstanceState::ShuttingDown | InstanceState::Terminated)
     )
 }
 
 /// Describe until every instance left `running` (or `within` passed); an outcome each.
 pub(super) async fn confirm(
-    ec2: &aws_sdk_ec2::Client,
+    ec2: &ec2_api::Client,
     ids: &[String],
     within: Duration,
 ) -> Vec<Terminated> {
@@ -639,7 +657,7 @@ pub(super) async fn confirm(
                         st if gone(st) => Terminated::new(
                             id,
                             NodeOutcome::Terminated,
-                            Some(st.map_or("gone", InstanceStateName::as_str).to_owned()),
+                            Some(st.map_or("gone", InstanceState::as_str).to_owned()),
                         ),
                         Some(st) => Terminated::new(
                             id,
@@ -662,7 +680,7 @@ pub(super) async fn confirm(
 /// Outcomes after a failed TerminateInstances: a refusal is a refusal; any other failure (a 5xx,
 /// a timeout) may have terminated the instances all the same, so their state decides.
 pub(super) async fn failed_call(
-    ec2: &aws_sdk_ec2::Client,
+    ec2: &ec2_api::Client,
     ids: &[String],
     e: &AwsError,
 ) -> Vec<Terminated> {
@@ -678,7 +696,7 @@ pub(super) async fn failed_call(
                 NodeOutcome::Terminated,
                 Some(format!(
                     "{}, after the call failed ({e})",
-                    s.get(id).map_or("gone", InstanceStateName::as_str)
+                    s.get(id).map_or("gone", InstanceState::as_str)
                 )),
             ),
             Ok(s) => Terminated::new(
@@ -686,7 +704,7 @@ pub(super) async fn failed_call(
                 NodeOutcome::Error,
                 Some(format!(
                     "{e}; still {}",
-                    s.get(id).map_or("unknown", InstanceStateName::as_str)
+                    s.get(id).map_or("unknown", InstanceState::as_str)
                 )),
             ),
             Err(d) => Terminated::new(
@@ -727,19 +745,18 @@ pub fn rediscovery_failed(nodes: &[Node], e: &AwsError) -> Vec<Terminated> {
 mod tests {
     use super::*;
 
-    /// Issue 16 item 15: each kind of SDK failure is one sentence naming what to do, never
-    /// the SDK's `Debug` structure.
+    /// Issue 16 item 15: each kind of AWS failure is one sentence naming what to do, never
+    /// the client's `Debug` structure.
     #[test]
     fn sdk_failures_are_one_sentence_each() {
-        use aws_sdk_ec2::error::{ConnectorError, ErrorMetadata};
-        use aws_sdk_ec2::operation::describe_instances::DescribeInstancesError;
-        let denied = DescribeInstancesError::generic(
-            ErrorMetadata::builder()
-                .code("UnauthorizedOperation")
-                .message("You are not authorized to perform this operation.")
-                .build(),
-        );
-        let e = call_error("DescribeInstances", &SdkError::service_error(denied, ()));
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        let denied = ec2_api::Error::Service(ec2_api::ServiceError {
+            code: "UnauthorizedOperation".into(),
+            message: Some("You are not authorized to perform this operation.".into()),
+            request_id: Some("r-1".into()),
+            status: 403,
+        });
+        let e = api_error("DescribeInstances", &denied);
         assert_eq!(
             e.to_string(),
             "DescribeInstances: access denied: these credentials may not call \
@@ -748,8 +765,7 @@ mod tests {
         );
         let refused =
             std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
-        let e: SdkError<DescribeInstancesError, ()> =
-            SdkError::dispatch_failure(ConnectorError::io(Box::new(refused)));
+        let e = ec2_api::Error::Connect(ConnectorError::io(Box::new(refused)));
         let place = crate::nodes::account::Place {
             region: "eu-west-1".into(),
             ..Default::default()
@@ -762,7 +778,7 @@ mod tests {
             place,
         );
         assert_eq!(
-            ec2.named(call_error("DescribeInstances", &e)).to_string(),
+            ec2.named(api_error("DescribeInstances", &e)).to_string(),
             "DescribeInstances: cannot reach the AWS endpoint https://ec2.eu-west-1.amazonaws.com \
              (Connection refused); check the network, or --endpoint-url / AWS_ENDPOINT_URL"
         );
@@ -775,23 +791,22 @@ mod tests {
             "ec2:TerminateInstances"
         );
     }
-    use aws_sdk_ec2::types::{Instance, InstanceState, InstanceType, Placement, Tag};
+    use ec2_api::Instance;
 
-    fn instance(id: &str, spot: bool, state: InstanceStateName, tags: &[(&str, &str)]) -> Instance {
-        let mut b = Instance::builder()
-            .instance_id(id)
-            .instance_type(InstanceType::from("c5.xlarge"))
-            .placement(Placement::builder().availability_zone("us-east-1a").build())
-            .private_dns_name(format!("ip-10-0-0-1.{id}.internal"))
-            .private_ip_address("10.0.0.1")
-            .state(InstanceState::builder().name(state).build());
-        if spot {
-            b = b.instance_lifecycle(InstanceLifecycleType::Spot);
+    fn instance(id: &str, spot: bool, state: InstanceState, tags: &[(&str, &str)]) -> Instance {
+        Instance {
+            instance_id: Some(id.into()),
+            instance_type: Some("c5.xlarge".into()),
+            availability_zone: Some("us-east-1a".into()),
+            private_dns_name: Some(format!("ip-10-0-0-1.{id}.internal")),
+            private_ip_address: Some("10.0.0.1".into()),
+            state: Some(state),
+            instance_lifecycle: spot.then(|| "spot".to_owned()),
+            tags: tags
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         }
-        for (k, v) in tags {
-            b = b.tags(Tag::builder().key(*k).value(*v).build());
-        }
-        b.build()
     }
 
     fn storm() -> InstanceFilter {
@@ -805,12 +820,7 @@ mod tests {
 
     #[test]
     fn a_running_tagged_spot_instance_is_eligible_with_its_arn() {
-        let i = instance(
-            "i-1",
-            true,
-            InstanceStateName::Running,
-            &[("cluster", "storm")],
-        );
+        let i = instance("i-1", true, InstanceState::Running, &[("cluster", "storm")]);
         let f = classify(&i, &storm(), None, Some("123456789012")).unwrap();
         assert_eq!(f.node.lifecycle, Lifecycle::Spot);
         assert_eq!(f.node.host, "ip-10-0-0-1.i-1.internal");
@@ -829,7 +839,7 @@ mod tests {
         let i = instance(
             "i-2",
             false,
-            InstanceStateName::Running,
+            InstanceState::Running,
             &[("cluster", "storm")],
         );
         let x = classify(&i, &storm(), None, None).unwrap_err().unwrap();
@@ -845,26 +855,11 @@ mod tests {
     #[test]
     fn instances_the_server_should_not_have_returned_are_ignored() {
         // Wrong tag, not running, or not among the ids asked for: never eligible.
-        let wrong_tag = instance(
-            "i-3",
-            true,
-            InstanceStateName::Running,
-            &[("cluster", "mesos")],
-        );
+        let wrong_tag = instance("i-3", true, InstanceState::Running, &[("cluster", "mesos")]);
         assert_eq!(classify(&wrong_tag, &storm(), None, None), Err(None));
-        let stopped = instance(
-            "i-4",
-            true,
-            InstanceStateName::Stopped,
-            &[("cluster", "storm")],
-        );
+        let stopped = instance("i-4", true, InstanceState::Stopped, &[("cluster", "storm")]);
         assert!(classify(&stopped, &storm(), None, None).is_err());
-        let other = instance(
-            "i-5",
-            true,
-            InstanceStateName::Running,
-            &[("cluster", "storm")],
-        );
+        let other = instance("i-5", true, InstanceState::Running, &[("cluster", "storm")]);
         assert_eq!(
             classify(&other, &storm(), Some(&["i-6".to_owned()]), None),
             Err(None)

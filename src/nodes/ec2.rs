@@ -6,8 +6,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::aws::{
-    self, AwsError, AwsSettings, Ec2, InstanceFilter, call_error, confirm, failed_call,
+    self, AwsError, AwsSettings, Ec2, InstanceFilter, api_error, confirm, failed_call,
 };
+use super::ec2_api;
 use super::instances::{Instances, Source};
 use super::{Discovery, Found, Injection, Terminated};
 
@@ -64,60 +65,35 @@ impl Source for Ec2Nodes {
 }
 
 /// The active instances of a spot fleet request (DescribeSpotFleetInstances, every page).
-async fn fleet_members(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<HashSet<String>, AwsError> {
-    let mut members = HashSet::new();
-    let mut token: Option<String> = None;
-    loop {
-        let out = ec2
-            .describe_spot_fleet_instances()
-            .spot_fleet_request_id(id)
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| call_error("DescribeSpotFleetInstances", &e))?;
-        members.extend(
-            out.active_instances()
-                .iter()
-                .filter_map(|i| i.instance_id().map(str::to_owned)),
-        );
-        match out.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-            _ => return Ok(members),
-        }
-    }
+async fn fleet_members(ec2: &ec2_api::Client, id: &str) -> Result<HashSet<String>, AwsError> {
+    let ids = ec2
+        .describe_spot_fleet_instances(id)
+        .await
+        .map_err(|e| api_error("DescribeSpotFleetInstances", &e))?;
+    Ok(ids.into_iter().filter(|i| !i.is_empty()).collect())
 }
 
-async fn terminate_ec2(ec2: &aws_sdk_ec2::Client, ids: &[String]) -> Vec<Terminated> {
+async fn terminate_ec2(ec2: &ec2_api::Client, ids: &[String]) -> Vec<Terminated> {
     let mut out = Vec::new();
     // TerminateInstances takes up to 1000 ids; one refused id fails its whole call, so a refused
     // batch is retried one instance at a time for per-instance outcomes.
     for batch in ids.chunks(1000) {
-        let call = ec2
-            .terminate_instances()
-            .set_instance_ids(Some(batch.to_vec()))
-            .send()
-            .await;
+        let call = ec2.terminate_instances(batch, false).await;
         match call {
             Ok(_) => out.extend(confirm(ec2, batch, Duration::from_secs(30)).await),
             Err(_) if batch.len() > 1 => {
                 for id in batch {
-                    match ec2.terminate_instances().instance_ids(id).send().await {
-                        Ok(_) => out.extend(
-                            confirm(ec2, std::slice::from_ref(id), Duration::from_secs(30)).await,
-                        ),
+                    let one = std::slice::from_ref(id);
+                    match ec2.terminate_instances(one, false).await {
+                        Ok(_) => out.extend(confirm(ec2, one, Duration::from_secs(30)).await),
                         Err(e) => out.extend(
-                            failed_call(
-                                ec2,
-                                std::slice::from_ref(id),
-                                &call_error("TerminateInstances", &e),
-                            )
-                            .await,
+                            failed_call(ec2, one, &api_error("TerminateInstances", &e)).await,
                         ),
                     }
                 }
             }
             Err(e) => {
-                let err = call_error("TerminateInstances", &e);
+                let err = api_error("TerminateInstances", &e);
                 out.extend(failed_call(ec2, batch, &err).await);
             }
         }

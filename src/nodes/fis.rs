@@ -6,11 +6,10 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use aws_sdk_ec2::types::InstanceStateName;
-
 use super::aws::{
     self, AwsError, AwsSettings, Ec2, InstanceFilter, call_error, gone, poll_interval, states,
 };
+use super::ec2_api::{self, InstanceState};
 use super::instances::{Delivery, Instances, Source};
 use super::{Discovery, Found, Injection, NodeOutcome, ProviderEvent, StepEvent, Stop, Terminated};
 
@@ -229,7 +228,7 @@ pub fn iso_duration(d: Duration) -> String {
 
 struct FisRun<'a> {
     fis: &'a aws_sdk_fis::Client,
-    ec2: &'a aws_sdk_ec2::Client,
+    ec2: &'a ec2_api::Client,
     notice: Duration,
     role_arn: &'a str,
     keep_templates: bool,
@@ -306,13 +305,13 @@ impl FisRun<'_> {
                 let detail = if gone(state) {
                     format!(
                         "interrupted by FIS experiment {experiment}; {}",
-                        state.map_or("gone", InstanceStateName::as_str)
+                        state.map_or("gone", InstanceState::as_str)
                     )
                 } else {
                     format!(
                         "interruption sent by FIS experiment {experiment} (completed); the \
                          instance was still {} when it completed",
-                        state.map_or("unknown", InstanceStateName::as_str)
+                        state.map_or("unknown", InstanceState::as_str)
                     )
                 };
                 Terminated::new(id, NodeOutcome::Terminated, Some(detail))

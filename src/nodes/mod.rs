@@ -14,6 +14,7 @@ pub mod asg;
 pub mod aws;
 pub mod choose;
 pub mod ec2;
+pub mod ec2_api;
 pub mod fis;
 pub mod instances;
 pub mod lab;
