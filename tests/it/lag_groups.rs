@@ -147,7 +147,8 @@ fn a_consumer_protocol_group_is_said_to_be_unknown_not_dead() {
         "{:?}",
         g.notes
     );
-    assert_eq!(g.lag_seconds, Some(2.0));
+    // Lag is measured all the same (its value moves with what the member commits meanwhile).
+    assert!(g.lag_seconds.is_some(), "{g:?}");
     // Said once, not with every sample; never called dead.
     let g = one(&mut probe);
     assert_eq!((g.group_state.clone(), unknown(&g)), (None, 0));
