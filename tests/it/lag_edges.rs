@@ -15,7 +15,7 @@ fn ts(seconds: &[i64]) -> Vec<i64> {
     seconds.iter().map(|s| T0 + s * 1000).collect()
 }
 
-fn probe(kafka: &Kafka, group: &str, topic: &str) -> LagProbe {
+pub(crate) fn probe(kafka: &Kafka, group: &str, topic: &str) -> LagProbe {
     let spec = GroupSpec {
         group: group.into(),
         topics: vec![topic.into()],
@@ -24,7 +24,7 @@ fn probe(kafka: &Kafka, group: &str, topic: &str) -> LagProbe {
     LagProbe::connect(kafka.settings(), &[spec]).expect("probe connects")
 }
 
-fn one(probe: &mut LagProbe) -> GroupLag {
+pub(crate) fn one(probe: &mut LagProbe) -> GroupLag {
     let mut s = probe.snapshot();
     assert_eq!(s.len(), 1);
     s.remove(0)

@@ -8,8 +8,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use spotdrill::observe::{GroupLag, GroupSpec, LagProbe};
+use spotdrill::observe::{GroupLag, LagProbe};
 
+use crate::lag_edges::one;
 use crate::support::kafka::Kafka;
 
 const T0: i64 = 1_767_225_600_000;
@@ -19,18 +20,7 @@ fn ts(seconds: &[i64]) -> Vec<i64> {
 }
 
 fn probe(kafka: &Kafka, group: &str) -> LagProbe {
-    let spec = GroupSpec {
-        group: group.into(),
-        topics: vec!["t".into()],
-        isolation: Default::default(),
-    };
-    LagProbe::connect(kafka.settings(), &[spec]).expect("probe connects")
-}
-
-fn one(probe: &mut LagProbe) -> GroupLag {
-    let mut s = probe.snapshot();
-    assert_eq!(s.len(), 1);
-    s.remove(0)
+    crate::lag_edges::probe(kafka, group, "t")
 }
 
 /// A member of `group` subscribed to `t`, polling on its own thread until dropped.
