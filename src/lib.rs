@@ -10,6 +10,7 @@ pub mod journal;
 pub mod kafka;
 pub mod lab;
 pub mod live;
+pub mod metrics;
 pub mod nodes;
 pub mod observe;
 pub mod output;

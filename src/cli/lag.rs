@@ -64,6 +64,9 @@ pub struct Args {
     /// PEM file of the CA that signed the brokers' certificates.
     #[arg(long, value_name = "FILE")]
     pub ssl_ca_file: Option<String>,
+    /// Prometheus: --metrics, --metrics-partitions (see cli/metrics.rs).
+    #[command(flatten)]
+    pub prometheus: super::metrics::LagMetricsArgs,
 }
 
 /// `--isolation`, as Kafka spells it.
@@ -235,6 +238,7 @@ async fn watch(
             }
         });
     }
+    let metrics = args.prometheus.serve()?;
     let (mut rx, handle) = sampler::spawn(probe, args.interval, cancel.clone());
     let mut view = View::new(args.json, std::io::stdout().is_terminal());
     let mut taken = 0;
@@ -242,6 +246,11 @@ async fn watch(
     while let Some(snapshot) = rx.recv().await {
         taken += 1;
         last_all_missing = snapshot.iter().all(|g| g.status == Status::Missing);
+        if let Some((_, m)) = &metrics {
+            m.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .update(&snapshot);
+        }
         view.show(&snapshot)?;
         if samples.is_some_and(|n| taken >= n) {
             break;

@@ -9,6 +9,7 @@ pub mod diff;
 pub mod lab;
 pub mod lag;
 pub mod man;
+pub mod metrics;
 pub mod plan;
 pub mod report;
 pub mod run;

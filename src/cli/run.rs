@@ -38,10 +38,14 @@ pub struct Args {
     /// With --compare: a tolerance lower than the earlier run's fails the run (exit 1).
     #[arg(long, requires = "compare")]
     pub fail_on_drop: bool,
+    /// Prometheus: --metrics, --metrics-linger, --pushgateway (see cli/metrics.rs).
+    #[command(flatten)]
+    pub prometheus: super::metrics::RunMetricsArgs,
 }
 
 pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
     let (plan, text) = super::load_plan(&args.plan)?;
+    let push = args.prometheus.push_target(&plan.name)?;
     let live = args.live && crate::live::stdout_is_terminal();
     if args.live && !live {
         if args.step_confirm {
@@ -88,12 +92,16 @@ pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let server = args.prometheus.serve(&opts.dir)?;
     let code = match &opts.control {
         Some(control) => with_dashboard(&opts.dir, control, || {
             runtime.block_on(run::run(&plan, &text, &opts))
         })?,
         None => runtime.block_on(run::run(&plan, &text, &opts))?,
     };
+    let code = args
+        .prometheus
+        .finish(server, push.as_ref(), &opts.dir, code);
     let Some(previous) = previous else {
         return Ok(code);
     };
