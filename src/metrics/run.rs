@@ -198,12 +198,15 @@ fn application_series(r: &mut Registry, state: &LiveState) {
         "The application in its target's current step: 1 for the state it is in",
         None,
     );
+    let now = wall_clock();
     for (name, app) in &state.apps {
         let labels = [
             ("application", name.as_str()),
             ("group", app.group.as_str()),
         ];
-        if let Some(p) = app.current() {
+        let times = newest(app.samples.iter().map(|p| p.at));
+        let measuring = state.finished.is_none() && fresh(&times, now);
+        if let Some(p) = app.current().filter(|_| measuring) {
             if let Some(l) = p.lag_s {
                 set(&lag_s, &labels, l);
             }
@@ -218,6 +221,30 @@ fn application_series(r: &mut Registry, state: &LiveState) {
         let now = application_state(state, name, app.target.as_deref());
         state_series(&states, ("application", name), now);
     }
+}
+
+/// The two newest of sample times (oldest first), newest first.
+fn newest(times: impl DoubleEndedIterator<Item = f64>) -> Vec<f64> {
+    times.rev().take(2).collect()
+}
+
+/// Seconds since the Unix epoch now.
+fn wall_clock() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Whether an application's newest sample is still its lag now: no older than five sample
+/// spacings (at least 5 s). Past that, sampling stalled, and a stale value would hide the gap.
+fn fresh(newest: &[f64], now: f64) -> bool {
+    let spacing = match newest {
+        [last, before, ..] => last - before,
+        _ => 1.0,
+    };
+    newest
+        .first()
+        .is_some_and(|last| now - last <= (5.0 * spacing).max(5.0))
 }
 
 /// The state of the current step of `target` for one application: its own verdict once judged.

@@ -4,3 +4,4 @@
 pub mod http;
 pub mod kafka;
 pub mod moto;
+pub mod prometheus;

@@ -1,0 +1,338 @@
+//! Prometheus metrics with the real things: a lab game day runs with `--metrics` while a real
+//! Prometheus scrapes it every second, and pushes its final figures to a real Pushgateway;
+//! `lag --metrics` serves per-partition series only when asked; the Grafana dashboard queries
+//! only metrics a live `/metrics` serves.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::kafka::{Kafka, free_port};
+use crate::support::prometheus::{Prometheus, Pushgateway, get};
+use crate::util::{Cmd, plan_fixture, root, spotdrill, wait_for};
+
+/// `cmd` with more arguments.
+fn with(mut cmd: Cmd, args: &[&str]) -> Cmd {
+    for a in args {
+        cmd = cmd.arg(a);
+    }
+    cmd
+}
+
+fn epoch(rfc3339: &str) -> f64 {
+    humantime::parse_rfc3339_weak(rfc3339)
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// The lag values of samples.csv: (time, application, lag in seconds) of the measured rows.
+fn measured(dir: &Path) -> Vec<(f64, String, f64)> {
+    std::fs::read_to_string(dir.join("samples.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            (c[4] == "ok").then(|| (epoch(c[0]), c[2].to_owned(), c[5].parse().unwrap()))
+        })
+        .collect()
+}
+
+/// Every metric name the committed dashboard queries.
+fn dashboard_metrics() -> Vec<String> {
+    let text = std::fs::read_to_string(root().join("contrib/grafana/spotdrill.json")).unwrap();
+    let json: Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let mut exprs = Vec::new();
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(e)) = m.get("expr") {
+                    out.push(e.clone());
+                }
+                m.values().for_each(|x| walk(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    walk(&json, &mut exprs);
+    let mut names: Vec<String> = exprs
+        .iter()
+        .flat_map(|e| {
+            e.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("spotdrill_"))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Whether an exposition has a sample of metric `name`.
+fn has_sample(exposition: &str, name: &str) -> bool {
+    exposition.lines().any(|l| {
+        l.strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+    })
+}
+
+/// The one value of an instant query.
+fn one(prom: &Prometheus, promql: &str) -> f64 {
+    let v = prom.values(promql);
+    assert_eq!(v.len(), 1, "{promql}: {v:?}");
+    v[0].1
+}
+
+/// A lab game day with `--metrics` scraped by a real Prometheus and `--pushgateway` to a real
+/// Pushgateway: PromQL returns the lag it measured, its injections and the tolerance,
+/// required tolerance and exit code report.json states; the Pushgateway serves the final
+/// figures back under the job and instance given; the dashboard's metrics all exist.
+#[test]
+fn a_lab_game_day_is_scraped_by_prometheus_and_pushed_to_a_pushgateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(&plan, plan_fixture("live-storm.yaml", &[])).unwrap();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let prom = Prometheus::scraping(std::slice::from_ref(&addr));
+    let gateway = Pushgateway::start();
+    let out = dir.path().join("run");
+    let cmd = Cmd::new(["run", plan.to_str().unwrap(), "--yes", "--out"]).arg(&out);
+    let cmd = with(cmd, &["--metrics", &addr, "--metrics-linger", "4s"]);
+    let cmd = with(
+        cmd,
+        &["--pushgateway", &gateway.url, "--pushgateway-job", "ci"],
+    );
+    let cmd = with(cmd, &["--pushgateway-instance", "storm-lab"]);
+    let mut run = cmd.locks(dir.path().join("locks")).spawn();
+    // A live /metrics mid-run (lag measured after an injection), for the dashboard's metrics;
+    // then the run's end (it lingers after it).
+    let url = format!("http://{addr}/metrics");
+    let (mut mid, mut last) = (String::new(), String::new());
+    wait_for(
+        "the run's end on /metrics",
+        Duration::from_secs(240),
+        || {
+            last = get(&url).unwrap_or_default();
+            if has_sample(&last, "spotdrill_injection_timestamp_seconds")
+                && has_sample(&last, "spotdrill_application_lag_seconds")
+            {
+                mid.clone_from(&last);
+            }
+            has_sample(&last, "spotdrill_run_exit_code")
+        },
+    );
+    let outcome = run.wait(Duration::from_secs(60));
+    assert!(
+        !has_sample(&last, "spotdrill_application_lag_seconds"),
+        "lag is not measured after the run: {last}"
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(
+        outcome.code,
+        report["exit_code"].as_i64().unwrap() as i32,
+        "{}",
+        outcome.stderr
+    );
+    let names = dashboard_metrics();
+    assert!(names.len() >= 6, "the dashboard queries {names:?}");
+    for name in &names {
+        assert!(
+            has_sample(&mid, name),
+            "{name} (queried by the dashboard) is not served:\n{mid}"
+        );
+    }
+    scraped_figures_match_the_report(&prom, &report, &out);
+    pushed_figures_match_the_report(&gateway, &report);
+}
+
+fn scraped_figures_match_the_report(prom: &Prometheus, report: &Value, out: &Path) {
+    let target = &report["targets"][0];
+    let last = |m: &str| format!("last_over_time({m}{{target=\"c\"}}[10m])");
+    // The last scrape saw the end (the run lingered for it).
+    wait_for(
+        "Prometheus to scrape the run's end",
+        Duration::from_secs(30),
+        || {
+            !prom
+                .query("last_over_time(spotdrill_run_exit_code[10m])")
+                .is_empty()
+        },
+    );
+    assert_eq!(
+        one(prom, &last("spotdrill_target_tolerated_terminations")),
+        target["tolerated_terminations"].as_f64().unwrap()
+    );
+    assert_eq!(
+        one(prom, &last("spotdrill_target_required_tolerance")),
+        target["required_tolerance"].as_f64().unwrap()
+    );
+    assert_eq!(
+        one(prom, "last_over_time(spotdrill_run_exit_code[10m])"),
+        report["exit_code"].as_f64().unwrap()
+    );
+    let steps = target["steps"].as_array().unwrap();
+    let terminated: usize = steps
+        .iter()
+        .map(|s| s["nodes"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(
+        one(
+            prom,
+            "last_over_time(spotdrill_target_terminations_total{outcome=\"terminated\"}[10m])"
+        ),
+        terminated as f64
+    );
+    // One injection time per step, as report.json has it.
+    for (i, s) in steps.iter().enumerate() {
+        let q = format!(
+            "last_over_time(spotdrill_injection_timestamp_seconds{{target=\"c\",step=\"{}\"}}[10m])",
+            i + 1
+        );
+        let at = one(prom, &q);
+        let want = epoch(s["injected_at"].as_str().unwrap());
+        assert!((at - want).abs() < 0.5, "step {}: {at} vs {want}", i + 1);
+    }
+    scraped_lag_is_the_measured_lag(prom, report, out);
+}
+
+/// Every lag value Prometheus scraped is one spotdrill measured (samples.csv), taken at most a
+/// sample interval (and the scrape's own delay) before the scrape; and the spike above the band
+/// was seen.
+fn scraped_lag_is_the_measured_lag(prom: &Prometheus, report: &Value, out: &Path) {
+    let rows = measured(out);
+    let series = prom.samples("spotdrill_application_lag_seconds{application=\"app\"}[10m]");
+    assert_eq!(series.len(), 1, "{series:?}");
+    let points = &series[0].1;
+    assert!(points.len() >= 10, "too few scrapes: {points:?}");
+    for &(t, v) in points {
+        let found = rows.iter().any(|(at, app, lag)| {
+            app == "app" && (lag - v).abs() < 1e-9 && *at <= t + 0.05 && *at >= t - 2.0
+        });
+        let near: Vec<_> = rows.iter().filter(|r| (r.0 - t).abs() < 3.0).collect();
+        assert!(
+            found,
+            "Prometheus has lag {v} at {t}, which samples.csv does not have just before: {near:?}"
+        );
+    }
+    let seen = points.iter().map(|p| p.1).fold(0.0, f64::max);
+    let spike = report["targets"][0]["steps"][1]["applications"][0]["spike_lag_s"]
+        .as_f64()
+        .unwrap();
+    let upper = one(
+        prom,
+        "last_over_time(spotdrill_application_band_upper_seconds{application=\"app\"}[10m])",
+    );
+    // report.json rounds to 0.1 s.
+    assert!(
+        seen <= spike + 0.05,
+        "Prometheus saw {seen} s, above the report's spike {spike} s"
+    );
+    assert!(
+        spike > upper && seen > upper,
+        "the spike ({spike} s) above the band ({upper} s) was not scraped: max {seen} s"
+    );
+}
+
+fn pushed_figures_match_the_report(gateway: &Pushgateway, report: &Value) {
+    let body = get(&format!("{}/metrics", gateway.url)).expect("the Pushgateway answers");
+    let value = |name: &str| -> Option<f64> {
+        body.lines()
+            .find(|l| {
+                l.starts_with(&format!("{name}{{"))
+                    && l.contains("job=\"ci\"")
+                    && l.contains("instance=\"storm-lab\"")
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    let target = &report["targets"][0];
+    assert_eq!(
+        value("spotdrill_target_tolerated_terminations"),
+        target["tolerated_terminations"].as_f64(),
+        "{body}"
+    );
+    assert_eq!(
+        value("spotdrill_run_exit_code"),
+        report["exit_code"].as_f64(),
+        "{body}"
+    );
+    assert!(
+        value("push_time_seconds").is_some_and(|t| t > 0.0),
+        "{body}"
+    );
+}
+
+/// Grouping names the Pushgateway's path cannot carry are refused before anything runs.
+#[test]
+fn a_pushgateway_job_with_a_slash_is_refused_before_the_run() {
+    let out = spotdrill(&[
+        "run",
+        "experiments/lab-game-day.yaml",
+        "--yes",
+        "--pushgateway",
+        "http://127.0.0.1:9",
+        "--pushgateway-job",
+        "a/b",
+    ]);
+    out.expect_code(2);
+    assert!(
+        out.stderr.contains("--pushgateway-job \"a/b\""),
+        "{}",
+        out.stderr
+    );
+}
+
+/// `lag --metrics`: group lag always, per-partition series only with `--metrics-partitions`.
+#[test]
+fn lag_serves_partition_series_only_when_asked() {
+    let kafka = Kafka::mock();
+    kafka.create_topic("t", 3, &[]);
+    let t0 = 1_767_225_600_000;
+    for p in 0..3 {
+        kafka.produce("t", p, &[t0, t0 + 1000, t0 + 4000]);
+    }
+    kafka.commit("g", "t", &[(0, 1), (1, 2), (2, 3)]);
+    for (extra, partitions) in [(None, false), (Some("--metrics-partitions"), true)] {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let cmd = Cmd::new(["lag", "--brokers", &kafka.bootstrap, "--group", "g"]);
+        let mut cmd = with(
+            cmd,
+            &["--topic", "t", "--interval", "200ms", "--metrics", &addr],
+        );
+        if let Some(e) = extra {
+            cmd = cmd.arg(e);
+        }
+        let mut lag = cmd.spawn();
+        let url = format!("http://{addr}/metrics");
+        let mut body = String::new();
+        wait_for("lag on /metrics", Duration::from_secs(60), || {
+            body = get(&url).unwrap_or_default();
+            has_sample(&body, "spotdrill_group_lag_seconds")
+        });
+        lag.kill();
+        assert!(
+            body.contains("spotdrill_group_lag_seconds{group=\"g\"} 4.0\n"),
+            "{body}"
+        );
+        assert!(
+            body.contains("spotdrill_group_lag_messages{group=\"g\"} 3.0\n"),
+            "{body}"
+        );
+        assert_eq!(
+            has_sample(&body, "spotdrill_partition_lag_messages"),
+            partitions,
+            "{body}"
+        );
+        if partitions {
+            let p0 =
+                "spotdrill_partition_lag_seconds{group=\"g\",topic=\"t\",partition=\"0\"} 4.0\n";
+            assert!(body.contains(p0), "{body}");
+        }
+    }
+}
