@@ -5,6 +5,7 @@ pub mod group;
 pub mod health;
 pub mod lag;
 pub mod probe;
+pub mod promql;
 pub mod reader;
 pub mod sampler;
 

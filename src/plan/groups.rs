@@ -14,10 +14,10 @@ pub struct ConsumerGroup {
 
 impl Plan {
     /// Each application's group once (in plan order), with the union of the topics its
-    /// applications read.
+    /// applications read; applications whose lag comes from PromQL are not measured in Kafka.
     pub fn consumer_groups(&self) -> Vec<ConsumerGroup> {
         let mut out: Vec<ConsumerGroup> = Vec::new();
-        for app in self.applications.values() {
+        for app in self.applications.values().filter(|a| a.lag.is_none()) {
             let i = match out.iter().position(|g| g.group == app.group) {
                 Some(i) => i,
                 None => {

@@ -148,6 +148,30 @@ pub struct Application {
     pub scheduled_as: String,
     /// How its consumers read transactional topics (and so how its lag is measured).
     pub isolation: Isolation,
+    /// Lag from a PromQL query instead of the group's commits.
+    pub lag: Option<PromLag>,
+}
+
+impl Application {
+    /// The name its samples go by: its consumer group, or for lag from PromQL
+    /// `prometheus:APPLICATION` (never measured in Kafka, never shared).
+    pub fn lag_key(&self, name: &str) -> String {
+        match &self.lag {
+            Some(_) => format!("prometheus:{name}"),
+            None => self.group.clone(),
+        }
+    }
+}
+
+/// An application's lag from Prometheus (`lag: {prometheus, query, unit}`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PromLag {
+    /// Without a trailing slash.
+    pub url: String,
+    pub query: String,
+    pub unit: crate::plan::spec::LagUnit,
+    pub auth: HealthAuth,
+    pub max_age: Duration,
 }
 
 #[derive(Clone, Debug)]

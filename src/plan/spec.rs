@@ -303,10 +303,18 @@ pub struct RawWorkload {
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawApplication {
-    /// The application's consumer group (spotdrill reads its commits, never joins it).
+    /// The application's consumer group (spotdrill reads its commits, never joins it). Required
+    /// unless `lag` says where else its lag comes from.
+    #[serde(default)]
     pub group: String,
-    /// Topics the application consumes.
+    /// Topics the application consumes. Required unless `lag` is given.
+    #[serde(default)]
     pub topics: Vec<String>,
+    /// Where the application's lag comes from when not from its consumer group's commits (a
+    /// consumer that never commits: Spark Structured Streaming, Flink without
+    /// commit-on-checkpoint): a PromQL query on the monitoring that already publishes it.
+    #[serde(default)]
+    pub lag: Option<RawLagSource>,
     /// What the application must achieve after each step.
     pub slo: RawSlo,
     /// A guard: stop escalating the ladder once this application's lag passes this.
@@ -321,6 +329,39 @@ pub struct RawApplication {
     /// an open transaction holding it back is reported with its age).
     #[serde(default)]
     pub isolation: Option<Isolation>,
+}
+
+/// An application's lag from Prometheus: the value of an instant PromQL query, judged with the
+/// same band, spike and recovery rules as lag from Kafka. A query error, an empty result or a
+/// stale series is a gap in the samples, never a zero.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLagSource {
+    /// The Prometheus server's base URL (e.g. `http://prometheus:9090`), queried through its
+    /// HTTP API (`/api/v1/query`).
+    pub prometheus: String,
+    /// An instant PromQL query whose value is the application's lag; with several series, the
+    /// largest counts (e.g. `max(kafka_consumergroup_group_max_lag_seconds{group="views"})`).
+    pub query: String,
+    /// The query's unit: `seconds` (default) or `milliseconds`.
+    #[serde(default)]
+    pub unit: Option<LagUnit>,
+    /// Credentials, named by environment variable (never inline), as for health endpoints.
+    #[serde(default)]
+    pub auth: Option<RawAuth>,
+    /// A series whose newest sample is older than this is stale: a gap (default 30s; checked
+    /// where the query is a plain selector, whose samples keep their own timestamps).
+    #[serde(default)]
+    pub max_age: Option<DurationText>,
+}
+
+/// The unit of a PromQL lag query.
+#[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LagUnit {
+    #[default]
+    Seconds,
+    Milliseconds,
 }
 
 /// A consumer's isolation level (librdkafka's and Kafka's `isolation.level`).

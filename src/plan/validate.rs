@@ -12,6 +12,8 @@ use super::model::*;
 use super::spec::*;
 use super::yaml::{Kind, Node, Path};
 
+mod lag_source;
+
 /// Validate a raw plan. Returns the plan only when there is no error; warnings come either way.
 pub fn check(raw: &RawPlan, tree: &Node) -> (Option<Plan>, Vec<Diagnostic>) {
     let mut c = Checker {
@@ -611,11 +613,11 @@ impl Checker<'_> {
         let mut apps = IndexMap::new();
         for (name, a) in &raw.applications {
             let p = path.key(name);
-            self.nonempty_text(&p.key("group"), "the consumer group", &a.group);
-            if a.topics.is_empty() {
-                self.error(&p.key("topics"), "at least one topic is needed");
-            }
-            if let (Brokers::Lab, Some(lab)) = (&kafka.brokers, lab) {
+            self.group_and_topics(a, &p);
+            let lag = self.lag_source(a.lag.as_ref(), &p);
+            if let (Brokers::Lab, Some(lab)) = (&kafka.brokers, lab)
+                && !(a.lag.is_some() && a.topics.is_empty())
+            {
                 self.topic_refs(&p.key("topics"), &a.topics, &lab.topics);
             }
             let (max_lag, max_recovery) = self.slo(a, &p, observe);
@@ -642,6 +644,7 @@ impl Checker<'_> {
                         None => name.clone(),
                     },
                     isolation: a.isolation.unwrap_or_default(),
+                    lag,
                 },
             );
         }
@@ -653,7 +656,7 @@ impl Checker<'_> {
     /// measured once, against one end (H or the last stable offset).
     fn isolation_per_group(&mut self, raw: &RawPlan, path: &Path) {
         let mut first: HashMap<&str, (&str, Isolation)> = HashMap::new();
-        for (name, a) in &raw.applications {
+        for (name, a) in raw.applications.iter().filter(|(_, a)| a.lag.is_none()) {
             let isolation = a.isolation.unwrap_or_default();
             let Some(&(other, theirs)) = first.get(a.group.as_str()) else {
                 first.insert(&a.group, (name, isolation));
@@ -900,6 +903,7 @@ impl Checker<'_> {
                 continue;
             };
             if let Some((cname, c)) = cluster
+                && !(app.lag.is_some() && app.group.is_empty())
                 && !c.workloads.values().any(|w| w.group == app.group)
             {
                 self.error_help(

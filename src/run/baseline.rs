@@ -87,14 +87,24 @@ impl Runner<'_> {
         Ok(Some(self.refuse(&bad.join("; "))))
     }
 
-    /// The consumer groups the lab's workloads commit in (none without a lab).
+    /// The consumer groups the lab's workloads commit in, and the lag keys of PromQL
+    /// applications (none without a lab).
     fn lab_groups(&self) -> Vec<String> {
         let Some(lab) = self.plan.lab.as_ref().filter(|_| self.lab.is_some()) else {
             return Vec::new();
         };
+        // Lag from PromQL in a lab run shows once Prometheus has scraped it: wait as for the
+        // workloads' first commits.
+        let promql = self
+            .plan
+            .applications
+            .iter()
+            .filter(|(_, a)| a.lag.is_some())
+            .map(|(name, a)| a.lag_key(name));
         lab.clusters
             .values()
             .flat_map(|c| c.workloads.values().map(|w| w.group.clone()))
+            .chain(promql)
             .collect()
     }
 

@@ -26,6 +26,7 @@ use crate::lab::up::RunningLab;
 use crate::nodes::aws::AwsSettings;
 use crate::nodes::{self, Provider};
 use crate::observe::health::LabUrl;
+use crate::observe::promql::PromQuery;
 use crate::observe::{GroupSpec, LagProbe};
 use crate::plan::{Brokers, NodeSelector, Plan};
 
@@ -178,8 +179,12 @@ pub async fn runner<'a>(
     let specs: Vec<GroupSpec> = plan.consumer_groups().iter().map(GroupSpec::from).collect();
     let probe =
         LagProbe::connect(settings, &specs).map_err(|e| Failure::of(Kind::Environment, e))?;
-    let (rx, sampler) =
-        crate::observe::sampler::spawn(probe, plan.observe.sample_interval, cancel.clone());
+    let (rx, sampler) = crate::observe::sampler::spawn_with(
+        probe,
+        promql_queries(plan, opts)?,
+        plan.observe.sample_interval,
+        cancel.clone(),
+    );
     Ok(Runner {
         plan,
         journal,
@@ -272,12 +277,33 @@ fn endpoints(
     Ok(out)
 }
 
+/// The PromQL lag queries of the applications that take their lag from Prometheus; a secret
+/// missing from the environment is an environment error naming the application.
+fn promql_queries(plan: &Plan, opts: &Options) -> anyhow::Result<Vec<PromQuery>> {
+    let plan_dir = opts.plan_path.parent().unwrap_or(Path::new("."));
+    let mut out = Vec::new();
+    for (name, a) in &plan.applications {
+        let Some(lag) = &a.lag else { continue };
+        let health = crate::plan::Health {
+            auth: lag.auth.clone(),
+            ..Default::default()
+        };
+        let settings = crate::observe::health::settings_of(&health, plan_dir);
+        let q = PromQuery::new(a.lag_key(name), lag, &settings).map_err(|e| {
+            Failure::of(Kind::Environment, e)
+                .because(anyhow::anyhow!("the lag of application {name}"))
+        })?;
+        out.push(q);
+    }
+    Ok(out)
+}
+
 pub(super) fn series(plan: &Plan) -> IndexMap<String, Series> {
     plan.applications
         .iter()
         .map(|(name, a)| {
             let s = Series {
-                group: a.group.clone(),
+                group: a.lag_key(name),
                 samples: Vec::new(),
                 last_status: None,
                 band: None,

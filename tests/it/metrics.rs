@@ -336,3 +336,131 @@ fn lag_serves_partition_series_only_when_asked() {
         }
     }
 }
+
+/// The rows of samples.csv: (time, application, status, lag in seconds where measured).
+fn rows(dir: &Path) -> Vec<(f64, String, String, Option<f64>)> {
+    std::fs::read_to_string(dir.join("samples.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            (
+                epoch(c[0]),
+                c[2].to_owned(),
+                c[4].to_owned(),
+                c[5].parse().ok(),
+            )
+        })
+        .collect()
+}
+
+/// An application's lag from PromQL (`lag: {prometheus, query, unit}`), against a real
+/// Prometheus scraping this very run's /metrics: every value it took is one the Kafka-based
+/// measurement of the same group had within the exporter's resolution (a scrape interval and a
+/// sample interval before), the gaps before the first scrape are gaps (never 0), and the step is
+/// judged from it with the same rules.
+#[test]
+fn lag_from_promql_agrees_with_the_kafka_measurement_of_the_same_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let prom = Prometheus::scraping(std::slice::from_ref(&addr));
+    let plan = dir.path().join("plan.yaml");
+    let text = plan_fixture("promql-storm.yaml", &[("prometheus", &prom.url)]);
+    std::fs::write(&plan, text).unwrap();
+    let out = dir.path().join("run");
+    let cmd = Cmd::new(["run", plan.to_str().unwrap(), "--yes", "--out"]).arg(&out);
+    let outcome = with(cmd, &["--metrics", &addr])
+        .locks(dir.path().join("locks"))
+        .run();
+    let report = std::fs::read_to_string(out.join("report.json"))
+        .unwrap_or_else(|e| panic!("no report ({e}):\n{}\n{}", outcome.stdout, outcome.stderr));
+    let report: Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(
+        outcome.code,
+        report["exit_code"].as_i64().unwrap() as i32,
+        "{}",
+        outcome.stderr
+    );
+    let rows = rows(&out);
+    let kafka: Vec<(f64, f64)> = rows
+        .iter()
+        .filter(|r| r.1 == "app" && r.2 == "ok")
+        .map(|r| (r.0, r.3.unwrap()))
+        .collect();
+    let promql: Vec<&(f64, String, String, Option<f64>)> =
+        rows.iter().filter(|r| r.1 == "app-prom").collect();
+    let measured: Vec<(f64, f64)> = promql.iter().filter_map(|r| Some((r.0, r.3?))).collect();
+    assert!(measured.len() >= 20, "too few PromQL samples: {promql:?}");
+    for &(t, v) in &measured {
+        let agrees = kafka
+            .iter()
+            .any(|&(at, lag)| (lag - v).abs() < 1e-6 && at <= t && at >= t - 3.0);
+        assert!(
+            agrees,
+            "PromQL lag {v} s at {t} is no Kafka measurement of the 3 s before"
+        );
+    }
+    // Before Prometheus had the lag (the group had not committed yet): gaps, not zeros.
+    let gaps: Vec<_> = promql.iter().filter(|r| r.2 == "missing").collect();
+    assert!(
+        !gaps.is_empty(),
+        "no gap before the first scrape: {promql:?}"
+    );
+    assert!(gaps.iter().all(|r| r.3.is_none()), "{gaps:?}");
+    assert!(
+        promql[0].2 == "missing",
+        "the first sample predates any scrape: {promql:?}"
+    );
+    // Judged like any application: the step that hurt shows in its spike.
+    let step = &report["targets"][0]["steps"][1]["applications"];
+    let by_name = |n: &str| {
+        step.as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == n)
+            .cloned()
+            .unwrap()
+    };
+    let (k, p) = (by_name("app"), by_name("app-prom"));
+    let (ks, ps) = (
+        k["spike_lag_s"].as_f64().unwrap(),
+        p["spike_lag_s"].as_f64().unwrap(),
+    );
+    assert!(
+        ps <= ks + 0.05 && ps >= ks * 0.5,
+        "spikes: Kafka {ks} s, PromQL {ps} s"
+    );
+    assert!(p["verdict"].is_string(), "{p}");
+}
+
+/// `lag:` is validated with its place: a URL that is not http(s), an empty query, and an
+/// application without a group and without `lag`.
+#[test]
+fn a_bad_promql_lag_source_is_reported_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = plan_fixture("promql-storm.yaml", &[("prometheus", &"prometheus:9090")])
+        .replace(
+            "query: 'spotdrill_application_lag_seconds{application=\"app\"} * 1000'",
+            "query: ''",
+        )
+        .replace("  app:\n    group: app\n", "  app:\n");
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(&plan, text).unwrap();
+    let out = spotdrill(&["validate", plan.to_str().unwrap()]);
+    out.expect_code(2);
+    let err = &out.stderr;
+    for want in [
+        "applications.app-prom.lag.prometheus",
+        "is not an http(s) URL",
+        "applications.app-prom.lag.query",
+        "the PromQL query must not be empty",
+        "an application needs its consumer `group`",
+    ] {
+        assert!(err.contains(want), "{want:?} missing:\n{err}");
+    }
+    assert!(
+        err.contains("plan.yaml:25:"),
+        "no file:line:column for the URL:\n{err}"
+    );
+}
