@@ -464,3 +464,67 @@ fn a_bad_promql_lag_source_is_reported_with_its_place() {
         "no file:line:column for the URL:\n{err}"
     );
 }
+
+/// The PromQL lag source against a real Prometheus: a value (in the unit given), and each kind
+/// of gap with its reason: an empty result, a stale series, a query Prometheus refuses, a
+/// Prometheus that cannot be reached.
+#[test]
+fn promql_lag_gaps_are_gaps_with_their_reason() {
+    use spotdrill::observe::Status;
+    use spotdrill::observe::health::HttpSettings;
+    use spotdrill::observe::promql::PromQuery;
+    use spotdrill::plan::spec::LagUnit;
+    use spotdrill::plan::{HealthAuth, PromLag};
+    // Scraping a port nobody listens on: `up` is 0, one sample a second.
+    let prom = Prometheus::scraping(&[format!("127.0.0.1:{}", free_port())]);
+    wait_for("Prometheus's first scrape", Duration::from_secs(60), || {
+        !prom.query("up").is_empty()
+    });
+    let sample = |url: &str, query: &str, max_age: Duration| {
+        let lag = PromLag {
+            url: url.to_owned(),
+            query: query.to_owned(),
+            unit: LagUnit::Milliseconds,
+            auth: HealthAuth::None,
+            max_age,
+        };
+        let settings = HttpSettings {
+            retries: 0,
+            ..HttpSettings::default()
+        };
+        let q = PromQuery::new("prometheus:a".into(), &lag, &settings).unwrap();
+        q.sample(std::time::Instant::now())
+    };
+    let long = Duration::from_secs(60);
+    let ok = sample(&prom.url, "(up + 7) * 1000", long);
+    assert_eq!(
+        (ok.status.clone(), ok.lag_seconds),
+        (Status::Ok, Some(7.0)),
+        "{ok:?}"
+    );
+    assert_eq!(ok.group, "prometheus:a");
+    let gaps = [
+        (
+            sample(&prom.url, "no_such_metric", long),
+            "returned no series",
+        ),
+        (
+            sample(&prom.url, "up", Duration::from_millis(1)),
+            "is stale",
+        ),
+        (sample(&prom.url, "up{", long), "HTTP 400"),
+        (
+            sample(&format!("http://127.0.0.1:{}", free_port()), "up", long),
+            "cannot connect",
+        ),
+    ];
+    for (g, why) in gaps {
+        assert_eq!(g.status, Status::Missing, "{g:?}");
+        assert_eq!(g.lag_seconds, None, "a gap is never a value: {g:?}");
+        assert!(
+            g.problems.iter().any(|p| p.contains(why)),
+            "{why:?}: {:?}",
+            g.problems
+        );
+    }
+}
