@@ -274,11 +274,13 @@ impl RunView {
         self.target(target).and_then(|t| t.steps.get(step))
     }
 
-    fn step_mut(&mut self, target: &str, step: usize) -> Option<&mut StepRun> {
-        self.targets
-            .iter_mut()
-            .find(|t| t.info.name == target)
-            .and_then(|t| t.steps.get_mut(step))
+    /// A target's step; a search's steps are added as the journal names them.
+    fn step_mut(&mut self, target: &str, step: usize, n: Option<u32>) -> Option<&mut StepRun> {
+        let t = self.targets.iter_mut().find(|t| t.info.name == target)?;
+        if let Some(n) = n.filter(|_| t.info.search.is_some() && step == t.steps.len()) {
+            t.steps.push(StepRun::pending(n));
+        }
+        t.steps.get_mut(step)
     }
 
     /// Take in one entry.
@@ -419,7 +421,7 @@ impl RunView {
             detail: detail.clone(),
             seq: self.applied,
         };
-        match self.step_mut(target, *step) {
+        match self.step_mut(target, *step, None) {
             Some(s) => s.outcomes.push(result),
             None => self.stray_outcomes.push(StrayOutcome {
                 target: target.clone(),
@@ -442,7 +444,7 @@ impl RunView {
             return;
         };
         let seq = self.applied;
-        if let Some(s) = self.step_mut(target, *step) {
+        if let Some(s) = self.step_mut(target, *step, None) {
             s.reconciled.push(Reconciliation {
                 node: node.clone(),
                 found: *found,
@@ -455,16 +457,31 @@ impl RunView {
     /// The entries that move one step on; those naming a step the run does not have are
     /// left out.
     fn step_entry(&mut self, entry: &Entry) {
-        let (target, step) = match entry {
-            Entry::StepStarted { target, step, .. }
-            | Entry::Intent { target, step, .. }
+        let (target, step, n) = match entry {
+            Entry::StepStarted {
+                target,
+                step,
+                terminations,
+                ..
+            }
+            | Entry::StepJudged {
+                target,
+                step,
+                terminations,
+                ..
+            }
+            | Entry::StepSkipped {
+                target,
+                step,
+                terminations,
+                ..
+            } => (target, *step, Some(*terminations)),
+            Entry::Intent { target, step, .. }
             | Entry::Injected { target, step, .. }
-            | Entry::StepJudged { target, step, .. }
-            | Entry::CapacityRestored { target, step, .. }
-            | Entry::StepSkipped { target, step, .. } => (target, *step),
+            | Entry::CapacityRestored { target, step, .. } => (target, *step, None),
             _ => return,
         };
-        if let Some(s) = self.step_mut(target, step) {
+        if let Some(s) = self.step_mut(target, step, n) {
             advance(s, entry);
         }
     }
@@ -557,6 +574,7 @@ mod tests {
                 provider: "lab".into(),
                 required_tolerance: 1,
                 ladder: vec![1, 2, 3],
+                search: None,
                 cumulative: false,
                 safety_multiple: 3.0,
                 applications: vec!["a".into()],

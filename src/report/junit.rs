@@ -177,7 +177,10 @@ pub fn render(r: &Report) -> String {
             ("tolerance", super::text::bound_words(t)),
             ("required_tolerance", t.required_tolerance.to_string()),
             ("verdict", t.verdict.to_string()),
-        ] {
+        ]
+        .into_iter()
+        .chain(t.search.as_ref().map(|s| ("search", s.summary.clone())))
+        {
             let _ = writeln!(x, "      <property name=\"{k}\" value=\"{}\"/>", escape(&v));
         }
         x.push_str("    </properties>\n");
