@@ -701,6 +701,59 @@ mod tests {
         assert_eq!(view.effective_stop().map(|s| s.attempt), Some(3));
     }
 
+    /// A search's run_started lists no steps: they are added as the journal names them, in
+    /// order, with their terminations; an entry for a step not yet named adds nothing.
+    #[test]
+    fn a_search_gains_its_steps_as_the_journal_names_them() {
+        let Entry::RunStarted { mut targets, .. } = started() else {
+            unreachable!()
+        };
+        targets[0].ladder.clear();
+        targets[0].search = Some(crate::analysis::Search { from: 1, max: 8 });
+        let start = Entry::RunStarted {
+            at: AT.into(),
+            plan: "p".into(),
+            plan_path: "p.yaml".into(),
+            plan_digest: "0".into(),
+            version: "0.1.0".into(),
+            targets,
+            lab: true,
+            aws: Vec::new(),
+        };
+        let started_step = |step: usize, terminations: u32| Entry::StepStarted {
+            at: AT.into(),
+            target: "t".into(),
+            step,
+            terminations,
+            nodes_alive: Some(8),
+        };
+        let view = RunView::from_entries(&[
+            start,
+            intent(5, &["n1"]),
+            started_step(0, 1),
+            intent(0, &["n1"]),
+            judged(0, Verdict::Pass),
+            started_step(1, 2),
+            Entry::StepSkipped {
+                at: AT.into(),
+                target: "t".into(),
+                step: 1,
+                terminations: 2,
+                reason: "escalation stopped: interrupted".into(),
+                ends: false,
+            },
+        ]);
+        let t = &view.targets[0];
+        let rungs: Vec<u32> = t.steps.iter().map(|s| s.terminations).collect();
+        assert_eq!(rungs, [1, 2]);
+        assert_eq!(step_of(&view, 0).verdict(), Some(Verdict::Pass));
+        assert!(matches!(step_of(&view, 1).phase, StepPhase::Skipped(_)));
+        // A journal from before searches (no `search`) still reads as a listed ladder.
+        let old = r#"{"name":"t","kind":"storm","provider":"lab","required_tolerance":1,"ladder":[1,2],"cumulative":false,"safety_multiple":3.0,"applications":["a"]}"#;
+        let info: TargetInfo = serde_json::from_str(old).unwrap();
+        assert_eq!((info.ladder, info.search), (vec![1, 2], None));
+    }
+
     #[test]
     fn a_skipped_step_says_why_and_a_judged_one_keeps_its_judgment() {
         let view = RunView::from_entries(&[

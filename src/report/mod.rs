@@ -707,3 +707,89 @@ fn losses(t: &TargetReport) -> Vec<f64> {
 fn parse_time(s: &str) -> Option<std::time::SystemTime> {
     humantime::parse_rfc3339_weak(s).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::TargetInfo;
+
+    const AT: &str = "2026-11-26T03:26:36.491Z";
+
+    fn judged(step: usize, terminations: u32, verdict: Verdict) -> Entry {
+        Entry::StepJudged {
+            at: AT.into(),
+            target: "t".into(),
+            step,
+            terminations,
+            nodes: vec![format!("n{step}")],
+            injected_at: Some(AT.into()),
+            verdict,
+            capacity_restored_s: None,
+            applications: Vec::new(),
+            capacity: None,
+            findings: Vec::new(),
+        }
+    }
+
+    /// A search's report names its steps against a full ladder's, states the assumption,
+    /// reports a pass above a failure, and says what cut it short.
+    #[test]
+    fn a_search_report_shows_anomalies_and_what_cut_it_short() {
+        let start = Entry::RunStarted {
+            at: AT.into(),
+            plan: "p".into(),
+            plan_path: "p.yaml".into(),
+            plan_digest: "0".into(),
+            version: "0.1.0".into(),
+            targets: vec![TargetInfo {
+                name: "t".into(),
+                kind: "storm".into(),
+                provider: "lab".into(),
+                required_tolerance: 1,
+                ladder: Vec::new(),
+                search: Some(analysis::Search { from: 1, max: 8 }),
+                cumulative: false,
+                safety_multiple: 3.0,
+                applications: vec!["a".into()],
+            }],
+            lab: true,
+            aws: Vec::new(),
+        };
+        let r = Report::from_journal(&[
+            start,
+            judged(0, 1, Verdict::Pass),
+            judged(1, 2, Verdict::Fail),
+            judged(2, 4, Verdict::Pass),
+            Entry::StepSkipped {
+                at: AT.into(),
+                target: "t".into(),
+                step: 3,
+                terminations: 3,
+                reason: "guard max_terminations: 7 terminated so far + 3 would exceed 8".into(),
+                ends: false,
+            },
+        ]);
+        let t = &r.targets[0];
+        assert_eq!(t.tolerated_terminations, 1);
+        let s = t.search.as_ref().expect("a search report");
+        assert_eq!(
+            (s.from, s.max, s.steps_run, s.full_ladder_steps),
+            (1, 8, 3, 8)
+        );
+        assert_eq!(
+            s.anomalies,
+            [SearchAnomaly {
+                passed: 4,
+                failed_below: 2
+            }]
+        );
+        assert!(s.cut_short.as_deref().unwrap().contains("max_terminations"));
+        assert!(
+            s.summary.contains("4 passed above a failure at 2"),
+            "{}",
+            s.summary
+        );
+        assert!(s.summary.contains("cut short"), "{}", s.summary);
+        assert_eq!(s.assumption, analysis::ASSUMPTION);
+    }
+}
