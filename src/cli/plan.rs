@@ -155,6 +155,13 @@ fn render_text(p: &Preflight, path: &str, estimate: &Estimate) -> String {
                 }
             }
         }
+        if let Some(q) = &t.search {
+            s.push_str(&format!(
+                "  search {}..{}: at most {} steps (a full ladder {}..{} takes {}); the steps \
+                 below are its escalation if every step passes, then it bisects\n",
+                q.from, q.max, q.worst_case_steps, q.from, q.max, q.full_ladder_steps
+            ));
+        }
         for (i, step) in t.steps.iter().enumerate() {
             let what = match (&step.error, step.would_terminate.is_empty()) {
                 (Some(_), _) if t.error.is_some() => "nodes unknown".into(),

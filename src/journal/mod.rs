@@ -36,7 +36,13 @@ pub struct TargetInfo {
     pub kind: String,
     pub provider: String,
     pub required_tolerance: u32,
+    /// The listed steps; empty for a search.
     pub ladder: Vec<u32>,
+    /// The ladder is a search for the breaking point (absent in journals before it and for a
+    /// listed ladder): its steps are journaled as they are chosen, and a resume replays their
+    /// verdicts to continue the very same search.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<crate::analysis::Search>,
     pub cumulative: bool,
     pub safety_multiple: f64,
     pub applications: Vec<String>,

@@ -274,11 +274,13 @@ impl RunView {
         self.target(target).and_then(|t| t.steps.get(step))
     }
 
-    fn step_mut(&mut self, target: &str, step: usize) -> Option<&mut StepRun> {
-        self.targets
-            .iter_mut()
-            .find(|t| t.info.name == target)
-            .and_then(|t| t.steps.get_mut(step))
+    /// A target's step; a search's steps are added as the journal names them.
+    fn step_mut(&mut self, target: &str, step: usize, n: Option<u32>) -> Option<&mut StepRun> {
+        let t = self.targets.iter_mut().find(|t| t.info.name == target)?;
+        if let Some(n) = n.filter(|_| t.info.search.is_some() && step == t.steps.len()) {
+            t.steps.push(StepRun::pending(n));
+        }
+        t.steps.get_mut(step)
     }
 
     /// Take in one entry.
@@ -419,7 +421,7 @@ impl RunView {
             detail: detail.clone(),
             seq: self.applied,
         };
-        match self.step_mut(target, *step) {
+        match self.step_mut(target, *step, None) {
             Some(s) => s.outcomes.push(result),
             None => self.stray_outcomes.push(StrayOutcome {
                 target: target.clone(),
@@ -442,7 +444,7 @@ impl RunView {
             return;
         };
         let seq = self.applied;
-        if let Some(s) = self.step_mut(target, *step) {
+        if let Some(s) = self.step_mut(target, *step, None) {
             s.reconciled.push(Reconciliation {
                 node: node.clone(),
                 found: *found,
@@ -455,16 +457,31 @@ impl RunView {
     /// The entries that move one step on; those naming a step the run does not have are
     /// left out.
     fn step_entry(&mut self, entry: &Entry) {
-        let (target, step) = match entry {
-            Entry::StepStarted { target, step, .. }
-            | Entry::Intent { target, step, .. }
+        let (target, step, n) = match entry {
+            Entry::StepStarted {
+                target,
+                step,
+                terminations,
+                ..
+            }
+            | Entry::StepJudged {
+                target,
+                step,
+                terminations,
+                ..
+            }
+            | Entry::StepSkipped {
+                target,
+                step,
+                terminations,
+                ..
+            } => (target, *step, Some(*terminations)),
+            Entry::Intent { target, step, .. }
             | Entry::Injected { target, step, .. }
-            | Entry::StepJudged { target, step, .. }
-            | Entry::CapacityRestored { target, step, .. }
-            | Entry::StepSkipped { target, step, .. } => (target, *step),
+            | Entry::CapacityRestored { target, step, .. } => (target, *step, None),
             _ => return,
         };
-        if let Some(s) = self.step_mut(target, step) {
+        if let Some(s) = self.step_mut(target, step, n) {
             advance(s, entry);
         }
     }
@@ -557,6 +574,7 @@ mod tests {
                 provider: "lab".into(),
                 required_tolerance: 1,
                 ladder: vec![1, 2, 3],
+                search: None,
                 cumulative: false,
                 safety_multiple: 3.0,
                 applications: vec!["a".into()],
@@ -681,6 +699,59 @@ mod tests {
         });
         view.apply(&resumed(false));
         assert_eq!(view.effective_stop().map(|s| s.attempt), Some(3));
+    }
+
+    /// A search's run_started lists no steps: they are added as the journal names them, in
+    /// order, with their terminations; an entry for a step not yet named adds nothing.
+    #[test]
+    fn a_search_gains_its_steps_as_the_journal_names_them() {
+        let Entry::RunStarted { mut targets, .. } = started() else {
+            unreachable!()
+        };
+        targets[0].ladder.clear();
+        targets[0].search = Some(crate::analysis::Search { from: 1, max: 8 });
+        let start = Entry::RunStarted {
+            at: AT.into(),
+            plan: "p".into(),
+            plan_path: "p.yaml".into(),
+            plan_digest: "0".into(),
+            version: "0.1.0".into(),
+            targets,
+            lab: true,
+            aws: Vec::new(),
+        };
+        let started_step = |step: usize, terminations: u32| Entry::StepStarted {
+            at: AT.into(),
+            target: "t".into(),
+            step,
+            terminations,
+            nodes_alive: Some(8),
+        };
+        let view = RunView::from_entries(&[
+            start,
+            intent(5, &["n1"]),
+            started_step(0, 1),
+            intent(0, &["n1"]),
+            judged(0, Verdict::Pass),
+            started_step(1, 2),
+            Entry::StepSkipped {
+                at: AT.into(),
+                target: "t".into(),
+                step: 1,
+                terminations: 2,
+                reason: "escalation stopped: interrupted".into(),
+                ends: false,
+            },
+        ]);
+        let t = &view.targets[0];
+        let rungs: Vec<u32> = t.steps.iter().map(|s| s.terminations).collect();
+        assert_eq!(rungs, [1, 2]);
+        assert_eq!(step_of(&view, 0).verdict(), Some(Verdict::Pass));
+        assert!(matches!(step_of(&view, 1).phase, StepPhase::Skipped(_)));
+        // A journal from before searches (no `search`) still reads as a listed ladder.
+        let old = r#"{"name":"t","kind":"storm","provider":"lab","required_tolerance":1,"ladder":[1,2],"cumulative":false,"safety_multiple":3.0,"applications":["a"]}"#;
+        let info: TargetInfo = serde_json::from_str(old).unwrap();
+        assert_eq!((info.ladder, info.search), (vec![1, 2], None));
     }
 
     #[test]

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
+use crate::analysis::{Search, Verdict};
+
 pub use super::spec::{
     ClusterKind, Isolation, Provider, SaslMechanism, SecurityProtocol, Selection, TimestampType,
 };
@@ -182,7 +184,10 @@ pub struct Target {
     /// Only nodes running this topology or app (`running:`).
     pub running: Option<String>,
     pub applications: Vec<String>,
+    /// The listed steps; empty when the ladder is a search.
     pub ladder: Vec<u32>,
+    /// `ladder: {search: {from, max}}`: the steps come from [`Search::next`] as the run goes.
+    pub search: Option<Search>,
     pub selection: Selection,
     pub seed: Option<u64>,
     pub required_tolerance: u32,
@@ -192,6 +197,54 @@ pub struct Target {
 }
 
 impl Target {
+    /// The steps `plan` previews and its guard warnings walk: the listed ones, or for a search
+    /// the escalation every passing step would take (1, 2, 4 … max).
+    pub fn preview_rungs(&self) -> Vec<u32> {
+        let Some(search) = self.search else {
+            return self.ladder.clone();
+        };
+        let mut results = Vec::new();
+        while let Some(n) = search.next(&results) {
+            results.push((n, Verdict::Pass));
+        }
+        results.into_iter().map(|r| r.0).collect()
+    }
+
+    /// The most steps a run of this target can take (a search's worst case).
+    pub fn worst_case_steps(&self) -> usize {
+        self.search
+            .map_or(self.ladder.len(), |s| s.worst_case_steps())
+    }
+
+    /// The most nodes a run of this target can terminate over all its steps (for a search, over
+    /// every possible limit), widened so no ladder overflows it.
+    pub fn most_terminations(&self) -> u64 {
+        let Some(search) = self.search else {
+            return self.ladder.iter().map(|&n| u64::from(n)).sum();
+        };
+        (search.from.saturating_sub(1)..=search.max)
+            .map(|limit| {
+                let mut results = Vec::new();
+                while let Some(n) = search.next(&results) {
+                    let v = if n <= limit {
+                        Verdict::Pass
+                    } else {
+                        Verdict::Fail
+                    };
+                    results.push((n, v));
+                }
+                results.iter().map(|r| u64::from(r.0)).sum::<u64>()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The largest step the ladder may take.
+    pub fn largest_rung(&self) -> u32 {
+        self.search
+            .map_or_else(|| self.ladder.iter().copied().max().unwrap_or(0), |s| s.max)
+    }
+
     /// Whether every step starts from full capacity: cooldown can only wait for capacity that
     /// something reports back: health endpoints, or a provider that replaces what it
     /// terminates (a lab cluster, an Auto Scaling group with `replace: true`). `aws-ec2` and
@@ -383,7 +436,7 @@ pub struct Observe {
 impl Plan {
     /// The steps of all targets, for a rough duration estimate.
     pub fn step_count(&self) -> usize {
-        self.targets.values().map(|t| t.ladder.len()).sum()
+        self.targets.values().map(Target::worst_case_steps).sum()
     }
 
     /// The most nodes the plan would terminate if every step ran (the confirmation's figure),
@@ -391,8 +444,8 @@ impl Plan {
     pub fn most_terminations(&self) -> u64 {
         self.targets
             .values()
-            .flat_map(|t| t.ladder.iter())
-            .fold(0u64, |sum, &n| sum.saturating_add(u64::from(n)))
+            .map(Target::most_terminations)
+            .fold(0u64, u64::saturating_add)
     }
 }
 

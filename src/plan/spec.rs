@@ -429,8 +429,9 @@ pub struct RawTarget {
     pub running: Option<RawRunning>,
     /// Names of the applications (from `applications:`) judged on this target.
     pub applications: Vec<String>,
-    /// Terminations per step, strictly increasing.
-    pub ladder: Vec<u32>,
+    /// Terminations per step: a list, strictly increasing (`[1, 2, 3]`), or a search for the
+    /// breaking point (`{search: {from: 1, max: 12}}`).
+    pub ladder: RawLadder,
     /// How nodes are chosen: `random` (seeded), `spread` (across zone × instance type) or
     /// `market` (all nodes of one spot market, the way a price spike takes them).
     #[serde(default)]
@@ -439,7 +440,7 @@ pub struct RawTarget {
     #[serde(default)]
     pub seed: Option<u64>,
     /// The gate: the run fails unless the tolerated terminations reach this (default: the
-    /// largest ladder step, i.e. every step must pass).
+    /// largest ladder step, i.e. every step must pass; for a search, its `from`).
     #[serde(default)]
     pub required_tolerance: Option<u32>,
     /// Guards that stop the ladder.
@@ -453,6 +454,70 @@ pub struct RawTarget {
     /// within the replacement lead time) × this many spare nodes (default 3).
     #[serde(default)]
     pub safety_multiple: Option<f64>,
+}
+
+/// A target's ladder: the steps as listed, or a search for the breaking point.
+#[derive(Clone, Debug, JsonSchema, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum RawLadder {
+    /// Terminations per step, strictly increasing.
+    Steps(Vec<u32>),
+    /// A search: escalate (`from`, 2·`from`, 4·`from` … capped at `max`) until the first step
+    /// that does not pass, then bisect between the last pass and it, so the exact limit is
+    /// found in O(log max) steps.
+    Search(RawSearchLadder),
+}
+
+impl RawLadder {
+    /// The listed steps (none for a search).
+    pub fn steps(&self) -> &[u32] {
+        match self {
+            RawLadder::Steps(s) => s,
+            RawLadder::Search(_) => &[],
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawLadder {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RawLadder, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+        struct LadderVisitor;
+        impl<'de> serde::de::Visitor<'de> for LadderVisitor {
+            type Value = RawLadder;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of terminations per step, or {search: {from, max}}")
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<RawLadder, E> {
+                Ok(RawLadder::Steps(Vec::new()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, a: A) -> Result<RawLadder, A::Error> {
+                Vec::deserialize(SeqAccessDeserializer::new(a)).map(RawLadder::Steps)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, a: A) -> Result<RawLadder, A::Error> {
+                RawSearchLadder::deserialize(MapAccessDeserializer::new(a)).map(RawLadder::Search)
+            }
+        }
+        d.deserialize_any(LadderVisitor)
+    }
+}
+
+/// `ladder: {search: …}`.
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RawSearchLadder {
+    /// The search's bounds.
+    pub search: RawSearch,
+}
+
+/// The bounds of a breaking-point search.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RawSearch {
+    /// The first step's terminations, and the floor of the search (at least 1).
+    pub from: u32,
+    /// The most terminations any step of the search may try (at least `from`, at most the
+    /// target's nodes and `guards.max_terminations`).
+    pub max: u32,
 }
 
 /// Node provider.

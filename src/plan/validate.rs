@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
+use crate::analysis::Search;
+
 use super::de;
 use super::diag::{Diagnostic, Severity, Span};
 use super::model::*;
@@ -758,9 +760,15 @@ impl Checker<'_> {
         let health = self.health(raw, &path.key("health"), &nodes);
         let running = self.running(raw, path, &health);
         self.target_applications(raw, &path.key("applications"), apps, &nodes, lab);
-        let ladder = self.ladder(&raw.ladder, &path.key("ladder"));
-        self.ladder_fits_lab(&path.key("ladder"), &ladder, &nodes, lab);
-        let required_tolerance = self.required_tolerance(raw, path, &ladder);
+        let lpath = path.key("ladder");
+        let search = self.search(&raw.ladder, &lpath);
+        let ladder = match search {
+            Some(_) => Vec::new(),
+            None => self.ladder(raw.ladder.steps(), &lpath),
+        };
+        self.ladder_fits_lab(&lpath, &ladder, &nodes, lab);
+        self.search_fits(raw, &lpath, search, &nodes, lab);
+        let required_tolerance = self.required_tolerance(raw, path, &ladder, search);
         let selection = raw.selection.unwrap_or(Selection::Random);
         if raw.seed.is_some() && selection != Selection::Random {
             self.warn(
@@ -790,6 +798,7 @@ impl Checker<'_> {
             running,
             applications: raw.applications.clone(),
             ladder,
+            search,
             selection,
             seed: raw.seed,
             required_tolerance,
@@ -821,13 +830,81 @@ impl Checker<'_> {
         }
     }
 
-    /// The tolerance a run must reach: as given (a step must reach it), else the largest step.
-    fn required_tolerance(&mut self, raw: &RawTarget, path: &Path, ladder: &[u32]) -> u32 {
-        let largest = ladder.iter().copied().max().unwrap_or(0);
-        let Some(r) = raw.required_tolerance else {
-            return largest;
+    /// `ladder: {search: {from, max}}`: from ≥ 1 and max ≥ from.
+    fn search(&mut self, raw: &RawLadder, path: &Path) -> Option<Search> {
+        let RawLadder::Search(s) = raw else {
+            return None;
         };
-        if r > largest && self.intact(&path.key("ladder")) && !ladder.is_empty() {
+        let (from, max) = (s.search.from, s.search.max);
+        let p = path.key("search");
+        if from == 0 {
+            self.error_help(
+                &p.key("from"),
+                "the search starts at 0 terminations: a step terminates at least 1 node",
+                "start the search at 1 or more, e.g. {search: {from: 1, max: 12}}",
+            );
+        } else if max < from {
+            self.error_help(
+                &p.key("max"),
+                format!("the search's max {max} is below its from {from}"),
+                "max is the most terminations the search may try: at least from",
+            );
+        }
+        Some(Search { from, max })
+    }
+
+    /// A search's max fits the lab cluster's nodes and `guards.max_terminations`.
+    fn search_fits(
+        &mut self,
+        raw: &RawTarget,
+        lpath: &Path,
+        search: Option<Search>,
+        nodes: &NodeSelector,
+        lab: Option<&Lab>,
+    ) {
+        let Some(s) = search else { return };
+        let p = lpath.key("search").key("max");
+        if let (NodeSelector::Lab { cluster, .. }, Some(lab)) = (nodes, lab)
+            && let Some(c) = lab.clusters.get(cluster)
+            && s.max > c.nodes
+        {
+            self.error_help(
+                &p,
+                format!(
+                    "the search's max {} is more nodes than lab cluster `{cluster}` has ({})",
+                    s.max, c.nodes
+                ),
+                format!("lower max to {} or fewer", c.nodes),
+            );
+        }
+        let guard = raw.guards.as_ref().and_then(|g| g.max_terminations);
+        if let Some(g) = guard.filter(|&g| g > 0 && s.max > g) {
+            self.error_help(
+                &p,
+                format!(
+                    "the search's max {} is above guards.max_terminations {g}: no step could try it",
+                    s.max
+                ),
+                format!("lower max to {g} or fewer, or raise guards.max_terminations"),
+            );
+        }
+    }
+
+    /// The tolerance a run must reach: as given (a step must reach it), else the largest step
+    /// (for a search: its `from`, the first step must pass).
+    fn required_tolerance(
+        &mut self,
+        raw: &RawTarget,
+        path: &Path,
+        ladder: &[u32],
+        search: Option<Search>,
+    ) -> u32 {
+        let largest = search.map_or_else(|| ladder.iter().copied().max().unwrap_or(0), |s| s.max);
+        let Some(r) = raw.required_tolerance else {
+            return search.map_or(largest, |s| s.from);
+        };
+        let listed = search.is_some() || !ladder.is_empty();
+        if r > largest && self.intact(&path.key("ladder")) && listed {
             self.error_help(
                 &path.key("required_tolerance"),
                 format!(

@@ -56,7 +56,7 @@ pub fn warnings(target: &Target, size: Option<usize>) -> Vec<String> {
     let mut warnings = Vec::new();
     if let Some(max) = g.max_terminations {
         let mut so_far = 0u64;
-        for (step, &n) in target.ladder.iter().enumerate() {
+        for (step, n) in target.preview_rungs().into_iter().enumerate() {
             let n = u64::from(n);
             if so_far + n > u64::from(max) {
                 warnings.push(format!(
@@ -81,7 +81,7 @@ pub fn warnings(target: &Target, size: Option<usize>) -> Vec<String> {
         // Where cooldown waits for capacity, every step starts from full capacity; elsewhere
         // (`cumulative`, or nothing reports capacity back) steps add up.
         let mut live = size;
-        for (step, &n) in target.ladder.iter().enumerate() {
+        for (step, n) in target.preview_rungs().into_iter().enumerate() {
             let left = live.saturating_sub(n);
             if left < needed {
                 warnings.push(format!(

@@ -109,6 +109,28 @@ pub struct Preflight {
     pub estimate: Estimate,
 }
 
+/// A search ladder in `plan`: its bounds and how many steps it takes at most.
+#[derive(Clone, Debug, Serialize)]
+pub struct SearchOut {
+    pub from: u32,
+    pub max: u32,
+    /// The most steps the search takes, over every possible limit.
+    pub worst_case_steps: usize,
+    /// The steps a full ladder from..=max would take.
+    pub full_ladder_steps: usize,
+}
+
+impl SearchOut {
+    pub fn of(s: crate::analysis::Search) -> SearchOut {
+        SearchOut {
+            from: s.from,
+            max: s.max,
+            worst_case_steps: s.worst_case_steps(),
+            full_ladder_steps: (s.max.saturating_sub(s.from) as usize) + 1,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct TargetOut {
     pub name: String,
@@ -133,6 +155,9 @@ pub struct TargetOut {
     /// AWS: instances the selector matched that are not eligible (on-demand, not running).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub excluded: Vec<ExcludedOut>,
+    /// The ladder is a search: `steps` preview its escalation (every step passing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchOut>,
     pub steps: Vec<StepOut>,
     pub health: Vec<HealthOut>,
     /// What the health endpoints report (URL endpoints only; a lab's start with `run`).

@@ -106,6 +106,7 @@ pub fn preview_target(
         discovery_ms: aws.and_then(|a| a.discovery_ms),
         nodes: Vec::new(),
         excluded: Vec::new(),
+        search: target.search.map(super::SearchOut::of),
         steps: Vec::new(),
         health: Vec::new(),
         capacity: capacity.and_then(|c| c.as_ref().ok()).cloned(),
@@ -156,9 +157,9 @@ pub fn preview_target(
         }
         None => {
             out.steps = target
-                .ladder
-                .iter()
-                .map(|&n| StepOut {
+                .preview_rungs()
+                .into_iter()
+                .map(|n| StepOut {
                     terminations: n,
                     would_terminate: Vec::new(),
                     error: out.error.clone(),
@@ -183,10 +184,10 @@ pub fn preview_steps(target: &Target, nodes: &[Node], placement: &Placement<'_>)
     let needs_placement = target.running.is_some() || target.guards.max_per_topology.is_some();
     let mut gone: BTreeSet<String> = BTreeSet::new();
     target
-        .ladder
-        .iter()
+        .preview_rungs()
+        .into_iter()
         .enumerate()
-        .map(|(step, &n)| {
+        .map(|(step, n)| {
             let eligible: Vec<Node> = nodes
                 .iter()
                 .filter(|node| node.running && crate::nodes::eligible(&target.nodes, node))

@@ -221,6 +221,14 @@ fn target_head(h: &mut String, t: &TargetReport) {
             escape(&f.reason)
         );
     }
+    if let Some(s) = &t.search {
+        let _ = write!(
+            h,
+            " {}. The {}.",
+            escape(&capitalized(&s.summary)),
+            escape(&s.assumption)
+        );
+    }
     if t.cumulative {
         h.push_str(" Steps add up: capacity lost in one step is not replaced before the next.");
     }

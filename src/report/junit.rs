@@ -158,29 +158,7 @@ pub fn render(r: &Report) -> String {
                 escape(at.split('.').next().unwrap_or(at))
             );
         }
-        x.push_str(">\n    <properties>\n");
-        for (k, v) in [
-            ("kind", t.kind.clone()),
-            ("provider", t.provider.clone()),
-            (
-                "tolerated_terminations",
-                t.tolerated_terminations.to_string(),
-            ),
-            (
-                "tolerance_bound",
-                match t.tolerance_bound {
-                    Some(super::Bound::Exact) => "exact".into(),
-                    Some(super::Bound::AtLeast) => "at_least".into(),
-                    None => "unknown".into(),
-                },
-            ),
-            ("tolerance", super::text::bound_words(t)),
-            ("required_tolerance", t.required_tolerance.to_string()),
-            ("verdict", t.verdict.to_string()),
-        ] {
-            let _ = writeln!(x, "      <property name=\"{k}\" value=\"{}\"/>", escape(&v));
-        }
-        x.push_str("    </properties>\n");
+        properties(&mut x, t);
         for c in cases {
             let _ = write!(
                 x,
@@ -215,4 +193,32 @@ pub fn render(r: &Report) -> String {
     }
     x.push_str("</testsuites>\n");
     x
+}
+
+/// A target suite's `<properties>`: kind, provider, the tolerance and its bound, and a search's
+/// summary.
+fn properties(x: &mut String, t: &TargetReport) {
+    let bound = match t.tolerance_bound {
+        Some(super::Bound::Exact) => "exact",
+        Some(super::Bound::AtLeast) => "at_least",
+        None => "unknown",
+    };
+    x.push_str(">\n    <properties>\n");
+    let props = [
+        ("kind", t.kind.clone()),
+        ("provider", t.provider.clone()),
+        (
+            "tolerated_terminations",
+            t.tolerated_terminations.to_string(),
+        ),
+        ("tolerance_bound", bound.into()),
+        ("tolerance", super::text::bound_words(t)),
+        ("required_tolerance", t.required_tolerance.to_string()),
+        ("verdict", t.verdict.to_string()),
+    ];
+    let search = t.search.as_ref().map(|s| ("search", s.summary.clone()));
+    for (k, v) in props.into_iter().chain(search) {
+        let _ = writeln!(x, "      <property name=\"{k}\" value=\"{}\"/>", escape(&v));
+    }
+    x.push_str("    </properties>\n");
 }

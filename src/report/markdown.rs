@@ -75,6 +75,9 @@ fn target(md: &mut String, t: &TargetReport) {
         t.name, t.kind, t.provider
     );
     let _ = writeln!(md, "{}: **{}**.", capitalized(&tolerance(t)), t.verdict);
+    if let Some(s) = &t.search {
+        let _ = writeln!(md, "\n{}. The {}.", capitalized(&s.summary), s.assumption);
+    }
     if let Some(f) = &t.first_failure {
         let _ = writeln!(
             md,

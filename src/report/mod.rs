@@ -106,6 +106,39 @@ pub struct TargetReport {
     /// Spare nodes the target needs, from the observed replacement time; null when capacity
     /// was never seen coming back.
     pub overprovisioning: Option<Overprovisioning>,
+    /// The ladder was a search for the breaking point (`ladder: {search: {from, max}}`);
+    /// absent for a listed ladder and in reports written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchReport>,
+}
+
+/// How a search for the breaking point went.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SearchReport {
+    /// The plan's bounds: the first step, and the most terminations a step may try.
+    pub from: u32,
+    pub max: u32,
+    /// The steps the search ran (judged).
+    pub steps_run: usize,
+    /// The steps a full ladder from..=max would have taken.
+    pub full_ladder_steps: usize,
+    /// What the search rests on: losing more nodes never hurts less.
+    pub assumption: String,
+    /// Passes above a failure (the assumption did not hold there: noise, timing), each with
+    /// the smallest failure below it.
+    pub anomalies: Vec<SearchAnomaly>,
+    /// Why the search ended before it was over (a guard, a stop, a cooldown that timed out);
+    /// null when it ran to its end.
+    pub cut_short: Option<String>,
+    /// The search in words.
+    pub summary: String,
+}
+
+/// A step that passed above one that failed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SearchAnomaly {
+    pub passed: u32,
+    pub failed_below: u32,
 }
 
 /// What a tolerance is: the limit itself, or a floor under it.
@@ -457,9 +490,64 @@ fn target_report(t: &TargetRun) -> TargetReport {
         cumulative: info.cumulative,
         steps: t.steps.iter().map(step_report).collect(),
         overprovisioning: None,
+        search: None,
     };
     judge_target(&mut report, info.safety_multiple);
+    report.search = info.search.map(|s| search_report(s, &report));
     report
+}
+
+/// How the search went, from its steps.
+fn search_report(s: analysis::Search, t: &TargetReport) -> SearchReport {
+    let results: Vec<(u32, Verdict)> = t
+        .steps
+        .iter()
+        .filter_map(|st| st.verdict.map(|v| (st.terminations, v)))
+        .collect();
+    let anomalies: Vec<SearchAnomaly> = analysis::anomalies(&results)
+        .into_iter()
+        .map(|(passed, failed_below)| SearchAnomaly {
+            passed,
+            failed_below,
+        })
+        .collect();
+    let cut_short = t
+        .steps
+        .last()
+        .filter(|st| st.verdict.is_none())
+        .map(|st| st.skipped.clone().unwrap_or_else(|| "not reached".into()));
+    let full = (s.max.saturating_sub(s.from) as usize) + 1;
+    let mut summary = format!(
+        "search {}..{}: {} step{} ({}) where a full ladder takes {full}",
+        s.from,
+        s.max,
+        results.len(),
+        if results.len() == 1 { "" } else { "s" },
+        results
+            .iter()
+            .map(|(n, v)| format!("{n} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if let Some(why) = &cut_short {
+        summary.push_str(&format!("; cut short before its end: {why}"));
+    }
+    for a in &anomalies {
+        summary.push_str(&format!(
+            "; {} passed above a failure at {} (the assumption did not hold there)",
+            a.passed, a.failed_below
+        ));
+    }
+    SearchReport {
+        from: s.from,
+        max: s.max,
+        steps_run: results.len(),
+        full_ladder_steps: full,
+        assumption: analysis::ASSUMPTION.to_owned(),
+        anomalies,
+        cut_short,
+        summary,
+    }
 }
 
 fn step_report(s: &StepRun) -> StepReport {
@@ -618,4 +706,90 @@ fn losses(t: &TargetReport) -> Vec<f64> {
 
 fn parse_time(s: &str) -> Option<std::time::SystemTime> {
     humantime::parse_rfc3339_weak(s).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::TargetInfo;
+
+    const AT: &str = "2026-11-26T03:26:36.491Z";
+
+    fn judged(step: usize, terminations: u32, verdict: Verdict) -> Entry {
+        Entry::StepJudged {
+            at: AT.into(),
+            target: "t".into(),
+            step,
+            terminations,
+            nodes: vec![format!("n{step}")],
+            injected_at: Some(AT.into()),
+            verdict,
+            capacity_restored_s: None,
+            applications: Vec::new(),
+            capacity: None,
+            findings: Vec::new(),
+        }
+    }
+
+    /// A search's report names its steps against a full ladder's, states the assumption,
+    /// reports a pass above a failure, and says what cut it short.
+    #[test]
+    fn a_search_report_shows_anomalies_and_what_cut_it_short() {
+        let start = Entry::RunStarted {
+            at: AT.into(),
+            plan: "p".into(),
+            plan_path: "p.yaml".into(),
+            plan_digest: "0".into(),
+            version: "0.1.0".into(),
+            targets: vec![TargetInfo {
+                name: "t".into(),
+                kind: "storm".into(),
+                provider: "lab".into(),
+                required_tolerance: 1,
+                ladder: Vec::new(),
+                search: Some(analysis::Search { from: 1, max: 8 }),
+                cumulative: false,
+                safety_multiple: 3.0,
+                applications: vec!["a".into()],
+            }],
+            lab: true,
+            aws: Vec::new(),
+        };
+        let r = Report::from_journal(&[
+            start,
+            judged(0, 1, Verdict::Pass),
+            judged(1, 2, Verdict::Fail),
+            judged(2, 4, Verdict::Pass),
+            Entry::StepSkipped {
+                at: AT.into(),
+                target: "t".into(),
+                step: 3,
+                terminations: 3,
+                reason: "guard max_terminations: 7 terminated so far + 3 would exceed 8".into(),
+                ends: false,
+            },
+        ]);
+        let t = &r.targets[0];
+        assert_eq!(t.tolerated_terminations, 1);
+        let s = t.search.as_ref().expect("a search report");
+        assert_eq!(
+            (s.from, s.max, s.steps_run, s.full_ladder_steps),
+            (1, 8, 3, 8)
+        );
+        assert_eq!(
+            s.anomalies,
+            [SearchAnomaly {
+                passed: 4,
+                failed_below: 2
+            }]
+        );
+        assert!(s.cut_short.as_deref().unwrap().contains("max_terminations"));
+        assert!(
+            s.summary.contains("4 passed above a failure at 2"),
+            "{}",
+            s.summary
+        );
+        assert!(s.summary.contains("cut short"), "{}", s.summary);
+        assert_eq!(s.assumption, analysis::ASSUMPTION);
+    }
 }

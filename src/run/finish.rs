@@ -58,6 +58,7 @@ impl Runner<'_> {
                     provider: t.nodes.provider().name().to_owned(),
                     required_tolerance: t.required_tolerance,
                     ladder: t.ladder.clone(),
+                    search: t.search,
                     cumulative: t.cumulative,
                     safety_multiple: t.safety_multiple,
                     applications: t.applications.clone(),
@@ -133,6 +134,9 @@ fn summary(report: &Report, opts: &Options, wall_s: f64, cpu_s: Option<f64>) -> 
                 "    first failure at {}: {}\n",
                 f.terminations, f.reason
             ));
+        }
+        if let Some(s) = &t.search {
+            text.push_str(&format!("    {}\n", s.summary));
         }
         if let Some(o) = &t.overprovisioning {
             text.push_str(&format!("    {}\n", o.summary));

@@ -34,6 +34,14 @@ pub(super) enum Outcome {
 }
 
 impl Outcome {
+    /// The step's verdict, when it was judged (now, before, or at resume).
+    pub(super) fn verdict(&self) -> Option<Verdict> {
+        match self {
+            Outcome::Judged(v) | Outcome::JudgedBefore(v) | Outcome::Rejudged(v) => Some(*v),
+            Outcome::Skipped { .. } | Outcome::Stopped(_) => None,
+        }
+    }
+
     pub(super) fn skipped(reason: impl Into<String>) -> Outcome {
         Outcome::Skipped {
             reason: reason.into(),
@@ -82,6 +90,14 @@ pub(super) struct At<'a> {
 }
 
 impl At<'_> {
+    /// How many steps the ladder has: a search's worst case as "≤ N".
+    pub fn of(&self) -> String {
+        match self.target.search {
+            Some(s) => format!("≤{}", s.worst_case_steps()),
+            None => self.target.ladder.len().to_string(),
+        }
+    }
+
     pub fn label(&self) -> String {
         format!("{} step {}", self.name, self.step + 1)
     }
@@ -133,7 +149,11 @@ impl Injected {
 }
 
 impl Runner<'_> {
-    /// Every step of one target's ladder, then the wait for its last step's capacity.
+    /// Every step of one target's ladder, then the wait for its last step's capacity. A
+    /// search's next step comes from the verdicts so far (replayed from the journal on
+    /// resume, so a resumed search continues the very same search); a step that is not judged
+    /// (a guard, a stop, a cooldown that timed out) ends the search there, and its skip entry
+    /// says why.
     pub async fn target(
         &mut self,
         name: &str,
@@ -141,7 +161,9 @@ impl Runner<'_> {
         previous: &[Entry],
     ) -> anyhow::Result<()> {
         let mut ended: Option<String> = None;
-        for (step, &n) in target.ladder.iter().enumerate() {
+        let mut results: Vec<(u32, Verdict)> = Vec::new();
+        let mut step = 0;
+        while let Some(n) = rung(target, step, &results) {
             let at = At {
                 name,
                 target,
@@ -149,7 +171,16 @@ impl Runner<'_> {
                 n,
             };
             let outcome = self.step(at, previous, ended.as_deref()).await?;
-            self.conclude(at, outcome, &mut ended)?;
+            let verdict = outcome.verdict();
+            if target.search.is_some() {
+                // A failure does not end a search: it bisects below it.
+                self.conclude(at, outcome, &mut None)?;
+                let Some(v) = verdict else { break };
+                results.push((n, v));
+            } else {
+                self.conclude(at, outcome, &mut ended)?;
+            }
+            step += 1;
         }
         self.capacity_tail(name).await?;
         self.active = None;
@@ -255,7 +286,7 @@ impl Runner<'_> {
             "{} step {}/{}: {} termination{} — cooldown",
             at.name,
             at.step + 1,
-            at.target.ladder.len(),
+            at.of(),
             at.n,
             if at.n == 1 { "" } else { "s" }
         ));
@@ -463,7 +494,7 @@ impl Runner<'_> {
             "{} step {}/{}: terminate {} ({})",
             at.name,
             at.step + 1,
-            at.target.ladder.len(),
+            at.of(),
             at.n,
             ids.join(", ")
         ));
@@ -475,5 +506,14 @@ impl Runner<'_> {
             Some(why) => Err(Outcome::skipped(format!("escalation stopped: {why}"))),
             None => Ok(()),
         })
+    }
+}
+
+/// The terminations of a target's step `step`: the listed one, or the search's next after the
+/// verdicts so far; `None` when the ladder is over.
+fn rung(target: &Target, step: usize, results: &[(u32, Verdict)]) -> Option<u32> {
+    match target.search {
+        Some(s) => s.next(results),
+        None => target.ladder.get(step).copied(),
     }
 }

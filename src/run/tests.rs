@@ -322,6 +322,7 @@ fn started(plan: &Plan, fleet: u32) -> Vec<Entry> {
                 provider: "aws-ec2".into(),
                 required_tolerance: t.required_tolerance,
                 ladder: t.ladder.clone(),
+                search: t.search,
                 cumulative: t.cumulative,
                 safety_multiple: t.safety_multiple,
                 applications: t.applications.clone(),

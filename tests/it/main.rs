@@ -25,6 +25,7 @@ mod report_diff;
 mod report_run;
 mod run;
 mod run_capacity;
+mod run_search;
 mod schema;
 mod support;
 mod trust;

@@ -135,7 +135,24 @@ fn plan_json_previews_every_step_of_the_lab_game_day_reproducibly() {
             })
             .collect();
         let steps = t["steps"].as_array().unwrap();
-        assert_eq!(steps.len(), 3);
+        // storm-lab searches 1..5: its preview is the escalation if every step passes.
+        let rungs: Vec<u64> = steps
+            .iter()
+            .map(|s| s["terminations"].as_u64().unwrap())
+            .collect();
+        match t["name"].as_str().unwrap() {
+            "storm-lab" => {
+                assert_eq!(rungs, [1, 2, 4, 5]);
+                assert_eq!(
+                    t["search"],
+                    serde_json::json!({"from": 1, "max": 5, "worst_case_steps": 4, "full_ladder_steps": 5})
+                );
+            }
+            _ => {
+                assert_eq!(rungs, [1, 2, 3]);
+                assert!(t.get("search").is_none(), "{t}");
+            }
+        }
         for step in steps {
             let n = step["terminations"].as_u64().unwrap() as usize;
             let chosen = ids(&step["would_terminate"]);
@@ -163,17 +180,23 @@ fn plan_text_names_each_step_and_the_worst_case_duration() {
     for target in ["storm-lab", "mesos-lab"] {
         assert!(text.contains(&format!("target {target} ")), "{text}");
     }
-    for step in [
-        "step 1: 1 termination: would terminate ",
-        "step 2: 2 terminations: would terminate ",
-        "step 3: 3 terminations: would terminate ",
+    for (step, times) in [
+        ("step 1: 1 termination: would terminate ", 2),
+        ("step 2: 2 terminations: would terminate ", 2),
+        ("step 3: 3 terminations: would terminate ", 1),
+        ("step 3: 4 terminations: would terminate ", 1),
+        ("step 4: 5 terminations: would terminate ", 1),
     ] {
         assert_eq!(
             text.matches(step).count(),
-            2,
-            "`{step}` per target:\n{text}"
+            times,
+            "`{step}` {times} times:\n{text}"
         );
     }
+    assert!(
+        text.contains("search 1..5: at most 4 steps (a full ladder 1..5 takes 5)"),
+        "{text}"
+    );
     assert!(text.contains("storm-lab-6"), "{text}");
     assert!(text.contains("the lab is started by `run`"), "{text}");
     assert!(text.contains("replacements get new ids"), "{text}");

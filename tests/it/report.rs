@@ -134,6 +134,32 @@ struct StrictTarget {
     steps: Vec<StrictStep>,
     #[serde(deserialize_with = "nullable")]
     overprovisioning: Option<StrictOverprovisioning>,
+    /// Optional (schema version 1 addition): only for a search ladder.
+    #[serde(default)]
+    search: Option<StrictSearch>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct StrictSearch {
+    from: u32,
+    max: u32,
+    steps_run: usize,
+    full_ladder_steps: usize,
+    assumption: String,
+    anomalies: Vec<StrictAnomaly>,
+    #[serde(deserialize_with = "nullable")]
+    cut_short: Option<String>,
+    summary: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct StrictAnomaly {
+    passed: u32,
+    failed_below: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -247,6 +273,8 @@ fn report_json_reads_back_through_a_strict_independent_schema() {
         ("mesos-lab", "mesos")
     );
     assert_eq!(storm.provider, "lab");
+    // A listed ladder has no `search`.
+    assert!(storm.search.is_none() && mesos.search.is_none());
     assert!(!storm.cumulative);
     assert_eq!(
         storm.applications,

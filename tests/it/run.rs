@@ -22,6 +22,8 @@ pub(crate) struct Shape {
     partitions: u32,
     /// SIGTERM notice before SIGKILL (mesos tasks leave their group on SIGTERM).
     notice: &'static str,
+    /// `ladder: {search: {from, max}}` instead of `ladder` (which then lists nothing).
+    search: Option<(u32, u32)>,
     /// When a lost node's replacement joins. Every step waits for it (cooldown, and the capacity
     /// wait after the last step), so it sets most of a run's length; it only has to come after
     /// the step's `timeout`, so that a step past the arithmetic cannot recover in time.
@@ -36,6 +38,7 @@ impl Shape {
             slots,
             workers,
             ladder,
+            search: None,
             rate: 200,
             cost: "1ms",
             partitions: 16,
@@ -56,6 +59,7 @@ impl Shape {
             slots,
             workers: 2,
             ladder,
+            search: None,
             rate: 375,
             cost: "4ms",
             partitions: 4,
@@ -63,6 +67,21 @@ impl Shape {
             // timeout 20s.
             replacement: "30s",
         }
+    }
+
+    /// The same cluster, searched for its breaking point from `from` up to `max`.
+    pub(crate) fn searched(mut self, from: u32, max: u32) -> Shape {
+        self.search = Some((from, max));
+        self
+    }
+
+    /// The largest k such that losing k nodes keeps every worker placed before replacements
+    /// arrive: (nodes − k) × slots ≥ workers.
+    pub(crate) fn capacity_limit(&self) -> u32 {
+        (0..=self.nodes)
+            .take_while(|&k| (self.nodes - k) * self.slots >= self.workers)
+            .last()
+            .unwrap_or(0)
     }
 
     /// The largest step k of the ladder such that every step up to k keeps every worker placed
@@ -82,7 +101,10 @@ impl Shape {
             "storm" => ("8s", "4s"),
             _ => ("20s", "10s"),
         };
-        let ladder = format!("{:?}", self.ladder);
+        let ladder = match self.search {
+            Some((from, max)) => format!("{{search: {{from: {from}, max: {max}}}}}"),
+            None => format!("{:?}", self.ladder),
+        };
         plan_fixture(
             "lab-shape.yaml",
             &[
