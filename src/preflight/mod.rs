@@ -7,6 +7,7 @@
 mod checks;
 mod estimate;
 pub mod guards;
+pub mod markets;
 pub mod nodes;
 
 use std::collections::BTreeMap;
