@@ -110,6 +110,41 @@ pub struct Interruptions {
     /// The most interruptions of these markets (and unattributed ones) within any window of
     /// the lead time.
     pub worst_window: Window,
+    /// Each interruption counted (these markets and unknown ones), oldest first: `report
+    /// --history` counts them again within the run's measured lead time.
+    pub events: Vec<Interruption>,
+}
+
+/// One interrupted instance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interruption {
+    /// When (RFC 3339).
+    pub at: String,
+    pub instance_id: String,
+    /// `TYPE/ZONE`; null when EC2 no longer knows the instance.
+    pub market: Option<String>,
+}
+
+impl Interruptions {
+    /// The densest window of [`Interruptions::events`] within `lead_s`: (count, of them
+    /// unattributed).
+    pub fn within(&self, lead_s: f64) -> (u32, u32) {
+        let times: Vec<(f64, bool)> = self
+            .events
+            .iter()
+            .filter_map(|e| {
+                let t = humantime::parse_rfc3339_weak(&e.at).ok()?;
+                let s = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64();
+                Some((s, e.market.is_none()))
+            })
+            .collect();
+        let only: Vec<f64> = times.iter().map(|(t, _)| *t).collect();
+        let d = densest(&only, lead_s);
+        let inside = |t: f64| d.first.zip(d.last).is_some_and(|(a, b)| t >= a && t <= b);
+        let unknown = times.iter().filter(|(t, u)| *u && inside(*t)).count();
+        (d.count as u32, unknown as u32)
+    }
 }
 
 /// The densest window of interruptions.
@@ -154,7 +189,7 @@ pub fn markets_of(nodes: &[(Option<String>, Option<String>)]) -> (Vec<Market>, O
             share_pct: round1(f64::from(n) / total * 100.0),
         })
         .collect();
-    out.sort_by(|a, b| b.nodes.cmp(&a.nodes));
+    out.sort_by_key(|m| std::cmp::Reverse(m.nodes));
     let largest = out.first().map(|m| m.share_pct);
     (out, largest)
 }

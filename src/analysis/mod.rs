@@ -17,6 +17,7 @@
 
 mod band;
 mod fmt;
+pub mod headroom;
 mod judge;
 mod ladder;
 pub mod markets;

@@ -13,7 +13,8 @@ use aws_config::SdkConfig;
 
 use super::ec2_api::{self, Filter, cloudtrail::CloudTrail};
 use crate::analysis::markets::{
-    Interruptions, Market, MarketPrice, PriceHistory, Unreadable, Window, densest, price_summary,
+    Interruption, Interruptions, Market, MarketPrice, PriceHistory, Unreadable, Window, densest,
+    price_summary,
 };
 
 /// How far back prices are read.
@@ -219,13 +220,26 @@ fn interruptions(
         .map(|m| (m.instance_type.as_str(), m.zone.as_str()))
         .collect();
     let mut counted: Vec<(f64, bool)> = Vec::new();
+    let mut events: Vec<(f64, Interruption)> = Vec::new();
     for (id, t) in losses {
-        match placed.get(id) {
-            Some((ty, z)) if ours.contains(&(ty.as_str(), z.as_str())) => counted.push((*t, false)),
-            Some(_) => {}
-            None => counted.push((*t, true)),
-        }
+        let market = match placed.get(id) {
+            Some((ty, z)) if ours.contains(&(ty.as_str(), z.as_str())) => Some(format!("{ty}/{z}")),
+            Some(_) => continue,
+            None => None,
+        };
+        counted.push((*t, market.is_none()));
+        let at = rfc3339(*t);
+        let instance_id = id.clone();
+        events.push((
+            *t,
+            Interruption {
+                at,
+                instance_id,
+                market,
+            },
+        ));
     }
+    events.sort_by(|a, b| a.0.total_cmp(&b.0));
     let times: Vec<f64> = counted.iter().map(|(t, _)| *t).collect();
     let d = densest(&times, ask.lead_time_s);
     let in_window =
@@ -243,6 +257,7 @@ fn interruptions(
             from: d.first.map(rfc3339),
             to: d.last.map(rfc3339),
         },
+        events: events.into_iter().map(|(_, e)| e).collect(),
     }
 }
 
@@ -297,6 +312,13 @@ mod tests {
         assert_eq!((i.worst_window.count, i.worst_window.unattributed), (3, 1));
         assert_eq!(i.worst_window.from.as_deref(), Some("1970-01-01T00:16:40Z"));
         assert_eq!(i.worst_window.to.as_deref(), Some("1970-01-01T00:20:50Z"));
+        // The events are kept, oldest first, so a report can count them in another window.
+        let ids: Vec<&str> = i.events.iter().map(|e| e.instance_id.as_str()).collect();
+        assert_eq!(ids, ["i-a", "i-c", "i-d", "i-e"]);
+        assert_eq!(i.events[1].market, None);
+        assert_eq!(i.within(300.0), (3, 1));
+        assert_eq!(i.within(100.0), (2, 1));
+        assert_eq!(i.within(10_000.0), (4, 1));
     }
 
     #[test]

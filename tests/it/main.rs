@@ -17,6 +17,7 @@ mod lag_groups;
 mod lag_txn;
 mod live;
 mod locks;
+mod markets;
 mod plan_cli;
 mod report;
 mod report_browser;

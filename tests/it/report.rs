@@ -134,6 +134,10 @@ struct StrictTarget {
     steps: Vec<StrictStep>,
     #[serde(deserialize_with = "nullable")]
     overprovisioning: Option<StrictOverprovisioning>,
+    /// Optional (a schema version 1 addition).
+    #[serde(default)]
+    #[allow(dead_code)]
+    safety_multiple: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,6 +216,16 @@ struct StrictOverprovisioning {
     spare_nodes: u32,
     tolerated_terminations: u32,
     summary: String,
+    /// Optional (schema version 1 additions): where each input comes from.
+    #[serde(default)]
+    #[allow(dead_code)]
+    lead_time_source: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    losses_source: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    history: Option<serde_json::Value>,
 }
 
 fn strict(dir: &Path) -> StrictReport {

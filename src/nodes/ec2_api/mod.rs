@@ -397,10 +397,10 @@ impl Client {
             let mut n = 1;
             loop {
                 let result = match tries.attempt_timeout {
-                    Some(t) => tokio::time::timeout(t, self.attempt(&body))
+                    Some(t) => tokio::time::timeout(t, self.attempt(body))
                         .await
                         .unwrap_or(Err(Error::Timeout(t))),
-                    None => self.attempt(&body).await,
+                    None => self.attempt(body).await,
                 };
                 match result {
                     Err(e) if n < tries.max && e.retryable() => {
