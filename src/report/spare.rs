@@ -153,10 +153,7 @@ fn history_source(h: &TargetMarkets, file: &MarketsReport) -> String {
 
 fn run_source(history: Option<(&TargetMarkets, &MarketsReport)>) -> String {
     let why = match history {
-        None => format!(
-            "no spot history was given (spotdrill markets PLAN --json > {HISTORY_FILE}; \
-             spotdrill report DIR --history {HISTORY_FILE})"
-        ),
+        None => "no spot history was given, see `spotdrill markets`".to_owned(),
         Some((h, _)) => {
             let failed: Vec<&str> = h.unreadable.iter().map(|u| u.call.as_str()).collect();
             match failed.is_empty() {
@@ -165,7 +162,7 @@ fn run_source(history: Option<(&TargetMarkets, &MarketsReport)>) -> String {
             }
         }
     };
-    format!("run: the ladder's own largest step, not observed losses ({why})")
+    format!("run: the ladder's own largest step, not observed losses; {why}")
 }
 
 /// "history says 9 within 5 min × 3 = 27; the cluster absorbs 6: add 21, or diversify: …"
@@ -179,12 +176,13 @@ fn summary(t: &TargetReport, o: &Overprovisioning) -> String {
         .filter(|h| h.max_interruptions_in_lead_time.is_some())
     else {
         return format!(
-            "keep {} spare nodes: up to {} lost within the {lead} replacement lead time ({lead_from}) \
-             × {}; losses from {}; the ladder measured a tolerance of {absorbs}",
+            "keep {} spare nodes: up to {} lost within the {lead} replacement lead time × {}; \
+             lead time from {}, losses from {}; the ladder measured a tolerance of {absorbs}",
             o.spare_nodes,
             o.max_losses_in_lead_time,
             o.safety_multiple,
-            o.losses_source.as_deref().unwrap_or_default()
+            said(lead_from),
+            said(o.losses_source.as_deref().unwrap_or_default())
         );
     };
     let unknown = match h.unattributed {
@@ -200,8 +198,19 @@ fn summary(t: &TargetReport, o: &Overprovisioning) -> String {
         Some(n) => format!("add {n}{diversify}"),
     };
     format!(
-        "history says {}{unknown} within {lead} ({lead_from}) × {} = {} spare nodes; the \
-         cluster absorbs {absorbs} (run): {gap}",
-        o.max_losses_in_lead_time, o.safety_multiple, o.spare_nodes
+        "history says {}{unknown} within {lead} × {} = {} spare nodes (lead time from {}); \
+         the cluster absorbs {absorbs} (run): {gap}",
+        o.max_losses_in_lead_time,
+        o.safety_multiple,
+        o.spare_nodes,
+        said(lead_from)
     )
+}
+
+/// `run: the longest …` → `run (the longest …)`.
+fn said(source: &str) -> String {
+    match source.split_once(": ") {
+        Some((from, what)) => format!("{from} ({what})"),
+        None => source.to_owned(),
+    }
 }
