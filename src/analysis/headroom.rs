@@ -150,9 +150,9 @@ mod tests {
         for i in -20..=40 {
             let t = f64::from(i);
             let h = 1_000_000.0 + 1200.0 * (t + 20.0);
-            if (0.0..10.0).contains(&t) {
+            if t > 0.0 && t <= 10.0 {
                 lag += 1200.0;
-            } else if t >= 10.0 {
+            } else if t > 10.0 {
                 lag = (lag - 800.0).max(100.0);
             }
             pts.push(RatePoint {
