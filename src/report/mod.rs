@@ -21,6 +21,7 @@ pub(crate) mod evidence;
 mod html;
 mod junit;
 mod markdown;
+mod rates;
 mod schema;
 mod spare;
 pub(crate) mod text;
@@ -164,6 +165,10 @@ pub struct StepReport {
     /// The running, eligible nodes the step chose from (absent for runs journaled before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nodes_at_start: Option<u32>,
+    /// Per application: production, consumption and catch-up rates and the headroom they
+    /// imply, from `watermarks.csv` (absent where the run did not record it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headroom: Vec<rates::AppHeadroom>,
 }
 
 /// The seed's rule: spare nodes = most nodes lost within the replacement lead time × a safety
@@ -285,6 +290,7 @@ pub fn write_all(dir: &Path, report: &Report) -> anyhow::Result<()> {
         }
     }
     with_history(dir, &mut report);
+    rates::add_headroom(dir, &mut report);
     let context = |name: &str| format!("while writing {}", dir.join(name).display());
     report
         .write_json(dir)
@@ -513,6 +519,7 @@ fn step_report(s: &StepRun) -> StepReport {
         capacity: judgment.and_then(|j| j.capacity.clone()),
         findings: judgment.map(|j| j.findings.clone()).unwrap_or_default(),
         nodes_at_start: s.nodes_alive,
+        headroom: Vec::new(),
     }
 }
 

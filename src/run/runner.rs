@@ -339,14 +339,14 @@ impl Runner<'_> {
             Status::NeverCommitted => "never_committed",
             Status::Missing => "missing",
         };
-        if let (Some(w), Status::Ok) = (self.watermarks.as_mut(), &g.status) {
-            let high: i64 = g.partitions.iter().map(|p| p.high_watermark).sum();
-            let lag = g.lag_messages.unwrap_or_default();
-            writeln!(w, "{at},{t:.3},{},{high},{lag}", g.group)?;
-        }
+        let high: i64 = g.partitions.iter().map(|p| p.high_watermark).sum();
         for (name, s) in &mut self.series {
             if s.group != g.group {
                 continue;
+            }
+            if let (Some(w), Status::Ok) = (self.watermarks.as_mut(), &g.status) {
+                let lag = g.lag_messages.unwrap_or_default();
+                writeln!(w, "{at},{t:.3},{name},{},{high},{lag}", g.group)?;
             }
             s.samples.push(Sample {
                 t,

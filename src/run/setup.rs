@@ -306,14 +306,14 @@ fn samples_csv(dir: &Path) -> anyhow::Result<BufWriter<File>> {
     Ok(csv)
 }
 
-/// `watermarks.csv`, appended to like `samples.csv`: per group sample its high watermark and
-/// lag in messages, each summed over the group's partitions.
+/// `watermarks.csv`, appended to like `samples.csv`: per application sample its group's high
+/// watermark and lag in messages, each summed over the group's partitions.
 fn watermarks_csv(dir: &Path) -> anyhow::Result<BufWriter<File>> {
     let path = dir.join(WATERMARKS_CSV);
     let fresh = !path.exists();
     let mut csv = append(&path)?;
     if fresh {
-        csv.write_all(b"at,t_s,group,high_watermark,lag_messages\n")?;
+        csv.write_all(b"at,t_s,application,group,high_watermark,lag_messages\n")?;
     }
     Ok(csv)
 }

@@ -164,6 +164,10 @@ struct StrictStep {
     #[serde(deserialize_with = "nullable")]
     capacity: Option<StrictCapacity>,
     findings: Vec<String>,
+    /// Optional (a schema version 1 addition): absent without watermarks.csv.
+    #[serde(default)]
+    #[allow(dead_code)]
+    headroom: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
