@@ -11,13 +11,16 @@
 //!   A verdict that depends on missing data is [`Verdict::Inconclusive`], never [`Verdict::Pass`].
 //! - [`recovered_at`] and [`in_band_for`]: the live checks behind a step's end and the cooldown.
 //! - [`tolerance`] and [`overprovisioning`]: per-target conclusions from a whole ladder.
+//! - [`markets`]: a target's spot markets and the arithmetic over their history.
 //!
 //! A sample whose lag is `None`, NaN or infinite is missing: a gap, never a value.
 
 mod band;
 mod fmt;
+pub mod headroom;
 mod judge;
 mod ladder;
+pub mod markets;
 #[cfg(test)]
 mod props;
 mod rules;

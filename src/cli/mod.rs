@@ -10,6 +10,7 @@ pub mod lab;
 pub mod lag;
 pub mod man;
 pub mod metrics;
+pub mod markets;
 pub mod plan;
 pub mod report;
 pub mod run;
@@ -68,6 +69,8 @@ pub enum Command {
     Validate(validate::Args),
     /// Preflight: resolve nodes and endpoints, show what each step would terminate.
     Plan(plan::Args),
+    /// Per AWS target: its spot markets, their price history and the account's interruptions.
+    Markets(markets::Args),
     /// Run a game day: terminate, observe, judge, report.
     Run(run::Args),
     /// Live consumer lag per group, in messages and seconds.
@@ -118,6 +121,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Plan(args) => plan::run(args, &cli.aws),
+        Command::Markets(args) => markets::run(args, &cli.aws),
         Command::Run(args) => run::run(args, &cli.aws),
         Command::Lag(args) => lag::run(args),
         Command::Report(args) => report::run(args),

@@ -133,6 +133,7 @@ fn render_text(p: &Preflight, path: &str, estimate: &Estimate) -> String {
                 for n in &t.nodes {
                     s.push_str(&format!("    {}\n", describe_node(n)));
                 }
+                s.push_str(&markets_line(&t.markets));
                 if let Some(note) = &t.note {
                     s.push_str(&format!("  note: {note}\n"));
                 }
@@ -228,4 +229,26 @@ fn describe_node(n: &NodeOut) -> String {
         parts.push(format!("tags {}", tags.join(",")));
     }
     format!("{} ({})", n.id, parts.join(", "))
+}
+
+/// The markets of an AWS target's nodes, largest first; empty for a lab target.
+fn markets_line(markets: &[crate::analysis::markets::Market]) -> String {
+    if markets.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = markets
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{} {} ({}%)",
+                m.instance_type, m.zone, m.nodes, m.share_pct
+            )
+        })
+        .collect();
+    format!(
+        "  spot markets: {}; the largest holds {}% (price history and interruptions: spotdrill \
+         markets PLAN)\n",
+        each.join(", "),
+        markets[0].share_pct
+    )
 }

@@ -10,6 +10,11 @@ use crate::report::{self, Report};
 pub struct Args {
     /// The run directory (holds journal.jsonl, and samples.csv for the charts).
     pub dir: PathBuf,
+    /// A `spotdrill markets PLAN --json` output: the account's spot history sizes the spare
+    /// capacity. It is copied into the run directory as markets.json, so later rebuilds use it
+    /// too (offline, the same answer each time).
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -21,6 +26,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             journal::FILE
         ))
         .into());
+    }
+    if let Some(h) = &args.history {
+        add_history(dir, h)?;
     }
     let contents = journal::read_contents(dir).map_err(|e| Failure::of(Kind::BadInput, e))?;
     let entries = contents.entries;
@@ -52,4 +60,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     crate::output::out(&text);
     Ok(ExitCode::Success)
+}
+
+/// Check the history file and copy it into the run directory.
+fn add_history(dir: &std::path::Path, from: &std::path::Path) -> anyhow::Result<()> {
+    report::read_history(from).map_err(|e| Failure::of(Kind::BadInput, e))?;
+    let to = dir.join(report::HISTORY_FILE);
+    if from.canonicalize().ok() != to.canonicalize().ok() {
+        std::fs::copy(from, &to).map_err(|e| {
+            Failure::environment(format!("cannot copy the history to {}", to.display())).because(e)
+        })?;
+    }
+    Ok(())
 }

@@ -18,6 +18,7 @@ pub mod ec2_api;
 pub mod fis;
 pub mod instances;
 pub mod lab;
+pub mod markets;
 pub mod select;
 
 use std::collections::{BTreeMap, HashMap};

@@ -7,6 +7,7 @@
 mod checks;
 mod estimate;
 pub mod guards;
+pub mod markets;
 pub mod nodes;
 
 use std::collections::BTreeMap;
@@ -152,6 +153,10 @@ pub struct TargetOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub discovery_ms: Option<u64>,
     pub nodes: Vec<NodeOut>,
+    /// AWS: the spot markets (instance type × zone) the nodes sit in, largest first (their
+    /// history: `spotdrill markets PLAN`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub markets: Vec<crate::analysis::markets::Market>,
     /// AWS: instances the selector matched that are not eligible (on-demand, not running).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub excluded: Vec<ExcludedOut>,

@@ -105,6 +105,7 @@ pub fn preview_target(
         aws: aws.and_then(|a| a.place.clone()),
         discovery_ms: aws.and_then(|a| a.discovery_ms),
         nodes: Vec::new(),
+        markets: Vec::new(),
         excluded: Vec::new(),
         search: target.search.map(super::SearchOut::of),
         steps: Vec::new(),
@@ -139,6 +140,13 @@ pub fn preview_target(
     match &nodes {
         Some(nodes) => {
             out.nodes = nodes.iter().map(NodeOut::from).collect();
+            if aws.is_some_and(|a| a.place.is_some()) {
+                let placed: Vec<_> = nodes
+                    .iter()
+                    .map(|n| (n.instance_type.clone(), n.zone.clone()))
+                    .collect();
+                out.markets = crate::analysis::markets::markets_of(&placed).0;
+            }
             if let Some(Ok(d)) = aws.map(|a| &a.discovery) {
                 for (n, f) in out.nodes.iter_mut().zip(&d.found) {
                     n.private_ip.clone_from(&f.private_ip);

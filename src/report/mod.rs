@@ -21,11 +21,14 @@ pub(crate) mod evidence;
 mod html;
 mod junit;
 mod markdown;
+mod rates;
 mod schema;
+mod spare;
 pub(crate) mod text;
 
 use evidence::Evidence;
 pub use schema::json_schema;
+pub use spare::{HISTORY_FILE, HistorySizing, read_history};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -104,12 +107,15 @@ pub struct TargetReport {
     /// The ladder's steps in order, run or not.
     pub steps: Vec<StepReport>,
     /// Spare nodes the target needs, from the observed replacement time; null when capacity
-    /// was never seen coming back.
+    /// was never seen coming back (and no history gave a lead time).
     pub overprovisioning: Option<Overprovisioning>,
     /// The ladder was a search for the breaking point (`ladder: {search: {from, max}}`);
     /// absent for a listed ladder and in reports written before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<SearchReport>,
+    /// The plan's safety multiple (absent in reports written before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety_multiple: Option<f64>,
 }
 
 /// How a search for the breaking point went.
@@ -192,6 +198,10 @@ pub struct StepReport {
     /// The running, eligible nodes the step chose from (absent for runs journaled before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nodes_at_start: Option<u32>,
+    /// Per application: production, consumption and catch-up rates and the headroom they
+    /// imply, from `watermarks.csv` (absent where the run did not record it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headroom: Vec<rates::AppHeadroom>,
 }
 
 /// The seed's rule: spare nodes = most nodes lost within the replacement lead time × a safety
@@ -208,8 +218,20 @@ pub struct Overprovisioning {
     pub spare_nodes: u32,
     /// The target's measured tolerance, for comparison.
     pub tolerated_terminations: u32,
-    /// The recommendation in one sentence.
+    /// The recommendation in one sentence, each input with its source.
     pub summary: String,
+    /// Where the lead time comes from: `run: …` (the longest `capacity_restored_s`) or the
+    /// history's (`plan: …`, `default: …`). Absent in reports written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_time_source: Option<String>,
+    /// Where the losses come from: `history: …` (the account's spot interruptions within the
+    /// lead time) or `run: …` (the ladder's own largest step, when no history was given).
+    /// Absent in reports written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub losses_source: Option<String>,
+    /// What the account's history says, when `report --history` gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistorySizing>,
 }
 
 impl Report {
@@ -300,6 +322,8 @@ pub fn write_all(dir: &Path, report: &Report) -> anyhow::Result<()> {
             report.notes.push(note.clone());
         }
     }
+    with_history(dir, &mut report);
+    rates::add_headroom(dir, &mut report);
     let context = |name: &str| format!("while writing {}", dir.join(name).display());
     report
         .write_json(dir)
@@ -315,6 +339,25 @@ pub fn write_all(dir: &Path, report: &Report) -> anyhow::Result<()> {
     write_atomic(dir, "junit.xml", junit::render(&report).as_bytes())
         .with_context(|| context("junit.xml"))?;
     Ok(())
+}
+
+/// Size the spare capacity with the spot history the run directory holds ([`HISTORY_FILE`]),
+/// if it holds one; an unreadable one is a note, not an error (the report is still written).
+fn with_history(dir: &Path, report: &mut Report) {
+    let path = dir.join(HISTORY_FILE);
+    if !path.is_file() {
+        return;
+    }
+    match read_history(&path) {
+        Ok(h) => {
+            report.apply_history(&h);
+            report.notes.push(format!(
+                "spare capacity sized with the spot history in {HISTORY_FILE} (read {})",
+                h.generated_at
+            ));
+        }
+        Err(e) => report.notes.push(format!("{HISTORY_FILE} left out: {e:#}")),
+    }
 }
 
 /// Write `dir/name` through a temporary file renamed into place, so a reader never sees half.
@@ -491,6 +534,7 @@ fn target_report(t: &TargetRun) -> TargetReport {
         steps: t.steps.iter().map(step_report).collect(),
         overprovisioning: None,
         search: None,
+        safety_multiple: Some(info.safety_multiple),
     };
     judge_target(&mut report, info.safety_multiple);
     report.search = info.search.map(|s| search_report(s, &report));
@@ -563,6 +607,7 @@ fn step_report(s: &StepRun) -> StepReport {
         capacity: judgment.and_then(|j| j.capacity.clone()),
         findings: judgment.map(|j| j.findings.clone()).unwrap_or_default(),
         nodes_at_start: s.nodes_alive,
+        headroom: Vec::new(),
     }
 }
 
@@ -601,7 +646,7 @@ fn judge_target(t: &mut TargetReport, multiple: f64) {
     } else {
         Verdict::Inconclusive
     };
-    t.overprovisioning = overprovisioning(t, multiple);
+    t.overprovisioning = spare::sizing(t, multiple, None);
 }
 
 /// The tolerance as a bound, and in words, from the first step (index into the steps) that did
@@ -649,38 +694,11 @@ fn first_failure(s: &StepReport) -> FirstFailure {
     }
 }
 
-/// The seed's rule over the observed replacement lead time; `None` when capacity was never
-/// seen coming back.
-fn overprovisioning(t: &TargetReport, multiple: f64) -> Option<Overprovisioning> {
-    let lead = t
-        .steps
-        .iter()
-        .filter_map(|s| s.capacity_restored_s)
-        .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))?;
-    let o = analysis::overprovisioning(&losses(t), lead, multiple);
-    Some(Overprovisioning {
-        replacement_lead_time_s: (lead * 10.0).round() / 10.0,
-        max_losses_in_lead_time: o.max_losses_in_lead_time,
-        safety_multiple: multiple,
-        spare_nodes: o.spare_nodes,
-        tolerated_terminations: t.tolerated_terminations,
-        summary: format!(
-            "keep {} spare nodes: up to {} lost within the {:.0} s replacement lead time × {}; \
-             the ladder measured a tolerance of {}",
-            o.spare_nodes,
-            o.max_losses_in_lead_time,
-            lead,
-            multiple,
-            text::bound_short(t)
-        ),
-    })
-}
-
 /// Losses over the run, each at its step's injection (seconds since the first). Steps that
 /// start from full capacity do not overlap by construction (each waits for the last one's
 /// replacements), so there the most lost within the lead time is the largest step, all at
 /// once; cumulative steps add up within the window.
-fn losses(t: &TargetReport) -> Vec<f64> {
+pub(crate) fn losses(t: &TargetReport) -> Vec<f64> {
     if !t.cumulative {
         let largest = t
             .steps

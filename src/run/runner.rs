@@ -149,6 +149,9 @@ pub(super) struct Runner<'a> {
     pub rx: mpsc::Receiver<Snapshot>,
     pub series: IndexMap<String, Series>,
     pub csv: BufWriter<File>,
+    /// `watermarks.csv`: per group sample, the high watermark summed over its partitions (the
+    /// production rate for the report's headroom); `None` where nothing records it.
+    pub watermarks: Option<BufWriter<File>>,
     /// Health endpoints of the targets that have them.
     pub endpoints: IndexMap<String, Endpoints>,
     pub probes: mpsc::Receiver<capacity::Probe>,
@@ -306,6 +309,9 @@ impl Runner<'_> {
             self.record(g)?;
         }
         self.csv.flush()?;
+        if let Some(w) = self.watermarks.as_mut() {
+            w.flush()?;
+        }
         self.take_probes()?;
         self.note_capacity_back()?;
         // The lab's broker must outlive the run.
@@ -333,9 +339,14 @@ impl Runner<'_> {
             Status::NeverCommitted => "never_committed",
             Status::Missing => "missing",
         };
+        let high: i64 = g.partitions.iter().map(|p| p.high_watermark).sum();
         for (name, s) in &mut self.series {
             if s.group != g.group {
                 continue;
+            }
+            if let (Some(w), Status::Ok) = (self.watermarks.as_mut(), &g.status) {
+                let lag = g.lag_messages.unwrap_or_default();
+                writeln!(w, "{at},{t:.3},{name},{},{high},{lag}", g.group)?;
             }
             s.samples.push(Sample {
                 t,

@@ -193,6 +193,7 @@ pub async fn runner<'a>(
         rx,
         series: series(plan),
         csv: samples_csv(&opts.dir)?,
+        watermarks: Some(watermarks_csv(&opts.dir)?),
         endpoints,
         probes,
         capacity_file,
@@ -330,6 +331,21 @@ fn samples_csv(dir: &Path) -> anyhow::Result<BufWriter<File>> {
     }
     Ok(csv)
 }
+
+/// `watermarks.csv`, appended to like `samples.csv`: per application sample its group's high
+/// watermark and lag in messages, each summed over the group's partitions.
+fn watermarks_csv(dir: &Path) -> anyhow::Result<BufWriter<File>> {
+    let path = dir.join(WATERMARKS_CSV);
+    let fresh = !path.exists();
+    let mut csv = append(&path)?;
+    if fresh {
+        csv.write_all(b"at,t_s,application,group,high_watermark,lag_messages\n")?;
+    }
+    Ok(csv)
+}
+
+/// The file [`watermarks_csv`] writes.
+pub const WATERMARKS_CSV: &str = "watermarks.csv";
 
 /// The interrupt watcher: the first Ctrl-C (or SIGTERM, or SIGHUP: the operator's ssh session
 /// dropped) asks the runner to stop injecting; the second stops what the providers left running

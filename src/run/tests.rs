@@ -152,6 +152,7 @@ fn runner_with<'a>(
                 .open(dir.join("samples.csv"))
                 .unwrap(),
         ),
+        watermarks: None,
         endpoints: IndexMap::new(),
         probes,
         capacity_file: None,

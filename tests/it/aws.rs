@@ -50,12 +50,12 @@ pub(crate) fn plan(
     )
 }
 
-fn ec2_nodes() -> String {
+pub(crate) fn ec2_nodes() -> String {
     "{provider: aws-ec2, region: us-east-1, tags: {cluster: storm-test, role: supervisor}}".into()
 }
 
 /// `spotdrill ARGS…` with the environment that reaches `endpoint`.
-fn spotdrill_aws(moto: &Moto, endpoint: &str, args: &[&str], dir: &Path) -> Outcome {
+pub(crate) fn spotdrill_aws(moto: &Moto, endpoint: &str, args: &[&str], dir: &Path) -> Outcome {
     Cmd::new(args)
         .envs(moto.env())
         .env("AWS_ENDPOINT_URL", endpoint)
@@ -66,7 +66,7 @@ fn spotdrill_aws(moto: &Moto, endpoint: &str, args: &[&str], dir: &Path) -> Outc
         .run()
 }
 
-fn write_plan(dir: &Path, text: &str) -> String {
+pub(crate) fn write_plan(dir: &Path, text: &str) -> String {
     let p = dir.join("plan.yaml");
     std::fs::write(&p, text).unwrap();
     p.to_str().unwrap().to_owned()
@@ -107,7 +107,7 @@ fn entries<'a>(journal: &'a [Value], kind: &str) -> Vec<&'a Value> {
 
 /// 20 tagged spot instances (2 zones × 2 types × 5), 5 tagged on-demand, 3 spot of another
 /// cluster. Returns (spot ids, on-demand ids).
-fn seed_storm(moto: &Moto) -> (Vec<String>, Vec<String>) {
+pub(crate) fn seed_storm(moto: &Moto) -> (Vec<String>, Vec<String>) {
     let mut spot = Vec::new();
     for zone in ["us-east-1a", "us-east-1b"] {
         for ty in ["c5.xlarge", "m5.large"] {
@@ -389,43 +389,62 @@ fn aws_fis_keeps_its_template_when_asked() {
 /// A proxy in front of moto that answers every TerminateInstances with UnauthorizedOperation
 /// (DryRun or not) and passes everything else through.
 fn deny_terminate_proxy(upstream: String) -> String {
-    crate::support::http::serve_each(move |client| {
-        let _ = serve(client, &upstream);
-    })
-}
-
-fn serve(client: TcpStream, upstream: &str) -> std::io::Result<()> {
-    let mut reader = BufReader::new(client.try_clone()?);
-    let mut client = client;
-    loop {
-        let mut head = Vec::new();
-        let mut length = 0_usize;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line)? == 0 {
-                return Ok(());
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-            let end = line == "\r\n";
-            if !line.to_ascii_lowercase().starts_with("connection:") && !end {
-                head.push(line);
-            }
-            if end {
-                break;
-            }
-        }
-        let mut body = vec![0_u8; length];
-        reader.read_exact(&mut body)?;
-        if String::from_utf8_lossy(&body).contains("Action=TerminateInstances") {
+    deny_proxy(upstream, |_, body| {
+        body.contains("Action=TerminateInstances").then(|| {
             let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error>\
                 <Code>UnauthorizedOperation</Code><Message>You are not authorized to perform \
                 this operation.</Message></Error></Errors><RequestID>x</RequestID></Response>";
+            ("text/xml", xml.to_owned())
+        })
+    })
+}
+
+/// What a denying proxy answers a request (its head lines, its body) with, when it does: 403
+/// with this content type and body; `None` passes the request through to moto.
+pub(crate) type Deny = fn(&[String], &str) -> Option<(&'static str, String)>;
+
+/// A proxy in front of moto that answers the requests `deny` picks with 403 and passes
+/// everything else through.
+pub(crate) fn deny_proxy(upstream: String, deny: Deny) -> String {
+    crate::support::http::serve_each(move |client| {
+        let _ = serve(client, &upstream, deny);
+    })
+}
+
+/// One request's head lines (without `Connection:` and the blank line) and body.
+fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<(Vec<String>, Vec<u8>)>> {
+    let mut head = Vec::new();
+    let mut length = 0_usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+        let end = line == "\r\n";
+        if !line.to_ascii_lowercase().starts_with("connection:") && !end {
+            head.push(line);
+        }
+        if end {
+            break;
+        }
+    }
+    let mut body = vec![0_u8; length];
+    reader.read_exact(&mut body)?;
+    Ok(Some((head, body)))
+}
+
+fn serve(client: TcpStream, upstream: &str, deny: Deny) -> std::io::Result<()> {
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut client = client;
+    while let Some((head, body)) = read_request(&mut reader)? {
+        if let Some((content_type, answer)) = deny(&head, &String::from_utf8_lossy(&body)) {
             write!(
                 client,
-                "HTTP/1.1 403 Forbidden\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{xml}",
-                xml.len()
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{answer}",
+                answer.len()
             )?;
             continue;
         }
@@ -459,6 +478,7 @@ fn serve(client: TcpStream, upstream: &str) -> std::io::Result<()> {
         out.push_str(rbody);
         client.write_all(out.as_bytes())?;
     }
+    Ok(())
 }
 
 /// DryRun denied: the preflight names the missing permission (exit 4); the run stops before

@@ -6,9 +6,10 @@ use std::process::Command;
 use crate::util::spotdrill;
 
 /// Every top-level subcommand, as `--help` lists it.
-const SUBCOMMANDS: [&str; 12] = [
+const SUBCOMMANDS: [&str; 13] = [
     "validate",
     "plan",
+    "markets",
     "run",
     "lag",
     "report",

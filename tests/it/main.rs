@@ -18,6 +18,7 @@ mod lag_txn;
 mod live;
 mod locks;
 mod metrics;
+mod markets;
 mod plan_cli;
 mod report;
 mod report_browser;

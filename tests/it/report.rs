@@ -137,6 +137,10 @@ struct StrictTarget {
     /// Optional (schema version 1 addition): only for a search ladder.
     #[serde(default)]
     search: Option<StrictSearch>,
+    /// Optional (a schema version 1 addition).
+    #[serde(default)]
+    #[allow(dead_code)]
+    safety_multiple: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,6 +190,10 @@ struct StrictStep {
     #[serde(deserialize_with = "nullable")]
     capacity: Option<StrictCapacity>,
     findings: Vec<String>,
+    /// Optional (a schema version 1 addition): absent without watermarks.csv.
+    #[serde(default)]
+    #[allow(dead_code)]
+    headroom: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -238,6 +246,16 @@ struct StrictOverprovisioning {
     spare_nodes: u32,
     tolerated_terminations: u32,
     summary: String,
+    /// Optional (schema version 1 additions): where each input comes from.
+    #[serde(default)]
+    #[allow(dead_code)]
+    lead_time_source: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    losses_source: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    history: Option<serde_json::Value>,
 }
 
 fn strict(dir: &Path) -> StrictReport {

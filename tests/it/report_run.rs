@@ -68,6 +68,27 @@ fn a_lab_run_writes_all_five_reports() {
     }
     let report: serde_json::Value = serde_json::from_str(&read(&run, "report.json")).unwrap();
     assert_eq!(report["exit_code"].as_i64(), Some(i64::from(out.code)));
+    // The high watermarks, for the headroom: their growth is the lab producer's 100/s.
+    let rows: Vec<(f64, f64)> = read(&run, "watermarks.csv")
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[1].parse().unwrap(), f[f.len() - 2].parse().unwrap())
+        })
+        .collect();
+    let ((t0, h0), (t1, h1)) = (rows[0], rows[rows.len() - 1]);
+    let rate = (h1 - h0) / (t1 - t0);
+    assert!(
+        (70.0..=130.0).contains(&rate),
+        "produced {rate}/s, the lab's rate is 100/s"
+    );
+    // The report turns them into rates per application and step.
+    let step = &report["targets"][0]["steps"][0];
+    let h = &step["headroom"][0];
+    assert_eq!(h["application"], "counter", "{step:#}");
+    let production = h["production_per_s"].as_f64().expect("a production rate");
+    assert!((70.0..=130.0).contains(&production), "{h:#}");
     let md = read(&run, "report.md");
     assert!(
         md.starts_with("# spotdrill report: reports of a live run\n"),

@@ -1,5 +1,6 @@
-//! A small EC2 client: the four calls spotdrill makes (DescribeInstances, TerminateInstances,
-//! DescribeSpotFleetInstances; DryRun through TerminateInstances), over the EC2 Query protocol
+//! A small EC2 client: the calls spotdrill makes (DescribeInstances, TerminateInstances,
+//! DescribeSpotFleetInstances, DescribeSpotPriceHistory; DryRun through TerminateInstances),
+//! over the EC2 Query protocol
 //! (API version 2016-11-15: a form-encoded POST, an XML answer), built from the pieces the AWS
 //! SDK itself is made of: aws-config's loaded settings (region, credential chain, endpoint URL,
 //! retry and timeout settings), aws-sigv4 for signing, aws-smithy-http-client's connector, and
@@ -12,7 +13,11 @@
 //! call is bounded by the configured timeouts. Credentials are never logged: the signing
 //! identity's `Debug` redacts them and errors carry only codes, messages and request ids.
 //! A new call is one small function: its parameters ([`Params`]) and its answer's parser.
+//!
+//! The same transport (signing, retries, timeouts, typed errors) speaks the JSON 1.1 protocol
+//! for other services ([`Service`]): CloudTrail's client is [`cloudtrail`].
 
+pub mod cloudtrail;
 mod query;
 
 use std::sync::Arc;
@@ -31,7 +36,9 @@ use aws_smithy_types::byte_stream::ByteStream;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 
-pub use query::{Filter, Instance, InstanceState, Page, Params, Reservation, StateChange};
+pub use query::{
+    Filter, Instance, InstanceState, Page, Params, Reservation, SpotPrice, StateChange,
+};
 
 /// An EC2 error answer, typed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,6 +91,42 @@ const RETRIED_CODES: [&str; 17] = [
     "RequestTimeoutException",
     "InternalError",
 ];
+
+/// Which AWS service a client calls, and in which protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Service {
+    /// The SDK's service id, for `AWS_ENDPOINT_URL_<ID>` and the profile's `services` section.
+    id: &'static str,
+    /// The SigV4 signing name and the endpoint's host prefix.
+    signing: &'static str,
+    /// `None` for the EC2 Query protocol; the JSON 1.1 `X-Amz-Target` prefix otherwise.
+    json_target: Option<&'static str>,
+}
+
+/// EC2, over the Query protocol.
+pub const EC2: Service = Service {
+    id: "EC2",
+    signing: "ec2",
+    json_target: None,
+};
+
+/// CloudTrail, over JSON 1.1.
+pub const CLOUDTRAIL: Service = Service {
+    id: "CloudTrail",
+    signing: "cloudtrail",
+    json_target: Some("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101"),
+};
+
+/// One request's body and the headers that say how to read it.
+struct Wire {
+    body: String,
+    content_type: &'static str,
+    /// JSON 1.1: `X-Amz-Target`.
+    target: Option<String>,
+}
+
+const FORM: &str = "application/x-www-form-urlencoded; charset=utf-8";
+const JSON_11: &str = "application/x-amz-json-1.1";
 
 impl Error {
     /// The service's error code (`UnauthorizedOperation`, `DryRunOperation`, …).
@@ -156,14 +199,14 @@ fn jitter() -> f64 {
     (bits >> 11) as f64 / (1_u64 << 53) as f64
 }
 
-/// The EC2 endpoint: `AWS_ENDPOINT_URL_EC2` (or the profile's `services` section), then the
-/// configured endpoint URL (`--endpoint-url`, `AWS_ENDPOINT_URL`), else the region's.
-fn endpoint(config: &SdkConfig, region: Option<&str>) -> String {
+/// The service's endpoint: `AWS_ENDPOINT_URL_<ID>` (or the profile's `services` section), then
+/// the configured endpoint URL (`--endpoint-url`, `AWS_ENDPOINT_URL`), else the region's.
+fn endpoint(config: &SdkConfig, service: Service, region: Option<&str>) -> String {
     use aws_types::service_config::ServiceConfigKey;
     let explicit = config.get_origin("endpoint_url").is_client_config();
-    let service = || {
+    let configured_for_service = || {
         let key = ServiceConfigKey::builder()
-            .service_id("EC2")
+            .service_id(service.id)
             .env("AWS_ENDPOINT_URL")
             .profile("endpoint_url")
             .build()
@@ -172,10 +215,12 @@ fn endpoint(config: &SdkConfig, region: Option<&str>) -> String {
     };
     let configured = match explicit {
         true => config.endpoint_url().map(str::to_owned),
-        false => service().or_else(|| config.endpoint_url().map(str::to_owned)),
+        false => configured_for_service().or_else(|| config.endpoint_url().map(str::to_owned)),
     };
-    configured
-        .unwrap_or_else(|| format!("https://ec2.{}.amazonaws.com", region.unwrap_or("unknown")))
+    configured.unwrap_or_else(|| {
+        let region = region.unwrap_or("unknown");
+        format!("https://{}.{region}.amazonaws.com", service.signing)
+    })
 }
 
 /// The HTTPS connector (rustls with ring, as the SDK clients use), with the configured connect
@@ -209,23 +254,31 @@ struct Inner {
     region: Option<String>,
     endpoint: String,
     attempts: Attempts,
+    service: Service,
 }
 
-/// An EC2 client for one region and endpoint (cheap to clone).
+/// An EC2 client (or another service's, [`Client::for_service`]) for one region and endpoint
+/// (cheap to clone).
 #[derive(Clone)]
 pub struct Client(Arc<Inner>);
 
 impl Client {
-    /// A client for the loaded configuration (no call made).
+    /// An EC2 client for the loaded configuration (no call made).
     pub fn new(config: &SdkConfig) -> Client {
+        Client::for_service(config, EC2)
+    }
+
+    /// A client of `service` for the loaded configuration (no call made).
+    pub fn for_service(config: &SdkConfig, service: Service) -> Client {
         let region = config.region().map(|r| r.as_ref().to_owned());
         Client(Arc::new(Inner {
             http: connector(config),
             credentials: config.credentials_provider(),
             cached: tokio::sync::Mutex::new(None),
-            endpoint: endpoint(config, region.as_deref()),
+            endpoint: endpoint(config, service, region.as_deref()),
             region,
             attempts: Attempts::of(config.retry_config(), config.timeout_config()),
+            service,
         }))
     }
 
@@ -273,6 +326,41 @@ impl Client {
         .await
     }
 
+    /// DescribeSpotPriceHistory of `instance_types` in `zones` from `start` (the answer also
+    /// holds the price in effect at `start`, dated before it) until now, every page.
+    pub async fn describe_spot_price_history(
+        &self,
+        instance_types: &[String],
+        zones: &[String],
+        start: SystemTime,
+    ) -> Result<Vec<SpotPrice>, Error> {
+        let params = Params::new()
+            .list("InstanceType", instance_types)
+            .filters(&[Filter::new("availability-zone", zones.iter().cloned())])
+            .set(
+                "StartTime",
+                humantime::format_rfc3339_seconds(start).to_string(),
+            )
+            .set("MaxResults", "1000");
+        self.pages(
+            "DescribeSpotPriceHistory",
+            params,
+            query::describe_spot_price_history,
+        )
+        .await
+    }
+
+    /// One JSON 1.1 call of `operation` with `body` (a JSON object), its answer's text.
+    pub async fn call_json(&self, operation: &str, body: String) -> Result<String, Error> {
+        let prefix = self.0.service.json_target.unwrap_or_default();
+        let wire = Wire {
+            body,
+            content_type: JSON_11,
+            target: Some(format!("{prefix}.{operation}")),
+        };
+        self.send(operation, &wire).await
+    }
+
     /// Every page of `action`: the call again with each `NextToken` until there is none.
     async fn pages<T>(
         &self,
@@ -294,20 +382,30 @@ impl Client {
 
     /// One call of `action`: attempts with backoff, within the operation timeout.
     async fn call(&self, action: &'static str, params: &Params) -> Result<String, Error> {
-        let body = params.encode(action);
+        let wire = Wire {
+            body: params.encode(action),
+            content_type: FORM,
+            target: None,
+        };
+        self.send(action, &wire).await
+    }
+
+    /// Send `wire`: attempts with backoff, within the operation timeout.
+    async fn send(&self, action: &str, body: &Wire) -> Result<String, Error> {
         let tries = &self.0.attempts;
         let attempts = async {
             let mut n = 1;
             loop {
                 let result = match tries.attempt_timeout {
-                    Some(t) => tokio::time::timeout(t, self.attempt(&body))
+                    Some(t) => tokio::time::timeout(t, self.attempt(body))
                         .await
                         .unwrap_or(Err(Error::Timeout(t))),
-                    None => self.attempt(&body).await,
+                    None => self.attempt(body).await,
                 };
                 match result {
                     Err(e) if n < tries.max && e.retryable() => {
-                        tracing::debug!(action, attempt = n, error = %e, "EC2 call retried");
+                        let service = self.0.service.id;
+                        tracing::debug!(service, action, attempt = n, error = %e, "AWS call retried");
                         tokio::time::sleep(tries.backoff(n)).await;
                         n += 1;
                     }
@@ -324,11 +422,15 @@ impl Client {
     }
 
     /// One signed POST and its answer: the body on 2xx, the typed error otherwise.
-    async fn attempt(&self, body: &str) -> Result<String, Error> {
+    async fn attempt(&self, body: &Wire) -> Result<String, Error> {
         let credentials = self.credentials().await?;
-        let request = self.signed(&credentials, body)?;
+        let request = self.signed_wire(&credentials, body)?;
         let response = self.0.http.call(request).await.map_err(Error::Connect)?;
         let status = response.status().as_u16();
+        let request_id = response
+            .headers()
+            .get("x-amzn-requestid")
+            .map(str::to_owned);
         let bytes = ByteStream::new(response.into_body())
             .collect()
             .await
@@ -341,14 +443,18 @@ impl Client {
         if (200..300).contains(&status) {
             return Ok(text);
         }
-        Err(match query::error(&text) {
-            Ok(e) => Error::Service(ServiceError {
+        let parsed = match self.0.service.json_target {
+            None => query::error(&text).ok(),
+            Some(_) => cloudtrail::error(&text, request_id.as_deref()),
+        };
+        Err(match parsed {
+            Some(e) => Error::Service(ServiceError {
                 code: e.code,
                 message: e.message,
                 request_id: e.request_id,
                 status,
             }),
-            Err(_) => Error::Response {
+            None => Error::Response {
                 status,
                 detail: text.chars().take(200).collect(),
             },
@@ -378,16 +484,27 @@ impl Client {
         Ok(c)
     }
 
-    /// The POST of `body`, signed with SigV4 for `ec2` in the region (the session token header
-    /// included when the credentials carry one).
+    /// The Query-protocol POST of `body`, signed (see [`Client::signed_wire`]).
+    #[cfg(test)]
     fn signed(&self, credentials: &Credentials, body: &str) -> Result<HttpRequest, Error> {
+        let wire = Wire {
+            body: body.to_owned(),
+            content_type: FORM,
+            target: None,
+        };
+        self.signed_wire(credentials, &wire)
+    }
+
+    /// The POST of `wire`, signed with SigV4 for the service in the region (the session token
+    /// header included when the credentials carry one).
+    fn signed_wire(&self, credentials: &Credentials, wire: &Wire) -> Result<HttpRequest, Error> {
         use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
         let region = self.0.region.as_deref().ok_or(Error::NoRegion)?;
         let identity = credentials.clone().into();
         let params = aws_sigv4::sign::v4::SigningParams::builder()
             .identity(&identity)
             .region(region)
-            .name("ec2")
+            .name(self.0.service.signing)
             .time(SystemTime::now())
             .settings(SigningSettings::default())
             .build()
@@ -397,12 +514,15 @@ impl Client {
             e if e.matches('/').count() > 2 => e.to_owned(),
             e => format!("{e}/"),
         };
-        let content_type = "application/x-www-form-urlencoded; charset=utf-8";
-        let headers = [("content-type", content_type)];
+        let body = wire.body.as_str();
+        let mut headers = vec![("content-type", wire.content_type)];
+        if let Some(t) = &wire.target {
+            headers.push(("x-amz-target", t.as_str()));
+        }
         let signable = SignableRequest::new(
             "POST",
             uri.as_str(),
-            headers.into_iter(),
+            headers.iter().copied(),
             SignableBody::Bytes(body.as_bytes()),
         )
         .map_err(|e| Error::Signing(e.to_string()))?;
@@ -415,7 +535,9 @@ impl Client {
             .and_then(|()| request.set_uri(uri.as_str()))
             .map_err(|e| Error::Signing(format!("endpoint {uri}: {e}")))?;
         let h = request.headers_mut();
-        h.insert("content-type", content_type);
+        for (name, value) in headers {
+            h.insert(name, value.to_owned());
+        }
         h.insert(
             "user-agent",
             concat!("spotdrill/", env!("CARGO_PKG_VERSION")),

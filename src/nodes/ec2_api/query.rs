@@ -158,6 +158,19 @@ pub struct StateChange {
     pub current: Option<InstanceState>,
 }
 
+/// One point of a DescribeSpotPriceHistory answer: the price of a market from `timestamp` on.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SpotPrice {
+    pub instance_type: String,
+    pub availability_zone: String,
+    /// `Linux/UNIX`, `Linux/UNIX (Amazon VPC)`, `Windows` …
+    pub product_description: String,
+    /// USD per hour, as the answer writes it.
+    pub spot_price: String,
+    /// RFC 3339.
+    pub timestamp: String,
+}
+
 /// The error an EC2 answer carries: `<Response><Errors><Error><Code>…`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ErrorBody {
@@ -325,6 +338,33 @@ fn state_change(d: &mut ScopedDecoder<'_, '_>) -> Decoded<StateChange> {
 /// TerminateInstances: each instance's new state.
 pub fn terminate_instances(xml: &str) -> Decoded<Vec<StateChange>> {
     Ok(page("TerminateInstances", xml, "instancesSet", state_change)?.items)
+}
+
+fn spot_price(d: &mut ScopedDecoder<'_, '_>) -> Decoded<SpotPrice> {
+    let mut p = SpotPrice::default();
+    while let Some(mut t) = d.next_tag() {
+        let name = t.start_el().local().to_owned();
+        let field = match name.as_str() {
+            "instanceType" => &mut p.instance_type,
+            "availabilityZone" => &mut p.availability_zone,
+            "productDescription" => &mut p.product_description,
+            "spotPrice" => &mut p.spot_price,
+            "timestamp" => &mut p.timestamp,
+            _ => continue,
+        };
+        *field = text(&mut t)?;
+    }
+    Ok(p)
+}
+
+/// One page of DescribeSpotPriceHistory.
+pub fn describe_spot_price_history(xml: &str) -> Decoded<Page<SpotPrice>> {
+    page(
+        "DescribeSpotPriceHistory",
+        xml,
+        "spotPriceHistorySet",
+        spot_price,
+    )
 }
 
 /// The first `<Error>` of an error answer, and its request id.

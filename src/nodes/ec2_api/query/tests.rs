@@ -235,3 +235,42 @@ fn parameters_encode_as_the_query_protocol_does() {
     let again = Params::new().set("NextToken", "a").set("NextToken", "b");
     assert_eq!(again.encode("X"), "Action=X&Version=2016-11-15&NextToken=b");
 }
+
+#[test]
+fn spot_price_history_reads_the_documented_shape() {
+    // The example answer of the EC2 API reference (DescribeSpotPriceHistory), two points.
+    let xml = r#"<DescribeSpotPriceHistoryResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
+  <requestId>59dbff89-35bd-4eac-99ed-be587EXAMPLE</requestId>
+  <spotPriceHistorySet>
+    <item>
+      <instanceType>m3.medium</instanceType>
+      <productDescription>Linux/UNIX</productDescription>
+      <spotPrice>0.0287</spotPrice>
+      <timestamp>2014-01-05T11:11:38.000Z</timestamp>
+      <availabilityZone>us-west-2b</availabilityZone>
+    </item>
+    <item>
+      <instanceType>m3.medium</instanceType>
+      <productDescription>Linux/UNIX</productDescription>
+      <spotPrice>0.0300</spotPrice>
+      <timestamp>2014-01-04T09:00:00.000Z</timestamp>
+      <availabilityZone>us-west-2b</availabilityZone>
+    </item>
+  </spotPriceHistorySet>
+  <nextToken>tok-2</nextToken>
+</DescribeSpotPriceHistoryResponse>"#;
+    let page = describe_spot_price_history(xml).unwrap();
+    assert_eq!(page.next_token.as_deref(), Some("tok-2"));
+    assert_eq!(page.items.len(), 2);
+    assert_eq!(
+        page.items[0],
+        SpotPrice {
+            instance_type: "m3.medium".into(),
+            availability_zone: "us-west-2b".into(),
+            product_description: "Linux/UNIX".into(),
+            spot_price: "0.0287".into(),
+            timestamp: "2014-01-05T11:11:38.000Z".into(),
+        }
+    );
+    assert_eq!(page.items[1].spot_price, "0.0300");
+}
