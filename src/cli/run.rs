@@ -38,6 +38,9 @@ pub struct Args {
     /// With --compare: a tolerance lower than the earlier run's fails the run (exit 1).
     #[arg(long, requires = "compare")]
     pub fail_on_drop: bool,
+    /// The live page (`--web ADDR`).
+    #[command(flatten)]
+    pub web: super::web::WebArgs,
 }
 
 pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
@@ -88,12 +91,17 @@ pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let code = match &opts.control {
+    let web = args.web.start(&opts.dir)?;
+    let result = match &opts.control {
         Some(control) => with_dashboard(&opts.dir, control, || {
             runtime.block_on(run::run(&plan, &text, &opts))
-        })?,
-        None => runtime.block_on(run::run(&plan, &text, &opts))?,
+        }),
+        None => runtime.block_on(run::run(&plan, &text, &opts)),
     };
+    if let Some(web) = web {
+        web.finish();
+    }
+    let code = result?;
     let Some(previous) = previous else {
         return Ok(code);
     };

@@ -24,7 +24,10 @@ mod markdown;
 mod schema;
 pub(crate) mod text;
 
+/// The look the live page shares with report.html: its style sheet and the charts' colours.
+pub use chart::theme as chart_theme;
 use evidence::Evidence;
+pub use html::STYLE as PAGE_STYLE;
 pub use schema::json_schema;
 
 pub const SCHEMA_VERSION: u32 = 1;
