@@ -107,8 +107,10 @@
         const g = svg('g', { class: 'injection', 'data-target': t.name, 'data-step': i + 1 });
         g.appendChild(svg('line', { x1: x(st.injected_at), x2: x(st.injected_at), y1: M.top,
           y2: H - M.bottom, stroke: C.injection, 'stroke-width': C.lag_width }));
-        g.appendChild(svg('text', { x: x(st.injected_at) + 4, y: M.top + 12, fill: C.injection,
-          'font-size': 12 }, `injection: step ${i + 1} (${st.terminations})`));
+        const right = x(st.injected_at) > W * 0.7;
+        g.appendChild(svg('text', { x: x(st.injected_at) + (right ? -4 : 4), y: M.top + 12,
+          fill: C.injection, 'font-size': 12, 'text-anchor': right ? 'end' : 'start' },
+          `injection: step ${i + 1} (${st.terminations})`));
         s.appendChild(g);
       });
     }
