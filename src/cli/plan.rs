@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::exit::{ExitCode, Failure};
+use crate::nodes;
 use crate::observe::health::Capacity;
 use crate::output;
 use crate::preflight::{self, Estimate, NodeOut, Preflight, d, plural};
@@ -90,6 +91,25 @@ fn capacity_line(c: &Capacity) -> String {
 
 // ---- text --------------------------------------------------------------------------------------
 
+/// The place a target acts in, without the cause of an unknown account when discovery failed
+/// for the same cause (no credentials: the nodes line below says it, once).
+fn said_once(place: &nodes::account::Place, nodes_error: Option<&str>) -> String {
+    let cause = place
+        .unknown_because
+        .as_deref()
+        .map(|w| w.split_once(": ").map_or(w, |(_, c)| c));
+    match (cause, nodes_error) {
+        (Some(cause), Some(e)) if e.contains(cause) => {
+            let bare = nodes::account::Place {
+                unknown_because: None,
+                ..place.clone()
+            };
+            format!("{bare} (the cause is on the nodes line)")
+        }
+        _ => place.to_string(),
+    }
+}
+
 fn render_text(p: &Preflight, path: &str, estimate: &Estimate) -> String {
     let mut s = format!(
         "plan `{}` ({path}): preflight, nothing is terminated\n",
@@ -101,7 +121,10 @@ fn render_text(p: &Preflight, path: &str, estimate: &Estimate) -> String {
             t.name, t.kind, t.provider
         ));
         if let Some(place) = &t.aws {
-            s.push_str(&format!("  acting in: {place}\n"));
+            s.push_str(&format!(
+                "  acting in: {}\n",
+                said_once(place, t.error.as_deref())
+            ));
         }
         match &t.error {
             Some(e) => s.push_str(&format!("  nodes: {e}\n")),

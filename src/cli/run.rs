@@ -144,19 +144,42 @@ fn with_dashboard(
     let thread = std::thread::Builder::new()
         .name("dashboard".into())
         .spawn({
-            let done = done.clone();
-            move || dashboard.run(Some(&done))
+            let (done, control) = (done.clone(), control.clone());
+            move || {
+                let ended = dashboard.run(Some(&done));
+                no_one_to_confirm(&control, &done);
+                ended
+            }
         })
         .context("cannot start the dashboard")?;
     let result = work();
     done.store(true, Ordering::SeqCst);
-    match thread.join() {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "the dashboard failed"),
-        Err(_) => tracing::warn!("the dashboard panicked"),
+    // A dashboard caught in the terminal library when the terminal hung up never returns: the
+    // run does not wait for it (its thread ends with the process).
+    while !thread.is_finished() && !crate::live::terminal_gone() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    match thread.is_finished().then(|| thread.join()) {
+        Some(Ok(Ok(_))) => {}
+        Some(Ok(Err(e))) => tracing::warn!(error = %e, "the dashboard failed"),
+        Some(Err(_)) => tracing::warn!("the dashboard panicked"),
+        None => tracing::warn!("the terminal hung up; the dashboard is left behind"),
     }
     crate::live::restore();
     result
+}
+
+/// The dashboard ended while the run goes on (it failed: the terminal closed): with
+/// --step-confirm no one is left to press Enter, and the next step would wait for ever; stop
+/// escalating instead, as the abort key does, so the run finishes its step and its report.
+fn no_one_to_confirm(control: &crate::run::Control, runner_done: &std::sync::atomic::AtomicBool) {
+    let over = runner_done.load(std::sync::atomic::Ordering::SeqCst);
+    if !over && control.step_confirm() && control.aborts() == 0 {
+        tracing::warn!(
+            "the dashboard ended before the run: no one to confirm steps, stopping escalation"
+        );
+        control.abort();
+    }
 }
 
 /// What resuming the run in `dir` will do, for the confirmation; an error when it cannot be

@@ -15,6 +15,6 @@ pub mod web;
 pub use follow::{Follower, Tail};
 pub use render::{View, render, to_text};
 pub use state::{LiveState, StepState, parse_time};
-pub use term::{Dashboard, Ending, restore, stdout_is_terminal};
+pub use term::{Dashboard, Ending, restore, stdout_is_terminal, terminal_gone};
 
 pub use crate::run::Control;

@@ -20,6 +20,28 @@ pub fn stdout_is_terminal() -> bool {
     std::io::stdout().is_terminal()
 }
 
+/// Wait up to `tick` for input on stdin; whether the terminal hung up (closed window, dropped
+/// ssh session) or stdin cannot be polled.
+fn terminal_gone_within(tick: Duration) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin();
+    let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+    let timeout = PollTimeout::try_from(tick).unwrap_or(PollTimeout::MAX);
+    match poll(&mut fds, timeout) {
+        Ok(_) => fds[0].revents().is_some_and(|r| {
+            r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL)
+        }),
+        Err(nix::errno::Errno::EINTR) => false,
+        Err(_) => true,
+    }
+}
+
+/// Whether the terminal on stdin hung up, now.
+pub fn terminal_gone() -> bool {
+    terminal_gone_within(Duration::ZERO)
+}
+
 /// The screen is the dashboard's (raw mode, alternate screen).
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 static HOOK: Once = Once::new();
@@ -109,6 +131,7 @@ impl Dashboard {
             note: None,
             ctrl_c: 0,
             leave: false,
+            pending: Default::default(),
         };
         let ending = loop {
             if !ACTIVE.load(Ordering::SeqCst) {
@@ -125,6 +148,7 @@ impl Dashboard {
             }
             term.draw(|f| self.draw(f, &keys, finished.is_some(), runner))?;
             let Some(key) = keys.next_press() else {
+                self.no_one_to_confirm(&keys);
                 continue;
             };
             if finished.is_some() {
@@ -178,6 +202,18 @@ impl Dashboard {
         render(frame, state, &view);
     }
 
+    /// A step waiting for Enter when the keyboard is gone (the terminal closed) would wait
+    /// for ever: stop escalating instead, as the abort key would.
+    fn no_one_to_confirm(&self, keys: &Keys) {
+        let Some(c) = self.control.as_ref().filter(|_| !keys.ok) else {
+            return;
+        };
+        if c.waiting().is_some() && c.aborts() == 0 {
+            tracing::warn!("no keyboard left to confirm the next step: stopping escalation");
+            c.abort();
+        }
+    }
+
     /// What a key pressed during the run does.
     fn on_key(&self, keys: &mut Keys, key: KeyEvent) -> Act {
         match (&self.control, key) {
@@ -229,6 +265,8 @@ struct Keys {
     ctrl_c: u32,
     /// A key was pressed after the run finished.
     leave: bool,
+    /// Key presses read but not yet acted on.
+    pending: std::collections::VecDeque<KeyEvent>,
 }
 
 /// What a key asks for.
@@ -266,15 +304,40 @@ impl Keys {
             std::thread::sleep(tick);
             return None;
         }
-        match event::poll(tick).and_then(|ready| ready.then(event::read).transpose()) {
-            Ok(Some(Event::Key(key))) if key.kind == KeyEventKind::Press => Some(key),
-            Ok(_) => None,
-            Err(e) => {
-                tracing::debug!(error = %e, "no keyboard input; the dashboard only follows");
-                self.ok = false;
-                None
-            }
+        if let Some(key) = self.pending.pop_front() {
+            return Some(key);
         }
+        // On a terminal the waiting is ours and crossterm only reads what is already there:
+        // its reader spins for ever on a terminal that hangs up while it waits
+        // (crossterm-rs/crossterm#793).
+        let wait = match self.tty {
+            true if terminal_gone_within(tick) => {
+                tracing::debug!("the terminal hung up; the dashboard only follows");
+                self.ok = false;
+                return None;
+            }
+            true => Duration::ZERO,
+            false => tick,
+        };
+        if let Err(e) = self.read_ready(wait) {
+            tracing::debug!(error = %e, "no keyboard input; the dashboard only follows");
+            self.ok = false;
+        }
+        self.pending.pop_front()
+    }
+
+    /// Every key press crossterm has within `wait` (two Ctrl-C typed together arrive in one
+    /// read and are both kept).
+    fn read_ready(&mut self, mut wait: Duration) -> std::io::Result<()> {
+        while event::poll(wait)? {
+            if let Event::Key(key) = event::read()?
+                && key.kind == KeyEventKind::Press
+            {
+                self.pending.push_back(key);
+            }
+            wait = Duration::ZERO;
+        }
+        Ok(())
     }
 }
 

@@ -20,6 +20,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
 use serde::Serialize;
 
 /// One group as the coordinator describes it, in one sample.
@@ -149,13 +150,26 @@ impl Tracker {
     }
 }
 
+/// Why one DescribeGroups failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub why: String,
+    /// The brokers do not implement the request at all (the librdkafka mock cluster): asking
+    /// again is pointless. Any other failure (a timeout on a busy cluster, a coordinator moving)
+    /// is of this sample only.
+    pub unsupported: bool,
+}
+
 /// Describe one group (DescribeGroups through librdkafka). A group the coordinator does not
 /// know is `Dead` with no members, as Kafka itself answers.
-pub fn describe(meta: &BaseConsumer, group: &str, timeout: Duration) -> Result<Described, String> {
+pub fn describe(meta: &BaseConsumer, group: &str, timeout: Duration) -> Result<Described, Failure> {
     let list = meta
         .client()
         .fetch_group_list(Some(group), timeout)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Failure {
+            why: e.to_string(),
+            unsupported: e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnsupportedFeature),
+        })?;
     // One answer per broker; those that are not the coordinator answer with no state.
     let found = list
         .groups()
@@ -178,7 +192,7 @@ pub fn describe(meta: &BaseConsumer, group: &str, timeout: Duration) -> Result<D
 
 /// Whether DescribeGroups knows nothing of the group (`Dead`, no members): no classic group
 /// by that id. Kafka 4.x answers so for a group of the new consumer protocol too.
-pub fn unknown(d: &Result<Described, String>) -> bool {
+pub fn unknown(d: &Result<Described, Failure>) -> bool {
     matches!(d, Ok(d) if d.state == "Dead" && d.member_ids.is_empty())
 }
 

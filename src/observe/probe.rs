@@ -82,7 +82,7 @@ type Key = (Arc<str>, i32);
 type Committed = Result<Vec<Option<i64>>, String>;
 
 /// A group's description, when it was asked for.
-type Description = Option<Result<Described, String>>;
+type Description = Option<Result<Described, group::Failure>>;
 
 /// Topic → why it cannot be measured (it is gone).
 type TopicProblems = BTreeMap<String, String>;
@@ -112,7 +112,7 @@ struct Fetched {
     stable: Option<Result<Vec<Option<i64>>, String>>,
     committed: Vec<Result<Vec<Option<i64>>, String>>,
     /// Each group's description (DescribeGroups), when the broker answers it.
-    described: Vec<Option<Result<Described, String>>>,
+    described: Vec<Description>,
 }
 
 /// The partitions of one snapshot, and where each group's partitions are among them.
@@ -244,11 +244,28 @@ enum Describing {
     /// Not asked yet, or never answered so far.
     Unknown,
     Works,
-    /// The first answer failed: not asked again; said once, with the next sample.
+    /// The brokers do not implement DescribeGroups: not asked again; said once, with the next
+    /// sample.
     Unsupported {
         why: String,
         said: bool,
     },
+}
+
+impl Describing {
+    /// What a failed description tells: unsupported for good, or unknown still.
+    fn after(failure: group::Failure) -> Describing {
+        if failure.unsupported {
+            tracing::info!(error = %failure.why, "the brokers do not answer DescribeGroups: no group state");
+            Describing::Unsupported {
+                why: failure.why,
+                said: false,
+            }
+        } else {
+            tracing::debug!(error = %failure.why, "DescribeGroups failed this time; asked again");
+            Describing::Unknown
+        }
+    }
 }
 
 struct GroupProbe {
@@ -616,7 +633,7 @@ impl LagProbe {
     }
 
     /// Every group's description, concurrently; none once the brokers proved not to answer.
-    fn describe_groups(&self) -> Vec<Option<Result<Described, String>>> {
+    fn describe_groups(&self) -> Vec<Description> {
         if matches!(self.describing, Describing::Unsupported { .. }) {
             return self.groups.iter().map(|_| None).collect();
         }
@@ -633,20 +650,13 @@ impl LagProbe {
 
     /// Whether DescribeGroups works, from this snapshot's answers; the note to add once when
     /// it never did.
-    fn update_describing(
-        &mut self,
-        described: &[Option<Result<Described, String>>],
-    ) -> Option<String> {
+    fn update_describing(&mut self, described: &[Description]) -> Option<String> {
         let works = described.iter().any(|d| matches!(d, Some(Ok(_))));
         let failed = described.iter().find_map(|d| d.as_ref()?.as_ref().err());
         match (&mut self.describing, works, failed) {
             (Describing::Unknown, true, _) => self.describing = Describing::Works,
-            (Describing::Unknown, false, Some(why)) => {
-                tracing::info!(error = %why, "the brokers do not answer DescribeGroups: no group state");
-                self.describing = Describing::Unsupported {
-                    why: why.clone(),
-                    said: false,
-                };
+            (Describing::Unknown, false, Some(failure)) => {
+                self.describing = Describing::after(failure.clone());
             }
             _ => {}
         }
@@ -1021,18 +1031,17 @@ fn group_probe(
     })
 }
 
-/// Whether the brokers answer DescribeGroups, asked once at connect with a short timeout: the
-/// librdkafka mock cluster never answers it, and a snapshot must not wait for that.
+/// Whether the brokers answer DescribeGroups, asked once at connect with a short timeout so
+/// that connecting does not wait on it. Only brokers that do not implement the request (the
+/// librdkafka mock cluster answers at once that it is unsupported) are never asked again; a
+/// timeout on a busy cluster leaves it to the next snapshot, which asks with the full timeout.
 fn first_describe(meta: &BaseConsumer, groups: &[GroupProbe], timeout: Duration) -> Describing {
     let Some(g) = groups.first() else {
         return Describing::Unknown;
     };
     match group::describe(meta, &g.group, timeout.min(DESCRIBE_CHECK)) {
         Ok(_) => Describing::Works,
-        Err(why) => {
-            tracing::info!(error = %why, "the brokers do not answer DescribeGroups: no group state");
-            Describing::Unsupported { why, said: false }
-        }
+        Err(failure) => Describing::after(failure),
     }
 }
 
@@ -1213,4 +1222,29 @@ fn committed_topics(
         .map(|((t, _), _)| t.to_string())
         .collect();
     Ok(topics.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(unsupported: bool) -> group::Failure {
+        group::Failure {
+            why: "Local: Timed out".into(),
+            unsupported,
+        }
+    }
+
+    #[test]
+    fn only_brokers_without_describe_groups_are_never_asked_again() {
+        // A timeout on a busy cluster: the next snapshot asks again.
+        assert!(matches!(
+            Describing::after(failure(false)),
+            Describing::Unknown
+        ));
+        assert!(matches!(
+            Describing::after(failure(true)),
+            Describing::Unsupported { said: false, .. }
+        ));
+    }
 }

@@ -467,7 +467,7 @@ fn cut_intent(plan: &Plan) -> Vec<Entry> {
 }
 
 /// What the resume found of each node of a cut intent.
-fn reconciled(entries: &[Entry]) -> Vec<(String, journal::Found)> {
+fn reconciled(entries: &[Entry]) -> Reconciled {
     entries
         .iter()
         .filter_map(|e| match e {
@@ -477,15 +477,24 @@ fn reconciled(entries: &[Entry]) -> Vec<(String, journal::Found)> {
         .collect()
 }
 
+/// A resume of ladder [2, 3] cut right after step 1's intent, with these nodes alive: the plan,
+/// what it journaled and terminated, and what it found of the cut intent's nodes.
+/// Each node of a cut intent, as the resume found it.
+type Reconciled = Vec<(String, journal::Found)>;
+
+async fn resume_cut_intent(alive: &[&str]) -> (Vec<Entry>, Vec<Injected>, Reconciled) {
+    let plan_text = PLAN.replace("[1, 2, 3]", "[2, 3]");
+    let (entries, done) = resume(&plan_text, &cut_intent, &recovery_rows(), alive, false).await;
+    let found = reconciled(&entries);
+    (entries, done, found)
+}
+
 /// Issue 16 item 2: a crash right after step 1's intent left its two nodes without outcome; the
 /// resume finds them gone, counts them, and the guard stops step 2 (2 + 3 > 4) instead of
 /// terminating three more (5 against a limit of 4).
 #[tokio::test(start_paused = true)]
 async fn max_terminations_counts_the_nodes_a_crash_left_without_outcome() {
-    let plan_text = PLAN.replace("[1, 2, 3]", "[2, 3]");
-    let alive = ["n-3", "n-4", "n-5"];
-    let (entries, done) = resume(&plan_text, &cut_intent, &recovery_rows(), &alive, false).await;
-    let found = reconciled(&entries);
+    let (entries, done, found) = resume_cut_intent(&["n-3", "n-4", "n-5"]).await;
     use journal::Found::Gone;
     assert_eq!(found, [("n-1".into(), Gone), ("n-2".into(), Gone)]);
     assert_eq!(
@@ -506,10 +515,8 @@ async fn max_terminations_counts_the_nodes_a_crash_left_without_outcome() {
 /// as such and not counted by `max_terminations`.
 #[tokio::test(start_paused = true)]
 async fn a_node_found_running_at_resume_is_not_counted() {
+    let (entries, done, found) = resume_cut_intent(&["n-1", "n-3", "n-4"]).await;
     let plan_text = PLAN.replace("[1, 2, 3]", "[2, 3]");
-    let alive = ["n-1", "n-3", "n-4"];
-    let (entries, done) = resume(&plan_text, &cut_intent, &recovery_rows(), &alive, false).await;
-    let found = reconciled(&entries);
     use journal::Found::{Gone, Running};
     assert_eq!(found, [("n-1".into(), Running), ("n-2".into(), Gone)]);
     let plan = crate::plan::load(&plan_text).plan.unwrap();

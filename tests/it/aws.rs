@@ -492,9 +492,10 @@ fn aws_dry_run_denied_exits_4_and_terminates_nothing() {
     assert!(entries(&journal(dir.path()), "intent").is_empty());
 }
 
-/// Discovery of 1000 instances across pages (100 per page here).
+/// Discovery of 1000 instances across pages (100 per page here). moto takes ~2.6 s a page alone
+/// and many times that beside seven other tests on two cores, past the 30 s attempt timeout: the
+/// test script runs it after the rest of the suite, alone (`QUIET` in scripts/test).
 #[test]
-#[ignore = "since the EC2 Query client replaced aws-sdk-ec2 it fails under the full suite's load (DescribeInstances: no answer in time from moto, 10 pages of 100) and passes alone: to be found before it is trusted again"]
 fn aws_discovery_of_a_thousand_instances_across_pages() {
     let moto = Moto::start();
     let kafka = kafka();

@@ -416,6 +416,19 @@ fn aws_failures_read_as_one_sentence_each() {
          container, EC2 instance metadata); pass --profile NAME, run `aws sso login`, or set \
          AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
     );
+    // Said once: the account line (GetCallerIdentity, same cause) points at the nodes line.
+    assert_eq!(
+        out.stdout.matches("no AWS credentials found").count(),
+        1,
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("acting in: AWS account unknown, region us-east-1, endpoint default (the cause is on the nodes line)"),
+        "{}",
+        out.stdout
+    );
     assert_no_sdk_structures(&out);
     let out = laptop_plan(dir.path(), true, true, &[]);
     assert!(

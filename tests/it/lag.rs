@@ -307,7 +307,9 @@ async fn a_broker_outage_is_a_gap_and_sampling_resumes() {
     kafka.produce("t", 0, &ts(&[0, 5]));
     kafka.commit("g", "t", &[(0, 1), (1, 0)]);
     let mut settings = kafka.settings();
-    settings.timeout = Duration::from_secs(1);
+    // Short enough that an outage shows within seconds, long enough that a loaded machine
+    // still reads the records a lag in seconds needs.
+    settings.timeout = Duration::from_secs(3);
     let spec = GroupSpec {
         group: "g".into(),
         topics: vec!["t".into()],
@@ -317,9 +319,9 @@ async fn a_broker_outage_is_a_gap_and_sampling_resumes() {
     let cancel = CancellationToken::new();
     let (mut rx, handle) = sampler::spawn(probe, Duration::from_millis(200), cancel.clone());
     let mut next = async || {
-        tokio::time::timeout(Duration::from_secs(15), rx.recv())
+        tokio::time::timeout(Duration::from_secs(30), rx.recv())
             .await
-            .expect("a snapshot within 15s")
+            .expect("a snapshot within 30s")
             .expect("sampler running")
             .remove(0)
     };
@@ -327,6 +329,7 @@ async fn a_broker_outage_is_a_gap_and_sampling_resumes() {
     assert_eq!((first.status, first.lag_seconds), (Status::Ok, Some(5.0)));
 
     kafka.cluster().broker_down(1).unwrap();
+    let down = std::time::Instant::now();
     let mut seen = Vec::new();
     loop {
         let s = next().await;
@@ -342,13 +345,16 @@ async fn a_broker_outage_is_a_gap_and_sampling_resumes() {
             assert!(json["lag_seconds"].is_null());
             break;
         }
+        // Each snapshot of a down broker waits out the 3 s timeout; on a loaded machine
+        // librdkafka may need a few of them to notice: bounded in time, not in snapshots.
         assert!(
-            seen.len() < 20,
-            "no gap after the broker went down: {seen:?}"
+            down.elapsed() < Duration::from_secs(60),
+            "no gap within 60 s after the broker went down: {seen:?}"
         );
     }
 
     kafka.cluster().broker_up(1).unwrap();
+    let up = std::time::Instant::now();
     loop {
         let s = next().await;
         if s.status == Status::Ok {
@@ -356,7 +362,11 @@ async fn a_broker_outage_is_a_gap_and_sampling_resumes() {
             break;
         }
         seen.push(s.status);
-        assert!(seen.len() < 40, "sampling did not resume: {seen:?}");
+        // librdkafka reconnects with a backoff of up to 10 s (reconnect.backoff.max.ms).
+        assert!(
+            up.elapsed() < Duration::from_secs(60),
+            "sampling did not resume within 60 s: {seen:?}"
+        );
     }
     cancel.cancel();
     handle.await.unwrap();

@@ -471,6 +471,49 @@ fn step_confirm_waits_for_enter_and_the_abort_key_stops_escalation() {
     assert_terminal_restored(&t);
 }
 
+/// `--step-confirm` and the terminal closes while a step waits for Enter: no one is left to
+/// confirm, so escalation stops (nothing is terminated), the run writes its end and exits; it
+/// never waits for ever in the background.
+#[test]
+fn a_terminal_closed_while_a_step_waits_stops_escalation_and_the_run_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = small_plan(dir.path());
+    let run = dir.path().join("run");
+    let t = Tmux::start(100, 30);
+    t.type_line(&live_command(dir.path(), &plan, "--step-confirm"));
+    t.wait_for("NEXT c step 1/2: terminate 1", 120);
+    drop(t);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let journal = loop {
+        let journal = journal_events(&run);
+        if journal.iter().any(|e| e["event"] == "run_finished") {
+            break journal;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "the run did not end within 60 s of its terminal closing: {journal:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(
+        !journal.iter().any(|e| e["event"] == "step_started"),
+        "a step started after the terminal closed: {journal:?}"
+    );
+    let out = run.display().to_string();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::process::Command::new("pgrep")
+        .args(["-f", "--", &format!("--out {out}")])
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        assert!(
+            std::time::Instant::now() < until,
+            "spotdrill still runs 30 s after writing run_finished"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 /// Without a terminal on stdout, `--live` says so once and the run goes on with the plain
 /// progress lines; its exit code is the report's.
 #[test]
