@@ -18,6 +18,7 @@ pub mod schema;
 pub mod unlock;
 pub mod validate;
 pub mod watch;
+pub mod web;
 
 /// spotdrill: terminate spot nodes on purpose, measure Kafka consumer lag, and find out how many
 /// losses each Storm and Mesos cluster tolerates.

@@ -41,6 +41,9 @@ pub struct Args {
     /// Prometheus: --metrics, --metrics-linger, --pushgateway (see cli/metrics.rs).
     #[command(flatten)]
     pub prometheus: super::metrics::RunMetricsArgs,
+    /// The live page (`--web ADDR`).
+    #[command(flatten)]
+    pub web: super::web::WebArgs,
 }
 
 pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
@@ -93,15 +96,19 @@ pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let server = args.prometheus.serve(&opts.dir)?;
-    let code = match &opts.control {
+    let web = args.web.start(&opts.dir)?;
+    let result = match &opts.control {
         Some(control) => with_dashboard(&opts.dir, control, || {
             runtime.block_on(run::run(&plan, &text, &opts))
-        })?,
-        None => runtime.block_on(run::run(&plan, &text, &opts))?,
+        }),
+        None => runtime.block_on(run::run(&plan, &text, &opts)),
     };
+    if let Some(web) = web {
+        web.finish();
+    }
     let code = args
         .prometheus
-        .finish(server, push.as_ref(), &opts.dir, code);
+        .finish(server, push.as_ref(), &opts.dir, result?);
     let Some(previous) = previous else {
         return Ok(code);
     };

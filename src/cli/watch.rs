@@ -11,11 +11,42 @@ use crate::live::{Dashboard, Ending, Follower};
 pub struct Args {
     /// The run directory to follow.
     pub dir: PathBuf,
+    /// The live page (`--web ADDR`).
+    #[command(flatten)]
+    pub web: super::web::WebArgs,
 }
 
 /// Follow the run until it finishes; the exit code is the run's own (from `run_finished`).
 /// Without a terminal on stdout, the timeline is printed as plain lines instead.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    check_dir(&args)?;
+    let web = args.web.start(&args.dir)?;
+    let result = follow(&args);
+    if let Some(web) = web {
+        web.finish();
+    }
+    result
+}
+
+/// The dashboard, or the plain timeline without a terminal, until the run finishes.
+fn follow(args: &Args) -> anyhow::Result<ExitCode> {
+    if !crate::live::stdout_is_terminal() {
+        return plain(args);
+    }
+    match Dashboard::new(&args.dir, None).run(None)? {
+        Ending::Finished(code) => Ok(code),
+        Ending::Left | Ending::RunnerDone => {
+            crate::output::err(&format!(
+                "stopped watching {} before the run finished\n",
+                args.dir.display()
+            ));
+            Ok(ExitCode::Aborted)
+        }
+    }
+}
+
+/// A run directory, or bad input naming what it is instead.
+fn check_dir(args: &Args) -> anyhow::Result<()> {
     if !args.dir.is_dir() {
         return Err(Failure::bad_input(format!(
             "{} is not a run directory (it does not exist)",
@@ -41,19 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .into());
         }
     }
-    if !crate::live::stdout_is_terminal() {
-        return plain(&args);
-    }
-    match Dashboard::new(&args.dir, None).run(None)? {
-        Ending::Finished(code) => Ok(code),
-        Ending::Left | Ending::RunnerDone => {
-            crate::output::err(&format!(
-                "stopped watching {} before the run finished\n",
-                args.dir.display()
-            ));
-            Ok(ExitCode::Aborted)
-        }
-    }
+    Ok(())
 }
 
 /// The timeline as lines on stdout until `run_finished`; returns its exit code.

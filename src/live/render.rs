@@ -98,17 +98,7 @@ fn header_line<'a>(state: &LiveState, view: &View) -> Line<'a> {
         .plan
         .clone()
         .unwrap_or_else(|| "waiting for the run to start".into());
-    let phase = match (&state.finished, &state.stopped) {
-        (Some(f), _) => format!("finished: {}", f.verdict),
-        (None, Some(_)) => "escalation stopped".to_owned(),
-        (None, None) if view.waiting.is_some() => "waiting for the operator".to_owned(),
-        (None, None) => match state.active_step() {
-            Some((t, i)) => format!("{} step {}/{}", t.name, i + 1, t.steps.len()),
-            None if state.plan.is_none() => String::new(),
-            None if state.apps.values().all(|a| a.band.is_none()) => "baseline".to_owned(),
-            None => "cooldown".to_owned(),
-        },
-    };
+    let phase = state.phase(view.waiting.is_some());
     let elapsed = state
         .started_at
         .map(|s| format!("  t+{}", clock(view.now - s)))

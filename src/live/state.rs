@@ -41,6 +41,8 @@ pub struct LiveState {
     pub latest: f64,
     /// Lines that could not be read (a format from another version): counted, not fatal.
     pub unreadable: usize,
+    /// Lag samples read so far: the newest sample's [`Point::seq`].
+    pub samples_read: u64,
     /// The journal's reading, folded entry by entry; the fields above project it.
     run: RunView,
 }
@@ -132,6 +134,9 @@ pub struct BandView {
 /// One lag sample.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Point {
+    /// Its place among every sample of the run as read (1, 2, …), whatever the application:
+    /// the live page resumes a stream after the last one it has.
+    pub seq: u64,
     pub at: f64,
     /// `None`: not measurable (never committed, broker unreachable).
     pub lag_s: Option<f64>,
@@ -266,6 +271,22 @@ impl LiveState {
                 .position(|s| matches!(s.state, StepState::Injecting | StepState::Observing))
                 .map(|i| (t, i))
         })
+    }
+
+    /// Where the run is, in a few words: finished, stopped, waiting for the operator (when
+    /// `waiting`), the step being observed, the baseline or a cooldown. Empty before it starts.
+    pub fn phase(&self, waiting: bool) -> String {
+        match (&self.finished, &self.stopped) {
+            (Some(f), _) => format!("finished: {}", f.verdict),
+            (None, Some(_)) => "escalation stopped".to_owned(),
+            (None, None) if waiting => "waiting for the operator".to_owned(),
+            (None, None) => match self.active_step() {
+                Some((t, i)) => format!("{} step {}/{}", t.name, i + 1, t.steps.len()),
+                None if self.plan.is_none() => String::new(),
+                None if self.apps.values().all(|a| a.band.is_none()) => "baseline".to_owned(),
+                None => "cooldown".to_owned(),
+            },
+        }
     }
 
     /// The journal as read so far.
@@ -591,11 +612,13 @@ impl LiveState {
             None
         };
         self.seen(at);
+        self.samples_read += 1;
         let view = self.apps.entry((*app).to_owned()).or_default();
         if view.group.is_empty() {
             (*group).clone_into(&mut view.group);
         }
         view.samples.push_back(Point {
+            seq: self.samples_read,
             at,
             lag_s,
             lag_messages: msgs.parse().ok(),

@@ -31,6 +31,33 @@ type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoor
 
 const INJECTION: RGBColor = RGBColor(200, 30, 30);
 const EVENT: RGBColor = RGBColor(110, 110, 110);
+const GRID_LIGHT: RGBColor = RGBColor(235, 235, 235);
+const GRID_BOLD: RGBColor = RGBColor(215, 215, 215);
+/// How strongly a band is filled, and its upper line drawn, in its application's colour.
+const BAND_FILL: f64 = 0.08;
+const BAND_LINE: f64 = 0.7;
+/// Node-event lines.
+const EVENT_LINE: f64 = 0.6;
+/// Width of an application's line, and of the injection's.
+const LAG_WIDTH: u32 = 2;
+
+/// The charts' look, for pages that draw them elsewhere (the live page draws in the browser):
+/// the same colours, opacities and widths as these SVGs, as JSON.
+pub fn theme() -> serde_json::Value {
+    serde_json::json!({
+        "palette": PALETTE.iter().map(|c| hex(*c)).collect::<Vec<_>>(),
+        "injection": hex(INJECTION),
+        "event": hex(EVENT),
+        "grid_light": hex(GRID_LIGHT),
+        "grid_bold": hex(GRID_BOLD),
+        "band_fill": BAND_FILL,
+        "band_line": BAND_LINE,
+        "event_line": EVENT_LINE,
+        "lag_width": LAG_WIDTH,
+        "width": WIDTH,
+        "height": HEIGHT,
+    })
+}
 
 /// One application's line in a chart.
 #[derive(Clone, Debug)]
@@ -105,7 +132,7 @@ impl StepChart {
                 .map_err(|e| e.to_string())?;
             let _ = writeln!(
                 series,
-                "<path data-application=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\" \
+                "<path data-application=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"{LAG_WIDTH}\" \
                  stroke-linejoin=\"round\" d=\"{}\"/>",
                 escape(&line.application),
                 hex(line.color),
@@ -164,8 +191,8 @@ impl StepChart {
             .y_desc("lag (s)")
             .x_label_formatter(&fmt_x)
             .y_label_formatter(&fmt_y)
-            .light_line_style(RGBColor(235, 235, 235))
-            .bold_line_style(RGBColor(215, 215, 215))
+            .light_line_style(GRID_LIGHT)
+            .bold_line_style(GRID_BOLD)
             .label_style(("sans-serif", 12))
             .axis_desc_style(("sans-serif", 13))
             .draw()?;
@@ -175,11 +202,11 @@ impl StepChart {
             if let Some(upper) = line.band_upper_s {
                 chart.draw_series(std::iter::once(Rectangle::new(
                     [(x0, 0.0), (x1, upper)],
-                    line.color.mix(0.08).filled(),
+                    line.color.mix(BAND_FILL).filled(),
                 )))?;
                 chart.draw_series(std::iter::once(PathElement::new(
                     vec![(x0, upper), (x1, upper)],
-                    line.color.mix(0.7).stroke_width(1),
+                    line.color.mix(BAND_LINE).stroke_width(1),
                 )))?;
                 chart.draw_series(std::iter::once(Text::new(
                     format!("band {upper:.1} s"),
@@ -197,7 +224,7 @@ impl StepChart {
             }
             chart.draw_series(std::iter::once(vertical(
                 m.t,
-                EVENT.mix(0.6).stroke_width(1),
+                EVENT.mix(EVENT_LINE).stroke_width(1),
             )))?;
             let row = (i % 4) as f64;
             chart.draw_series(std::iter::once(Text::new(
@@ -219,7 +246,10 @@ impl StepChart {
         }
         // The injection.
         if x0 <= 0.0 && 0.0 <= x1 {
-            chart.draw_series(std::iter::once(vertical(0.0, INJECTION.stroke_width(2))))?;
+            chart.draw_series(std::iter::once(vertical(
+                0.0,
+                INJECTION.stroke_width(LAG_WIDTH),
+            )))?;
             chart.draw_series(std::iter::once(Text::new(
                 "injection",
                 (0.0, y_max * 0.72),
@@ -239,7 +269,7 @@ impl StepChart {
         let root = SVGBackend::with_string(out, (WIDTH, HEIGHT)).into_drawing_area();
         let mut chart = self.chart(&root, y_max)?;
         for segment in self.segments(line) {
-            chart.draw_series(LineSeries::new(segment, line.color.stroke_width(2)))?;
+            chart.draw_series(LineSeries::new(segment, line.color.stroke_width(LAG_WIDTH)))?;
         }
         root.present()?;
         Ok(())

@@ -17,7 +17,8 @@ const BEFORE_S: f64 = 10.0;
 /// Seconds shown after the last thing worth seeing (recovery, capacity back, judgement).
 const AFTER_S: f64 = 3.0;
 
-const STYLE: &str = "
+/// The page's style; the live page (src/live/web) starts from it too, so both look alike.
+pub const STYLE: &str = "
 body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; margin: 2rem auto;
   max-width: 1100px; padding: 0 1rem; color: #1b1b1b; line-height: 1.45; }
 h1 { font-size: 1.6rem; margin-bottom: .3rem; }

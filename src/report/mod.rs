@@ -26,7 +26,10 @@ mod schema;
 mod spare;
 pub(crate) mod text;
 
+/// The look the live page shares with report.html: its style sheet and the charts' colours.
+pub use chart::theme as chart_theme;
 use evidence::Evidence;
+pub use html::STYLE as PAGE_STYLE;
 pub use schema::json_schema;
 pub use spare::{HISTORY_FILE, HistorySizing, read_history};
 

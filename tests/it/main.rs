@@ -16,6 +16,7 @@ mod lag_edges;
 mod lag_groups;
 mod lag_txn;
 mod live;
+mod live_web;
 mod locks;
 mod metrics;
 mod markets;
