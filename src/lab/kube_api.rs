@@ -75,7 +75,14 @@ impl KubeWorld {
 
     /// A running, ready pod on `node`; `owner` is the kind of its controller (`ReplicaSet`,
     /// `DaemonSet`), if any.
-    pub fn add_pod(&mut self, ns: &str, name: &str, node: &str, labels: &[(&str, &str)], owner: Option<&str>) {
+    pub fn add_pod(
+        &mut self,
+        ns: &str,
+        name: &str,
+        node: &str,
+        labels: &[(&str, &str)],
+        owner: Option<&str>,
+    ) {
         let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
         let mut metadata = json!({"name": name, "namespace": ns, "labels": labels});
         if let Some(kind) = owner {
@@ -114,7 +121,13 @@ impl KubeWorld {
         self.pods
             .values()
             .filter(|p| p["spec"]["nodeName"] == node)
-            .map(|p| format!("{}/{}", p["metadata"]["namespace"].as_str().unwrap_or(""), p["metadata"]["name"].as_str().unwrap_or("")))
+            .map(|p| {
+                format!(
+                    "{}/{}",
+                    p["metadata"]["namespace"].as_str().unwrap_or(""),
+                    p["metadata"]["name"].as_str().unwrap_or("")
+                )
+            })
             .collect()
     }
 
@@ -203,10 +216,20 @@ pub fn route(w: &mut KubeWorld, method: &str, url: &str, body: &str) -> Reply {
         ("GET", ["api", "v1", "pods"]) => list_pods(w, None, &query),
         ("GET", ["api", "v1", "namespaces", ns, "pods"]) => list_pods(w, Some(ns), &query),
         ("POST", ["api", "v1", "namespaces", ns, "pods", name, "eviction"]) => evict(w, ns, name),
-        ("POST", ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"]) => {
-            access_review(w, body)
-        }
-        _ => status(404, "NotFound", &format!("the lab serves no {method} {path}")),
+        (
+            "POST",
+            [
+                "apis",
+                "authorization.k8s.io",
+                "v1",
+                "selfsubjectaccessreviews",
+            ],
+        ) => access_review(w, body),
+        _ => status(
+            404,
+            "NotFound",
+            &format!("the lab serves no {method} {path}"),
+        ),
     }
 }
 
@@ -312,9 +335,10 @@ fn evict(w: &mut KubeWorld, ns: &str, name: &str) -> Reply {
     let Some(pod) = w.pods.get(&key) else {
         return status(404, "NotFound", &format!("pods \"{name}\" not found"));
     };
-    let covering = w.budgets.iter().find(|b| {
-        b.namespace == ns && labels_match(pod, &b.selector)
-    });
+    let covering = w
+        .budgets
+        .iter()
+        .find(|b| b.namespace == ns && labels_match(pod, &b.selector));
     if let Some(b) = covering {
         let healthy = w
             .pods
@@ -369,7 +393,12 @@ mod tests {
                 ..NodeSpec::default()
             });
         }
-        let (code, v) = route(&mut w, "GET", "/api/v1/nodes?labelSelector=karpenter.sh%2Fcapacity-type%3Dspot", "");
+        let (code, v) = route(
+            &mut w,
+            "GET",
+            "/api/v1/nodes?labelSelector=karpenter.sh%2Fcapacity-type%3Dspot",
+            "",
+        );
         assert_eq!(code, 200);
         assert_eq!(v["items"].as_array().unwrap().len(), 1);
         assert_eq!(v["items"][0]["metadata"]["name"], "a");
@@ -381,22 +410,49 @@ mod tests {
             selector: [("app".to_owned(), "ingest".to_owned())].into(),
             min_available: 1,
         });
-        let (code, _) = route(&mut w, "POST", "/api/v1/namespaces/apps/pods/p1/eviction", "{}");
+        let (code, _) = route(
+            &mut w,
+            "POST",
+            "/api/v1/namespaces/apps/pods/p1/eviction",
+            "{}",
+        );
         assert_eq!(code, 201);
-        let (code, v) = route(&mut w, "POST", "/api/v1/namespaces/apps/pods/p2/eviction", "{}");
+        let (code, v) = route(
+            &mut w,
+            "POST",
+            "/api/v1/namespaces/apps/pods/p2/eviction",
+            "{}",
+        );
         assert_eq!(code, 429, "{v}");
         assert_eq!(w.pods_on("b"), ["apps/p2"]);
-        let (code, v) = route(&mut w, "GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Db", "");
+        let (code, v) = route(
+            &mut w,
+            "GET",
+            "/api/v1/pods?fieldSelector=spec.nodeName%3Db",
+            "",
+        );
         assert_eq!((code, v["items"].as_array().unwrap().len()), (200, 1));
     }
 
     #[test]
     fn merge_patch_cordons() {
         let mut w = KubeWorld::default();
-        w.add_node(&NodeSpec { name: "a", ready: true, ..NodeSpec::default() });
-        let (code, v) = route(&mut w, "PATCH", "/api/v1/nodes/a", r#"{"spec":{"unschedulable":true}}"#);
+        w.add_node(&NodeSpec {
+            name: "a",
+            ready: true,
+            ..NodeSpec::default()
+        });
+        let (code, v) = route(
+            &mut w,
+            "PATCH",
+            "/api/v1/nodes/a",
+            r#"{"spec":{"unschedulable":true}}"#,
+        );
         assert_eq!(code, 200);
         assert_eq!(v["spec"]["unschedulable"], true);
-        assert_eq!(w.node("a").unwrap()["status"]["conditions"][0]["status"], "True");
+        assert_eq!(
+            w.node("a").unwrap()["status"]["conditions"][0]["status"],
+            "True"
+        );
     }
 }

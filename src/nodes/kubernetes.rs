@@ -38,7 +38,10 @@ pub struct KubeNodes {
 
 impl KubeNodes {
     pub async fn connect(selector: &KubeSelector, settings: &AwsSettings) -> KubeNodes {
-        let context = selector.context.as_deref().or(settings.kube_context.as_deref());
+        let context = selector
+            .context
+            .as_deref()
+            .or(settings.kube_context.as_deref());
         let access = Access::connect(context).await;
         let ec2 = match selector.terminate {
             KubeTerminate::AwsEc2 => {
@@ -146,9 +149,12 @@ impl Seen {
 /// deleted, on-demand where the plan does not allow it, or (for `aws-ec2`) no instance behind it.
 fn exclusion(n: &KubeNode, node: &Node, sel: &KubeSelector, on_ec2: bool) -> Option<String> {
     let labels = n.metadata.labels.clone().unwrap_or_default();
-    let control_plane = ["node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master"]
-        .iter()
-        .any(|k| labels.contains_key(*k));
+    let control_plane = [
+        "node-role.kubernetes.io/control-plane",
+        "node-role.kubernetes.io/master",
+    ]
+    .iter()
+    .any(|k| labels.contains_key(*k));
     let cordoned = n
         .spec
         .as_ref()
@@ -201,10 +207,7 @@ fn ready(n: &KubeNode) -> bool {
     n.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-        })
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 fn internal_ip(n: &KubeNode) -> Option<String> {
@@ -373,7 +376,11 @@ async fn terminate_instances(ec2: &Ec2, go: &[Seen], sel: &KubeSelector) -> Vec<
             } else {
                 NodeOutcome::AlreadyGone
             };
-            out.push(Terminated::new(&by_instance(id), outcome, Some(format!("{id}: {why}"))));
+            out.push(Terminated::new(
+                &by_instance(id),
+                outcome,
+                Some(format!("{id}: {why}")),
+            ));
         }
     }
     for t in super::ec2::terminate_ec2(&ec2.client, &allowed).await {

@@ -1208,7 +1208,10 @@ impl Checker<'_> {
         let dpath = path.key("drain_timeout");
         let drain_timeout = self.duration(&dpath, n.drain_timeout.as_ref(), KUBE_DRAIN_TIMEOUT);
         if n.drain_timeout.is_some() && terminate != KubeTerminate::Drain {
-            self.error(&dpath, "`drain_timeout` applies only with `terminate: drain`");
+            self.error(
+                &dpath,
+                "`drain_timeout` applies only with `terminate: drain`",
+            );
         }
         NodeSelector::Kubernetes(KubeSelector {
             labels,
@@ -1901,7 +1904,9 @@ pub fn label_problem(key: &str, value: &str) -> Option<String> {
         None => (None, key),
     };
     let prefix_ok = prefix.is_none_or(|p| {
-        p.len() <= 253 && p.split('.').all(|part| name_ok(part) && !part.contains('_'))
+        p.len() <= 253
+            && p.split('.')
+                .all(|part| name_ok(part) && !part.contains('_'))
     });
     if !prefix_ok || !name_ok(name) {
         return Some(format!(

@@ -94,21 +94,31 @@ impl Drop for Cluster {
 /// an on-demand one; plus a spot node of another nodepool.
 fn world() -> KubeWorld {
     let mut w = KubeWorld::default();
-    let ready = |name, labels| NodeSpec {
-        name,
-        labels,
-        ready: true,
-        ..NodeSpec::default()
-    };
     for (i, name) in ["w1", "w2", "w3", "w4"].into_iter().enumerate() {
-        let zone = if i % 2 == 0 { "us-east-1a" } else { "us-east-1b" };
+        let zone = if i % 2 == 0 {
+            "us-east-1a"
+        } else {
+            "us-east-1b"
+        };
         let labels = [SPOT, POOL, ("topology.kubernetes.io/zone", zone)];
         w.add_node(&NodeSpec {
             provider_id: Some(&format!("aws:///{zone}/i-0000{i}")),
             ..ready(name, &labels)
         });
-        w.add_pod("apps", &format!("ingest-{i}"), name, &[("app", "ingest")], Some("ReplicaSet"));
-        w.add_pod("kube-system", &format!("proxy-{i}"), name, &[], Some("DaemonSet"));
+        w.add_pod(
+            "apps",
+            &format!("ingest-{i}"),
+            name,
+            &[("app", "ingest")],
+            Some("ReplicaSet"),
+        );
+        w.add_pod(
+            "kube-system",
+            &format!("proxy-{i}"),
+            name,
+            &[],
+            Some("DaemonSet"),
+        );
     }
     w.add_node(&ready(
         "cp",
@@ -128,6 +138,15 @@ fn world() -> KubeWorld {
     ));
     w.add_node(&ready("other", &[SPOT, ("karpenter.sh/nodepool", "batch")]));
     w
+}
+
+fn ready<'a>(name: &'a str, labels: &'a [(&'a str, &'a str)]) -> NodeSpec<'a> {
+    NodeSpec {
+        name,
+        labels,
+        ready: true,
+        ..NodeSpec::default()
+    }
 }
 
 fn mutations(w: &KubeWorld) -> Vec<String> {
@@ -164,7 +183,12 @@ fn kubernetes_plan_shows_cluster_permissions_and_only_ready_schedulable_spot_wor
         .as_array()
         .unwrap()
         .iter()
-        .map(|x| (x["id"].as_str().unwrap().into(), x["reason"].as_str().unwrap().into()))
+        .map(|x| {
+            (
+                x["id"].as_str().unwrap().into(),
+                x["reason"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     let reason = |id: &str| &excluded.iter().find(|x| x.0 == id).unwrap().1;
     assert_eq!(excluded.len(), 4, "{excluded:?}");
@@ -173,15 +197,28 @@ fn kubernetes_plan_shows_cluster_permissions_and_only_ready_schedulable_spot_wor
     assert!(reason("cordoned").contains("cordoned"));
     assert!(reason("od").contains("not spot"));
     let perms = t["permissions"].as_str().unwrap();
-    assert!(perms.starts_with("allowed by SelfSubjectAccessReview"), "{perms}");
-    for p in ["list nodes", "watch pods", "patch nodes", "create pods/eviction", "delete nodes"] {
+    assert!(
+        perms.starts_with("allowed by SelfSubjectAccessReview"),
+        "{perms}"
+    );
+    for p in [
+        "list nodes",
+        "watch pods",
+        "patch nodes",
+        "create pods/eviction",
+        "delete nodes",
+    ] {
         assert!(perms.contains(p), "{p} not checked: {perms}");
     }
 
     let human = cluster.spotdrill(&["plan", &plan]);
     human.expect_code(0);
     assert!(human.stdout.contains("context lab-ctx"), "{}", human.stdout);
-    assert!(human.stdout.contains("Kubernetes cluster http://127.0.0.1:"));
+    assert!(
+        human
+            .stdout
+            .contains("Kubernetes cluster http://127.0.0.1:")
+    );
     assert_eq!(mutations(&cluster.world()), Vec::<String>::new());
 }
 
@@ -221,10 +258,16 @@ fn kubernetes_drain_cordons_evicts_and_deletes_exactly_the_chosen_nodes() {
     }
     let m = mutations(&w);
     for node in &gone {
-        let at = |what: &str| m.iter().position(|r| r == what).unwrap_or_else(|| panic!("no {what}: {m:?}"));
+        let at = |what: &str| {
+            m.iter()
+                .position(|r| r == what)
+                .unwrap_or_else(|| panic!("no {what}: {m:?}"))
+        };
         let i = node[1..].parse::<usize>().unwrap() - 1;
         let cordon = at(&format!("PATCH /api/v1/nodes/{node}?"));
-        let evict = at(&format!("POST /api/v1/namespaces/apps/pods/ingest-{i}/eviction?"));
+        let evict = at(&format!(
+            "POST /api/v1/namespaces/apps/pods/ingest-{i}/eviction?"
+        ));
         let delete = at(&format!("DELETE /api/v1/nodes/{node}?"));
         assert!(cordon < evict && evict < delete, "{m:?}");
         assert_eq!(w.pods_on(node), [format!("kube-system/proxy-{i}")]);
@@ -233,7 +276,10 @@ fn kubernetes_drain_cordons_evicts_and_deletes_exactly_the_chosen_nodes() {
     let journal = cluster.journal();
     let outcomes: Vec<&Value> = journal.iter().filter(|e| e["event"] == "outcome").collect();
     assert_eq!(outcomes.len(), 3);
-    assert!(outcomes.iter().all(|o| o["outcome"] == "terminated"), "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|o| o["outcome"] == "terminated"),
+        "{outcomes:?}"
+    );
 }
 
 /// A PodDisruptionBudget that never allows the eviction: the drain gives up after
@@ -256,7 +302,11 @@ fn kubernetes_drain_blocked_by_a_pdb_uncordons_and_reports_it() {
     let w = cluster.world();
     assert_eq!(w.node_names().len(), 9, "a node was deleted");
     for n in ["w1", "w2", "w3", "w4"] {
-        assert_eq!(w.node(n).unwrap()["spec"]["unschedulable"], false, "{n} left cordoned");
+        assert_eq!(
+            w.node(n).unwrap()["spec"]["unschedulable"],
+            false,
+            "{n} left cordoned"
+        );
     }
     let journal = cluster.journal();
     let outcome = journal.iter().find(|e| e["event"] == "outcome").unwrap();
@@ -265,7 +315,9 @@ fn kubernetes_drain_blocked_by_a_pdb_uncordons_and_reports_it() {
     assert!(detail.contains("disruption budget ingest"), "{detail}");
     assert!(detail.contains("uncordoned again"), "{detail}");
     assert!(
-        journal.iter().any(|e| e.to_string().contains("eviction_blocked")),
+        journal
+            .iter()
+            .any(|e| e.to_string().contains("eviction_blocked")),
         "no blocked eviction journaled"
     );
 }

@@ -46,12 +46,16 @@ pub async fn node(
         Err(kube::Error::Api(s)) if s.code == 404 => Terminated::new(
             name,
             NodeOutcome::Terminated,
-            Some(format!("drained ({evicted} pods evicted); the Node was already gone")),
+            Some(format!(
+                "drained ({evicted} pods evicted); the Node was already gone"
+            )),
         ),
         Err(e) => Terminated::new(
             name,
             NodeOutcome::Error,
-            Some(format!("drained ({evicted} pods evicted), but deleting the Node failed: {e}")),
+            Some(format!(
+                "drained ({evicted} pods evicted), but deleting the Node failed: {e}"
+            )),
         ),
     }
 }
@@ -110,7 +114,10 @@ async fn evict_all(
             return Ok(evicted.len());
         }
         let mut blocked = None;
-        for p in left.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
+        for p in left
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+        {
             let key = pod_key(p);
             match evict(access, &key).await {
                 Ok(()) => {
