@@ -52,6 +52,10 @@ pub struct AwsArgs {
     /// Send AWS calls to this endpoint (an emulator); AWS_ENDPOINT_URL works too.
     #[arg(long, global = true, value_name = "URL")]
     pub endpoint_url: Option<String>,
+    /// Kubernetes: the kubeconfig context for kubernetes targets whose plan names none (the
+    /// kubeconfig comes from KUBECONFIG or ~/.kube/config, else the in-cluster service account).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
 }
 
 impl AwsArgs {
@@ -60,6 +64,7 @@ impl AwsArgs {
             profile: self.profile.clone(),
             region: self.region.clone(),
             endpoint_url: self.endpoint_url.clone(),
+            kube_context: self.context.clone(),
         }
     }
 }

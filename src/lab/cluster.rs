@@ -518,7 +518,7 @@ pub fn workload_workers(
                         .filter(|p| *p as u32 % workers == i)
                         .collect(),
                 ),
-                ClusterKind::Mesos => None,
+                ClusterKind::Mesos | ClusterKind::Kubernetes => None,
             };
             (format!("{name}-{i}"), w)
         })

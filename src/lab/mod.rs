@@ -9,6 +9,7 @@
 pub mod broker;
 pub mod cluster;
 pub mod http;
+pub mod kube_api;
 pub mod node;
 pub mod producer;
 pub mod stats;

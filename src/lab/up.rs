@@ -187,6 +187,8 @@ impl RunningLab {
             let apis: &[&str] = match now.kind {
                 ClusterKind::Storm => &["storm_ui"],
                 ClusterKind::Mesos => &["mesos_master", "marathon"],
+                // Validation refuses kubernetes lab clusters (their API is src/lab/kube_api.rs).
+                ClusterKind::Kubernetes => &[],
             };
             let name = now.name.clone();
             let view: SharedView = Arc::new(Mutex::new(now));

@@ -32,6 +32,9 @@ pub struct AwsSettings {
     /// Used where a target names no region of its own.
     pub region: Option<String>,
     pub endpoint_url: Option<String>,
+    /// `--context`: the kubeconfig context of kubernetes targets whose plan names none (it
+    /// travels with the AWS settings because both come from the command line).
+    pub kube_context: Option<String>,
 }
 
 /// What went wrong talking to AWS.
@@ -320,7 +323,9 @@ impl InstanceFilter {
                 instance_types: instance_types.clone(),
                 allow_on_demand: *allow_on_demand,
             },
-            NodeSelector::Lab { .. } | NodeSelector::AwsAsg { .. } => InstanceFilter::default(),
+            NodeSelector::Lab { .. }
+            | NodeSelector::AwsAsg { .. }
+            | NodeSelector::Kubernetes(_) => InstanceFilter::default(),
         }
     }
 

@@ -73,7 +73,9 @@ async fn fleet_members(ec2: &ec2_api::Client, id: &str) -> Result<HashSet<String
     Ok(ids.into_iter().filter(|i| !i.is_empty()).collect())
 }
 
-async fn terminate_ec2(ec2: &ec2_api::Client, ids: &[String]) -> Vec<Terminated> {
+/// TerminateInstances on these (just re-checked) instances; an outcome each, confirmed by
+/// describing again.
+pub(super) async fn terminate_ec2(ec2: &ec2_api::Client, ids: &[String]) -> Vec<Terminated> {
     let mut out = Vec::new();
     // TerminateInstances takes up to 1000 ids; one refused id fails its whole call, so a refused
     // batch is retried one instance at a time for per-instance outcomes.

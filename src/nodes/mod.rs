@@ -17,6 +17,7 @@ pub mod ec2;
 pub mod ec2_api;
 pub mod fis;
 pub mod instances;
+pub mod kubernetes;
 pub mod lab;
 pub mod markets;
 pub mod select;
@@ -224,6 +225,8 @@ pub enum ProviderError {
     Aws(#[from] aws::AwsError),
     #[error("{0}")]
     Lab(String),
+    #[error("{0}")]
+    Kubernetes(String),
 }
 
 /// What a permission check found.
@@ -383,5 +386,6 @@ pub async fn connect(selector: &NodeSelector, cx: Context<'_>) -> Box<dyn Provid
             let filter = InstanceFilter::of(selector);
             Box::new(fis::FisNodes::connect(cx.aws, region.as_deref(), filter, settings).await)
         }
+        NodeSelector::Kubernetes(k) => Box::new(kubernetes::KubeNodes::connect(k, cx.aws).await),
     }
 }

@@ -8,7 +8,8 @@ use indexmap::IndexMap;
 use crate::analysis::{Search, Verdict};
 
 pub use super::spec::{
-    ClusterKind, Isolation, Provider, SaslMechanism, SecurityProtocol, Selection, TimestampType,
+    ClusterKind, Isolation, KubeTerminate, Provider, SaslMechanism, SecurityProtocol, Selection,
+    TimestampType,
 };
 
 #[derive(Clone, Debug)]
@@ -307,6 +308,23 @@ pub enum NodeSelector {
         keep_templates: bool,
         allow_on_demand: bool,
     },
+    /// Kubernetes Node objects (src/nodes/kubernetes.rs).
+    Kubernetes(KubeSelector),
+}
+
+/// `provider: kubernetes`: which Node objects, through which kubeconfig context, lost how.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KubeSelector {
+    /// Labels that must all match.
+    pub labels: IndexMap<String, String>,
+    /// The kubeconfig context; `None`: `--context`, else the current one, else in-cluster.
+    pub context: Option<String>,
+    pub terminate: KubeTerminate,
+    /// For `terminate: aws-ec2`.
+    pub region: Option<String>,
+    /// How long PDB-blocked evictions are retried before a drain fails.
+    pub drain_timeout: Duration,
+    pub allow_on_demand: bool,
 }
 
 impl NodeSelector {
@@ -323,6 +341,7 @@ impl NodeSelector {
             | NodeSelector::AwsFis {
                 allow_on_demand, ..
             } => *allow_on_demand,
+            NodeSelector::Kubernetes(k) => k.allow_on_demand,
         }
     }
 
@@ -332,6 +351,7 @@ impl NodeSelector {
             NodeSelector::AwsEc2 { .. } => Provider::AwsEc2,
             NodeSelector::AwsAsg { .. } => Provider::AwsAsg,
             NodeSelector::AwsFis { .. } => Provider::AwsFis,
+            NodeSelector::Kubernetes(_) => Provider::Kubernetes,
         }
     }
 }
@@ -362,6 +382,8 @@ impl Health {
         match kind {
             ClusterKind::Storm => self.storm_ui.is_some(),
             ClusterKind::Mesos => self.mesos_master.is_some() && self.marathon.is_some(),
+            // Capacity comes from the Kubernetes API through the provider, not from `health:`.
+            ClusterKind::Kubernetes => false,
         }
     }
 }

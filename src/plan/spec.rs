@@ -234,14 +234,17 @@ pub enum ClusterKind {
     Storm,
     /// Mesos/Marathon: tasks share one consumer group; survivors take over after a rebalance.
     Mesos,
+    /// Kubernetes: Node objects chosen by labels; the scheduler re-places the pods of lost nodes.
+    Kubernetes,
 }
 
 impl ClusterKind {
-    /// The kind as plans, journals and reports name it: `storm` or `mesos`.
+    /// The kind as plans, journals and reports name it: `storm`, `mesos` or `kubernetes`.
     pub fn name(self) -> &'static str {
         match self {
             ClusterKind::Storm => "storm",
             ClusterKind::Mesos => "mesos",
+            ClusterKind::Kubernetes => "kubernetes",
         }
     }
 }
@@ -416,7 +419,7 @@ pub struct RawSlo {
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTarget {
-    /// `storm` or `mesos`.
+    /// `storm`, `mesos` or `kubernetes`.
     pub kind: ClusterKind,
     /// How the target's nodes are found and terminated.
     pub nodes: RawNodes,
@@ -532,6 +535,9 @@ pub enum Provider {
     AwsAsg,
     /// AWS FIS spot interruptions: rebalance recommendation, two-minute notice, termination.
     AwsFis,
+    /// Kubernetes Node objects chosen by labels; lost by a drain or by terminating the EC2
+    /// instance behind `spec.providerID`.
+    Kubernetes,
 }
 
 impl Provider {
@@ -541,6 +547,7 @@ impl Provider {
             Provider::AwsEc2 => "aws-ec2",
             Provider::AwsAsg => "aws-asg",
             Provider::AwsFis => "aws-fis",
+            Provider::Kubernetes => "kubernetes",
         }
     }
 }
@@ -549,12 +556,13 @@ impl Provider {
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawNodes {
-    /// `lab`, `aws-ec2`, `aws-asg` or `aws-fis`.
+    /// `lab`, `aws-ec2`, `aws-asg`, `aws-fis` or `kubernetes`.
     pub provider: Provider,
     /// lab: the lab cluster (from `lab.clusters`).
     #[serde(default)]
     pub cluster: Option<String>,
-    /// aws-*: the AWS region (default: from the AWS configuration).
+    /// aws-*, kubernetes with `terminate: aws-ec2`: the AWS region (default: from the AWS
+    /// configuration).
     #[serde(default)]
     pub region: Option<String>,
     /// aws-ec2, aws-fis: instance tags that must all match.
@@ -587,9 +595,47 @@ pub struct RawNodes {
     /// once its experiment ended).
     #[serde(default)]
     pub keep_templates: Option<bool>,
-    /// aws-*: also terminate on-demand instances the selector returns (default false: spot only).
+    /// aws-*, kubernetes: also terminate on-demand instances (nodes) the selector returns
+    /// (default false: spot only; a Kubernetes node without a capacity-type label counts as
+    /// on-demand).
     #[serde(default)]
     pub allow_on_demand: Option<bool>,
+    /// kubernetes: node labels that must all match (`karpenter.sh/capacity-type: spot`,
+    /// `eks.amazonaws.com/capacityType: SPOT`, `karpenter.sh/nodepool: ingest`).
+    #[serde(default)]
+    pub labels: Option<IndexMap<String, String>>,
+    /// kubernetes: the kubeconfig context (default: `--context`, else the kubeconfig's current
+    /// context, else the in-cluster service account).
+    #[serde(default)]
+    pub context: Option<String>,
+    /// kubernetes: how a node is lost: `drain` (default) or `aws-ec2`.
+    #[serde(default)]
+    pub terminate: Option<KubeTerminate>,
+    /// kubernetes with `terminate: drain`: how long evictions a PodDisruptionBudget blocks are
+    /// retried before the drain of a node fails and it is uncordoned (default 2m).
+    #[serde(default)]
+    pub drain_timeout: Option<DurationText>,
+}
+
+/// How a Kubernetes node is lost.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum KubeTerminate {
+    /// Cordon, evict every pod through the Eviction API (honouring PodDisruptionBudgets), delete
+    /// the Node: a perfectly handled interruption; works on any cluster.
+    Drain,
+    /// TerminateInstances on the EC2 instance behind `spec.providerID`: the abrupt loss (the
+    /// node goes NotReady; its pods wait for the unreachable toleration).
+    AwsEc2,
+}
+
+impl KubeTerminate {
+    pub fn name(self) -> &'static str {
+        match self {
+            KubeTerminate::Drain => "drain",
+            KubeTerminate::AwsEc2 => "aws-ec2",
+        }
+    }
 }
 
 /// Health endpoints; each is `lab` or an http(s) URL.

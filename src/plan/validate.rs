@@ -409,6 +409,13 @@ impl Checker<'_> {
         groups: &mut HashMap<String, String>,
     ) -> LabCluster {
         self.lab_cluster_size(raw, path);
+        if raw.kind == ClusterKind::Kubernetes {
+            self.error_help(
+                &path.key("kind"),
+                "the lab has no kubernetes clusters yet",
+                "lab clusters are `storm` or `mesos`; point a kubernetes target at a real cluster",
+            );
+        }
         let detection_delay = self.duration(
             &path.key("detection_delay"),
             raw.detection_delay.as_ref(),
@@ -1022,13 +1029,14 @@ impl Checker<'_> {
             Provider::AwsEc2 => self.ec2_selector(n, path, tags),
             Provider::AwsAsg => self.asg_selector(n, path),
             Provider::AwsFis => self.fis_selector(n, path, tags),
+            Provider::Kubernetes => self.kube_selector(raw, path),
         }
     }
 
     /// Every field set in `nodes` applies to its provider.
     fn provider_fields(&mut self, n: &RawNodes, path: &Path) {
         let provider = n.provider;
-        let set: [(&str, bool); 12] = [
+        let set: [(&str, bool); 16] = [
             ("cluster", n.cluster.is_some()),
             ("region", n.region.is_some()),
             ("tags", n.tags.is_some()),
@@ -1041,6 +1049,10 @@ impl Checker<'_> {
             ("role_arn", n.role_arn.is_some()),
             ("keep_templates", n.keep_templates.is_some()),
             ("allow_on_demand", n.allow_on_demand.is_some()),
+            ("labels", n.labels.is_some()),
+            ("context", n.context.is_some()),
+            ("terminate", n.terminate.is_some()),
+            ("drain_timeout", n.drain_timeout.is_some()),
         ];
         let allowed = provider_allows(provider);
         for (field, is_set) in set {
@@ -1239,6 +1251,59 @@ impl Checker<'_> {
         }
     }
 
+    fn kube_selector(&mut self, raw: &RawTarget, path: &Path) -> NodeSelector {
+        let n = &raw.nodes;
+        let kind_path = path.parent().unwrap_or_default().key("kind");
+        if raw.kind != ClusterKind::Kubernetes && self.intact(&kind_path) {
+            self.error(
+                &kind_path,
+                format!(
+                    "provider kubernetes needs `kind: kubernetes`, not `{}`",
+                    kind_name(raw.kind)
+                ),
+            );
+        }
+        let labels = n.labels.clone().unwrap_or_default();
+        if labels.is_empty() {
+            self.error_help(
+                path,
+                "a kubernetes selector needs `labels`",
+                "e.g. labels: {karpenter.sh/capacity-type: spot}; without them it would select every node",
+            );
+        }
+        for (k, v) in &labels {
+            if let Some(why) = label_problem(k, v) {
+                self.error(&path.key("labels").key(k), why);
+            }
+        }
+        if let Some(c) = &n.context {
+            self.nonempty_text(&path.key("context"), "context", c);
+        }
+        let terminate = n.terminate.unwrap_or(KubeTerminate::Drain);
+        if n.region.is_some() && terminate != KubeTerminate::AwsEc2 {
+            self.error(
+                &path.key("region"),
+                "`region` applies only with `terminate: aws-ec2`",
+            );
+        }
+        let dpath = path.key("drain_timeout");
+        let drain_timeout = self.duration(&dpath, n.drain_timeout.as_ref(), KUBE_DRAIN_TIMEOUT);
+        if n.drain_timeout.is_some() && terminate != KubeTerminate::Drain {
+            self.error(
+                &dpath,
+                "`drain_timeout` applies only with `terminate: drain`",
+            );
+        }
+        NodeSelector::Kubernetes(KubeSelector {
+            labels,
+            context: n.context.as_ref().map(|c| c.trim().to_owned()),
+            terminate,
+            region: n.region.clone(),
+            drain_timeout,
+            allow_on_demand: n.allow_on_demand.unwrap_or(false),
+        })
+    }
+
     fn lab_cluster_ref(
         &mut self,
         target: &str,
@@ -1414,10 +1479,14 @@ impl Checker<'_> {
         let (field, want) = match raw.kind {
             ClusterKind::Storm => ("topology", "app"),
             ClusterKind::Mesos => ("app", "topology"),
+            ClusterKind::Kubernetes => {
+                self.error(&p, "`running:` does not apply to kubernetes targets yet");
+                return None;
+            }
         };
         let (mine, other) = match raw.kind {
             ClusterKind::Storm => (&r.topology, &r.app),
-            ClusterKind::Mesos => (&r.app, &r.topology),
+            _ => (&r.app, &r.topology),
         };
         if other.is_some() {
             self.error(
@@ -1691,6 +1760,9 @@ fn health_help(kind: ClusterKind) -> &'static str {
         ClusterKind::Mesos => {
             "add `health: {mesos_master: URL, marathon: URL}` (or `lab` on a lab target)"
         }
+        ClusterKind::Kubernetes => {
+            "kubernetes targets learn what runs where from the Kubernetes API, not from `health:`"
+        }
     }
 }
 
@@ -1893,11 +1965,47 @@ fn check_http_url(s: &str) -> Result<(), UrlProblem> {
     Ok(())
 }
 
-fn kind_name(kind: ClusterKind) -> &'static str {
-    match kind {
-        ClusterKind::Storm => "storm",
-        ClusterKind::Mesos => "mesos",
+/// How long a drain retries evictions a PodDisruptionBudget blocks, unless the plan says.
+const KUBE_DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What is wrong with a Kubernetes label selector term, if anything: the key is an optional DNS
+/// subdomain prefix and `/`, then a name of at most 63 characters; the value at most 63.
+pub fn label_problem(key: &str, value: &str) -> Option<String> {
+    let name_ok = |t: &str| {
+        let b = t.as_bytes();
+        t.len() <= 63
+            && !t.is_empty()
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    let prefix_ok = prefix.is_none_or(|p| {
+        p.len() <= 253
+            && p.split('.')
+                .all(|part| name_ok(part) && !part.contains('_'))
+    });
+    if !prefix_ok || !name_ok(name) {
+        return Some(format!(
+            "`{key}` is not a Kubernetes label key (an optional DNS prefix and `/`, then up to \
+             63 letters, digits, `-`, `_` or `.`)"
+        ));
     }
+    if !value.is_empty() && !name_ok(value) {
+        return Some(format!(
+            "`{value}` is not a Kubernetes label value (up to 63 letters, digits, `-`, `_` or \
+             `.`, starting and ending with a letter or digit)"
+        ));
+    }
+    None
+}
+
+fn kind_name(kind: ClusterKind) -> &'static str {
+    kind.name()
 }
 
 /// The closest candidate to a misspelled name, if one is close enough to be a likely typo.
@@ -1931,6 +2039,14 @@ fn provider_allows(provider: Provider) -> &'static [&'static str] {
             "notice",
             "role_arn",
             "keep_templates",
+        ],
+        Provider::Kubernetes => &[
+            "labels",
+            "context",
+            "terminate",
+            "drain_timeout",
+            "region",
+            "allow_on_demand",
         ],
     }
 }

@@ -335,6 +335,10 @@ impl Tracker {
             out.push(match self.kind {
                 ClusterKind::Storm => self.storm_finding(a, &lost),
                 ClusterKind::Mesos => self.mesos_finding(a, &lost),
+                // No health endpoints for kubernetes targets, so no capacity is tracked here.
+                ClusterKind::Kubernetes => {
+                    format!("{} lost pods on {}", a.scheduled_as, lost.join(", "))
+                }
             });
         }
         out

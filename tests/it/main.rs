@@ -7,6 +7,7 @@ mod completions;
 mod experiments;
 mod health;
 mod inputs;
+mod kube;
 mod lab;
 mod lab_cli;
 mod lag;

@@ -1,0 +1,412 @@
+//! `provider: kubernetes`: Node objects chosen by labels (only Ready, schedulable ones, never the
+//! control plane), lost by a drain (cordon, evict through the Eviction API so PodDisruptionBudgets
+//! hold, delete the Node) or by TerminateInstances on the EC2 instance behind `spec.providerID`
+//! (the AWS safety rules re-checked on that instance at call time).
+//!
+//! Access: the kubeconfig (`KUBECONFIG` or `~/.kube/config`, the plan's `context` or
+//! `--context`; EKS through its exec plugin), else the in-cluster service account. Permissions
+//! are checked with SelfSubjectAccessReview before anything is touched.
+
+mod access;
+mod drain;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Node as KubeNode;
+use kube::api::{Api, ListParams};
+
+use super::aws::{self, AwsSettings, Ec2, InstanceFilter};
+use super::{
+    Discovery, Excluded, Found, Injection, Lifecycle, Node, NodeOutcome, Permission, Provider,
+    ProviderError, Terminated,
+};
+use crate::plan::{KubeSelector, KubeTerminate};
+
+pub use access::{Access, REQUIRED};
+
+/// What a node that a fresh discovery no longer returns gets as its detail.
+const NO_LONGER: &str = "the selector no longer returns it as a Ready, schedulable node";
+
+/// The Node objects a selector's labels name, in one cluster.
+pub struct KubeNodes {
+    selector: KubeSelector,
+    /// The cluster, or why it cannot be reached (reported by discovery).
+    access: Result<Access, String>,
+    /// For `terminate: aws-ec2`: the EC2 client of the instances behind the nodes.
+    ec2: Option<Ec2>,
+}
+
+impl KubeNodes {
+    pub async fn connect(selector: &KubeSelector, settings: &AwsSettings) -> KubeNodes {
+        let context = selector
+            .context
+            .as_deref()
+            .or(settings.kube_context.as_deref());
+        let access = Access::connect(context).await;
+        let ec2 = match selector.terminate {
+            KubeTerminate::AwsEc2 => {
+                let config = aws::sdk_config(settings, selector.region.as_deref()).await;
+                Some(Ec2::connect(&config).await)
+            }
+            KubeTerminate::Drain => None,
+        };
+        KubeNodes {
+            selector: selector.clone(),
+            access,
+            ec2,
+        }
+    }
+
+    fn access(&self) -> Result<&Access, ProviderError> {
+        self.access
+            .as_ref()
+            .map_err(|e| ProviderError::Kubernetes(e.clone()))
+    }
+
+    /// The label selector as the API takes it (`k=v,k=v`).
+    fn label_selector(&self) -> String {
+        let terms: Vec<String> = self
+            .selector
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        terms.join(",")
+    }
+
+    /// The nodes now, each with the EC2 instance behind it where there is one.
+    async fn nodes(&self) -> Result<Vec<Seen>, ProviderError> {
+        let access = self.access()?;
+        let api: Api<KubeNode> = Api::all(access.client.clone());
+        let lp = ListParams::default().labels(&self.label_selector());
+        let list = api.list(&lp).await.map_err(|e| {
+            ProviderError::Kubernetes(format!("listing nodes on {}: {e}", access.cluster))
+        })?;
+        Ok(list
+            .items
+            .iter()
+            .map(|n| Seen::of(n, &self.selector))
+            .collect())
+    }
+}
+
+/// One Node object as discovery saw it.
+#[derive(Clone, Debug)]
+struct Seen {
+    found: Found,
+    /// The EC2 instance behind it (`spec.providerID` = `aws:///ZONE/i-…`).
+    instance: Option<String>,
+    /// Why it may not be terminated, if it may not.
+    excluded: Option<String>,
+}
+
+impl Seen {
+    fn of(n: &KubeNode, selector: &KubeSelector) -> Seen {
+        let name = n.metadata.name.clone().unwrap_or_default();
+        let labels = n.metadata.labels.clone().unwrap_or_default();
+        let label = |keys: &[&str]| keys.iter().find_map(|k| labels.get(*k).cloned());
+        let instance = n
+            .spec
+            .as_ref()
+            .and_then(|s| s.provider_id.as_deref())
+            .and_then(instance_of);
+        let lifecycle = capacity_type(&labels);
+        let node = Node {
+            id: name.clone(),
+            host: name,
+            zone: label(&[
+                "topology.kubernetes.io/zone",
+                "failure-domain.beta.kubernetes.io/zone",
+            ]),
+            instance_type: label(&[
+                "node.kubernetes.io/instance-type",
+                "beta.kubernetes.io/instance-type",
+            ]),
+            lifecycle,
+            running: ready(n),
+        };
+        let matched_tags = selector
+            .labels
+            .keys()
+            .filter_map(|k| labels.get(k).map(|v| (k.clone(), v.clone())))
+            .collect();
+        let excluded = exclusion(n, &node, selector, instance.is_some());
+        let found = Found {
+            node,
+            private_ip: internal_ip(n),
+            matched_tags,
+            arn: None,
+        };
+        Seen {
+            found,
+            instance,
+            excluded,
+        }
+    }
+}
+
+/// Why a matched node may not be terminated: the control plane, not Ready, cordoned, being
+/// deleted, on-demand where the plan does not allow it, or (for `aws-ec2`) no instance behind it.
+fn exclusion(n: &KubeNode, node: &Node, sel: &KubeSelector, on_ec2: bool) -> Option<String> {
+    let labels = n.metadata.labels.clone().unwrap_or_default();
+    let control_plane = [
+        "node-role.kubernetes.io/control-plane",
+        "node-role.kubernetes.io/master",
+    ]
+    .iter()
+    .any(|k| labels.contains_key(*k));
+    let cordoned = n
+        .spec
+        .as_ref()
+        .and_then(|s| s.unschedulable)
+        .unwrap_or(false);
+    if control_plane {
+        Some("a control-plane node".into())
+    } else if n.metadata.deletion_timestamp.is_some() {
+        Some("being deleted".into())
+    } else if !node.running {
+        Some("not Ready".into())
+    } else if cordoned {
+        Some("cordoned (spec.unschedulable)".into())
+    } else if node.lifecycle == Lifecycle::OnDemand && !sel.allow_on_demand {
+        Some(
+            "not spot (no karpenter.sh/capacity-type=spot or eks.amazonaws.com/capacityType=SPOT \
+             label); the plan does not say allow_on_demand: true"
+                .into(),
+        )
+    } else if sel.terminate == KubeTerminate::AwsEc2 && !on_ec2 {
+        Some("no EC2 instance behind it (spec.providerID is not aws:///ZONE/i-…)".into())
+    } else {
+        None
+    }
+}
+
+/// The instance id of an AWS provider id (`aws:///us-east-1a/i-0abc`).
+pub fn instance_of(provider_id: &str) -> Option<String> {
+    let rest = provider_id.strip_prefix("aws://")?;
+    let id = rest.rsplit('/').next()?;
+    (id.starts_with("i-") && id.len() > 2).then(|| id.to_owned())
+}
+
+/// Spot where Karpenter's or EKS's capacity-type label says so; everything else counts as
+/// on-demand (so it is terminated only where the plan allows on-demand).
+fn capacity_type(labels: &std::collections::BTreeMap<String, String>) -> Lifecycle {
+    let karpenter = labels.get("karpenter.sh/capacity-type").map(String::as_str);
+    let eks = labels
+        .get("eks.amazonaws.com/capacityType")
+        .map(String::as_str);
+    if karpenter == Some("spot") || eks == Some("SPOT") {
+        Lifecycle::Spot
+    } else {
+        Lifecycle::OnDemand
+    }
+}
+
+/// Whether the node's `Ready` condition is `True`.
+fn ready(n: &KubeNode) -> bool {
+    n.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn internal_ip(n: &KubeNode) -> Option<String> {
+    n.status
+        .as_ref()?
+        .addresses
+        .as_ref()?
+        .iter()
+        .find(|a| a.type_ == "InternalIP")
+        .map(|a| a.address.clone())
+}
+
+fn discovery(seen: &[Seen], note: Option<String>) -> Discovery {
+    let mut d = Discovery {
+        note,
+        ..Discovery::default()
+    };
+    for s in seen {
+        match &s.excluded {
+            None => d.found.push(s.found.clone()),
+            Some(reason) => d.excluded.push(Excluded {
+                id: s.found.node.id.clone(),
+                reason: reason.clone(),
+            }),
+        }
+    }
+    d
+}
+
+#[async_trait::async_trait]
+impl Provider for KubeNodes {
+    fn name(&self) -> &'static str {
+        "kubernetes"
+    }
+
+    fn lock_identity(&self) -> String {
+        let cluster = self
+            .access
+            .as_ref()
+            .map_or("unreachable", |a| a.cluster.as_str());
+        let mut labels: Vec<String> = self
+            .selector
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        labels.sort();
+        format!("kubernetes/{cluster};labels={}", labels.join(","))
+    }
+
+    fn place(&self) -> Option<super::account::Place> {
+        self.ec2.as_ref().map(|e| e.place.clone())
+    }
+
+    async fn discover(&self) -> Result<Discovery, ProviderError> {
+        let seen = self.nodes().await?;
+        let note = self.access()?.describe(self.selector.terminate);
+        Ok(discovery(&seen, Some(note)))
+    }
+
+    async fn check_permissions(&self, nodes: &[Node]) -> Result<Permission, ProviderError> {
+        let access = self.access()?;
+        let mut how = access.check(self.selector.terminate).await?;
+        if let Some(ec2) = &self.ec2 {
+            let seen = self.nodes().await?;
+            let instances = backing(&seen, nodes);
+            if let Permission::Allowed(h) = ec2.check_permissions(&instances).await? {
+                how.push_str(&format!("; {h}"));
+            }
+        }
+        Ok(Permission::Allowed(how))
+    }
+
+    async fn terminate(&self, nodes: &[Node], injection: Injection<'_>) -> Vec<Terminated> {
+        let fresh = match self.nodes().await {
+            Ok(seen) => seen,
+            Err(e) => return rediscovery_failed(nodes, &e),
+        };
+        let d = discovery(&fresh, None);
+        let (go, mut results) = d.sort_out(nodes, NO_LONGER);
+        let go: Vec<Seen> = go
+            .iter()
+            .filter_map(|f| fresh.iter().find(|s| s.found.node.id == f.node.id).cloned())
+            .collect();
+        match (self.selector.terminate, &self.ec2, self.access()) {
+            (KubeTerminate::AwsEc2, Some(ec2), _) => {
+                results.extend(terminate_instances(ec2, &go, &self.selector).await);
+            }
+            (KubeTerminate::Drain, _, Ok(access)) => {
+                let timeout = self.selector.drain_timeout;
+                for s in &go {
+                    let name = &s.found.node.id;
+                    results.record(drain::node(access, name, timeout, injection.events).await);
+                }
+            }
+            (_, _, Err(e)) => {
+                let names: Vec<Node> = go.iter().map(|s| s.found.node.clone()).collect();
+                results.extend(rediscovery_failed(&names, &e));
+            }
+            (KubeTerminate::AwsEc2, None, _) => {}
+        }
+        results.in_order(nodes)
+    }
+
+    fn outlives_the_run(&self) -> bool {
+        true
+    }
+}
+
+/// The EC2 instances behind these nodes, as nodes whose id is the instance id.
+fn backing(seen: &[Seen], nodes: &[Node]) -> Vec<Node> {
+    nodes
+        .iter()
+        .filter_map(|n| seen.iter().find(|s| s.found.node.id == n.id))
+        .filter_map(|s| {
+            let mut node = s.found.node.clone();
+            node.id = s.instance.clone()?;
+            Some(node)
+        })
+        .collect()
+}
+
+fn rediscovery_failed(nodes: &[Node], e: &ProviderError) -> Vec<Terminated> {
+    nodes
+        .iter()
+        .map(|n| Terminated::new(&n.id, NodeOutcome::Error, Some(format!("rediscovery: {e}"))))
+        .collect()
+}
+
+/// TerminateInstances on the instances behind `go`, each only if EC2 itself says right now that
+/// it is running (and spot, unless the plan allows on-demand); outcomes by node name.
+async fn terminate_instances(ec2: &Ec2, go: &[Seen], sel: &KubeSelector) -> Vec<Terminated> {
+    let ids: Vec<String> = go.iter().filter_map(|s| s.instance.clone()).collect();
+    let filter = InstanceFilter {
+        allow_on_demand: sel.allow_on_demand,
+        ..InstanceFilter::default()
+    };
+    let by_instance = |id: &str| {
+        go.iter()
+            .find(|s| s.instance.as_deref() == Some(id))
+            .map_or(id.to_owned(), |s| s.found.node.id.clone())
+    };
+    let fresh = match aws::describe(&ec2.client, &filter, Some(&ids)).await {
+        Ok(d) => d,
+        Err(e) => {
+            let err = ProviderError::Aws(e);
+            let nodes: Vec<Node> = go.iter().map(|s| s.found.node.clone()).collect();
+            return rediscovery_failed(&nodes, &err);
+        }
+    };
+    let mut out = Vec::new();
+    let mut allowed = Vec::new();
+    for id in &ids {
+        if fresh.found.iter().any(|f| &f.node.id == id) {
+            allowed.push(id.clone());
+        } else {
+            let why = fresh
+                .excluded
+                .iter()
+                .find(|x| &x.id == id)
+                .map_or("EC2 no longer returns it as running".to_owned(), |x| {
+                    x.reason.clone()
+                });
+            let outcome = if fresh.excluded.iter().any(|x| &x.id == id) {
+                NodeOutcome::Refused
+            } else {
+                NodeOutcome::AlreadyGone
+            };
+            out.push(Terminated::new(
+                &by_instance(id),
+                outcome,
+                Some(format!("{id}: {why}")),
+            ));
+        }
+    }
+    for t in super::ec2::terminate_ec2(&ec2.client, &allowed).await {
+        let detail = t.detail.map(|d| format!("{}: {d}", t.id));
+        out.push(Terminated::new(&by_instance(&t.id), t.outcome, detail));
+    }
+    out
+}
+
+/// The settings a drain works with.
+pub fn poll_interval() -> Duration {
+    Duration::from_millis(500)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_ids_map_to_instances() {
+        assert_eq!(
+            instance_of("aws:///us-east-1a/i-0abc123").as_deref(),
+            Some("i-0abc123")
+        );
+        assert_eq!(instance_of("gce://proj/zone/vm-1"), None);
+        assert_eq!(instance_of("aws:///us-east-1a/"), None);
+        assert_eq!(instance_of("kind://docker/kind/kind-worker"), None);
+    }
+}

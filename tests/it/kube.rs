@@ -1,0 +1,323 @@
+//! The kubernetes node provider end to end: `spotdrill plan` and `spotdrill run` reach the lab's
+//! Kubernetes API (src/lab/kube_api.rs, real HTTP on a free loopback port; no kube-apiserver can
+//! run here) through a kubeconfig in `KUBECONFIG`, exactly as they would reach a cluster. Lag is
+//! observed on the in-process mock Kafka cluster (flat, so verdicts pass): the point here is what
+//! gets drained, and that nothing is touched when a permission is missing.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use spotdrill::lab::kube_api::{Budget, KubeWorld, NodeSpec, SharedWorld, serve};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::kafka::Kafka;
+use crate::util::{Cmd, Outcome, plan_fixture};
+
+const SPOT: (&str, &str) = ("karpenter.sh/capacity-type", "spot");
+const POOL: (&str, &str) = ("karpenter.sh/nodepool", "ingest");
+const NODES: &str = "{provider: kubernetes, labels: {karpenter.sh/nodepool: ingest}, \
+                     terminate: drain, drain_timeout: 1s, allow_on_demand: false}";
+
+/// The lab API serving `world`, and a kubeconfig whose context `lab-ctx` points at it.
+struct Cluster {
+    world: SharedWorld,
+    cancel: CancellationToken,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start(world: KubeWorld) -> Cluster {
+        let world = Arc::new(Mutex::new(world));
+        let cancel = CancellationToken::new();
+        let (addr, _) = serve(world.clone(), cancel.clone()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster: {{server: \"http://{addr}\"}}\n\
+             users:\n- name: spotdrill\n  user: {{token: lab-token}}\ncontexts:\n\
+             - name: lab-ctx\n  context: {{cluster: lab, user: spotdrill}}\ncurrent-context: lab-ctx\n"
+        );
+        std::fs::write(dir.path().join("kubeconfig"), kubeconfig).unwrap();
+        Cluster { world, cancel, dir }
+    }
+
+    fn spotdrill(&self, args: &[&str]) -> Outcome {
+        Cmd::new(args)
+            .env("KUBECONFIG", self.dir.path().join("kubeconfig"))
+            .locks(self.dir.path().join("locks"))
+            .run()
+    }
+
+    fn plan_file(&self, kafka: &Kafka, ladder: &str) -> String {
+        let text = plan_fixture(
+            "kube-flat.yaml",
+            &[
+                ("name", &"kube test"),
+                ("brokers", &kafka.bootstrap),
+                ("nodes", &NODES),
+                ("ladder", &ladder),
+                ("selection", &"random"),
+                ("extra", &""),
+            ],
+        );
+        let p = self.dir.path().join("plan.yaml");
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_owned()
+    }
+
+    fn run(&self, kafka: &Kafka, ladder: &str) -> Outcome {
+        let plan = self.plan_file(kafka, ladder);
+        let out = self.dir.path().join("run");
+        self.spotdrill(&["run", &plan, "--yes", "--out", out.to_str().unwrap()])
+    }
+
+    fn journal(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join("run/journal.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn world(&self) -> std::sync::MutexGuard<'_, KubeWorld> {
+        self.world.lock().unwrap()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Four Ready spot workers of the nodepool (each with a ReplicaSet pod and a DaemonSet pod), and
+/// matched nodes that must never be chosen: the control plane, a NotReady one, a cordoned one,
+/// an on-demand one; plus a spot node of another nodepool.
+fn world() -> KubeWorld {
+    let mut w = KubeWorld::default();
+    for (i, name) in ["w1", "w2", "w3", "w4"].into_iter().enumerate() {
+        let zone = if i % 2 == 0 {
+            "us-east-1a"
+        } else {
+            "us-east-1b"
+        };
+        let labels = [SPOT, POOL, ("topology.kubernetes.io/zone", zone)];
+        w.add_node(&NodeSpec {
+            provider_id: Some(&format!("aws:///{zone}/i-0000{i}")),
+            ..ready(name, &labels)
+        });
+        w.add_pod(
+            "apps",
+            &format!("ingest-{i}"),
+            name,
+            &[("app", "ingest")],
+            Some("ReplicaSet"),
+        );
+        w.add_pod(
+            "kube-system",
+            &format!("proxy-{i}"),
+            name,
+            &[],
+            Some("DaemonSet"),
+        );
+    }
+    w.add_node(&ready(
+        "cp",
+        &[SPOT, POOL, ("node-role.kubernetes.io/control-plane", "")],
+    ));
+    w.add_node(&NodeSpec {
+        ready: false,
+        ..ready("sick", &[SPOT, POOL])
+    });
+    w.add_node(&NodeSpec {
+        unschedulable: true,
+        ..ready("cordoned", &[SPOT, POOL])
+    });
+    w.add_node(&ready(
+        "od",
+        &[("karpenter.sh/capacity-type", "on-demand"), POOL],
+    ));
+    w.add_node(&ready("other", &[SPOT, ("karpenter.sh/nodepool", "batch")]));
+    w
+}
+
+fn ready<'a>(name: &'a str, labels: &'a [(&'a str, &'a str)]) -> NodeSpec<'a> {
+    NodeSpec {
+        name,
+        labels,
+        ready: true,
+        ..NodeSpec::default()
+    }
+}
+
+fn mutations(w: &KubeWorld) -> Vec<String> {
+    w.requests()
+        .iter()
+        .filter(|r| !r.starts_with("GET ") && !r.contains("selfsubjectaccessreviews"))
+        .cloned()
+        .collect()
+}
+
+/// `plan` shows the cluster and context, the four eligible workers (zone from the label), the
+/// four matched nodes left out with why, and the SelfSubjectAccessReview answers; it touches
+/// nothing.
+#[test]
+fn kubernetes_plan_shows_cluster_permissions_and_only_ready_schedulable_spot_workers() {
+    let cluster = Cluster::start(world());
+    let kafka = crate::aws::kafka();
+    let plan = cluster.plan_file(&kafka, "[1, 2]");
+
+    let out = cluster.spotdrill(&["plan", &plan, "--json"]);
+    out.expect_code(0);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    let t = &v["targets"][0];
+    let ids: Vec<&str> = t["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["w1", "w2", "w3", "w4"], "{}", out.stdout);
+    assert_eq!(t["nodes"][1]["zone"], "us-east-1b");
+    assert_eq!(t["nodes"][0]["lifecycle"], "spot");
+    let excluded: Vec<(String, String)> = t["excluded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["id"].as_str().unwrap().into(),
+                x["reason"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let reason = |id: &str| &excluded.iter().find(|x| x.0 == id).unwrap().1;
+    assert_eq!(excluded.len(), 4, "{excluded:?}");
+    assert!(reason("cp").contains("control-plane"));
+    assert!(reason("sick").contains("not Ready"));
+    assert!(reason("cordoned").contains("cordoned"));
+    assert!(reason("od").contains("not spot"));
+    let perms = t["permissions"].as_str().unwrap();
+    assert!(
+        perms.starts_with("allowed by SelfSubjectAccessReview"),
+        "{perms}"
+    );
+    for p in [
+        "list nodes",
+        "watch pods",
+        "patch nodes",
+        "create pods/eviction",
+        "delete nodes",
+    ] {
+        assert!(perms.contains(p), "{p} not checked: {perms}");
+    }
+
+    let human = cluster.spotdrill(&["plan", &plan]);
+    human.expect_code(0);
+    assert!(human.stdout.contains("context lab-ctx"), "{}", human.stdout);
+    assert!(
+        human
+            .stdout
+            .contains("Kubernetes cluster http://127.0.0.1:")
+    );
+    assert_eq!(mutations(&cluster.world()), Vec::<String>::new());
+}
+
+/// A missing permission (delete nodes) is found before anything is touched: exit 4, named.
+#[test]
+fn kubernetes_permission_denied_exits_4_and_touches_nothing() {
+    let mut w = world();
+    w.deny("delete nodes");
+    let cluster = Cluster::start(w);
+    let kafka = crate::aws::kafka();
+
+    let out = cluster.run(&kafka, "[1]");
+    out.expect_code(4);
+    assert!(out.stderr.contains("delete nodes"), "{}", out.stderr);
+    assert_eq!(mutations(&cluster.world()), Vec::<String>::new());
+    assert_eq!(cluster.world().node_names().len(), 9);
+}
+
+/// Ladder [1, 2]: exactly three of the four workers are drained: cordoned, their ReplicaSet pods
+/// evicted (DaemonSet pods are not), then the Node deleted, in that order; nothing else changes.
+#[test]
+fn kubernetes_drain_cordons_evicts_and_deletes_exactly_the_chosen_nodes() {
+    let cluster = Cluster::start(world());
+    let kafka = crate::aws::kafka();
+
+    let out = cluster.run(&kafka, "[1, 2]");
+    out.expect_code(0);
+    let w = cluster.world();
+    let left = w.node_names();
+    let gone: Vec<&str> = ["w1", "w2", "w3", "w4"]
+        .into_iter()
+        .filter(|n| !left.iter().any(|l| l == n))
+        .collect();
+    assert_eq!(gone.len(), 3, "{left:?}\n{}", out.stderr);
+    for keep in ["cp", "sick", "cordoned", "od", "other"] {
+        assert!(left.iter().any(|l| l == keep), "{keep} was touched");
+    }
+    let m = mutations(&w);
+    for node in &gone {
+        let at = |what: &str| {
+            m.iter()
+                .position(|r| r == what)
+                .unwrap_or_else(|| panic!("no {what}: {m:?}"))
+        };
+        let i = node[1..].parse::<usize>().unwrap() - 1;
+        let cordon = at(&format!("PATCH /api/v1/nodes/{node}?"));
+        let evict = at(&format!(
+            "POST /api/v1/namespaces/apps/pods/ingest-{i}/eviction?"
+        ));
+        let delete = at(&format!("DELETE /api/v1/nodes/{node}?"));
+        assert!(cordon < evict && evict < delete, "{m:?}");
+        assert_eq!(w.pods_on(node), [format!("kube-system/proxy-{i}")]);
+    }
+    assert_eq!(m.len(), 9, "{m:?}");
+    let journal = cluster.journal();
+    let outcomes: Vec<&Value> = journal.iter().filter(|e| e["event"] == "outcome").collect();
+    assert_eq!(outcomes.len(), 3);
+    assert!(
+        outcomes.iter().all(|o| o["outcome"] == "terminated"),
+        "{outcomes:?}"
+    );
+}
+
+/// A PodDisruptionBudget that never allows the eviction: the drain gives up after
+/// `drain_timeout`, the node is uncordoned again and stays, the outcome is an error naming the
+/// budget, and the journal records the blocked eviction.
+#[test]
+fn kubernetes_drain_blocked_by_a_pdb_uncordons_and_reports_it() {
+    let mut w = world();
+    w.add_budget(Budget {
+        namespace: "apps".into(),
+        name: "ingest".into(),
+        selector: [("app".to_owned(), "ingest".to_owned())].into(),
+        min_available: 4,
+    });
+    let cluster = Cluster::start(w);
+    let kafka = crate::aws::kafka();
+
+    let out = cluster.run(&kafka, "[1]");
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    let w = cluster.world();
+    assert_eq!(w.node_names().len(), 9, "a node was deleted");
+    for n in ["w1", "w2", "w3", "w4"] {
+        assert_eq!(
+            w.node(n).unwrap()["spec"]["unschedulable"],
+            false,
+            "{n} left cordoned"
+        );
+    }
+    let journal = cluster.journal();
+    let outcome = journal.iter().find(|e| e["event"] == "outcome").unwrap();
+    assert_eq!(outcome["outcome"], "error", "{outcome}");
+    let detail = outcome["detail"].as_str().unwrap();
+    assert!(detail.contains("disruption budget ingest"), "{detail}");
+    assert!(detail.contains("uncordoned again"), "{detail}");
+    assert!(
+        journal
+            .iter()
+            .any(|e| e.to_string().contains("eviction_blocked")),
+        "no blocked eviction journaled"
+    );
+}
