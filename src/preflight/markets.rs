@@ -54,6 +54,7 @@ fn selector_region(selector: &NodeSelector) -> Option<&str> {
         NodeSelector::AwsEc2 { region, .. }
         | NodeSelector::AwsAsg { region, .. }
         | NodeSelector::AwsFis { region, .. } => region.as_deref(),
+        NodeSelector::Kubernetes(k) => k.region.as_deref(),
     }
 }
 
