@@ -14,7 +14,7 @@ use crate::exit::{ExitCode, Failure};
 use crate::nodes;
 use crate::observe::health::Capacity;
 use crate::output;
-use crate::preflight::{self, Estimate, NodeOut, Preflight, d, plural};
+use crate::preflight::{self, Estimate, NodeOut, Preflight, TargetOut, d, plural};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -126,84 +126,12 @@ fn render_text(p: &Preflight, path: &str, estimate: &Estimate) -> String {
                 said_once(place, t.error.as_deref())
             ));
         }
-        match &t.error {
-            Some(e) => s.push_str(&format!("  nodes: {e}\n")),
-            None => {
-                s.push_str(&format!("  nodes ({}):\n", t.nodes.len()));
-                for n in &t.nodes {
-                    s.push_str(&format!("    {}\n", describe_node(n)));
-                }
-                s.push_str(&markets_line(&t.markets));
-                if let Some(note) = &t.note {
-                    s.push_str(&format!("  note: {note}\n"));
-                }
-                if let Some(note) = &t.capacity_note {
-                    s.push_str(&format!("  note: {note}\n"));
-                }
-                if !t.excluded.is_empty() {
-                    let mut why: BTreeMap<&str, usize> = BTreeMap::new();
-                    for x in &t.excluded {
-                        *why.entry(x.reason.as_str()).or_default() += 1;
-                    }
-                    for (reason, count) in why {
-                        s.push_str(&format!(
-                            "  excluded: {count} matched instance(s): {reason}\n"
-                        ));
-                    }
-                }
-                if let Some(p) = &t.permissions {
-                    s.push_str(&format!("  permissions: {p}\n"));
-                }
-            }
-        }
-        if let Some(q) = &t.search {
-            s.push_str(&format!(
-                "  search {}..{}: at most {} steps (a full ladder {}..{} takes {}); the steps \
-                 below are its escalation if every step passes, then it bisects\n",
-                q.from, q.max, q.worst_case_steps, q.from, q.max, q.full_ladder_steps
-            ));
-        }
-        for (i, step) in t.steps.iter().enumerate() {
-            let what = match (&step.error, step.would_terminate.is_empty()) {
-                (Some(_), _) if t.error.is_some() => "nodes unknown".into(),
-                (Some(e), _) => format!("cannot choose: {e}"),
-                (None, true) => "nothing".into(),
-                (None, false) => format!("would terminate {}", step.would_terminate.join(", ")),
-            };
-            s.push_str(&format!(
-                "  step {}: {} termination{}: {what}\n",
-                i + 1,
-                step.terminations,
-                plural(step.terminations)
-            ));
-        }
-        for h in &t.health {
-            let detail = h
-                .detail
-                .as_deref()
-                .map(|d| format!(" ({d})"))
-                .unwrap_or_default();
-            let line = match h.status {
-                "lab" => format!("  health: {} lab{detail}\n", h.endpoint),
-                "reachable" => format!("  health: {} {} reachable{detail}\n", h.endpoint, h.url),
-                status => format!(
-                    "  warning: health endpoint {} {} {status}{detail}\n",
-                    h.endpoint, h.url
-                ),
-            };
-            s.push_str(&line);
-        }
-        if let Some(c) = &t.capacity {
-            s.push_str(&format!("  capacity: {}\n", capacity_line(c)));
-        }
-        if let Some(why) = &t.capacity_unknown {
-            s.push_str(&format!("  warning: capacity unknown: {why}\n"));
-        }
-        for w in &t.guard_warnings {
-            s.push_str(&format!("  warning: guard {w}\n"));
-        }
+        s.push_str(&nodes_text(t));
+        s.push_str(&steps_text(t));
+        s.push_str(&checks_text(t));
     }
     s.push_str(&format!("\nkafka: {}\n", p.kafka));
+    s.push_str(&lag_sources_text(&p.lag_sources));
     s.push_str(&format!(
         "\nduration:\n  worst case: {} = {}\n  typical:    ~{} (estimate: {}; a failing step ends \
          its target's ladder early)\n",
@@ -212,6 +140,120 @@ fn render_text(p: &Preflight, path: &str, estimate: &Estimate) -> String {
         d(estimate.typical),
         estimate.typical_parts
     ));
+    s
+}
+
+/// The PromQL lag sources: what each query gives now, or why a run would read gaps.
+fn lag_sources_text(sources: &[preflight::LagSourceOut]) -> String {
+    if sources.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("\nlag from Prometheus:\n");
+    for l in sources {
+        let (app, url) = (&l.application, &l.prometheus);
+        s.push_str(&match (&l.lag_seconds, &l.error, &l.setup_error) {
+            (_, _, Some(e)) => format!("  error: {app}: {e}\n"),
+            (Some(v), _, _) => format!("  {app}: {url} answers: {v:.1} s of lag now\n"),
+            (None, e, None) => format!(
+                "  warning: {app}: {url}: {} (a run reads gaps)\n",
+                e.as_deref().unwrap_or("no answer")
+            ),
+        });
+    }
+    s
+}
+
+/// A target's nodes (or why they are unknown), markets, notes, exclusions and permissions.
+fn nodes_text(t: &TargetOut) -> String {
+    let mut s = String::new();
+    match &t.error {
+        Some(e) => s.push_str(&format!("  nodes: {e}\n")),
+        None => {
+            s.push_str(&format!("  nodes ({}):\n", t.nodes.len()));
+            for n in &t.nodes {
+                s.push_str(&format!("    {}\n", describe_node(n)));
+            }
+            s.push_str(&markets_line(&t.markets));
+            if let Some(note) = &t.note {
+                s.push_str(&format!("  note: {note}\n"));
+            }
+            if let Some(note) = &t.capacity_note {
+                s.push_str(&format!("  note: {note}\n"));
+            }
+            if !t.excluded.is_empty() {
+                let mut why: BTreeMap<&str, usize> = BTreeMap::new();
+                for x in &t.excluded {
+                    *why.entry(x.reason.as_str()).or_default() += 1;
+                }
+                for (reason, count) in why {
+                    s.push_str(&format!(
+                        "  excluded: {count} matched instance(s): {reason}\n"
+                    ));
+                }
+            }
+            if let Some(p) = &t.permissions {
+                s.push_str(&format!("  permissions: {p}\n"));
+            }
+        }
+    }
+    s
+}
+
+/// A target's search bounds and what each step would terminate.
+fn steps_text(t: &TargetOut) -> String {
+    let mut s = String::new();
+    if let Some(q) = &t.search {
+        s.push_str(&format!(
+            "  search {}..{}: at most {} steps (a full ladder {}..{} takes {}); the steps \
+             below are its escalation if every step passes, then it bisects\n",
+            q.from, q.max, q.worst_case_steps, q.from, q.max, q.full_ladder_steps
+        ));
+    }
+    for (i, step) in t.steps.iter().enumerate() {
+        let what = match (&step.error, step.would_terminate.is_empty()) {
+            (Some(_), _) if t.error.is_some() => "nodes unknown".into(),
+            (Some(e), _) => format!("cannot choose: {e}"),
+            (None, true) => "nothing".into(),
+            (None, false) => format!("would terminate {}", step.would_terminate.join(", ")),
+        };
+        s.push_str(&format!(
+            "  step {}: {} termination{}: {what}\n",
+            i + 1,
+            step.terminations,
+            plural(step.terminations)
+        ));
+    }
+    s
+}
+
+/// A target's health endpoints, capacity and guard warnings.
+fn checks_text(t: &TargetOut) -> String {
+    let mut s = String::new();
+    for h in &t.health {
+        let detail = h
+            .detail
+            .as_deref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        let line = match h.status {
+            "lab" => format!("  health: {} lab{detail}\n", h.endpoint),
+            "reachable" => format!("  health: {} {} reachable{detail}\n", h.endpoint, h.url),
+            status => format!(
+                "  warning: health endpoint {} {} {status}{detail}\n",
+                h.endpoint, h.url
+            ),
+        };
+        s.push_str(&line);
+    }
+    if let Some(c) = &t.capacity {
+        s.push_str(&format!("  capacity: {}\n", capacity_line(c)));
+    }
+    if let Some(why) = &t.capacity_unknown {
+        s.push_str(&format!("  warning: capacity unknown: {why}\n"));
+    }
+    for w in &t.guard_warnings {
+        s.push_str(&format!("  warning: guard {w}\n"));
+    }
     s
 }
 

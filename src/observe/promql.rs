@@ -78,6 +78,11 @@ impl PromQuery {
         }
     }
 
+    /// The preflight's question: the lag now, in seconds, or why a run would read a gap.
+    pub fn check(&self) -> Result<f64, String> {
+        self.measure()
+    }
+
     fn measure(&self) -> Result<f64, String> {
         let (now, values) = self.instant(&self.query)?;
         let Some(value) = values.iter().copied().reduce(f64::max) else {

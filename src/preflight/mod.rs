@@ -56,6 +56,7 @@ pub fn run(plan: &Plan, plan_path: &Path, aws: &AwsSettings) -> anyhow::Result<P
         })
         .collect();
     let (kafka, health) = checks::reach(plan, &plan_dir);
+    let lag_sources = checks::lag_sources(plan, &plan_dir);
     for (i, h) in health {
         targets[i].health.push(h);
     }
@@ -70,6 +71,7 @@ pub fn run(plan: &Plan, plan_path: &Path, aws: &AwsSettings) -> anyhow::Result<P
         worst_case_s: estimate.worst.as_secs(),
         typical_s: estimate.typical.as_secs(),
         kafka_error: kafka.err(),
+        lag_sources,
         estimate,
     })
 }
@@ -88,6 +90,10 @@ impl Preflight {
                     .or(unknown)
                     .map(|e| format!("{}: {e}", t.name))
             })
+            .chain(self.lag_sources.iter().filter_map(|l| {
+                let e = l.setup_error.as_ref()?;
+                Some(format!("the lag of application {}: {e}", l.application))
+            }))
             .collect()
     }
 }
@@ -105,9 +111,28 @@ pub struct Preflight {
     /// Why Kafka cannot be reached, if it cannot.
     #[serde(skip)]
     pub kafka_error: Option<String>,
+    /// The applications that take their lag from Prometheus, each asked once.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lag_sources: Vec<LagSourceOut>,
     /// How the duration was estimated.
     #[serde(skip)]
     pub estimate: Estimate,
+}
+
+/// An application's PromQL lag source as the preflight found it.
+#[derive(Clone, Debug, Serialize)]
+pub struct LagSourceOut {
+    pub application: String,
+    pub prometheus: String,
+    pub query: String,
+    /// The lag the query gives now, in seconds.
+    pub lag_seconds: Option<f64>,
+    /// Why a run would read a gap now (unreachable, refused, no series, stale).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Why a run would refuse to start (a secret missing from the environment).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup_error: Option<String>,
 }
 
 /// A search ladder in `plan`: its bounds and how many steps it takes at most.

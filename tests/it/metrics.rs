@@ -528,3 +528,69 @@ fn promql_lag_gaps_are_gaps_with_their_reason() {
         );
     }
 }
+
+/// `plan` asks each PromQL lag source once before anything runs, against a real Prometheus:
+/// the lag its query gives now; a query without series or a Prometheus that cannot be reached
+/// is a warning that the run would read gaps; a token missing from the environment fails the
+/// preflight (exit 4) as it would fail the run.
+#[test]
+fn plan_asks_each_promql_lag_source_before_the_run() {
+    let prom = Prometheus::scraping(&[format!("127.0.0.1:{}", free_port())]);
+    wait_for("Prometheus's first scrape", Duration::from_secs(60), || {
+        !prom.query("up").is_empty()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let fixture_query = "query: 'spotdrill_application_lag_seconds{application=\"app\"} * 1000'";
+    let plan = |name: &str, url: &str, query: &str, auth: &str| {
+        let text = plan_fixture("promql-storm.yaml", &[("prometheus", &url)])
+            .replace(fixture_query, &format!("query: '{query}'{auth}"));
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let answers = plan("answers.yaml", &prom.url, "(up + 7) * 1000", "");
+    let out = spotdrill(&["plan", &answers]);
+    out.expect_code(0);
+    let want = format!("app-prom: {} answers: 7.0 s of lag now", prom.url);
+    assert!(
+        out.stdout.contains(&want),
+        "{want:?} missing:\n{}",
+        out.stdout
+    );
+    let json: Value = serde_json::from_str(&spotdrill(&["plan", &answers, "--json"]).stdout)
+        .expect("plan --json is JSON");
+    assert_eq!(json["lag_sources"][0]["lag_seconds"], 7.0, "{json:#}");
+    let nobody = format!("http://127.0.0.1:{}", free_port());
+    for (name, url, query, why) in [
+        (
+            "empty.yaml",
+            prom.url.as_str(),
+            "no_such_metric",
+            "returned no series",
+        ),
+        ("gone.yaml", nobody.as_str(), "up", "cannot connect"),
+    ] {
+        let out = spotdrill(&["plan", &plan(name, url, query, "")]);
+        out.expect_code(0);
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.contains("warning: app-prom:"));
+        let line = line.unwrap_or_else(|| panic!("no warning for {name}:\n{}", out.stdout));
+        assert!(
+            line.contains(why) && line.contains("a run reads gaps"),
+            "{line}"
+        );
+    }
+    let token = "\n      auth: {token_env: SPOTDRILL_TEST_PROMQL_TOKEN_NEVER_SET}";
+    let secret = plan("secret.yaml", &prom.url, "up", token);
+    let out = spotdrill(&["plan", &secret]);
+    out.expect_code(4);
+    for want in ["app-prom", "SPOTDRILL_TEST_PROMQL_TOKEN_NEVER_SET"] {
+        assert!(
+            out.stderr.contains(want),
+            "{want:?} missing:\n{}",
+            out.stderr
+        );
+    }
+}
