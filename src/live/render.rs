@@ -385,6 +385,12 @@ fn target_lines(lines: &mut Vec<Line<'static>>, state: &LiveState, view: &View, 
             view.style(Color::DarkGray),
         ),
     ]));
+    if let Some(x) = t.tolerance_so_far() {
+        lines.push(Line::from(Span::styled(
+            format!("  tolerates {x}"),
+            view.style(Color::DarkGray),
+        )));
+    }
     for (i, s) in t.steps.iter().enumerate() {
         let n = s.terminations;
         let extra = match s.state {

@@ -86,6 +86,40 @@ impl StepState {
     }
 }
 
+impl StepState {
+    /// The verdict of a judged step.
+    pub fn verdict(self) -> Option<Verdict> {
+        match self {
+            StepState::Passed => Some(Verdict::Pass),
+            StepState::Failed => Some(Verdict::Fail),
+            StepState::Inconclusive => Some(Verdict::Inconclusive),
+            _ => None,
+        }
+    }
+}
+
+impl TargetView {
+    /// The tolerance the steps judged so far give, in the report's words: `N` once a step
+    /// with more terminations failed, `≥ N` otherwise (the limit is above what passed); `None`
+    /// before the first verdict.
+    pub fn tolerance_so_far(&self) -> Option<String> {
+        let steps: Vec<_> = self
+            .steps
+            .iter()
+            .map(|s| (s.terminations, s.state.verdict()))
+            .collect();
+        steps.iter().any(|s| s.1.is_some()).then_some(())?;
+        let t = crate::analysis::tolerance(&steps);
+        let exact = t
+            .first_failure
+            .is_some_and(|i| steps[i].1 == Some(Verdict::Fail));
+        Some(match exact {
+            true => t.tolerated.to_string(),
+            false => format!("≥ {}", t.tolerated),
+        })
+    }
+}
+
 /// One rung of a target's ladder.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StepView {
@@ -855,6 +889,45 @@ mod tests {
             .expect("a recovery event");
         // At the injection plus its recovery time, before the judgement.
         assert!((recovered.at - parse_time("2026-11-26T03:26:46.005Z").unwrap()).abs() < 1e-3);
+    }
+
+    /// The dashboards say the tolerance as the report will: a floor while nothing failed, the
+    /// limit once a larger step failed, nothing before a verdict.
+    #[test]
+    fn the_tolerance_so_far_is_a_bound_until_a_step_fails() {
+        let step = |terminations, state| StepView {
+            terminations,
+            state,
+            started_at: None,
+            injected_at: None,
+            judged_at: None,
+            capacity_after_s: None,
+            note: None,
+        };
+        let target = |steps| TargetView {
+            name: "t".into(),
+            kind: "storm".into(),
+            provider: "lab".into(),
+            required_tolerance: 1,
+            applications: Vec::new(),
+            steps,
+        };
+        use StepState::*;
+        let cases = [
+            (vec![step(1, Observing), step(2, Pending)], None),
+            (vec![step(1, Passed), step(2, Pending)], Some("≥ 1")),
+            (vec![step(1, Passed), step(2, Passed)], Some("≥ 2")),
+            (vec![step(1, Passed), step(2, Inconclusive)], Some("≥ 1")),
+            (
+                vec![step(1, Passed), step(2, Failed), step(3, Pending)],
+                Some("1"),
+            ),
+            (vec![step(1, Failed)], Some("0")),
+        ];
+        for (steps, want) in cases {
+            let t = target(steps);
+            assert_eq!(t.tolerance_so_far().as_deref(), want, "{:?}", t.steps);
+        }
     }
 
     #[test]

@@ -579,6 +579,9 @@ fn watch_in_a_terminal_shows_the_verdict_and_exits_with_the_runs_code() {
     let screen = t.wait_for("VERDICT FAIL · exit code 1", 30);
     assert!(screen.contains("┌ coverage-topology "), "{screen}");
     assert!(screen.contains("storm-lab storm · needs 2"), "{screen}");
+    // As the report bounds it: storm-lab's step 2 failed (exactly 1), mesos-lab passed both.
+    assert!(screen.contains("tolerates 1 "), "{screen}");
+    assert!(screen.contains("tolerates ≥ 2"), "{screen}");
     assert_eq!(t.pane("alternate_on"), "1");
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert!(!t.screen().contains("EXIT="), "left without a key");

@@ -158,6 +158,22 @@ fn a_lab_game_day_in_a_real_browser() {
             out.code
         ))
     );
+    // Each target's ladder says the tolerance as report.json bounds it.
+    for t in report["targets"].as_array().unwrap() {
+        let n = t["tolerated_terminations"].as_u64().unwrap();
+        let want = match t["tolerance_bound"].as_str() {
+            Some("at_least") => format!("tolerates ≥ {n}"),
+            _ => format!("tolerates {n}"),
+        };
+        let name = t["name"].as_str().unwrap();
+        let shown = b.eval(&format!(
+            "document.querySelector('.target[data-target=\"{name}\"] h3').textContent"
+        ));
+        assert!(
+            shown.as_str().is_some_and(|h| h.ends_with(&want)),
+            "{name}: {shown} should end with {want:?}"
+        );
+    }
     b.wait_for(
         "the stream's end",
         "document.getElementById('connection').dataset.state === 'ended'",

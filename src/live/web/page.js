@@ -157,7 +157,8 @@
     $('targets').replaceChildren(...st.targets.map((t) => {
       const div = el('div', { class: 'target', 'data-target': t.name });
       const h = el('h3', {}, t.name);
-      h.appendChild(el('span', { class: 'kind' }, ` ${t.kind} · needs ${t.required_tolerance}`));
+      const tolerates = t.tolerance === null ? '' : ` · tolerates ${t.tolerance}`;
+      h.appendChild(el('span', { class: 'kind' }, ` ${t.kind} · needs ${t.required_tolerance}${tolerates}`));
       div.appendChild(h);
       const ol = el('ol', { class: 'steps' });
       t.steps.forEach((s, i) => {

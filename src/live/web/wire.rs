@@ -59,6 +59,8 @@ pub struct TargetWire<'a> {
     pub name: &'a str,
     pub kind: &'a str,
     pub required_tolerance: u32,
+    /// The tolerance so far (`≥ N` or `N`); null before the first verdict.
+    pub tolerance: Option<String>,
     pub steps: Vec<StepWire<'a>>,
     pub capacity: Option<CapacityWire<'a>>,
 }
@@ -154,6 +156,7 @@ fn target<'a>(s: &'a LiveState, t: &'a TargetView) -> TargetWire<'a> {
         name: &t.name,
         kind: &t.kind,
         required_tolerance: t.required_tolerance,
+        tolerance: t.tolerance_so_far(),
         steps: t.steps.iter().map(step).collect(),
         capacity: s.capacity.get(&t.name).map(|c| CapacityWire {
             at: c.at,
