@@ -161,6 +161,52 @@ fn check_health(field: &'static str, endpoint: &Endpoint, settings: &HttpSetting
     }
 }
 
+/// Each application that takes its lag from Prometheus: its query asked once, as a run's first
+/// sample would ask it (all at once, each bounded by the health timeout). A secret missing from
+/// the environment is `setup_error`, which `run` would refuse too.
+pub fn lag_sources(plan: &Plan, plan_dir: &Path) -> Vec<LagSourceOut> {
+    std::thread::scope(|s| {
+        let asks: Vec<_> = plan
+            .applications
+            .iter()
+            .filter_map(|(name, a)| a.lag.as_ref().map(|lag| (name, a, lag)))
+            .map(|(name, a, lag)| s.spawn(move || ask_prometheus(name, a, lag, plan_dir)))
+            .collect();
+        asks.into_iter().filter_map(|h| h.join().ok()).collect()
+    })
+}
+
+fn ask_prometheus(
+    name: &str,
+    app: &crate::plan::Application,
+    lag: &crate::plan::PromLag,
+    plan_dir: &Path,
+) -> LagSourceOut {
+    let health = crate::plan::Health {
+        auth: lag.auth.clone(),
+        timeout: Some(HEALTH_TIMEOUT),
+        ..Default::default()
+    };
+    let mut settings = crate::observe::health::settings_of(&health, plan_dir);
+    settings.retries = 0;
+    let mut out = LagSourceOut {
+        application: name.to_owned(),
+        prometheus: lag.url.clone(),
+        query: lag.query.clone(),
+        lag_seconds: None,
+        error: None,
+        setup_error: None,
+    };
+    match crate::observe::promql::PromQuery::new(app.lag_key(name), lag, &settings) {
+        Ok(q) => match q.check() {
+            Ok(v) => out.lag_seconds = Some(v),
+            Err(e) => out.error = Some(e),
+        },
+        Err(e) => out.setup_error = Some(e.to_string()),
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,50 +256,4 @@ mod tests {
         assert!(detail.contains("cannot connect"), "{detail}");
         assert!(detail.contains(&format!("127.0.0.1:{port}")), "{detail}");
     }
-}
-
-/// Each application that takes its lag from Prometheus: its query asked once, as a run's first
-/// sample would ask it (all at once, each bounded by the health timeout). A secret missing from
-/// the environment is `setup_error`, which `run` would refuse too.
-pub fn lag_sources(plan: &Plan, plan_dir: &Path) -> Vec<LagSourceOut> {
-    std::thread::scope(|s| {
-        let asks: Vec<_> = plan
-            .applications
-            .iter()
-            .filter_map(|(name, a)| a.lag.as_ref().map(|lag| (name, a, lag)))
-            .map(|(name, a, lag)| s.spawn(move || ask_prometheus(name, a, lag, plan_dir)))
-            .collect();
-        asks.into_iter().filter_map(|h| h.join().ok()).collect()
-    })
-}
-
-fn ask_prometheus(
-    name: &str,
-    app: &crate::plan::Application,
-    lag: &crate::plan::PromLag,
-    plan_dir: &Path,
-) -> LagSourceOut {
-    let health = crate::plan::Health {
-        auth: lag.auth.clone(),
-        timeout: Some(HEALTH_TIMEOUT),
-        ..Default::default()
-    };
-    let mut settings = crate::observe::health::settings_of(&health, plan_dir);
-    settings.retries = 0;
-    let mut out = LagSourceOut {
-        application: name.to_owned(),
-        prometheus: lag.url.clone(),
-        query: lag.query.clone(),
-        lag_seconds: None,
-        error: None,
-        setup_error: None,
-    };
-    match crate::observe::promql::PromQuery::new(app.lag_key(name), lag, &settings) {
-        Ok(q) => match q.check() {
-            Ok(v) => out.lag_seconds = Some(v),
-            Err(e) => out.error = Some(e),
-        },
-        Err(e) => out.setup_error = Some(e.to_string()),
-    }
-    out
 }
