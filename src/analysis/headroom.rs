@@ -4,8 +4,8 @@
 //! - production rate: the high watermark's growth (messages a second) before the loss;
 //! - consumption rate before the loss: production minus the growth of the lag in messages;
 //! - catch-up rate: the consumption while the backlog drained, from its peak to recovery;
-//! - headroom = catch-up ÷ production, and the drain time it predicts, backlog ÷ (catch-up −
-//!   production), against the measured one.
+//! - headroom = catch-up ÷ production, and the drain time it predicts, the backlog above the
+//!   lag before the loss ÷ (catch-up − production), against the measured one.
 //!
 //! Pure: points carry explicit times (seconds relative to the injection, negative before).
 
@@ -36,7 +36,7 @@ pub struct Headroom {
     pub backlog_messages: Option<f64>,
     /// Measured: seconds from the peak to recovery.
     pub drain_s: Option<f64>,
-    /// Predicted: backlog ÷ (catch-up − production).
+    /// Predicted: (backlog − the lag before the loss) ÷ (catch-up − production).
     pub predicted_drain_s: Option<f64>,
     /// The check in one sentence.
     pub summary: String,
@@ -64,6 +64,11 @@ pub fn headroom(points: &[RatePoint], peak_t: Option<f64>, recovered_t: Option<f
     let backlog = peak_t
         .and_then(|t| points.iter().find(|p| p.t >= t))
         .map(|p| p.lag_messages);
+    // What was already there is not drained: recovery brings lag back to its usual level.
+    let usual = points
+        .iter()
+        .rfind(|p| p.t <= 0.0)
+        .map_or(0.0, |p| p.lag_messages);
     let drain = peak_t
         .zip(recovered_t)
         .map(|(p, r)| r - p)
@@ -75,7 +80,7 @@ pub fn headroom(points: &[RatePoint], peak_t: Option<f64>, recovered_t: Option<f
         .zip(production.filter(|p| *p > 0.0))
         .map(|(c, p)| c / p);
     let predicted = match (backlog, catch_up, production) {
-        (Some(b), Some(c), Some(p)) if c > p => Some(b / (c - p)),
+        (Some(b), Some(c), Some(p)) if c > p => Some((b - usual).max(0.0) / (c - p)),
         _ => None,
     };
     let mut h = Headroom {
@@ -175,7 +180,9 @@ mod tests {
         assert!((h.headroom.unwrap() - 2000.0 / 1200.0).abs() < 1e-9);
         assert_eq!(h.backlog_messages, Some(12_100.0));
         assert_eq!(h.drain_s, Some(15.0));
-        assert!((h.predicted_drain_s.unwrap() - 12_100.0 / 800.0).abs() < 1e-9);
+        // The 100 messages of lag before the loss are not backlog: 12 000 drain at 800/s net.
+        assert_eq!(h.predicted_drain_s, Some(15.0));
+        assert_eq!(h.predicted_drain_s, h.drain_s);
         assert!(
             h.summary.starts_with(
                 "recovered in 25 s: a backlog of 12.1 k messages drained at 2.0 k msg/s over a \
