@@ -127,6 +127,29 @@ fn a_lab_game_day_in_a_real_browser() {
         "document.querySelectorAll('figure[data-application=\"app\"] g.injection').length",
         Duration::from_secs(30),
     );
+    // What the terminal dashboard shows, the page shows: the band, the step's recovery clock,
+    // capacity as probed, and the injection in the timeline (the clock first: a step observes
+    // for a few seconds, and the second step gives it another chance).
+    for (what, js) in [
+        (
+            "the recovery clock of the step observed",
+            "/^\\d+:\\d\\d$/.test(document.querySelector('.steps li[data-state=\"observing\"] .clock')?.textContent.trim())",
+        ),
+        (
+            "the baseline band",
+            "document.querySelectorAll('figure[data-application=\"app\"] rect.band').length",
+        ),
+        (
+            "capacity",
+            "/supervisors/.test(document.querySelector('.target p.capacity')?.textContent)",
+        ),
+        (
+            "the injection in the timeline",
+            "[...document.querySelectorAll('#events li')].some((l) => /terminat/.test(l.textContent))",
+        ),
+    ] {
+        b.wait_for(what, js, Duration::from_secs(30));
+    }
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("live-page.png");
     b.screenshot(&shot);
     let png = std::fs::read(&shot).unwrap();
