@@ -190,6 +190,7 @@ fn scraped_figures_match_the_report(prom: &Prometheus, report: &Value, out: &Pat
         terminated as f64
     );
     // One injection time per step, as report.json has it.
+    let mut recoveries = 0;
     for (i, s) in steps.iter().enumerate() {
         let q = format!(
             "last_over_time(spotdrill_injection_timestamp_seconds{{target=\"c\",step=\"{}\"}}[10m])",
@@ -198,7 +199,27 @@ fn scraped_figures_match_the_report(prom: &Prometheus, report: &Value, out: &Pat
         let at = one(prom, &q);
         let want = epoch(s["injected_at"].as_str().unwrap());
         assert!((at - want).abs() < 0.5, "step {}: {at} vs {want}", i + 1);
+        // And each recovery at the injection plus the report's recovery time (0.1 s rounding).
+        for a in s["applications"].as_array().unwrap() {
+            let Some(recovery) = a["recovery_s"].as_f64() else {
+                continue;
+            };
+            let q = format!(
+                "last_over_time(spotdrill_recovery_timestamp_seconds{{target=\"c\",step=\"{}\",application=\"{}\"}}[10m])",
+                i + 1,
+                a["name"].as_str().unwrap()
+            );
+            let back = one(prom, &q);
+            recoveries += 1;
+            assert!(
+                (back - (want + recovery)).abs() < 0.6,
+                "step {} {}: recovered at {back}, the report says {want} + {recovery}",
+                i + 1,
+                a["name"]
+            );
+        }
     }
+    assert!(recoveries > 0, "no step recovered: {steps:#?}");
     scraped_lag_is_the_measured_lag(prom, report, out);
 }
 
