@@ -47,31 +47,42 @@ pub fn serve(
     view: SharedView,
     cancel: CancellationToken,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+    serve_json("the lab HTTP server", cancel, move |request| {
+        // Query strings (`?embed=apps.counts`) are accepted and ignored: the lab always
+        // embeds the counts.
+        let path = request.url().split('?').next().unwrap_or("").to_owned();
+        let view = view.lock().unwrap_or_else(|e| e.into_inner());
+        match route(&view, &path) {
+            Some(v) => (200, v.to_string()),
+            None => (404, r#"{"error":"not found"}"#.to_owned()),
+        }
+    })
+}
+
+/// Answer JSON requests on a free loopback port, one at a time, until `cancel` fires:
+/// `answer` gives each request's status code and body. `what` names the server in errors.
+pub fn serve_json(
+    what: &str,
+    cancel: CancellationToken,
+    mut answer: impl FnMut(&mut tiny_http::Request) -> (u16, String) + Send + 'static,
+) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
     let server = tiny_http::Server::http("127.0.0.1:0").map_err(|e| anyhow::anyhow!("{e}"))?;
     let addr = server
         .server_addr()
         .to_ip()
-        .ok_or_else(|| anyhow::anyhow!("the lab HTTP server has no IP address"))?;
+        .ok_or_else(|| anyhow::anyhow!("{what} has no IP address"))?;
     let handle = std::thread::spawn(move || {
         while !cancel.is_cancelled() {
-            let Ok(Some(request)) = server.recv_timeout(Duration::from_millis(100)) else {
+            let Ok(Some(mut request)) = server.recv_timeout(Duration::from_millis(100)) else {
                 continue;
             };
-            // Query strings (`?embed=apps.counts`) are accepted and ignored: the lab always
-            // embeds the counts.
-            let path = request.url().split('?').next().unwrap_or("").to_owned();
-            let body = {
-                let view = view.lock().unwrap_or_else(|e| e.into_inner());
-                route(&view, &path)
-            };
-            let response = match body {
-                Some(v) => tiny_http::Response::from_string(v.to_string()).with_status_code(200),
-                None => tiny_http::Response::from_string(r#"{"error":"not found"}"#)
-                    .with_status_code(404),
-            };
+            let (code, body) = answer(&mut request);
             let header = tiny_http::Header::from_bytes("Content-Type", "application/json")
                 .expect("a valid header");
-            let _ = request.respond(response.with_header(header));
+            let response = tiny_http::Response::from_string(body)
+                .with_status_code(code)
+                .with_header(header);
+            let _ = request.respond(response);
         }
     });
     Ok((addr, handle))

@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use indexmap::IndexMap;
 use serde_json::{Value, json};
@@ -160,33 +159,15 @@ pub fn serve(
     world: SharedWorld,
     cancel: CancellationToken,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
-    let server = tiny_http::Server::http("127.0.0.1:0").map_err(|e| anyhow::anyhow!("{e}"))?;
-    let addr = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| anyhow::anyhow!("the lab Kubernetes API has no IP address"))?;
-    let handle = std::thread::spawn(move || {
-        while !cancel.is_cancelled() {
-            let Ok(Some(mut request)) = server.recv_timeout(Duration::from_millis(100)) else {
-                continue;
-            };
-            let mut body = String::new();
-            let _ = request.as_reader().read_to_string(&mut body);
-            let method = request.method().as_str().to_owned();
-            let (code, value) = {
-                let mut w = world.lock().unwrap_or_else(|e| e.into_inner());
-                w.requests.push(format!("{method} {}", request.url()));
-                route(&mut w, &method, request.url(), &body)
-            };
-            let header = tiny_http::Header::from_bytes("Content-Type", "application/json")
-                .expect("a valid header");
-            let response = tiny_http::Response::from_string(value.to_string())
-                .with_status_code(code)
-                .with_header(header);
-            let _ = request.respond(response);
-        }
-    });
-    Ok((addr, handle))
+    super::http::serve_json("the lab Kubernetes API", cancel, move |request| {
+        let mut body = String::new();
+        let _ = request.as_reader().read_to_string(&mut body);
+        let method = request.method().as_str().to_owned();
+        let mut w = world.lock().unwrap_or_else(|e| e.into_inner());
+        w.requests.push(format!("{method} {}", request.url()));
+        let (code, value) = route(&mut w, &method, request.url(), &body);
+        (code, value.to_string())
+    })
 }
 
 /// Split `/path?a=b&c=d` into the path and its decoded query parameters.
