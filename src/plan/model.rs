@@ -320,7 +320,7 @@ pub struct KubeSelector {
     /// The kubeconfig context; `None`: `--context`, else the current one, else in-cluster.
     pub context: Option<String>,
     pub terminate: KubeTerminate,
-    /// For `terminate: aws-ec2`.
+    /// For `terminate: aws-ec2`, and for a drain that also terminates AWS instances.
     pub region: Option<String>,
     /// How long PDB-blocked evictions are retried before a drain fails.
     pub drain_timeout: Duration,

@@ -561,8 +561,9 @@ pub struct RawNodes {
     /// lab: the lab cluster (from `lab.clusters`).
     #[serde(default)]
     pub cluster: Option<String>,
-    /// aws-*, kubernetes with `terminate: aws-ec2`: the AWS region (default: from the AWS
-    /// configuration).
+    /// aws-*, kubernetes: the AWS region (default: from the AWS configuration). A kubernetes
+    /// target with `terminate: drain` terminates the EC2 instance behind each drained AWS node
+    /// (`spec.providerID` `aws:///ZONE/i-…`) only where a region is given (here or `--region`).
     #[serde(default)]
     pub region: Option<String>,
     /// aws-ec2, aws-fis: instance tags that must all match.
@@ -622,7 +623,8 @@ pub struct RawNodes {
 #[serde(rename_all = "kebab-case")]
 pub enum KubeTerminate {
     /// Cordon, evict every pod through the Eviction API (honouring PodDisruptionBudgets), delete
-    /// the Node: a perfectly handled interruption; works on any cluster.
+    /// the Node, and with a `region` terminate the EC2 instance behind it: a perfectly handled
+    /// interruption; works on any cluster.
     Drain,
     /// TerminateInstances on the EC2 instance behind `spec.providerID`: the abrupt loss (the
     /// node goes NotReady; its pods wait for the unreachable toleration).

@@ -1280,12 +1280,6 @@ impl Checker<'_> {
             self.nonempty_text(&path.key("context"), "context", c);
         }
         let terminate = n.terminate.unwrap_or(KubeTerminate::Drain);
-        if n.region.is_some() && terminate != KubeTerminate::AwsEc2 {
-            self.error(
-                &path.key("region"),
-                "`region` applies only with `terminate: aws-ec2`",
-            );
-        }
         let dpath = path.key("drain_timeout");
         let drain_timeout = self.duration(&dpath, n.drain_timeout.as_ref(), KUBE_DRAIN_TIMEOUT);
         if n.drain_timeout.is_some() && terminate != KubeTerminate::Drain {
