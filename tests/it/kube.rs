@@ -13,20 +13,20 @@ use tokio_util::sync::CancellationToken;
 use crate::support::kafka::Kafka;
 use crate::util::{Cmd, Outcome, plan_fixture};
 
-const SPOT: (&str, &str) = ("karpenter.sh/capacity-type", "spot");
-const POOL: (&str, &str) = ("karpenter.sh/nodepool", "ingest");
+pub(crate) const SPOT: (&str, &str) = ("karpenter.sh/capacity-type", "spot");
+pub(crate) const POOL: (&str, &str) = ("karpenter.sh/nodepool", "ingest");
 const NODES: &str = "{provider: kubernetes, labels: {karpenter.sh/nodepool: ingest}, \
                      terminate: drain, drain_timeout: 1s, allow_on_demand: false}";
 
 /// The lab API serving `world`, and a kubeconfig whose context `lab-ctx` points at it.
-struct Cluster {
+pub(crate) struct Cluster {
     world: SharedWorld,
     cancel: CancellationToken,
     dir: tempfile::TempDir,
 }
 
 impl Cluster {
-    fn start(world: KubeWorld) -> Cluster {
+    pub(crate) fn start(world: KubeWorld) -> Cluster {
         let world = Arc::new(Mutex::new(world));
         let cancel = CancellationToken::new();
         let (addr, _) = serve(world.clone(), cancel.clone()).unwrap();
@@ -40,20 +40,29 @@ impl Cluster {
         Cluster { world, cancel, dir }
     }
 
-    fn spotdrill(&self, args: &[&str]) -> Outcome {
+    /// `spotdrill ARGS…` reaching this cluster (and nothing else).
+    pub(crate) fn cmd(&self, args: &[&str]) -> Cmd {
         Cmd::new(args)
             .env("KUBECONFIG", self.dir.path().join("kubeconfig"))
             .locks(self.dir.path().join("locks"))
-            .run()
+    }
+
+    fn spotdrill(&self, args: &[&str]) -> Outcome {
+        self.cmd(args).run()
     }
 
     fn plan_file(&self, kafka: &Kafka, ladder: &str) -> String {
+        self.plan_with(kafka, NODES, ladder)
+    }
+
+    /// tests/fixtures/plans/kube-flat.yaml with `nodes` (a YAML flow mapping) and `ladder`.
+    pub(crate) fn plan_with(&self, kafka: &Kafka, nodes: &str, ladder: &str) -> String {
         let text = plan_fixture(
             "kube-flat.yaml",
             &[
                 ("name", &"kube test"),
                 ("brokers", &kafka.bootstrap),
-                ("nodes", &NODES),
+                ("nodes", &nodes),
                 ("ladder", &ladder),
                 ("selection", &"random"),
                 ("extra", &""),
@@ -70,7 +79,12 @@ impl Cluster {
         self.spotdrill(&["run", &plan, "--yes", "--out", out.to_str().unwrap()])
     }
 
-    fn journal(&self) -> Vec<Value> {
+    /// The run directory `run` writes to.
+    pub(crate) fn out_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("run")
+    }
+
+    pub(crate) fn journal(&self) -> Vec<Value> {
         std::fs::read_to_string(self.dir.path().join("run/journal.jsonl"))
             .unwrap_or_default()
             .lines()
@@ -78,7 +92,7 @@ impl Cluster {
             .collect()
     }
 
-    fn world(&self) -> std::sync::MutexGuard<'_, KubeWorld> {
+    pub(crate) fn world(&self) -> std::sync::MutexGuard<'_, KubeWorld> {
         self.world.lock().unwrap()
     }
 }
@@ -140,7 +154,7 @@ fn world() -> KubeWorld {
     w
 }
 
-fn ready<'a>(name: &'a str, labels: &'a [(&'a str, &'a str)]) -> NodeSpec<'a> {
+pub(crate) fn ready<'a>(name: &'a str, labels: &'a [(&'a str, &'a str)]) -> NodeSpec<'a> {
     NodeSpec {
         name,
         labels,
@@ -149,7 +163,7 @@ fn ready<'a>(name: &'a str, labels: &'a [(&'a str, &'a str)]) -> NodeSpec<'a> {
     }
 }
 
-fn mutations(w: &KubeWorld) -> Vec<String> {
+pub(crate) fn mutations(w: &KubeWorld) -> Vec<String> {
     w.requests()
         .iter()
         .filter(|r| !r.starts_with("GET ") && !r.contains("selfsubjectaccessreviews"))
