@@ -17,9 +17,10 @@ use k8s_openapi::api::core::v1::Node as KubeNode;
 use kube::api::{Api, ListParams};
 
 use super::aws::{self, AwsSettings, Ec2};
+use super::fis::{Interrupter, Interruption};
 use super::{
     Discovery, Excluded, Found, Injection, Lifecycle, Node, NodeOutcome, Permission, Provider,
-    ProviderError, Terminated,
+    ProviderError, StepEvent, Terminated,
 };
 use crate::plan::{KubeSelector, KubeTerminate};
 
@@ -36,6 +37,8 @@ pub struct KubeNodes {
     /// For `terminate: aws-ec2`, and a drain with a region: the EC2 client of the instances
     /// behind the nodes.
     ec2: Option<Ec2>,
+    /// For `terminate: aws-fis`: the FIS experiments of the instances behind the nodes.
+    fis: Option<Interrupter>,
 }
 
 impl KubeNodes {
@@ -48,19 +51,27 @@ impl KubeNodes {
         // A drain also terminates the instance behind an AWS node where the target says where
         // AWS is (its `region`, or `--region`); elsewhere it only deletes the Node.
         let on_aws = match selector.terminate {
-            KubeTerminate::AwsEc2 => true,
+            KubeTerminate::AwsEc2 | KubeTerminate::AwsFis => true,
             KubeTerminate::Drain => selector.region.is_some() || settings.region.is_some(),
         };
-        let ec2 = if on_aws {
+        let (mut ec2, mut fis) = (None, None);
+        if on_aws {
             let config = aws::sdk_config(settings, selector.region.as_deref()).await;
-            Some(Ec2::connect(&config).await)
-        } else {
-            None
-        };
+            fis = selector.interruption.as_ref().map(|i| {
+                let interruption = Interruption {
+                    notice: i.notice,
+                    role_arn: i.role_arn.clone(),
+                    keep_templates: i.keep_templates,
+                };
+                Interrupter::new(&config, interruption)
+            });
+            ec2 = Some(Ec2::connect(&config).await);
+        }
         KubeNodes {
             selector: selector.clone(),
             access,
             ec2,
+            fis,
         }
     }
 
@@ -188,7 +199,8 @@ impl Seen {
 }
 
 /// Why a matched node may not be terminated: the control plane, not Ready, cordoned, being
-/// deleted, on-demand where the plan does not allow it, or (for `aws-ec2`) no instance behind it.
+/// deleted, on-demand where the plan does not allow it, or (for `aws-ec2` and `aws-fis`) no
+/// instance behind it.
 fn exclusion(n: &KubeNode, node: &Node, sel: &KubeSelector, on_ec2: bool) -> Option<String> {
     let labels = n.metadata.labels.clone().unwrap_or_default();
     let control_plane = [
@@ -216,7 +228,7 @@ fn exclusion(n: &KubeNode, node: &Node, sel: &KubeSelector, on_ec2: bool) -> Opt
              label); the plan does not say allow_on_demand: true"
                 .into(),
         )
-    } else if sel.terminate == KubeTerminate::AwsEc2 && !on_ec2 {
+    } else if sel.terminate != KubeTerminate::Drain && !on_ec2 {
         Some("no EC2 instance behind it (spec.providerID is not aws:///ZONE/i-…)".into())
     } else {
         None
@@ -339,6 +351,11 @@ impl Provider for KubeNodes {
             (KubeTerminate::AwsEc2, Some(ec2), _) => {
                 results.extend(backing::terminate(ec2, &go, allow).await);
             }
+            (KubeTerminate::AwsFis, Some(ec2), _) => {
+                if let Some(fis) = &self.fis {
+                    results.extend(backing::interrupt(ec2, fis, &go, injection).await);
+                }
+            }
             (KubeTerminate::Drain, ec2, Ok(access)) => {
                 results.extend(
                     self.drain(access, ec2.as_ref(), &go, injection.events)
@@ -349,13 +366,38 @@ impl Provider for KubeNodes {
                 let names: Vec<Node> = go.iter().map(|s| s.found.node.clone()).collect();
                 results.extend(rediscovery_failed(&names, &e));
             }
-            (KubeTerminate::AwsEc2, None, _) => {}
+            (KubeTerminate::AwsEc2 | KubeTerminate::AwsFis, None, _) => {}
         }
         results.in_order(nodes)
     }
 
     fn outlives_the_run(&self) -> bool {
         true
+    }
+
+    /// An FIS interruption: the notice, and the nodes lost when the experiment ended.
+    fn notice(&self) -> Duration {
+        self.fis
+            .as_ref()
+            .map_or(Duration::ZERO, |f| f.delivery().notice)
+    }
+
+    fn injected_on_return(&self) -> bool {
+        self.fis.as_ref().is_some_and(|f| f.delivery().on_return)
+    }
+
+    async fn release(&self) -> Vec<StepEvent> {
+        match &self.fis {
+            Some(f) => f.release().await,
+            None => Vec::new(),
+        }
+    }
+
+    async fn reconcile(&self, previous: &[StepEvent]) -> Vec<StepEvent> {
+        match &self.fis {
+            Some(f) => f.reconcile(previous).await,
+            None => Vec::new(),
+        }
     }
 }
 

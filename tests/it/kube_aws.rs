@@ -254,3 +254,77 @@ fn kubernetes_drain_on_aws_terminates_the_instance_after_deleting_the_node() {
     // Per drained node: cordon, one eviction, delete.
     assert_eq!(m.len(), 9, "{m:?}");
 }
+
+/// `terminate: aws-fis`, ladder [4]: one FIS experiment whose template names exactly the two
+/// running spot instances behind n1 and n2 (by ARN), with the plan's notice; n3 (on-demand) and
+/// n4 (stopped after `plan`) are refused before any FIS call. moto's FIS runs the experiment but
+/// changes nothing, so every instance is still as it was; the template is deleted after.
+#[test]
+fn kubernetes_aws_fis_interrupts_exactly_the_running_spot_instances_behind_the_chosen_nodes() {
+    let moto = Moto::start();
+    let b = Backing::launch(&moto);
+    let cluster = Cluster::start(world(&b));
+    let nodes = "{provider: kubernetes, labels: {karpenter.sh/nodepool: ingest}, \
+                 terminate: aws-fis, region: us-east-1, notice: 3m, \
+                 role_arn: \"arn:aws:iam::123456789012:role/fis\"}";
+
+    let out = plan_stop_run(&cluster, &moto, &b, nodes, "[4]");
+    let o = outcomes(&cluster);
+    assert_eq!(o.len(), 4, "{o:?}\n{}", out.stderr);
+    for (n, id) in [("n1", &b.spot[0]), ("n2", &b.spot[1])] {
+        let (outcome, detail) = &o[n];
+        assert_eq!(outcome, "terminated", "{o:?}");
+        assert!(
+            detail.contains(id.as_str()) && detail.contains("FIS experiment"),
+            "{detail}"
+        );
+    }
+    assert_refused(&o, &b);
+    intents_first(&cluster);
+
+    let v = moto.py(
+        "t = fis.list_experiment_templates()['experimentTemplates']\n\
+         e = fis.list_experiments()['experiments']\n\
+         x = fis.get_experiment(id=e[0]['id'])['experiment']\n\
+         print(json.dumps([len(t), len(e), x['state']['status'], \
+         sorted(a for v in x['targets'].values() for a in v['resourceArns']), \
+         [v['resourceType'] for v in x['targets'].values()], \
+         [(a['actionId'], a['parameters']['durationBeforeInterruption']) \
+          for a in x['actions'].values()]]))",
+    );
+    assert_eq!(v[0], 0, "the template is deleted: {v}");
+    assert_eq!(v[1], 1, "one experiment: {v}");
+    assert_eq!(v[2], "completed");
+    let mut wanted: Vec<String> = b
+        .spot
+        .iter()
+        .map(|id| format!("arn:aws:ec2:us-east-1:123456789012:instance/{id}"))
+        .collect();
+    wanted.sort();
+    assert_eq!(v[3], serde_json::json!(wanted));
+    assert_eq!(v[4], serde_json::json!(["aws:ec2:spot-instance"]));
+    assert_eq!(
+        v[5],
+        serde_json::json!([["aws:ec2:send-spot-instance-interruptions", "PT3M"]])
+    );
+    let events: Vec<String> = cluster
+        .journal()
+        .iter()
+        .filter(|e| e["event"] == "provider_event")
+        .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for kind in [
+        "fis_template_created",
+        "fis_experiment_started",
+        "fis_template_deleted",
+    ] {
+        assert!(events.iter().any(|e| e == kind), "no {kind}: {events:?}");
+    }
+
+    let states = moto.instances();
+    for id in b.spot.iter().chain([&b.on_demand, &b.stray]) {
+        assert_eq!(states[id].0, "running", "{id}: moto's FIS changes nothing");
+    }
+    assert_eq!(states[&b.stopped].0, "stopped");
+    assert_eq!(mutations(&cluster.world()), Vec::<String>::new());
+}

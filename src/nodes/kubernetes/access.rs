@@ -62,6 +62,9 @@ impl Access {
             match terminate {
                 KubeTerminate::Drain => "a drain (cordon, evict honouring PDBs, delete the Node)",
                 KubeTerminate::AwsEc2 => "TerminateInstances on the EC2 instance behind each node",
+                KubeTerminate::AwsFis => {
+                    "an FIS spot interruption of the EC2 instance behind each node"
+                }
             }
         )
     }

@@ -6,7 +6,8 @@
 use super::{Seen, rediscovery_failed};
 use crate::nodes::aws::{self, Ec2, InstanceFilter};
 use crate::nodes::ec2::terminate_ec2;
-use crate::nodes::{Found, Node, NodeOutcome, ProviderError, Terminated};
+use crate::nodes::fis::Interrupter;
+use crate::nodes::{Found, Injection, Node, NodeOutcome, ProviderError, Terminated};
 
 /// What EC2 says right now of the instances behind some nodes.
 pub(super) struct Checked {
@@ -98,16 +99,23 @@ pub(super) async fn terminate(ec2: &Ec2, go: &[Seen], allow_on_demand: bool) -> 
         .iter()
         .map(|(_, f)| f.node.id.clone())
         .collect();
-    for t in terminate_ec2(&ec2.client, &ids).await {
-        let name = checked
-            .allowed
-            .iter()
-            .find(|(_, f)| f.node.id == t.id)
-            .map_or(t.id.clone(), |(s, _)| s.found.node.id.clone());
-        let detail = t.detail.map(|d| format!("{}: {d}", t.id));
-        out.push(Terminated::new(&name, t.outcome, detail));
-    }
+    let done = terminate_ec2(&ec2.client, &ids).await;
+    out.extend(by_node(&checked.allowed, done));
     out
+}
+
+/// Outcomes by instance id as outcomes by node name, the instance named in the detail.
+fn by_node(allowed: &[(Seen, Found)], done: Vec<Terminated>) -> Vec<Terminated> {
+    done.into_iter()
+        .map(|t| {
+            let name = allowed
+                .iter()
+                .find(|(_, f)| f.node.id == t.id)
+                .map_or(t.id.clone(), |(s, _)| s.found.node.id.clone());
+            let detail = t.detail.map(|d| format!("{}: {d}", t.id));
+            Terminated::new(&name, t.outcome, detail)
+        })
+        .collect()
 }
 
 /// After a drain deleted the Node: its instance terminated too (re-checked once more: a drain
@@ -138,4 +146,23 @@ pub(super) async fn after_drain(
     };
     let detail = format!("{drain}; {}", t.detail.unwrap_or_default());
     Terminated::new(name, outcome, Some(detail))
+}
+
+/// One FIS experiment interrupting the instances behind `go` that EC2 returns right now as
+/// running spot instances (FIS interrupts nothing else); outcomes by node name.
+pub(super) async fn interrupt(
+    ec2: &Ec2,
+    fis: &Interrupter,
+    go: &[Seen],
+    injection: Injection<'_>,
+) -> Vec<Terminated> {
+    let checked = recheck(ec2, go, false).await;
+    let mut out = checked.refused;
+    if checked.allowed.is_empty() {
+        return out;
+    }
+    let found: Vec<&Found> = checked.allowed.iter().map(|(_, f)| f).collect();
+    let done = fis.interrupt(ec2, &found, injection).await;
+    out.extend(by_node(&checked.allowed, done));
+    out
 }
