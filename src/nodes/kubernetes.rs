@@ -318,7 +318,15 @@ impl Provider for KubeNodes {
 
     async fn discover(&self) -> Result<Discovery, ProviderError> {
         let seen = self.nodes().await?;
-        let note = self.access()?.describe(self.selector.terminate);
+        let mut note = self.access()?.describe(self.selector.terminate);
+        if self.selector.terminate == KubeTerminate::Drain
+            && let Some(ec2) = &self.ec2
+        {
+            note.push_str(&format!(
+                ", then TerminateInstances on the EC2 instance behind it ({})",
+                ec2.place
+            ));
+        }
         Ok(discovery(&seen, Some(note)))
     }
 

@@ -106,6 +106,14 @@ fn plan_stop_run(
     }
     let perms = v["targets"][0]["permissions"].as_str().unwrap();
     assert!(perms.contains("DryRunOperation"), "{perms}");
+    if nodes.contains("terminate: drain") {
+        let note = v["targets"][0]["note"].to_string();
+        assert!(
+            note.contains("then TerminateInstances"),
+            "{}",
+            preview.stdout
+        );
+    }
     moto.py(&format!(
         "ec2.stop_instances(InstanceIds=['{}'])\nprint(json.dumps(1))",
         b.stopped
