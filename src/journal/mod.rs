@@ -136,6 +136,11 @@ pub struct StepCapacity {
     pub probes_failed: u32,
 }
 
+/// The provider event of a drain whose detail is a finding of its step: how long a
+/// PodDisruptionBudget held an eviction back ("eviction of apps/ingest-7 was blocked 30s by
+/// PodDisruptionBudget ingest").
+pub const EVICTION_BLOCK_ENDED: &str = "eviction_block_ended";
+
 /// One line of the journal.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -233,7 +238,8 @@ pub enum Entry {
         findings: Vec<String>,
     },
     /// Something a node provider did while terminating (an FIS template created, an experiment's
-    /// state); notes for people, not read back by the report.
+    /// state); notes for people, not read back by the report, except
+    /// [`EVICTION_BLOCK_ENDED`], whose detail is a finding of its step.
     ProviderEvent {
         at: String,
         target: String,

@@ -133,6 +133,9 @@ pub struct StepRun {
     /// Seconds from the injection until capacity was back: the latest `capacity_restored`, or
     /// the judgment's when it has one.
     pub capacity_restored_s: Option<f64>,
+    /// What the provider found while terminating, in words (how long a PodDisruptionBudget
+    /// held an eviction back), in journal order.
+    pub provider_findings: Vec<String>,
 }
 
 /// The termination intent of a step.
@@ -199,6 +202,7 @@ impl StepRun {
             injected_at: None,
             judgment: None,
             capacity_restored_s: None,
+            provider_findings: Vec::new(),
         }
     }
 
@@ -316,8 +320,9 @@ impl RunView {
                 });
             }
             Entry::Outcome { .. } => self.outcome(entry),
-            // Notes for people; the dashboard shows them from the entry itself.
-            Entry::ProviderEvent { .. } => {}
+            // Notes for people (the dashboard shows them from the entry itself); a blocked
+            // eviction's end is a finding of its step.
+            Entry::ProviderEvent { .. } => self.provider_event(entry),
             Entry::StepStarted { .. }
             | Entry::Intent { .. }
             | Entry::Injected { .. }
@@ -428,6 +433,24 @@ impl RunView {
                 step: *step,
                 result,
             }),
+        }
+    }
+
+    fn provider_event(&mut self, entry: &Entry) {
+        let Entry::ProviderEvent {
+            target,
+            step,
+            kind,
+            detail,
+            ..
+        } = entry
+        else {
+            return;
+        };
+        if kind == super::EVICTION_BLOCK_ENDED
+            && let Some(s) = self.step_mut(target, *step, None)
+        {
+            s.provider_findings.push(detail.clone());
         }
     }
 

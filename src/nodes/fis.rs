@@ -26,11 +26,8 @@ pub struct Interruption {
 
 /// The instances an `aws-fis` selector names, interrupted through FIS.
 pub struct FisNodes {
-    fis: aws_sdk_fis::Client,
     filter: InstanceFilter,
-    interruption: Interruption,
-    /// Experiments started and not yet seen to end, with their step: stopped on every exit.
-    open: Mutex<Vec<(usize, String)>>,
+    interrupter: Interrupter,
 }
 
 impl FisNodes {
@@ -42,12 +39,78 @@ impl FisNodes {
     ) -> Instances<FisNodes> {
         let config = aws::sdk_config(settings, region).await;
         let source = FisNodes {
-            fis: aws_sdk_fis::Client::new(&config),
             filter,
-            interruption,
-            open: Mutex::new(Vec::new()),
+            interrupter: Interrupter::new(&config, interruption),
         };
         Instances::new(Ec2::connect(&config).await, source)
+    }
+}
+
+/// Spot interruptions through FIS on instances a discovery just returned as eligible, and the
+/// experiments still open: what `aws-fis` and a Kubernetes target's `terminate: aws-fis` share.
+pub struct Interrupter {
+    fis: aws_sdk_fis::Client,
+    interruption: Interruption,
+    /// Experiments started and not yet seen to end, with their step: stopped on every exit.
+    open: Mutex<Vec<(usize, String)>>,
+}
+
+impl Interrupter {
+    pub fn new(config: &aws_config::SdkConfig, interruption: Interruption) -> Interrupter {
+        Interrupter {
+            fis: aws_sdk_fis::Client::new(config),
+            interruption,
+            open: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// One experiment interrupting `go` (each with its ARN); an outcome per instance id.
+    pub async fn interrupt(
+        &self,
+        ec2: &Ec2,
+        go: &[&Found],
+        injection: Injection<'_>,
+    ) -> Vec<Terminated> {
+        let run = FisRun {
+            fis: &self.fis,
+            ec2: &ec2.client,
+            notice: self.interruption.notice,
+            role_arn: &self.interruption.role_arn,
+            keep_templates: self.interruption.keep_templates,
+            label: &injection.label,
+            open: &self.open,
+            step: injection.step,
+        };
+        run.interrupt(go, injection.events, injection.stop).await
+    }
+
+    /// The instances are lost when the interruption's notice ends, as the experiment does.
+    pub fn delivery(&self) -> Delivery {
+        Delivery {
+            notice: self.interruption.notice,
+            on_return: true,
+        }
+    }
+
+    /// Every experiment still open is stopped (a hard exit, or the runner giving up mid-step).
+    pub async fn release(&self) -> Vec<StepEvent> {
+        let open = std::mem::take(&mut *self.open.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut out = Vec::new();
+        for (step, id) in open {
+            let why = "the run exited before the experiment ended";
+            out.push((step, stop_call(&self.fis, &id, why).await));
+        }
+        out
+    }
+
+    /// Each experiment the journal says was started and never ended: stopped if it still runs,
+    /// its state recorded otherwise.
+    pub async fn reconcile(&self, previous: &[StepEvent]) -> Vec<StepEvent> {
+        let mut out = Vec::new();
+        for (step, id) in unended(previous) {
+            out.push((step, self.reconcile_one(&id).await));
+        }
+        out
     }
 }
 
@@ -72,50 +135,23 @@ impl Source for FisNodes {
         go: &[&Found],
         injection: Injection<'_>,
     ) -> Vec<Terminated> {
-        let run = FisRun {
-            fis: &self.fis,
-            ec2: &ec2.client,
-            notice: self.interruption.notice,
-            role_arn: &self.interruption.role_arn,
-            keep_templates: self.interruption.keep_templates,
-            label: &injection.label,
-            open: &self.open,
-            step: injection.step,
-        };
-        run.interrupt(go, injection.events, injection.stop).await
+        self.interrupter.interrupt(ec2, go, injection).await
     }
 
-    /// The instances are lost when the interruption's notice ends, as the experiment does.
     fn delivery(&self) -> Delivery {
-        Delivery {
-            notice: self.interruption.notice,
-            on_return: true,
-        }
+        self.interrupter.delivery()
     }
 
-    /// Every experiment still open is stopped (a hard exit, or the runner giving up mid-step).
     async fn release(&self) -> Vec<StepEvent> {
-        let open = std::mem::take(&mut *self.open.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut out = Vec::new();
-        for (step, id) in open {
-            let why = "the run exited before the experiment ended";
-            out.push((step, stop_call(&self.fis, &id, why).await));
-        }
-        out
+        self.interrupter.release().await
     }
 
-    /// Each experiment the journal says was started and never ended: stopped if it still runs,
-    /// its state recorded otherwise.
     async fn reconcile(&self, previous: &[StepEvent]) -> Vec<StepEvent> {
-        let mut out = Vec::new();
-        for (step, id) in unended(previous) {
-            out.push((step, self.reconcile_one(&id).await));
-        }
-        out
+        self.interrupter.reconcile(previous).await
     }
 }
 
-impl FisNodes {
+impl Interrupter {
     async fn reconcile_one(&self, id: &str) -> ProviderEvent {
         match experiment_state(&self.fis, id).await {
             Ok((status, _)) if TERMINAL.contains(&status.as_str()) => ProviderEvent {

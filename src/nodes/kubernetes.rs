@@ -8,6 +8,7 @@
 //! are checked with SelfSubjectAccessReview before anything is touched.
 
 mod access;
+mod backing;
 mod drain;
 
 use std::time::Duration;
@@ -15,10 +16,11 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Node as KubeNode;
 use kube::api::{Api, ListParams};
 
-use super::aws::{self, AwsSettings, Ec2, InstanceFilter};
+use super::aws::{self, AwsSettings, Ec2};
+use super::fis::{Interrupter, Interruption};
 use super::{
     Discovery, Excluded, Found, Injection, Lifecycle, Node, NodeOutcome, Permission, Provider,
-    ProviderError, Terminated,
+    ProviderError, StepEvent, Terminated,
 };
 use crate::plan::{KubeSelector, KubeTerminate};
 
@@ -32,8 +34,11 @@ pub struct KubeNodes {
     selector: KubeSelector,
     /// The cluster, or why it cannot be reached (reported by discovery).
     access: Result<Access, String>,
-    /// For `terminate: aws-ec2`: the EC2 client of the instances behind the nodes.
+    /// For `terminate: aws-ec2`, and a drain with a region: the EC2 client of the instances
+    /// behind the nodes.
     ec2: Option<Ec2>,
+    /// For `terminate: aws-fis`: the FIS experiments of the instances behind the nodes.
+    fis: Option<Interrupter>,
 }
 
 impl KubeNodes {
@@ -43,17 +48,30 @@ impl KubeNodes {
             .as_deref()
             .or(settings.kube_context.as_deref());
         let access = Access::connect(context).await;
-        let ec2 = match selector.terminate {
-            KubeTerminate::AwsEc2 => {
-                let config = aws::sdk_config(settings, selector.region.as_deref()).await;
-                Some(Ec2::connect(&config).await)
-            }
-            KubeTerminate::Drain => None,
+        // A drain also terminates the instance behind an AWS node where the target says where
+        // AWS is (its `region`, or `--region`); elsewhere it only deletes the Node.
+        let on_aws = match selector.terminate {
+            KubeTerminate::AwsEc2 | KubeTerminate::AwsFis => true,
+            KubeTerminate::Drain => selector.region.is_some() || settings.region.is_some(),
         };
+        let (mut ec2, mut fis) = (None, None);
+        if on_aws {
+            let config = aws::sdk_config(settings, selector.region.as_deref()).await;
+            fis = selector.interruption.as_ref().map(|i| {
+                let interruption = Interruption {
+                    notice: i.notice,
+                    role_arn: i.role_arn.clone(),
+                    keep_templates: i.keep_templates,
+                };
+                Interrupter::new(&config, interruption)
+            });
+            ec2 = Some(Ec2::connect(&config).await);
+        }
         KubeNodes {
             selector: selector.clone(),
             access,
             ec2,
+            fis,
         }
     }
 
@@ -72,6 +90,41 @@ impl KubeNodes {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         terms.join(",")
+    }
+
+    /// Drain each node in turn. With EC2 at hand, an AWS node's instance is checked first (a
+    /// node whose instance is not running, or not spot unless allowed, is refused and not
+    /// touched) and terminated once the Node is deleted; other nodes are drained as anywhere.
+    async fn drain(
+        &self,
+        access: &Access,
+        ec2: Option<&Ec2>,
+        go: &[Seen],
+        events: drain::Events<'_>,
+    ) -> Vec<Terminated> {
+        let allow = self.selector.allow_on_demand;
+        let timeout = self.selector.drain_timeout;
+        let (go, mut out): (Vec<Seen>, Vec<Terminated>) = match ec2 {
+            Some(ec2) => {
+                let checked = backing::recheck(ec2, go, allow).await;
+                let refused = checked.refused;
+                let go = go
+                    .iter()
+                    .filter(|s| !refused.iter().any(|r| r.id == s.found.node.id))
+                    .cloned()
+                    .collect();
+                (go, refused)
+            }
+            None => (go.to_vec(), Vec::new()),
+        };
+        for s in &go {
+            let drained = drain::node(access, &s.found.node.id, timeout, events).await;
+            out.push(match ec2 {
+                Some(ec2) => backing::after_drain(ec2, s, drained, allow).await,
+                None => drained,
+            });
+        }
+        out
     }
 
     /// The nodes now, each with the EC2 instance behind it where there is one.
@@ -146,7 +199,8 @@ impl Seen {
 }
 
 /// Why a matched node may not be terminated: the control plane, not Ready, cordoned, being
-/// deleted, on-demand where the plan does not allow it, or (for `aws-ec2`) no instance behind it.
+/// deleted, on-demand where the plan does not allow it, or (for `aws-ec2` and `aws-fis`) no
+/// instance behind it.
 fn exclusion(n: &KubeNode, node: &Node, sel: &KubeSelector, on_ec2: bool) -> Option<String> {
     let labels = n.metadata.labels.clone().unwrap_or_default();
     let control_plane = [
@@ -174,7 +228,7 @@ fn exclusion(n: &KubeNode, node: &Node, sel: &KubeSelector, on_ec2: bool) -> Opt
              label); the plan does not say allow_on_demand: true"
                 .into(),
         )
-    } else if sel.terminate == KubeTerminate::AwsEc2 && !on_ec2 {
+    } else if sel.terminate != KubeTerminate::Drain && !on_ec2 {
         Some("no EC2 instance behind it (spec.providerID is not aws:///ZONE/i-…)".into())
     } else {
         None
@@ -264,7 +318,15 @@ impl Provider for KubeNodes {
 
     async fn discover(&self) -> Result<Discovery, ProviderError> {
         let seen = self.nodes().await?;
-        let note = self.access()?.describe(self.selector.terminate);
+        let mut note = self.access()?.describe(self.selector.terminate);
+        if self.selector.terminate == KubeTerminate::Drain
+            && let Some(ec2) = &self.ec2
+        {
+            note.push_str(&format!(
+                ", then TerminateInstances on the EC2 instance behind it ({})",
+                ec2.place
+            ));
+        }
         Ok(discovery(&seen, Some(note)))
     }
 
@@ -292,28 +354,58 @@ impl Provider for KubeNodes {
             .iter()
             .filter_map(|f| fresh.iter().find(|s| s.found.node.id == f.node.id).cloned())
             .collect();
+        let allow = self.selector.allow_on_demand;
         match (self.selector.terminate, &self.ec2, self.access()) {
             (KubeTerminate::AwsEc2, Some(ec2), _) => {
-                results.extend(terminate_instances(ec2, &go, &self.selector).await);
+                results.extend(backing::terminate(ec2, &go, allow).await);
             }
-            (KubeTerminate::Drain, _, Ok(access)) => {
-                let timeout = self.selector.drain_timeout;
-                for s in &go {
-                    let name = &s.found.node.id;
-                    results.record(drain::node(access, name, timeout, injection.events).await);
+            (KubeTerminate::AwsFis, Some(ec2), _) => {
+                if let Some(fis) = &self.fis {
+                    results.extend(backing::interrupt(ec2, fis, &go, injection).await);
                 }
+            }
+            (KubeTerminate::Drain, ec2, Ok(access)) => {
+                results.extend(
+                    self.drain(access, ec2.as_ref(), &go, injection.events)
+                        .await,
+                );
             }
             (_, _, Err(e)) => {
                 let names: Vec<Node> = go.iter().map(|s| s.found.node.clone()).collect();
                 results.extend(rediscovery_failed(&names, &e));
             }
-            (KubeTerminate::AwsEc2, None, _) => {}
+            (KubeTerminate::AwsEc2 | KubeTerminate::AwsFis, None, _) => {}
         }
         results.in_order(nodes)
     }
 
     fn outlives_the_run(&self) -> bool {
         true
+    }
+
+    /// An FIS interruption: the notice, and the nodes lost when the experiment ended.
+    fn notice(&self) -> Duration {
+        self.fis
+            .as_ref()
+            .map_or(Duration::ZERO, |f| f.delivery().notice)
+    }
+
+    fn injected_on_return(&self) -> bool {
+        self.fis.as_ref().is_some_and(|f| f.delivery().on_return)
+    }
+
+    async fn release(&self) -> Vec<StepEvent> {
+        match &self.fis {
+            Some(f) => f.release().await,
+            None => Vec::new(),
+        }
+    }
+
+    async fn reconcile(&self, previous: &[StepEvent]) -> Vec<StepEvent> {
+        match &self.fis {
+            Some(f) => f.reconcile(previous).await,
+            None => Vec::new(),
+        }
     }
 }
 
@@ -335,59 +427,6 @@ fn rediscovery_failed(nodes: &[Node], e: &ProviderError) -> Vec<Terminated> {
         .iter()
         .map(|n| Terminated::new(&n.id, NodeOutcome::Error, Some(format!("rediscovery: {e}"))))
         .collect()
-}
-
-/// TerminateInstances on the instances behind `go`, each only if EC2 itself says right now that
-/// it is running (and spot, unless the plan allows on-demand); outcomes by node name.
-async fn terminate_instances(ec2: &Ec2, go: &[Seen], sel: &KubeSelector) -> Vec<Terminated> {
-    let ids: Vec<String> = go.iter().filter_map(|s| s.instance.clone()).collect();
-    let filter = InstanceFilter {
-        allow_on_demand: sel.allow_on_demand,
-        ..InstanceFilter::default()
-    };
-    let by_instance = |id: &str| {
-        go.iter()
-            .find(|s| s.instance.as_deref() == Some(id))
-            .map_or(id.to_owned(), |s| s.found.node.id.clone())
-    };
-    let fresh = match aws::describe(&ec2.client, &filter, Some(&ids)).await {
-        Ok(d) => d,
-        Err(e) => {
-            let err = ProviderError::Aws(e);
-            let nodes: Vec<Node> = go.iter().map(|s| s.found.node.clone()).collect();
-            return rediscovery_failed(&nodes, &err);
-        }
-    };
-    let mut out = Vec::new();
-    let mut allowed = Vec::new();
-    for id in &ids {
-        if fresh.found.iter().any(|f| &f.node.id == id) {
-            allowed.push(id.clone());
-        } else {
-            let why = fresh
-                .excluded
-                .iter()
-                .find(|x| &x.id == id)
-                .map_or("EC2 no longer returns it as running".to_owned(), |x| {
-                    x.reason.clone()
-                });
-            let outcome = if fresh.excluded.iter().any(|x| &x.id == id) {
-                NodeOutcome::Refused
-            } else {
-                NodeOutcome::AlreadyGone
-            };
-            out.push(Terminated::new(
-                &by_instance(id),
-                outcome,
-                Some(format!("{id}: {why}")),
-            ));
-        }
-    }
-    for t in super::ec2::terminate_ec2(&ec2.client, &allowed).await {
-        let detail = t.detail.map(|d| format!("{}: {d}", t.id));
-        out.push(Terminated::new(&by_instance(&t.id), t.outcome, detail));
-    }
-    out
 }
 
 /// The settings a drain works with.

@@ -320,11 +320,22 @@ pub struct KubeSelector {
     /// The kubeconfig context; `None`: `--context`, else the current one, else in-cluster.
     pub context: Option<String>,
     pub terminate: KubeTerminate,
-    /// For `terminate: aws-ec2`.
+    /// For `terminate: aws-ec2`, and for a drain that also terminates AWS instances.
     pub region: Option<String>,
     /// How long PDB-blocked evictions are retried before a drain fails.
     pub drain_timeout: Duration,
     pub allow_on_demand: bool,
+    /// For `terminate: aws-fis` (and only then): how the interruption is sent.
+    pub interruption: Option<KubeInterruption>,
+}
+
+/// A Kubernetes target's FIS spot interruption (the fields of provider aws-fis).
+#[derive(Clone, Debug, PartialEq)]
+pub struct KubeInterruption {
+    /// `durationBeforeInterruption` (2m–15m).
+    pub notice: Duration,
+    pub role_arn: String,
+    pub keep_templates: bool,
 }
 
 impl NodeSelector {

@@ -561,8 +561,9 @@ pub struct RawNodes {
     /// lab: the lab cluster (from `lab.clusters`).
     #[serde(default)]
     pub cluster: Option<String>,
-    /// aws-*, kubernetes with `terminate: aws-ec2`: the AWS region (default: from the AWS
-    /// configuration).
+    /// aws-*, kubernetes: the AWS region (default: from the AWS configuration). A kubernetes
+    /// target with `terminate: drain` terminates the EC2 instance behind each drained AWS node
+    /// (`spec.providerID` `aws:///ZONE/i-…`) only where a region is given (here or `--region`).
     #[serde(default)]
     pub region: Option<String>,
     /// aws-ec2, aws-fis: instance tags that must all match.
@@ -584,15 +585,17 @@ pub struct RawNodes {
     /// measures the loss of capacity.
     #[serde(default)]
     pub replace: Option<bool>,
-    /// aws-fis: time between the rebalance recommendation and termination (2m–15m, default 2m);
-    /// lab: time between SIGTERM and SIGKILL (default 0s: SIGKILL at once).
+    /// aws-fis, kubernetes with `terminate: aws-fis`: time between the rebalance recommendation
+    /// and termination (2m–15m, default 2m); lab: time between SIGTERM and SIGKILL (default 0s:
+    /// SIGKILL at once).
     #[serde(default)]
     pub notice: Option<DurationText>,
-    /// aws-fis: IAM role FIS assumes to interrupt the instances.
+    /// aws-fis, kubernetes with `terminate: aws-fis`: IAM role FIS assumes to interrupt the
+    /// instances.
     #[serde(default)]
     pub role_arn: Option<String>,
-    /// aws-fis: keep the experiment templates spotdrill creates (default false: each is deleted
-    /// once its experiment ended).
+    /// aws-fis, kubernetes with `terminate: aws-fis`: keep the experiment templates spotdrill
+    /// creates (default false: each is deleted once its experiment ended).
     #[serde(default)]
     pub keep_templates: Option<bool>,
     /// aws-*, kubernetes: also terminate on-demand instances (nodes) the selector returns
@@ -608,7 +611,7 @@ pub struct RawNodes {
     /// context, else the in-cluster service account).
     #[serde(default)]
     pub context: Option<String>,
-    /// kubernetes: how a node is lost: `drain` (default) or `aws-ec2`.
+    /// kubernetes: how a node is lost: `drain` (default), `aws-ec2` or `aws-fis`.
     #[serde(default)]
     pub terminate: Option<KubeTerminate>,
     /// kubernetes with `terminate: drain`: how long evictions a PodDisruptionBudget blocks are
@@ -622,11 +625,18 @@ pub struct RawNodes {
 #[serde(rename_all = "kebab-case")]
 pub enum KubeTerminate {
     /// Cordon, evict every pod through the Eviction API (honouring PodDisruptionBudgets), delete
-    /// the Node: a perfectly handled interruption; works on any cluster.
+    /// the Node, and with a `region` terminate the EC2 instance behind it: a perfectly handled
+    /// interruption; works on any cluster.
     Drain,
     /// TerminateInstances on the EC2 instance behind `spec.providerID`: the abrupt loss (the
     /// node goes NotReady; its pods wait for the unreachable toleration).
     AwsEc2,
+    /// A real spot interruption of the EC2 instance behind `spec.providerID` through AWS FIS
+    /// (`aws:ec2:send-spot-instance-interruptions`: a rebalance recommendation, then the
+    /// two-minute notice, then termination): what Karpenter's interruption queue and the Node
+    /// Termination Handler react to. Needs `role_arn`; `notice` and `keep_templates` as for
+    /// provider aws-fis.
+    AwsFis,
 }
 
 impl KubeTerminate {
@@ -634,6 +644,7 @@ impl KubeTerminate {
         match self {
             KubeTerminate::Drain => "drain",
             KubeTerminate::AwsEc2 => "aws-ec2",
+            KubeTerminate::AwsFis => "aws-fis",
         }
     }
 }

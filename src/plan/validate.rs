@@ -1212,19 +1212,8 @@ impl Checker<'_> {
                 "FIS targets instances by tag; without tags it would pick any spot instance",
             );
         }
-        let npath = path.key("notice");
-        let notice = self.duration(&npath, n.notice.as_ref(), FIS_NOTICE_MIN);
-        if !(FIS_NOTICE_MIN..=FIS_NOTICE_MAX).contains(&notice) {
-            self.error_help(
-                &npath,
-                format!(
-                    "notice {} is outside what FIS allows",
-                    humantime::format_duration(notice)
-                ),
-                "durationBeforeInterruption must be between 2m and 15m",
-            );
-        }
-        self.role_arn(n, path);
+        let notice = self.fis_notice(n, path);
+        self.role_arn(n, path, "provider aws-fis");
         NodeSelector::AwsFis {
             region: n.region.clone(),
             tags,
@@ -1237,11 +1226,28 @@ impl Checker<'_> {
         }
     }
 
-    fn role_arn(&mut self, n: &RawNodes, path: &Path) {
+    /// `notice` of an FIS interruption: 2m (the default) to 15m.
+    fn fis_notice(&mut self, n: &RawNodes, path: &Path) -> Duration {
+        let npath = path.key("notice");
+        let notice = self.duration(&npath, n.notice.as_ref(), FIS_NOTICE_MIN);
+        if !(FIS_NOTICE_MIN..=FIS_NOTICE_MAX).contains(&notice) {
+            self.error_help(
+                &npath,
+                format!(
+                    "notice {} is outside what FIS allows",
+                    humantime::format_duration(notice)
+                ),
+                "durationBeforeInterruption must be between 2m and 15m",
+            );
+        }
+        notice
+    }
+
+    fn role_arn(&mut self, n: &RawNodes, path: &Path, who: &str) {
         match &n.role_arn {
             None => self.error(
                 path,
-                "provider aws-fis needs `role_arn`: the IAM role FIS assumes",
+                format!("{who} needs `role_arn`: the IAM role FIS assumes"),
             ),
             Some(arn) if !is_role_arn(arn) => self.error(
                 &path.key("role_arn"),
@@ -1280,12 +1286,6 @@ impl Checker<'_> {
             self.nonempty_text(&path.key("context"), "context", c);
         }
         let terminate = n.terminate.unwrap_or(KubeTerminate::Drain);
-        if n.region.is_some() && terminate != KubeTerminate::AwsEc2 {
-            self.error(
-                &path.key("region"),
-                "`region` applies only with `terminate: aws-ec2`",
-            );
-        }
         let dpath = path.key("drain_timeout");
         let drain_timeout = self.duration(&dpath, n.drain_timeout.as_ref(), KUBE_DRAIN_TIMEOUT);
         if n.drain_timeout.is_some() && terminate != KubeTerminate::Drain {
@@ -1294,6 +1294,7 @@ impl Checker<'_> {
                 "`drain_timeout` applies only with `terminate: drain`",
             );
         }
+        let interruption = self.kube_interruption(n, path, terminate);
         NodeSelector::Kubernetes(KubeSelector {
             labels,
             context: n.context.as_ref().map(|c| c.trim().to_owned()),
@@ -1301,6 +1302,45 @@ impl Checker<'_> {
             region: n.region.clone(),
             drain_timeout,
             allow_on_demand: n.allow_on_demand.unwrap_or(false),
+            interruption,
+        })
+    }
+
+    /// `terminate: aws-fis` takes the FIS fields (`role_arn` required, `notice` 2m–15m,
+    /// `keep_templates`) and no `allow_on_demand: true`; the other modes take none of them.
+    fn kube_interruption(
+        &mut self,
+        n: &RawNodes,
+        path: &Path,
+        terminate: KubeTerminate,
+    ) -> Option<KubeInterruption> {
+        if terminate != KubeTerminate::AwsFis {
+            let set = [
+                ("notice", n.notice.is_some()),
+                ("role_arn", n.role_arn.is_some()),
+                ("keep_templates", n.keep_templates.is_some()),
+            ];
+            for (field, _) in set.into_iter().filter(|(_, is_set)| *is_set) {
+                self.error(
+                    &path.key(field),
+                    format!("`{field}` applies only with `terminate: aws-fis`"),
+                );
+            }
+            return None;
+        }
+        if n.allow_on_demand == Some(true) {
+            self.error(
+                &path.key("allow_on_demand"),
+                "`allow_on_demand: true` does not apply with `terminate: aws-fis`: FIS interrupts \
+                 spot instances only",
+            );
+        }
+        let notice = self.fis_notice(n, path);
+        self.role_arn(n, path, "`terminate: aws-fis`");
+        Some(KubeInterruption {
+            notice,
+            role_arn: n.role_arn.clone().unwrap_or_default(),
+            keep_templates: n.keep_templates.unwrap_or(false),
         })
     }
 
@@ -2047,6 +2087,9 @@ fn provider_allows(provider: Provider) -> &'static [&'static str] {
             "drain_timeout",
             "region",
             "allow_on_demand",
+            "notice",
+            "role_arn",
+            "keep_templates",
         ],
     }
 }

@@ -608,10 +608,25 @@ fn step_report(s: &StepRun) -> StepReport {
         skipped: skipped(s),
         applications: judgment.map(|j| j.applications.clone()).unwrap_or_default(),
         capacity: judgment.and_then(|j| j.capacity.clone()),
-        findings: judgment.map(|j| j.findings.clone()).unwrap_or_default(),
+        findings: step_findings(s),
         nodes_at_start: s.nodes_alive,
         headroom: Vec::new(),
     }
+}
+
+/// The judgment's findings, then the provider's (a blocked eviction), once each.
+fn step_findings(s: &StepRun) -> Vec<String> {
+    let mut out: Vec<String> = s
+        .judgment
+        .as_ref()
+        .map(|j| j.findings.clone())
+        .unwrap_or_default();
+    for f in &s.provider_findings {
+        if !out.contains(f) {
+            out.push(f.clone());
+        }
+    }
+    out
 }
 
 /// Why a step has no verdict; `None` once it is judged.

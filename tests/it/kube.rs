@@ -13,20 +13,20 @@ use tokio_util::sync::CancellationToken;
 use crate::support::kafka::Kafka;
 use crate::util::{Cmd, Outcome, plan_fixture};
 
-const SPOT: (&str, &str) = ("karpenter.sh/capacity-type", "spot");
-const POOL: (&str, &str) = ("karpenter.sh/nodepool", "ingest");
+pub(crate) const SPOT: (&str, &str) = ("karpenter.sh/capacity-type", "spot");
+pub(crate) const POOL: (&str, &str) = ("karpenter.sh/nodepool", "ingest");
 const NODES: &str = "{provider: kubernetes, labels: {karpenter.sh/nodepool: ingest}, \
                      terminate: drain, drain_timeout: 1s, allow_on_demand: false}";
 
 /// The lab API serving `world`, and a kubeconfig whose context `lab-ctx` points at it.
-struct Cluster {
+pub(crate) struct Cluster {
     world: SharedWorld,
     cancel: CancellationToken,
     dir: tempfile::TempDir,
 }
 
 impl Cluster {
-    fn start(world: KubeWorld) -> Cluster {
+    pub(crate) fn start(world: KubeWorld) -> Cluster {
         let world = Arc::new(Mutex::new(world));
         let cancel = CancellationToken::new();
         let (addr, _) = serve(world.clone(), cancel.clone()).unwrap();
@@ -40,20 +40,29 @@ impl Cluster {
         Cluster { world, cancel, dir }
     }
 
-    fn spotdrill(&self, args: &[&str]) -> Outcome {
+    /// `spotdrill ARGS…` reaching this cluster (and nothing else).
+    pub(crate) fn cmd(&self, args: &[&str]) -> Cmd {
         Cmd::new(args)
             .env("KUBECONFIG", self.dir.path().join("kubeconfig"))
             .locks(self.dir.path().join("locks"))
-            .run()
+    }
+
+    fn spotdrill(&self, args: &[&str]) -> Outcome {
+        self.cmd(args).run()
     }
 
     fn plan_file(&self, kafka: &Kafka, ladder: &str) -> String {
+        self.plan_with(kafka, NODES, ladder)
+    }
+
+    /// tests/fixtures/plans/kube-flat.yaml with `nodes` (a YAML flow mapping) and `ladder`.
+    pub(crate) fn plan_with(&self, kafka: &Kafka, nodes: &str, ladder: &str) -> String {
         let text = plan_fixture(
             "kube-flat.yaml",
             &[
                 ("name", &"kube test"),
                 ("brokers", &kafka.bootstrap),
-                ("nodes", &NODES),
+                ("nodes", &nodes),
                 ("ladder", &ladder),
                 ("selection", &"random"),
                 ("extra", &""),
@@ -70,7 +79,12 @@ impl Cluster {
         self.spotdrill(&["run", &plan, "--yes", "--out", out.to_str().unwrap()])
     }
 
-    fn journal(&self) -> Vec<Value> {
+    /// The run directory `run` writes to.
+    pub(crate) fn out_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("run")
+    }
+
+    pub(crate) fn journal(&self) -> Vec<Value> {
         std::fs::read_to_string(self.dir.path().join("run/journal.jsonl"))
             .unwrap_or_default()
             .lines()
@@ -78,7 +92,7 @@ impl Cluster {
             .collect()
     }
 
-    fn world(&self) -> std::sync::MutexGuard<'_, KubeWorld> {
+    pub(crate) fn world(&self) -> std::sync::MutexGuard<'_, KubeWorld> {
         self.world.lock().unwrap()
     }
 }
@@ -140,7 +154,7 @@ fn world() -> KubeWorld {
     w
 }
 
-fn ready<'a>(name: &'a str, labels: &'a [(&'a str, &'a str)]) -> NodeSpec<'a> {
+pub(crate) fn ready<'a>(name: &'a str, labels: &'a [(&'a str, &'a str)]) -> NodeSpec<'a> {
     NodeSpec {
         name,
         labels,
@@ -149,7 +163,7 @@ fn ready<'a>(name: &'a str, labels: &'a [(&'a str, &'a str)]) -> NodeSpec<'a> {
     }
 }
 
-fn mutations(w: &KubeWorld) -> Vec<String> {
+pub(crate) fn mutations(w: &KubeWorld) -> Vec<String> {
     w.requests()
         .iter()
         .filter(|r| !r.starts_with("GET ") && !r.contains("selfsubjectaccessreviews"))
@@ -284,7 +298,8 @@ fn kubernetes_drain_cordons_evicts_and_deletes_exactly_the_chosen_nodes() {
 
 /// A PodDisruptionBudget that never allows the eviction: the drain gives up after
 /// `drain_timeout`, the node is uncordoned again and stays, the outcome is an error naming the
-/// budget, and the journal records the blocked eviction.
+/// budget, the journal records the blocked eviction, and the step's findings say how long it
+/// was blocked. (kube's own retry of a 429 once hid the block here for minutes.)
 #[test]
 fn kubernetes_drain_blocked_by_a_pdb_uncordons_and_reports_it() {
     let mut w = world();
@@ -320,4 +335,108 @@ fn kubernetes_drain_blocked_by_a_pdb_uncordons_and_reports_it() {
             .any(|e| e.to_string().contains("eviction_blocked")),
         "no blocked eviction journaled"
     );
+    // The block is a finding of the step, with how long the drain waited before giving up.
+    let report = std::fs::read_to_string(cluster.out_dir().join("report.json")).unwrap();
+    let report: Value = serde_json::from_str(&report).unwrap();
+    let findings = report["targets"][0]["steps"][0]["findings"].to_string();
+    let node = outcome["node"].as_str().unwrap();
+    let pod = format!("ingest-{}", node[1..].parse::<usize>().unwrap() - 1);
+    // drain_timeout 1s, retried every 500 ms: the drain gives up 1 s (2 s on a slow machine) in.
+    let waited = ["1s", "2s"].iter().any(|n| {
+        findings.contains(&format!(
+            "eviction of apps/{pod} was blocked {n} by PodDisruptionBudget ingest; the drain gave up"
+        ))
+    });
+    assert!(waited, "{findings}");
+}
+
+/// A budget that holds one eviction back for a while: ladder [2] under `minAvailable: 3` of the
+/// four ingest pods lets the first eviction through and refuses the second (429) until the test
+/// starts a fifth ingest pod elsewhere, about 2 s later; then the drain finishes. The wait
+/// becomes a finding of the step, in report.json and report.md: "eviction of apps/ingest-N was
+/// blocked Ns by PodDisruptionBudget ingest", and the journal has the block's start and end once.
+#[test]
+fn kubernetes_blocked_eviction_is_a_finding_of_its_step() {
+    let mut w = world();
+    w.add_budget(Budget {
+        namespace: "apps".into(),
+        name: "ingest".into(),
+        selector: [("app".to_owned(), "ingest".to_owned())].into(),
+        min_available: 3,
+    });
+    let cluster = Cluster::start(w);
+    let kafka = crate::aws::kafka();
+    let shared = cluster.world.clone();
+    let lifter = std::thread::spawn(move || {
+        let evictions = |w: &KubeWorld| {
+            w.requests()
+                .iter()
+                .filter(|r| r.starts_with("POST ") && r.contains("/eviction"))
+                .count()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while evictions(&shared.lock().unwrap()) < 2 {
+            assert!(std::time::Instant::now() < deadline, "no second eviction");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2000));
+        let mut w = shared.lock().unwrap();
+        let blocked_retries = evictions(&w) - 1;
+        w.add_pod(
+            "apps",
+            "ingest-new",
+            "other",
+            &[("app", "ingest")],
+            Some("ReplicaSet"),
+        );
+        blocked_retries
+    });
+    let nodes = "{provider: kubernetes, labels: {karpenter.sh/nodepool: ingest}, \
+                 terminate: drain, drain_timeout: 20s}";
+    let plan = cluster.plan_with(&kafka, nodes, "[2]");
+    let out_dir = cluster.out_dir();
+    let out = cluster.spotdrill(&["run", &plan, "--yes", "--out", out_dir.to_str().unwrap()]);
+    let retries = lifter.join().unwrap();
+    out.expect_code(0);
+    assert!(
+        retries >= 2,
+        "the blocked eviction was retried {retries} times"
+    );
+    assert_eq!(cluster.world().node_names().len(), 7, "two nodes drained");
+
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
+            .unwrap();
+    let findings: Vec<&str> = report["targets"][0]["steps"][0]["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no findings: {report}"))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let blocked: Vec<&&str> = findings
+        .iter()
+        .filter(|f| f.starts_with("eviction of apps/ingest-"))
+        .collect();
+    assert_eq!(blocked.len(), 1, "{findings:?}");
+    let secs: f64 = blocked[0]
+        .split(" was blocked ")
+        .nth(1)
+        .and_then(|r| r.strip_suffix("s by PodDisruptionBudget ingest"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not the finding's shape: {}", blocked[0]));
+    assert!(
+        (2.0..=4.0).contains(&secs),
+        "blocked {secs}s, the budget held ~2s"
+    );
+    let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(md.contains(*blocked[0]), "not in report.md:\n{md}");
+    let kinds: Vec<String> = cluster
+        .journal()
+        .iter()
+        .filter(|e| e["event"] == "provider_event")
+        .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let count = |k: &str| kinds.iter().filter(|x| *x == k).count();
+    assert_eq!(count("eviction_blocked"), 1, "{kinds:?}");
+    assert_eq!(count("eviction_block_ended"), 1, "{kinds:?}");
 }

@@ -8,6 +8,7 @@ mod experiments;
 mod health;
 mod inputs;
 mod kube;
+mod kube_aws;
 mod lab;
 mod lab_cli;
 mod lag;

@@ -32,6 +32,8 @@ const DRAIN: &[Need] = &[
 /// A reachable cluster: the client and how it was reached.
 pub struct Access {
     pub client: Client,
+    /// The same, without the client's own retries (for evictions: a 429 is an answer).
+    pub evictions: Client,
     /// The API server's URL.
     pub cluster: String,
     /// `context NAME` or `in-cluster service account`.
@@ -44,10 +46,20 @@ impl Access {
     pub async fn connect(context: Option<&str>) -> Result<Access, String> {
         let (config, how) = config(context).await?;
         let cluster = config.cluster_url.to_string();
-        let client = Client::try_from(config)
-            .map_err(|e| format!("cannot build a Kubernetes client for {cluster}: {e}"))?;
+        let build = |config: Config| {
+            Client::try_from(config)
+                .map_err(|e| format!("cannot build a Kubernetes client for {cluster}: {e}"))
+        };
+        // kube's default retry repeats a 429 up to 15 times with backoff growing to minutes:
+        // an eviction a PodDisruptionBudget refuses must come back at once, so the drain sees
+        // the block, journals it, and retries on its own clock within `drain_timeout`.
+        let mut once = config.clone();
+        once.default_retry = false;
+        let evictions = build(once)?;
+        let client = build(config)?;
         Ok(Access {
             client,
+            evictions,
             cluster: cluster.trim_end_matches('/').to_owned(),
             how,
         })
@@ -62,6 +74,9 @@ impl Access {
             match terminate {
                 KubeTerminate::Drain => "a drain (cordon, evict honouring PDBs, delete the Node)",
                 KubeTerminate::AwsEc2 => "TerminateInstances on the EC2 instance behind each node",
+                KubeTerminate::AwsFis => {
+                    "an FIS spot interruption of the EC2 instance behind each node"
+                }
             }
         )
     }
