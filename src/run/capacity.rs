@@ -4,7 +4,7 @@
 //! it hit until their scheduler has them whole again: `rescheduled_s` per application,
 //! `capacity_restored_s` for the target, and findings that say what the scheduler did.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -90,6 +90,7 @@ pub fn recorded_window(
 pub fn spawn(
     targets: Vec<(String, Endpoints)>,
     interval: Duration,
+    clock: super::clock::Clock,
     cancel: CancellationToken,
 ) -> mpsc::Receiver<Probe> {
     let (tx, rx) = mpsc::channel(64);
@@ -106,7 +107,7 @@ pub fn spawn(
                     _ = tick.tick() => {}
                 }
                 let e = endpoints.clone();
-                let at = SystemTime::now();
+                let at = clock.wall();
                 let result = tokio::task::spawn_blocking(move || health::probe(&e, deadline))
                     .await
                     .map_err(|e| format!("the probe failed: {e}"))
@@ -172,8 +173,6 @@ pub struct Tracker {
     summary: StepCapacity,
     /// Set when this step's last probe error is worth saying.
     last_error: Option<String>,
-    /// When the first probe after the injection ran (for "never answered").
-    pub started: Instant,
 }
 
 impl Tracker {
@@ -226,7 +225,6 @@ impl Tracker {
             expect_back,
             restored: None,
             last_error: None,
-            started: Instant::now(),
         }
     }
 

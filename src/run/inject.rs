@@ -142,12 +142,12 @@ impl Runner<'_> {
     /// The provider terminates; lag is sampled meanwhile (an FIS experiment waits out the whole
     /// notice, 2–15 min, and lag must be measured through it).
     async fn terminate(&mut self, at: At<'_>, chosen: &[Node]) -> anyhow::Result<Vec<Terminated>> {
-        let journal = self.journal.clone();
+        let (journal, clock) = (self.journal.clone(), self.clock);
         let (name, step) = (at.name.to_owned(), at.step);
         let events = move |ev: ProviderEvent| {
             tracing::info!(step, event = %ev.event, "{name}: {}", ev.detail);
             let entry = Entry::ProviderEvent {
-                at: crate::journal::now(),
+                at: clock.stamp(),
                 target: name.clone(),
                 step,
                 kind: ev.event,

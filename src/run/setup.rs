@@ -162,12 +162,14 @@ pub async fn runner<'a>(
         p.follow_capacity(every, cancel.clone());
     }
     let endpoints = endpoints(plan, opts, lab.as_ref())?;
+    let clock = Clock::start();
     let probes = capacity::spawn(
         endpoints
             .iter()
             .map(|(n, e)| (n.clone(), e.clone()))
             .collect(),
         plan.observe.sample_interval,
+        clock,
         cancel.clone(),
     );
     let capacity_file = match endpoints.is_empty() {
@@ -198,7 +200,7 @@ pub async fn runner<'a>(
         probes,
         capacity_file,
         last_capacity: IndexMap::new(),
-        clock: Clock::start(),
+        clock,
         cpu_start: crate::lab::stats::read(&[std::process::id()]),
         interrupts,
         seen_interrupts: 0,
