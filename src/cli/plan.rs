@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::exit::{ExitCode, Failure};
+use crate::journal::MarketRef;
 use crate::nodes;
 use crate::observe::health::Capacity;
 use crate::output;
@@ -163,20 +164,7 @@ fn render_text(p: &Preflight, path: &str, estimate: &Estimate) -> String {
                 q.from, q.max, q.worst_case_steps, q.from, q.max, q.full_ladder_steps
             ));
         }
-        for (i, step) in t.steps.iter().enumerate() {
-            let what = match (&step.error, step.would_terminate.is_empty()) {
-                (Some(_), _) if t.error.is_some() => "nodes unknown".into(),
-                (Some(e), _) => format!("cannot choose: {e}"),
-                (None, true) => "nothing".into(),
-                (None, false) => format!("would terminate {}", step.would_terminate.join(", ")),
-            };
-            s.push_str(&format!(
-                "  step {}: {} termination{}: {what}\n",
-                i + 1,
-                step.terminations,
-                plural(step.terminations)
-            ));
-        }
+        s.push_str(&steps_text(t));
         for h in &t.health {
             let detail = h
                 .detail
@@ -251,4 +239,27 @@ fn markets_line(markets: &[crate::analysis::markets::Market]) -> String {
         each.join(", "),
         markets[0].share_pct
     )
+}
+
+/// What each step of a target would terminate, a line each.
+fn steps_text(t: &preflight::TargetOut) -> String {
+    let mut s = String::new();
+    for (i, step) in t.steps.iter().enumerate() {
+        let what = match (&step.error, step.would_terminate.is_empty()) {
+            (Some(_), _) if t.error.is_some() => "nodes unknown".into(),
+            (Some(e), _) => format!("cannot choose: {e}"),
+            (None, true) => "nothing".into(),
+            (None, false) => format!("would terminate {}", step.would_terminate.join(", ")),
+        };
+        let rung = match &step.market {
+            Some(m) => MarketRef::step_label(Some(m), step.terminations),
+            None => format!(
+                "{} termination{}",
+                step.terminations,
+                plural(step.terminations)
+            ),
+        };
+        s.push_str(&format!("  step {}: {rung}: {what}\n", i + 1));
+    }
+    s
 }

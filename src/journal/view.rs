@@ -116,7 +116,12 @@ pub enum StepPhase {
 /// One rung of a target's ladder.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StepRun {
+    /// The step's terminations (a market rung's: 0 until its step resolved it).
     pub terminations: u32,
+    /// The step is a market rung (`{market: largest}`).
+    pub market_rung: bool,
+    /// The market a market rung resolved to, once its step started (or was refused).
+    pub market: Option<super::MarketRef>,
     pub phase: StepPhase,
     pub started_at: Option<String>,
     /// The running, eligible nodes the step chose from, as `step_started` says.
@@ -187,9 +192,11 @@ pub struct Judgment {
 }
 
 impl StepRun {
-    fn pending(terminations: u32) -> StepRun {
+    fn pending(rung: crate::plan::Rung) -> StepRun {
         StepRun {
-            terminations,
+            terminations: rung.count().unwrap_or(0),
+            market_rung: rung.count().is_none(),
+            market: None,
             phase: StepPhase::Pending,
             started_at: None,
             nodes_alive: None,
@@ -278,7 +285,7 @@ impl RunView {
     fn step_mut(&mut self, target: &str, step: usize, n: Option<u32>) -> Option<&mut StepRun> {
         let t = self.targets.iter_mut().find(|t| t.info.name == target)?;
         if let Some(n) = n.filter(|_| t.info.search.is_some() && step == t.steps.len()) {
-            t.steps.push(StepRun::pending(n));
+            t.steps.push(StepRun::pending(crate::plan::Rung::Nodes(n)));
         }
         t.steps.get_mut(step)
     }
@@ -355,7 +362,7 @@ impl RunView {
                 .iter()
                 .map(|t| TargetRun {
                     info: t.clone(),
-                    steps: t.ladder.iter().map(|&n| StepRun::pending(n)).collect(),
+                    steps: t.ladder.iter().map(|&r| StepRun::pending(r)).collect(),
                 })
                 .collect();
         }
@@ -482,8 +489,24 @@ impl RunView {
             _ => return,
         };
         if let Some(s) = self.step_mut(target, step, n) {
+            resolve(s, entry, n);
             advance(s, entry);
         }
+    }
+}
+
+/// A market rung's count and market, as its step resolved them (journaled with each entry that
+/// names the step's terminations; a refusal before resolving says 0 and no market).
+fn resolve(s: &mut StepRun, entry: &Entry, n: Option<u32>) {
+    let market = match entry {
+        Entry::StepStarted { market, .. }
+        | Entry::StepJudged { market, .. }
+        | Entry::StepSkipped { market, .. } => market,
+        _ => return,
+    };
+    if let (true, Some(n), Some(m)) = (s.market_rung, n, market) {
+        s.terminations = n;
+        s.market = Some(m.clone());
     }
 }
 
@@ -573,7 +596,7 @@ mod tests {
                 kind: "storm".into(),
                 provider: "lab".into(),
                 required_tolerance: 1,
-                ladder: vec![1, 2, 3],
+                ladder: [1, 2, 3].map(crate::plan::Rung::Nodes).to_vec(),
                 search: None,
                 cumulative: false,
                 safety_multiple: 3.0,
@@ -629,6 +652,7 @@ mod tests {
             applications: Vec::new(),
             capacity: None,
             findings: Vec::new(),
+            market: None,
         }
     }
 
@@ -726,6 +750,7 @@ mod tests {
             step,
             terminations,
             nodes_alive: Some(8),
+            market: None,
         };
         let view = RunView::from_entries(&[
             start,
@@ -741,6 +766,7 @@ mod tests {
                 terminations: 2,
                 reason: "escalation stopped: interrupted".into(),
                 ends: false,
+                market: None,
             },
         ]);
         let t = &view.targets[0];
@@ -751,7 +777,10 @@ mod tests {
         // A journal from before searches (no `search`) still reads as a listed ladder.
         let old = r#"{"name":"t","kind":"storm","provider":"lab","required_tolerance":1,"ladder":[1,2],"cumulative":false,"safety_multiple":3.0,"applications":["a"]}"#;
         let info: TargetInfo = serde_json::from_str(old).unwrap();
-        assert_eq!((info.ladder, info.search), (vec![1, 2], None));
+        assert_eq!(
+            (info.ladder, info.search),
+            ([1, 2].map(crate::plan::Rung::Nodes).to_vec(), None)
+        );
     }
 
     #[test]
@@ -767,6 +796,7 @@ mod tests {
                 terminations: 2,
                 reason: "not run: step 1 (1) did not pass".into(),
                 ends: false,
+                market: None,
             },
         ]);
         let skipped = step_of(&view, 1);
@@ -790,6 +820,7 @@ mod tests {
                 step: 0,
                 terminations: 2,
                 nodes_alive: Some(4),
+                market: None,
             },
             intent(0, &["n1", "n2"]),
             Entry::Interrupted {

@@ -216,6 +216,9 @@ impl From<&Node> for NodeOut {
 pub struct StepOut {
     pub terminations: u32,
     pub would_terminate: Vec<String>,
+    /// A market rung: the market it would take whole now (`c5.2xlarge/us-east-1a`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub market: Option<crate::journal::MarketRef>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

@@ -167,6 +167,10 @@ pub enum Bound {
 pub struct FirstFailure {
     /// The step's number of terminations.
     pub terminations: u32,
+    /// A market rung: the step in words, `the largest market (c5.2xlarge/us-east-1a: 4
+    /// nodes)`. Absent for a numeric rung.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rung: Option<String>,
     /// Why it did not pass: each failing application with its reason, or why it was not run.
     pub reason: String,
 }
@@ -174,8 +178,13 @@ pub struct FirstFailure {
 /// One rung of the ladder.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StepReport {
-    /// How many nodes the step terminates at once.
+    /// How many nodes the step terminates at once (a market rung: its market's size when the
+    /// step ran; 0 when it never resolved).
     pub terminations: u32,
+    /// A market rung (`{market: largest}`): the market it took whole. Absent for a numeric
+    /// rung.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub market: Option<StepMarket>,
     /// The ids of the nodes terminated.
     pub nodes: Vec<String>,
     /// When the terminations were injected (RFC 3339); null when the step was not run.
@@ -205,6 +214,18 @@ pub struct StepReport {
     /// imply, from `watermarks.csv` (absent where the run did not record it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headroom: Vec<rates::AppHeadroom>,
+}
+
+/// What a market rung took.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StepMarket {
+    /// Which market the rung takes: `largest`.
+    pub choice: String,
+    /// The market's instance type and zone when the step ran; null when it never resolved.
+    pub instance_type: Option<String>,
+    pub zone: Option<String>,
+    /// The step in words: `the largest market (c5.2xlarge/us-east-1a: 4 nodes)`.
+    pub label: String,
 }
 
 /// The seed's rule: spare nodes = most nodes lost within the replacement lead time × a safety
@@ -601,6 +622,12 @@ fn step_report(s: &StepRun) -> StepReport {
     let judgment = s.judgment.as_ref();
     StepReport {
         terminations: s.terminations,
+        market: s.market_rung.then(|| StepMarket {
+            choice: "largest".into(),
+            instance_type: s.market.as_ref().map(|m| m.instance_type.clone()),
+            zone: s.market.as_ref().map(|m| m.zone.clone()),
+            label: crate::journal::MarketRef::step_label(s.market.as_ref(), s.terminations),
+        }),
         nodes: s.nodes(),
         injected_at: s.injected().map(str::to_owned),
         verdict: s.verdict(),
@@ -630,12 +657,16 @@ fn skipped(s: &StepRun) -> Option<String> {
 
 /// Tolerance, verdict, first failure and overprovisioning of a target from its steps.
 fn judge_target(t: &mut TargetReport, multiple: f64) {
-    let steps: Vec<(u32, Option<Verdict>)> = t
-        .steps
-        .iter()
-        .map(|s| (s.terminations, s.verdict))
+    // A market rung never resolved has no count: it says nothing of the tolerance.
+    let counted: Vec<usize> = (0..t.steps.len())
+        .filter(|&i| t.steps[i].market.is_none() || t.steps[i].terminations > 0)
         .collect();
-    let tol = analysis::tolerance(&steps);
+    let steps: Vec<(u32, Option<Verdict>)> = counted
+        .iter()
+        .map(|&i| (t.steps[i].terminations, t.steps[i].verdict))
+        .collect();
+    let mut tol = analysis::tolerance(&steps);
+    tol.first_failure = tol.first_failure.map(|i| counted[i]);
     t.tolerated_terminations = tol.tolerated;
     t.first_failure = tol.first_failure.map(|i| first_failure(&t.steps[i]));
     let deciding = tol.first_failure.map(|i| t.steps[i].verdict);
@@ -663,12 +694,7 @@ fn bound(t: &TargetReport, first: Option<usize>) -> (Bound, String) {
         );
     };
     let s = &t.steps[i];
-    let step = format!(
-        "step {}, {} termination{}",
-        i + 1,
-        s.terminations,
-        if s.terminations == 1 { "" } else { "s" }
-    );
+    let step = format!("step {}, {}", i + 1, text::rung(s));
     match s.verdict {
         Some(Verdict::Fail) => (Bound::Exact, format!("{n} ({step}, failed: {})", f.reason)),
         Some(_) => (
@@ -693,6 +719,7 @@ fn first_failure(s: &StepReport) -> FirstFailure {
     };
     FirstFailure {
         terminations: s.terminations,
+        rung: s.market.as_ref().map(|m| m.label.clone()),
         reason,
     }
 }
@@ -749,6 +776,7 @@ mod tests {
             applications: Vec::new(),
             capacity: None,
             findings: Vec::new(),
+            market: None,
         }
     }
 
@@ -788,6 +816,7 @@ mod tests {
                 terminations: 3,
                 reason: "guard max_terminations: 7 terminated so far + 3 would exceed 8".into(),
                 ends: false,
+                market: None,
             },
         ]);
         let t = &r.targets[0];

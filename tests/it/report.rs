@@ -95,7 +95,7 @@ enum Bound {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StrictReport {
+pub(crate) struct StrictReport {
     schema_version: u32,
     plan: String,
     plan_path: String,
@@ -113,12 +113,12 @@ struct StrictReport {
     duration_s: Option<f64>,
     #[serde(deserialize_with = "nullable")]
     cpu_one_core_pct: Option<f64>,
-    targets: Vec<StrictTarget>,
+    pub(crate) targets: Vec<StrictTarget>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StrictTarget {
+pub(crate) struct StrictTarget {
     name: String,
     kind: String,
     provider: String,
@@ -131,7 +131,7 @@ struct StrictTarget {
     #[serde(deserialize_with = "nullable")]
     first_failure: Option<StrictFirstFailure>,
     cumulative: bool,
-    steps: Vec<StrictStep>,
+    pub(crate) steps: Vec<StrictStep>,
     #[serde(deserialize_with = "nullable")]
     overprovisioning: Option<StrictOverprovisioning>,
     /// Optional (schema version 1 addition): only for a search ladder.
@@ -171,12 +171,16 @@ struct StrictAnomaly {
 struct StrictFirstFailure {
     terminations: u32,
     reason: String,
+    /// Optional (a schema version 1 addition): a market rung's step in words.
+    #[serde(default)]
+    #[allow(dead_code)]
+    rung: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StrictStep {
-    terminations: u32,
+pub(crate) struct StrictStep {
+    pub(crate) terminations: u32,
     nodes: Vec<String>,
     #[serde(deserialize_with = "nullable")]
     injected_at: Option<String>,
@@ -194,6 +198,25 @@ struct StrictStep {
     #[serde(default)]
     #[allow(dead_code)]
     headroom: Option<serde_json::Value>,
+    /// Optional (a schema version 1 addition): absent in runs journaled before it.
+    #[serde(default)]
+    #[allow(dead_code)]
+    nodes_at_start: Option<u32>,
+    /// Optional (a schema version 1 addition): a market rung's market; absent for a number.
+    #[serde(default)]
+    pub(crate) market: Option<StrictMarket>,
+}
+
+/// What a market rung took (`{market: largest}`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StrictMarket {
+    pub(crate) choice: String,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) instance_type: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) zone: Option<String>,
+    pub(crate) label: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -258,7 +281,7 @@ struct StrictOverprovisioning {
     history: Option<serde_json::Value>,
 }
 
-fn strict(dir: &Path) -> StrictReport {
+pub(crate) fn strict(dir: &Path) -> StrictReport {
     let text = read(dir, "report.json");
     serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("report.json does not match the contract: {e}\n{text}"))
