@@ -905,4 +905,52 @@ mod tests {
         let uppers: Vec<f64> = view.baseline.iter().map(|b| b.upper_s).collect();
         assert_eq!(uppers, vec![3.0, 5.0]);
     }
+
+    /// A market rung is journaled as `{"market":"largest"}` in the ladder (numbers stay
+    /// numbers, so older journals still read), and its step takes the count and market its
+    /// `step_started` resolved; one never started keeps no count.
+    #[test]
+    fn a_market_rung_reads_back_its_count_and_market() {
+        use crate::journal::MarketRef;
+        use crate::plan::{MarketChoice, MarketRung, Rung};
+        let market = Rung::Market(MarketRung {
+            market: MarketChoice::Largest,
+        });
+        let Entry::RunStarted { mut targets, .. } = started() else {
+            unreachable!()
+        };
+        targets[0].ladder = vec![Rung::Nodes(1), market];
+        let text = serde_json::to_string(&targets[0]).unwrap();
+        assert!(
+            text.contains(r#""ladder":[1,{"market":"largest"}]"#),
+            "{text}"
+        );
+        let back: TargetInfo = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.ladder, targets[0].ladder);
+        let m = MarketRef::new(("c5.2xlarge".into(), "us-east-1a".into()));
+        let step_started = Entry::StepStarted {
+            at: AT.into(),
+            target: "t".into(),
+            step: 1,
+            terminations: 4,
+            nodes_alive: Some(7),
+            market: Some(m.clone()),
+        };
+        let mut entries = vec![started()];
+        if let Entry::RunStarted { targets: t, .. } = &mut entries[0] {
+            t.clone_from(&targets);
+        }
+        let before = RunView::from_entries(&entries);
+        assert_eq!(step_of(&before, 1).terminations, 0);
+        assert!(step_of(&before, 1).market_rung && step_of(&before, 1).market.is_none());
+        entries.push(step_started);
+        let view = RunView::from_entries(&entries);
+        let s = step_of(&view, 1);
+        assert_eq!((s.terminations, s.market.as_ref()), (4, Some(&m)));
+        assert_eq!(
+            MarketRef::step_label(s.market.as_ref(), s.terminations),
+            "the largest market (c5.2xlarge/us-east-1a: 4 nodes)"
+        );
+        assert!(!step_of(&view, 0).market_rung);
+    }
 }

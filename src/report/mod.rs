@@ -657,16 +657,17 @@ fn skipped(s: &StepRun) -> Option<String> {
 
 /// Tolerance, verdict, first failure and overprovisioning of a target from its steps.
 fn judge_target(t: &mut TargetReport, multiple: f64) {
-    // A market rung never resolved has no count: it says nothing of the tolerance.
-    let counted: Vec<usize> = (0..t.steps.len())
-        .filter(|&i| t.steps[i].market.is_none() || t.steps[i].terminations > 0)
-        .collect();
-    let steps: Vec<(u32, Option<Verdict>)> = counted
+    // A market rung never resolved has no count: it ranks above every count (it never passed,
+    // so it can only be the first failure once every counted step passed).
+    let steps: Vec<(u32, Option<Verdict>)> = t
+        .steps
         .iter()
-        .map(|&i| (t.steps[i].terminations, t.steps[i].verdict))
+        .map(|s| match (&s.market, s.terminations) {
+            (Some(_), 0) => (u32::MAX, s.verdict),
+            _ => (s.terminations, s.verdict),
+        })
         .collect();
-    let mut tol = analysis::tolerance(&steps);
-    tol.first_failure = tol.first_failure.map(|i| counted[i]);
+    let tol = analysis::tolerance(&steps);
     t.tolerated_terminations = tol.tolerated;
     t.first_failure = tol.first_failure.map(|i| first_failure(&t.steps[i]));
     let deciding = tol.first_failure.map(|i| t.steps[i].verdict);
@@ -841,5 +842,83 @@ mod tests {
         );
         assert!(s.summary.contains("cut short"), "{}", s.summary);
         assert_eq!(s.assumption, analysis::ASSUMPTION);
+    }
+
+    fn market_run(after: Vec<Entry>) -> TargetReport {
+        use crate::plan::{MarketChoice, MarketRung, Rung};
+        let market = Rung::Market(MarketRung {
+            market: MarketChoice::Largest,
+        });
+        let mut entries = vec![Entry::RunStarted {
+            at: AT.into(),
+            plan: "p".into(),
+            plan_path: "p.yaml".into(),
+            plan_digest: "0".into(),
+            version: "0.1.0".into(),
+            targets: vec![TargetInfo {
+                name: "t".into(),
+                kind: "storm".into(),
+                provider: "aws-ec2".into(),
+                required_tolerance: 1,
+                ladder: vec![Rung::Nodes(1), market],
+                search: None,
+                cumulative: false,
+                safety_multiple: 3.0,
+                applications: vec!["a".into()],
+            }],
+            lab: false,
+            aws: Vec::new(),
+        }];
+        entries.extend(after);
+        Report::from_journal(&entries).targets.remove(0)
+    }
+
+    /// A market rung that ran is named after its market and counts its size; one that never
+    /// resolved has no count and ranks above every count: the tolerance is a floor, and the
+    /// report says the step was not run rather than "every step passed".
+    #[test]
+    fn a_market_rung_is_named_after_its_market_and_counts_what_it_resolved_to() {
+        let m = crate::journal::MarketRef::new(("c5.2xlarge".into(), "us-east-1a".into()));
+        let mut failed = judged(1, 4, Verdict::Fail);
+        if let Entry::StepJudged { market, .. } = &mut failed {
+            *market = Some(m);
+        }
+        let t = market_run(vec![judged(0, 1, Verdict::Pass), failed]);
+        let label = "the largest market (c5.2xlarge/us-east-1a: 4 nodes)";
+        assert_eq!(t.steps[1].market.as_ref().unwrap().label, label);
+        assert_eq!(t.steps[1].terminations, 4);
+        assert_eq!(
+            (t.tolerated_terminations, t.tolerance_bound),
+            (1, Some(Bound::Exact))
+        );
+        let words = t.tolerance.as_deref().unwrap();
+        assert!(
+            words.starts_with(&format!("1 (step 2, {label}, failed")),
+            "{words}"
+        );
+        assert_eq!(
+            t.first_failure.as_ref().unwrap().rung.as_deref(),
+            Some(label)
+        );
+
+        let stopped = Entry::StepSkipped {
+            at: AT.into(),
+            target: "t".into(),
+            step: 1,
+            terminations: 0,
+            reason: "escalation stopped: interrupted".into(),
+            ends: false,
+            market: None,
+        };
+        let t = market_run(vec![judged(0, 1, Verdict::Pass), stopped]);
+        assert_eq!(
+            (t.tolerated_terminations, t.tolerance_bound),
+            (1, Some(Bound::AtLeast))
+        );
+        let words = t.tolerance.as_deref().unwrap();
+        assert!(
+            words.starts_with("≥ 1 (step 2, the largest market, not run"),
+            "{words}"
+        );
     }
 }
