@@ -669,4 +669,34 @@ fn aws_ec2_market_rung_over_max_terminations_is_refused() {
     let why = step["skipped"].as_str().unwrap();
     assert!(why.contains("max_terminations"), "{why}");
     assert!(out.stderr.contains("max_terminations"), "{}", out.stderr);
+
+    // A finished run that stopped resumes only with --continue: the rung is resolved again from
+    // a fresh discovery, the guard refuses it again, and nothing is terminated; the report,
+    // rebuilt from the whole journal, names the market with its count.
+    let run_dir = dir.path().join("run");
+    let plan_path = dir.path().join("plan.yaml");
+    let resumed = spotdrill_aws(
+        &moto,
+        &moto.endpoint,
+        &[
+            "run",
+            plan_path.to_str().unwrap(),
+            "--yes",
+            "--resume",
+            run_dir.to_str().unwrap(),
+            "--continue",
+        ],
+        dir.path(),
+    );
+    resumed.expect_code(3);
+    assert!(terminated(&moto).is_empty());
+    let j = journal(dir.path());
+    assert_eq!(entries(&j, "resumed").len(), 1, "{}", resumed.stderr);
+    let skipped = entries(&j, "step_skipped");
+    assert_eq!(skipped.len(), 2, "{}", resumed.stderr);
+    assert_eq!(skipped[1]["terminations"], 4);
+    assert_eq!(skipped[1]["market"]["instance_type"], "c5.2xlarge");
+    let report = crate::report::strict(&run_dir);
+    let label = &report.targets[0].steps[0].market.as_ref().unwrap().label;
+    assert_eq!(label, "the largest market (c5.2xlarge/us-east-1a: 4 nodes)");
 }
