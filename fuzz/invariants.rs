@@ -18,7 +18,9 @@ pub fn check_plan_text(text: &str) -> Result<(), String> {
         let _ = plan.most_terminations();
         for target in plan.targets.values() {
             for size in [None, Some(0), Some(1), Some(usize::MAX)] {
-                let _ = spotdrill::preflight::guards::warnings(target, size);
+                for market in [0, 1, u32::MAX] {
+                    let _ = spotdrill::preflight::guards::warnings(target, size, market);
+                }
             }
         }
     }

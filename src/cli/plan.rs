@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::exit::{ExitCode, Failure};
+use crate::journal::MarketRef;
 use crate::nodes;
 use crate::observe::health::Capacity;
 use crate::output;
@@ -145,22 +146,14 @@ fn render_text(p: &Preflight, path: &str, estimate: &Estimate) -> String {
 
 /// The PromQL lag sources: what each query gives now, or why a run would read gaps.
 fn lag_sources_text(sources: &[preflight::LagSourceOut]) -> String {
-    if sources.is_empty() {
-        return String::new();
+    match sources.is_empty() {
+        true => String::new(),
+        false => sources
+            .iter()
+            .fold("\nlag from Prometheus:\n".into(), |s, l| {
+                s + &format!("  {l}\n")
+            }),
     }
-    let mut s = String::from("\nlag from Prometheus:\n");
-    for l in sources {
-        let (app, url) = (&l.application, &l.prometheus);
-        s.push_str(&match (&l.lag_seconds, &l.error, &l.setup_error) {
-            (_, _, Some(e)) => format!("  error: {app}: {e}\n"),
-            (Some(v), _, _) => format!("  {app}: {url} answers: {v:.1} s of lag now\n"),
-            (None, e, None) => format!(
-                "  warning: {app}: {url}: {} (a run reads gaps)\n",
-                e.as_deref().unwrap_or("no answer")
-            ),
-        });
-    }
-    s
 }
 
 /// A target's nodes (or why they are unknown), markets, notes, exclusions and permissions.
@@ -209,20 +202,7 @@ fn steps_text(t: &TargetOut) -> String {
             q.from, q.max, q.worst_case_steps, q.from, q.max, q.full_ladder_steps
         ));
     }
-    for (i, step) in t.steps.iter().enumerate() {
-        let what = match (&step.error, step.would_terminate.is_empty()) {
-            (Some(_), _) if t.error.is_some() => "nodes unknown".into(),
-            (Some(e), _) => format!("cannot choose: {e}"),
-            (None, true) => "nothing".into(),
-            (None, false) => format!("would terminate {}", step.would_terminate.join(", ")),
-        };
-        s.push_str(&format!(
-            "  step {}: {} termination{}: {what}\n",
-            i + 1,
-            step.terminations,
-            plural(step.terminations)
-        ));
-    }
+    s.push_str(&step_lines(t));
     s
 }
 
@@ -293,4 +273,27 @@ fn markets_line(markets: &[crate::analysis::markets::Market]) -> String {
         each.join(", "),
         markets[0].share_pct
     )
+}
+
+/// A line per step: its rung and what it would terminate.
+fn step_lines(t: &preflight::TargetOut) -> String {
+    let mut s = String::new();
+    for (i, step) in t.steps.iter().enumerate() {
+        let what = match (&step.error, step.would_terminate.is_empty()) {
+            (Some(_), _) if t.error.is_some() => "nodes unknown".into(),
+            (Some(e), _) => format!("cannot choose: {e}"),
+            (None, true) => "nothing".into(),
+            (None, false) => format!("would terminate {}", step.would_terminate.join(", ")),
+        };
+        let rung = match &step.market {
+            Some(m) => MarketRef::step_label(Some(m), step.terminations),
+            None => format!(
+                "{} termination{}",
+                step.terminations,
+                plural(step.terminations)
+            ),
+        };
+        s.push_str(&format!("  step {}: {rung}: {what}\n", i + 1));
+    }
+    s
 }

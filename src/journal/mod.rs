@@ -29,6 +29,39 @@ pub struct NodeRef {
     pub lifecycle: String,
 }
 
+/// The spot market (instance type × availability zone) a market rung took whole.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MarketRef {
+    pub instance_type: String,
+    pub zone: String,
+}
+
+impl MarketRef {
+    pub fn new((instance_type, zone): (String, String)) -> MarketRef {
+        MarketRef {
+            instance_type,
+            zone,
+        }
+    }
+
+    /// `c5.2xlarge/us-east-1a`.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.instance_type, self.zone)
+    }
+
+    /// A market step as people read it: `the largest market (c5.2xlarge/us-east-1a: 4 nodes)`.
+    pub fn step_label(market: Option<&MarketRef>, n: u32) -> String {
+        match market {
+            Some(m) => format!(
+                "the largest market ({}: {n} node{})",
+                m.name(),
+                if n == 1 { "" } else { "s" }
+            ),
+            None => "the largest market".to_owned(),
+        }
+    }
+}
+
 /// What the report needs to know about a target, recorded when the run starts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TargetInfo {
@@ -36,8 +69,9 @@ pub struct TargetInfo {
     pub kind: String,
     pub provider: String,
     pub required_tolerance: u32,
-    /// The listed steps; empty for a search.
-    pub ladder: Vec<u32>,
+    /// The listed steps (a number, or `{"market": "largest"}` for a step whose count is
+    /// resolved when it runs); empty for a search.
+    pub ladder: Vec<crate::plan::Rung>,
     /// The ladder is a search for the breaking point (absent in journals before it and for a
     /// listed ladder): its steps are journaled as they are chosen, and a resume replays their
     /// verdicts to continue the very same search.
@@ -196,6 +230,10 @@ pub enum Entry {
         /// The running, eligible nodes the step chose from (absent in journals before it).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         nodes_alive: Option<u32>,
+        /// A market rung: the market it took whole (`terminations` is the count it resolved
+        /// to). Absent for a numeric rung.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        market: Option<MarketRef>,
     },
     /// Written and fsynced before the provider is called.
     Intent {
@@ -236,6 +274,9 @@ pub enum Entry {
         /// What the scheduler did, in words.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         findings: Vec<String>,
+        /// A market rung: the market it took whole. Absent for a numeric rung.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        market: Option<MarketRef>,
     },
     /// Something a node provider did while terminating (an FIS template created, an experiment's
     /// state); notes for people, not read back by the report, except
@@ -265,6 +306,10 @@ pub enum Entry {
         /// a resume keeps it ended unless `--continue`.
         #[serde(default, skip_serializing_if = "is_false")]
         ends: bool,
+        /// A market rung resolved before it was refused: the market (`terminations` is its
+        /// size then). Absent for a numeric rung and a market rung never resolved (0).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        market: Option<MarketRef>,
     },
     GuardBreached {
         at: String,

@@ -116,7 +116,12 @@ pub enum StepPhase {
 /// One rung of a target's ladder.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StepRun {
+    /// The step's terminations (a market rung's: 0 until its step resolved it).
     pub terminations: u32,
+    /// The step is a market rung (`{market: largest}`).
+    pub market_rung: bool,
+    /// The market a market rung resolved to, once its step started (or was refused).
+    pub market: Option<super::MarketRef>,
     pub phase: StepPhase,
     pub started_at: Option<String>,
     /// The running, eligible nodes the step chose from, as `step_started` says.
@@ -190,9 +195,11 @@ pub struct Judgment {
 }
 
 impl StepRun {
-    fn pending(terminations: u32) -> StepRun {
+    fn pending(rung: crate::plan::Rung) -> StepRun {
         StepRun {
-            terminations,
+            terminations: rung.count().unwrap_or(0),
+            market_rung: rung.count().is_none(),
+            market: None,
             phase: StepPhase::Pending,
             started_at: None,
             nodes_alive: None,
@@ -282,7 +289,7 @@ impl RunView {
     fn step_mut(&mut self, target: &str, step: usize, n: Option<u32>) -> Option<&mut StepRun> {
         let t = self.targets.iter_mut().find(|t| t.info.name == target)?;
         if let Some(n) = n.filter(|_| t.info.search.is_some() && step == t.steps.len()) {
-            t.steps.push(StepRun::pending(n));
+            t.steps.push(StepRun::pending(crate::plan::Rung::Nodes(n)));
         }
         t.steps.get_mut(step)
     }
@@ -360,7 +367,7 @@ impl RunView {
                 .iter()
                 .map(|t| TargetRun {
                     info: t.clone(),
-                    steps: t.ladder.iter().map(|&n| StepRun::pending(n)).collect(),
+                    steps: t.ladder.iter().map(|&r| StepRun::pending(r)).collect(),
                 })
                 .collect();
         }
@@ -505,8 +512,24 @@ impl RunView {
             _ => return,
         };
         if let Some(s) = self.step_mut(target, step, n) {
+            resolve(s, entry, n);
             advance(s, entry);
         }
+    }
+}
+
+/// A market rung's count and market, as its step resolved them (journaled with each entry that
+/// names the step's terminations; a refusal before resolving says 0 and no market).
+fn resolve(s: &mut StepRun, entry: &Entry, n: Option<u32>) {
+    let market = match entry {
+        Entry::StepStarted { market, .. }
+        | Entry::StepJudged { market, .. }
+        | Entry::StepSkipped { market, .. } => market,
+        _ => return,
+    };
+    if let (true, Some(n), Some(m)) = (s.market_rung, n, market) {
+        s.terminations = n;
+        s.market = Some(m.clone());
     }
 }
 
@@ -596,7 +619,7 @@ mod tests {
                 kind: "storm".into(),
                 provider: "lab".into(),
                 required_tolerance: 1,
-                ladder: vec![1, 2, 3],
+                ladder: [1, 2, 3].map(crate::plan::Rung::Nodes).to_vec(),
                 search: None,
                 cumulative: false,
                 safety_multiple: 3.0,
@@ -652,6 +675,7 @@ mod tests {
             applications: Vec::new(),
             capacity: None,
             findings: Vec::new(),
+            market: None,
         }
     }
 
@@ -749,6 +773,7 @@ mod tests {
             step,
             terminations,
             nodes_alive: Some(8),
+            market: None,
         };
         let view = RunView::from_entries(&[
             start,
@@ -764,6 +789,7 @@ mod tests {
                 terminations: 2,
                 reason: "escalation stopped: interrupted".into(),
                 ends: false,
+                market: None,
             },
         ]);
         let t = &view.targets[0];
@@ -774,7 +800,10 @@ mod tests {
         // A journal from before searches (no `search`) still reads as a listed ladder.
         let old = r#"{"name":"t","kind":"storm","provider":"lab","required_tolerance":1,"ladder":[1,2],"cumulative":false,"safety_multiple":3.0,"applications":["a"]}"#;
         let info: TargetInfo = serde_json::from_str(old).unwrap();
-        assert_eq!((info.ladder, info.search), (vec![1, 2], None));
+        assert_eq!(
+            (info.ladder, info.search),
+            ([1, 2].map(crate::plan::Rung::Nodes).to_vec(), None)
+        );
     }
 
     #[test]
@@ -790,6 +819,7 @@ mod tests {
                 terminations: 2,
                 reason: "not run: step 1 (1) did not pass".into(),
                 ends: false,
+                market: None,
             },
         ]);
         let skipped = step_of(&view, 1);
@@ -813,6 +843,7 @@ mod tests {
                 step: 0,
                 terminations: 2,
                 nodes_alive: Some(4),
+                market: None,
             },
             intent(0, &["n1", "n2"]),
             Entry::Interrupted {
@@ -896,5 +927,53 @@ mod tests {
         assert_eq!(step_of(&view, 0).capacity_restored_s, Some(12.0));
         let uppers: Vec<f64> = view.baseline.iter().map(|b| b.upper_s).collect();
         assert_eq!(uppers, vec![3.0, 5.0]);
+    }
+
+    /// A market rung is journaled as `{"market":"largest"}` in the ladder (numbers stay
+    /// numbers, so older journals still read), and its step takes the count and market its
+    /// `step_started` resolved; one never started keeps no count.
+    #[test]
+    fn a_market_rung_reads_back_its_count_and_market() {
+        use crate::journal::MarketRef;
+        use crate::plan::{MarketChoice, MarketRung, Rung};
+        let market = Rung::Market(MarketRung {
+            market: MarketChoice::Largest,
+        });
+        let Entry::RunStarted { mut targets, .. } = started() else {
+            unreachable!()
+        };
+        targets[0].ladder = vec![Rung::Nodes(1), market];
+        let text = serde_json::to_string(&targets[0]).unwrap();
+        assert!(
+            text.contains(r#""ladder":[1,{"market":"largest"}]"#),
+            "{text}"
+        );
+        let back: TargetInfo = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.ladder, targets[0].ladder);
+        let m = MarketRef::new(("c5.2xlarge".into(), "us-east-1a".into()));
+        let step_started = Entry::StepStarted {
+            at: AT.into(),
+            target: "t".into(),
+            step: 1,
+            terminations: 4,
+            nodes_alive: Some(7),
+            market: Some(m.clone()),
+        };
+        let mut entries = vec![started()];
+        if let Entry::RunStarted { targets: t, .. } = &mut entries[0] {
+            t.clone_from(&targets);
+        }
+        let before = RunView::from_entries(&entries);
+        assert_eq!(step_of(&before, 1).terminations, 0);
+        assert!(step_of(&before, 1).market_rung && step_of(&before, 1).market.is_none());
+        entries.push(step_started);
+        let view = RunView::from_entries(&entries);
+        let s = step_of(&view, 1);
+        assert_eq!((s.terminations, s.market.as_ref()), (4, Some(&m)));
+        assert_eq!(
+            MarketRef::step_label(s.market.as_ref(), s.terminations),
+            "the largest market (c5.2xlarge/us-east-1a: 4 nodes)"
+        );
+        assert!(!step_of(&view, 0).market_rung);
     }
 }

@@ -312,6 +312,13 @@ fn target_series(r: &mut Registry, state: &LiveState) {
         "Tolerance measured so far: the largest N such that every step up to N passed",
         None,
     );
+    let bound = gauges(
+        r,
+        "target_tolerance_bound",
+        "What the tolerance so far is: 1 for its bound, exact (a step above it failed) or \
+         at_least (none did: the limit lies above), 0 for the other",
+        None,
+    );
     let required = gauges(
         r,
         "target_required_tolerance",
@@ -327,27 +334,37 @@ fn target_series(r: &mut Registry, state: &LiveState) {
         set(&steps, &who, t.steps.len() as f64);
         let now = current.map_or(StepState::Pending, |i| t.steps[i].state);
         state_series(&states, ("target", &t.name), now);
-        set(
-            &tolerated,
-            &who,
-            f64::from(tolerance_so_far(state, &t.name)),
-        );
+        let (n, exact) = tolerance_so_far(state, &t.name);
+        set(&tolerated, &who, f64::from(n));
+        for (label, is) in [("exact", exact), ("at_least", !exact)] {
+            let labels = [who[0], ("bound", label)];
+            set(&bound, &labels, if is { 1.0 } else { 0.0 });
+        }
         set(&required, &who, f64::from(t.required_tolerance));
     }
     terminations(r, state);
 }
 
-/// The tolerance as report.json computes it, from the steps judged so far.
-fn tolerance_so_far(state: &LiveState, target: &str) -> u32 {
+/// The tolerance as report.json computes it, from the steps judged so far, and whether it is
+/// exact (a step above it failed) rather than a floor. A market rung not yet resolved has no
+/// count: it ranks above every count, as in report.json.
+fn tolerance_so_far(state: &LiveState, target: &str) -> (u32, bool) {
     let Some(t) = state.run().target(target) else {
-        return 0;
+        return (0, false);
     };
     let steps: Vec<_> = t
         .steps
         .iter()
-        .map(|s| (s.terminations, s.verdict()))
+        .map(|s| match (s.market_rung, s.market.is_some()) {
+            (true, false) => (u32::MAX, s.verdict()),
+            _ => (s.terminations, s.verdict()),
+        })
         .collect();
-    crate::analysis::tolerance(&steps).tolerated
+    let tol = crate::analysis::tolerance(&steps);
+    let exact = tol
+        .first_failure
+        .is_some_and(|i| steps[i].1 == Some(crate::analysis::Verdict::Fail));
+    (tol.tolerated, exact)
 }
 
 /// `spotdrill_target_terminations_total{target, outcome}`: every outcome the providers wrote.
@@ -475,5 +492,35 @@ fn capacity_numbers(c: &Capacity, target: &str, [alive, slots, tasks, on_dead]: 
             }
             set(on_dead, &who, sum(|a| a.tasks_on_dead_hosts));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::encode::{Format, exposition};
+
+    /// The recorded two-target run: storm-lab failed its second step (exact 1), mesos-lab
+    /// passed every step (at least 2).
+    #[test]
+    fn the_tolerance_bound_is_one_for_its_kind_and_zero_for_the_other() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runs/two-targets");
+        let mut source = RunSource::new(&dir);
+        source.poll().unwrap();
+        let text = exposition(&source.registry(), Format::Text);
+        for (target, bound, value) in [
+            ("storm-lab", "exact", 1),
+            ("storm-lab", "at_least", 0),
+            ("mesos-lab", "at_least", 1),
+            ("mesos-lab", "exact", 0),
+        ] {
+            let line = format!(
+                "spotdrill_target_tolerance_bound{{target=\"{target}\",bound=\"{bound}\"}} {value}.0\n"
+            );
+            assert!(text.contains(&line), "{line}in\n{text}");
+        }
+        assert!(
+            text.contains("spotdrill_target_tolerated_terminations{target=\"storm-lab\"} 1.0\n")
+        );
     }
 }

@@ -40,6 +40,25 @@ pub enum SelectError {
     NoMarket { wanted: usize, largest: usize },
 }
 
+/// The largest spot market (instance type, zone) among the eligible nodes, and its nodes
+/// (ordered by id): the most nodes; a tie goes to the first by instance type, then zone. Nodes
+/// whose type or zone is unknown sit in no market. `None` when no node sits in one.
+pub fn largest_market(eligible: &[Node]) -> Option<((String, String), Vec<Node>)> {
+    let mut markets: BTreeMap<(String, String), Vec<Node>> = BTreeMap::new();
+    for node in eligible {
+        if let (Some(t), Some(z)) = (&node.instance_type, &node.zone) {
+            markets
+                .entry((t.clone(), z.clone()))
+                .or_default()
+                .push(node.clone());
+        }
+    }
+    let most = markets.values().map(Vec::len).max()?;
+    let (market, mut nodes) = markets.into_iter().find(|(_, v)| v.len() == most)?;
+    nodes.sort_by(|a, b| a.id.cmp(&b.id));
+    Some((market, nodes))
+}
+
 /// Choose `n` of the eligible nodes for step `step` (0-based) of a target.
 pub fn choose(
     eligible: &[Node],
@@ -165,6 +184,19 @@ mod tests {
             choose(&fleet(), 6, Selection::Spread, 1, 0).unwrap().len(),
             6
         );
+    }
+
+    #[test]
+    fn largest_market_is_the_most_nodes_and_ties_go_to_the_first_market() {
+        let (market, nodes) = largest_market(&fleet()).unwrap();
+        assert_eq!(market, ("c5".into(), "a".into()));
+        let ids: Vec<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(ids, ["i-0", "i-1", "i-2"]);
+        let tie = [node("i-9", "b", "m5"), node("i-8", "a", "m5")];
+        assert_eq!(largest_market(&tie).unwrap().0, ("m5".into(), "a".into()));
+        let mut unknown = node("i-7", "a", "c5");
+        unknown.zone = None;
+        assert_eq!(largest_market(&[unknown]), None);
     }
 
     #[test]

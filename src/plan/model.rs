@@ -6,6 +6,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use crate::analysis::{Search, Verdict};
+pub use crate::plan::spec::{MarketChoice, MarketRung, Rung};
 
 pub use super::spec::{
     ClusterKind, Isolation, KubeTerminate, Provider, SaslMechanism, SecurityProtocol, Selection,
@@ -186,7 +187,7 @@ pub struct Target {
     pub running: Option<String>,
     pub applications: Vec<String>,
     /// The listed steps; empty when the ladder is a search.
-    pub ladder: Vec<u32>,
+    pub ladder: Vec<Rung>,
     /// `ladder: {search: {from, max}}`: the steps come from [`Search::next`] as the run goes.
     pub search: Option<Search>,
     pub selection: Selection,
@@ -199,10 +200,15 @@ pub struct Target {
 
 impl Target {
     /// The steps `plan` previews and its guard warnings walk: the listed ones, or for a search
-    /// the escalation every passing step would take (1, 2, 4 … max).
-    pub fn preview_rungs(&self) -> Vec<u32> {
+    /// the escalation every passing step would take (1, 2, 4 … max). A market rung counts
+    /// `market` nodes (the largest market's size where discovery told it, else 0).
+    pub fn preview_rungs(&self, market: u32) -> Vec<u32> {
         let Some(search) = self.search else {
-            return self.ladder.clone();
+            return self
+                .ladder
+                .iter()
+                .map(|r| r.count().unwrap_or(market))
+                .collect();
         };
         let mut results = Vec::new();
         while let Some(n) = search.next(&results) {
@@ -218,10 +224,11 @@ impl Target {
     }
 
     /// The most nodes a run of this target can terminate over all its steps (for a search, over
-    /// every possible limit), widened so no ladder overflows it.
+    /// every possible limit), widened so no ladder overflows it; a market rung is not counted
+    /// (its size is known only when its step runs: see [`Target::has_market_rung`]).
     pub fn most_terminations(&self) -> u64 {
         let Some(search) = self.search else {
-            return self.ladder.iter().map(|&n| u64::from(n)).sum();
+            return self.numeric_rungs().map(u64::from).sum();
         };
         (search.from.saturating_sub(1)..=search.max)
             .map(|limit| {
@@ -240,10 +247,20 @@ impl Target {
             .unwrap_or(0)
     }
 
-    /// The largest step the ladder may take.
+    /// The largest step the ladder may take (of those whose count the plan says).
     pub fn largest_rung(&self) -> u32 {
         self.search
-            .map_or_else(|| self.ladder.iter().copied().max().unwrap_or(0), |s| s.max)
+            .map_or_else(|| self.numeric_rungs().max().unwrap_or(0), |s| s.max)
+    }
+
+    /// The listed rungs whose count the plan says.
+    pub fn numeric_rungs(&self) -> impl Iterator<Item = u32> + '_ {
+        self.ladder.iter().filter_map(|r| r.count())
+    }
+
+    /// Whether a listed rung takes a whole spot market (`{market: largest}`).
+    pub fn has_market_rung(&self) -> bool {
+        self.ladder.iter().any(|r| r.count().is_none())
     }
 
     /// Whether every step starts from full capacity: cooldown can only wait for capacity that

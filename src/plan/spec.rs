@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use indexmap::IndexMap;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 macro_rules! text_type {
     ($(#[$doc:meta])* $name:ident, $schema_name:literal, $schema:tt) => {
@@ -432,8 +432,9 @@ pub struct RawTarget {
     pub running: Option<RawRunning>,
     /// Names of the applications (from `applications:`) judged on this target.
     pub applications: Vec<String>,
-    /// Terminations per step: a list, strictly increasing (`[1, 2, 3]`), or a search for the
-    /// breaking point (`{search: {from: 1, max: 12}}`).
+    /// Terminations per step: a list, strictly increasing (`[1, 2, 3]`), whose rungs may also
+    /// take a whole spot market (`[1, 2, {market: largest}]`), or a search for the breaking
+    /// point (`{search: {from: 1, max: 12}}`).
     pub ladder: RawLadder,
     /// How nodes are chosen: `random` (seeded), `spread` (across zone × instance type) or
     /// `market` (all nodes of one spot market, the way a price spike takes them).
@@ -463,8 +464,8 @@ pub struct RawTarget {
 #[derive(Clone, Debug, JsonSchema, PartialEq, Eq)]
 #[serde(untagged)]
 pub enum RawLadder {
-    /// Terminations per step, strictly increasing.
-    Steps(Vec<u32>),
+    /// Terminations per step, strictly increasing (a market rung counts when its step runs).
+    Steps(Vec<Rung>),
     /// A search: escalate (`from`, 2·`from`, 4·`from` … capped at `max`) until the first step
     /// that does not pass, then bisect between the last pass and it, so the exact limit is
     /// found in O(log max) steps.
@@ -473,7 +474,7 @@ pub enum RawLadder {
 
 impl RawLadder {
     /// The listed steps (none for a search).
-    pub fn steps(&self) -> &[u32] {
+    pub fn steps(&self) -> &[Rung] {
         match self {
             RawLadder::Steps(s) => s,
             RawLadder::Search(_) => &[],
@@ -502,6 +503,80 @@ impl<'de> Deserialize<'de> for RawLadder {
         }
         d.deserialize_any(LadderVisitor)
     }
+}
+
+/// One rung of a listed ladder: a number of nodes, or a whole spot market.
+#[derive(Clone, Copy, Debug, JsonSchema, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Rung {
+    /// Terminate this many nodes at once.
+    Nodes(u32),
+    /// Terminate every node of one spot market at once (`{market: largest}`).
+    Market(MarketRung),
+}
+
+impl Rung {
+    /// The rung's terminations when the plan says them (not for a market rung, whose count is
+    /// resolved from the nodes discovered when its step runs).
+    pub fn count(self) -> Option<u32> {
+        match self {
+            Rung::Nodes(n) => Some(n),
+            Rung::Market(_) => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Rung {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Rung, D::Error> {
+        use serde::de::{Error, Unexpected, value::MapAccessDeserializer};
+        struct RungVisitor;
+        impl<'de> serde::de::Visitor<'de> for RungVisitor {
+            type Value = Rung;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a whole number ≥ 0 or {market: largest}")
+            }
+            // An empty rung (and a rung an earlier error left poisoned) reads as 0, which
+            // validation reports as a step of no nodes.
+            fn visit_unit<E: Error>(self) -> Result<Rung, E> {
+                Ok(Rung::Nodes(0))
+            }
+            fn visit_u64<E: Error>(self, v: u64) -> Result<Rung, E> {
+                u32::try_from(v)
+                    .map(Rung::Nodes)
+                    .map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
+            }
+            fn visit_i64<E: Error>(self, v: i64) -> Result<Rung, E> {
+                match u64::try_from(v) {
+                    Ok(u) => self.visit_u64(u),
+                    Err(_) => Err(E::invalid_value(Unexpected::Signed(v), &self)),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, a: A) -> Result<Rung, A::Error> {
+                MarketRung::deserialize(MapAccessDeserializer::new(a)).map(Rung::Market)
+            }
+        }
+        d.deserialize_any(RungVisitor)
+    }
+}
+
+/// `{market: largest}`: a step that terminates every node of the target's largest spot market
+/// (instance type × availability zone) at once, the way one price event takes it; its count is
+/// the market's size among the nodes discovered when the step runs, and the guards judge it
+/// like any step.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketRung {
+    /// Which market: `largest` (the most running, eligible nodes; ties go to the first by
+    /// instance type, then zone).
+    pub market: MarketChoice,
+}
+
+/// Which spot market a market rung takes.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarketChoice {
+    /// The market with the most of the target's running, eligible nodes.
+    Largest,
 }
 
 /// `ladder: {search: …}`.

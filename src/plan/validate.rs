@@ -771,7 +771,7 @@ impl Checker<'_> {
         let search = self.search(&raw.ladder, &lpath);
         let ladder = match search {
             Some(_) => Vec::new(),
-            None => self.ladder(raw.ladder.steps(), &lpath),
+            None => self.ladder(raw.ladder.steps(), &lpath, &nodes),
         };
         self.ladder_fits_lab(&lpath, &ladder, &nodes, lab);
         self.search_fits(raw, &lpath, search, &nodes, lab);
@@ -819,19 +819,22 @@ impl Checker<'_> {
     fn ladder_fits_lab(
         &mut self,
         lpath: &Path,
-        ladder: &[u32],
+        ladder: &[Rung],
         nodes: &NodeSelector,
         lab: Option<&Lab>,
     ) {
         if let (NodeSelector::Lab { cluster, .. }, Some(lab)) = (nodes, lab)
             && let Some(c) = lab.clusters.get(cluster)
-            && let Some(i) = ladder.iter().position(|&n| n > c.nodes)
+            && let Some((i, n)) = ladder
+                .iter()
+                .enumerate()
+                .find_map(|(i, r)| r.count().filter(|&n| n > c.nodes).map(|n| (i, n)))
         {
             self.error(
                 &lpath.index(i),
                 format!(
-                    "step {} terminates more nodes than lab cluster `{cluster}` has ({})",
-                    ladder[i], c.nodes
+                    "step {n} terminates more nodes than lab cluster `{cluster}` has ({})",
+                    c.nodes
                 ),
             );
         }
@@ -903,14 +906,15 @@ impl Checker<'_> {
         &mut self,
         raw: &RawTarget,
         path: &Path,
-        ladder: &[u32],
+        ladder: &[Rung],
         search: Option<Search>,
     ) -> u32 {
-        let largest = search.map_or_else(|| ladder.iter().copied().max().unwrap_or(0), |s| s.max);
+        let counts = || ladder.iter().filter_map(|r| r.count());
+        let largest = search.map_or_else(|| counts().max().unwrap_or(0), |s| s.max);
         let Some(r) = raw.required_tolerance else {
             return search.map_or(largest, |s| s.from);
         };
-        let listed = search.is_some() || !ladder.is_empty();
+        let listed = search.is_some() || counts().next().is_some();
         if r > largest && self.intact(&path.key("ladder")) && listed {
             self.error_help(
                 &path.key("required_tolerance"),
@@ -923,7 +927,9 @@ impl Checker<'_> {
         r
     }
 
-    fn ladder(&mut self, raw: &[u32], path: &Path) -> Vec<u32> {
+    /// Listed rungs: numbers strictly increasing (market rungs aside: their count is known when
+    /// their step runs), at most one market rung, and only where nodes sit in spot markets.
+    fn ladder(&mut self, raw: &[Rung], path: &Path, nodes: &NodeSelector) -> Vec<Rung> {
         if raw.is_empty() {
             self.error_help(
                 path,
@@ -931,21 +937,59 @@ impl Checker<'_> {
                 "list the terminations per step, e.g. [1, 2, 3]",
             );
         }
-        for (i, &n) in raw.iter().enumerate() {
-            if n == 0 {
-                self.error(&path.index(i), "a step terminates at least 1 node, got 0");
-            } else if i > 0 && n <= raw[i - 1] {
-                self.error_help(
-                    &path.index(i),
-                    format!(
-                        "the ladder must be strictly increasing: {n} follows {}",
-                        raw[i - 1]
-                    ),
-                    "each step terminates more nodes than the one before",
-                );
+        let mut before: Option<u32> = None;
+        let mut market_at: Option<usize> = None;
+        for (i, rung) in raw.iter().enumerate() {
+            match rung.count() {
+                Some(n) => {
+                    self.ladder_count(&path.index(i), n, before);
+                    before = Some(n);
+                }
+                None => self.market_rung(&path.index(i), &mut market_at, i, nodes),
             }
         }
         raw.to_vec()
+    }
+
+    /// A numeric rung: at least 1, and above the numeric rung before it.
+    fn ladder_count(&mut self, p: &Path, n: u32, before: Option<u32>) {
+        if n == 0 {
+            self.error(p, "a step terminates at least 1 node, got 0");
+        } else if let Some(b) = before.filter(|&b| n <= b) {
+            self.error_help(
+                p,
+                format!("the ladder must be strictly increasing: {n} follows {b}"),
+                "each step terminates more nodes than the one before",
+            );
+        }
+    }
+
+    /// `{market: largest}`: once per ladder, and not for lab nodes (they sit in no market).
+    fn market_rung(
+        &mut self,
+        p: &Path,
+        market_at: &mut Option<usize>,
+        i: usize,
+        nodes: &NodeSelector,
+    ) {
+        if let Some(first) = *market_at {
+            self.error_help(
+                p,
+                format!(
+                    "the ladder takes the largest market twice (first at step {})",
+                    first + 1
+                ),
+                "a second identical step measures the same thing again: keep one",
+            );
+        }
+        market_at.get_or_insert(i);
+        if matches!(nodes, NodeSelector::Lab { .. }) {
+            self.error_help(
+                p,
+                "lab nodes sit in no spot market (they have no instance type or zone)",
+                "use a number of terminations, or a target whose nodes are EC2 or Kubernetes nodes",
+            );
+        }
     }
 
     fn target_applications(
@@ -1561,7 +1605,7 @@ impl Checker<'_> {
         &mut self,
         raw: &RawTarget,
         path: &Path,
-        ladder: &[u32],
+        ladder: &[Rung],
         nodes: &NodeSelector,
         lab: Option<&Lab>,
     ) -> Guards {
@@ -1601,7 +1645,7 @@ impl Checker<'_> {
     }
 
     /// max_terminations is above 0; a warning when the ladder would pass it.
-    fn max_terminations(&mut self, path: &Path, max: u32, ladder: &[u32]) {
+    fn max_terminations(&mut self, path: &Path, max: u32, ladder: &[Rung]) {
         let p = path.key("max_terminations");
         if max == 0 {
             self.error(
@@ -1614,7 +1658,12 @@ impl Checker<'_> {
             return;
         }
         let mut total = 0u64;
-        for (i, &step) in ladder.iter().enumerate() {
+        // A market rung's size is known only when its step runs: `run` refuses it there.
+        let counted = ladder
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.count().map(|n| (i, n)));
+        for (i, step) in counted {
             // Widened: a ladder of large rungs ([4000000000, 4294967295]) overflows a u32 sum.
             total = total.saturating_add(u64::from(step));
             if total > u64::from(max) {

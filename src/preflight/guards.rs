@@ -50,13 +50,14 @@ pub fn below_min_healthy(needed: u32, live: u32, n: u32) -> Option<String> {
 }
 
 /// The guards the ladder would breach, each at its first breaching step; `run` stops the ladder
-/// at the first breach (exit 3). `size` is the number of nodes, where known.
-pub fn warnings(target: &Target, size: Option<usize>) -> Vec<String> {
+/// at the first breach (exit 3). `size` is the number of nodes, where known; `market` the size
+/// of their largest spot market (what a market rung would take now; 0 where unknown).
+pub fn warnings(target: &Target, size: Option<usize>, market: u32) -> Vec<String> {
     let g = &target.guards;
     let mut warnings = Vec::new();
     if let Some(max) = g.max_terminations {
         let mut so_far = 0u64;
-        for (step, n) in target.preview_rungs().into_iter().enumerate() {
+        for (step, n) in target.preview_rungs(market).into_iter().enumerate() {
             let n = u64::from(n);
             if so_far + n > u64::from(max) {
                 warnings.push(format!(
@@ -81,7 +82,7 @@ pub fn warnings(target: &Target, size: Option<usize>) -> Vec<String> {
         // Where cooldown waits for capacity, every step starts from full capacity; elsewhere
         // (`cumulative`, or nothing reports capacity back) steps add up.
         let mut live = size;
-        for (step, n) in target.preview_rungs().into_iter().enumerate() {
+        for (step, n) in target.preview_rungs(market).into_iter().enumerate() {
             let left = live.saturating_sub(n);
             if left < needed {
                 warnings.push(format!(
@@ -169,7 +170,7 @@ mod tests {
         let loaded = crate::plan::load(text);
         let plan = loaded.plan.expect("the plan is valid");
         assert_eq!(plan.most_terminations(), 8_294_967_295);
-        let w = warnings(&plan.targets["t"], Some(usize::MAX));
+        let w = warnings(&plan.targets["t"], Some(usize::MAX), 0);
         assert!(
             w[0].starts_with("max_terminations 4294967295: step 2"),
             "{w:?}"

@@ -135,6 +135,22 @@ pub struct LagSourceOut {
     pub setup_error: Option<String>,
 }
 
+impl std::fmt::Display for LagSourceOut {
+    /// `APP: URL answers: 1.2 s of lag now`, a warning, or an error (a missing secret).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (app, url) = (&self.application, &self.prometheus);
+        match (&self.lag_seconds, &self.error, &self.setup_error) {
+            (_, _, Some(e)) => write!(f, "error: {app}: {e}"),
+            (Some(v), _, _) => write!(f, "{app}: {url} answers: {v:.1} s of lag now"),
+            (None, e, None) => write!(
+                f,
+                "warning: {app}: {url}: {} (a run reads gaps)",
+                e.as_deref().unwrap_or("no answer")
+            ),
+        }
+    }
+}
+
 /// A search ladder in `plan`: its bounds and how many steps it takes at most.
 #[derive(Clone, Debug, Serialize)]
 pub struct SearchOut {
@@ -241,6 +257,9 @@ impl From<&Node> for NodeOut {
 pub struct StepOut {
     pub terminations: u32,
     pub would_terminate: Vec<String>,
+    /// A market rung: the market it would take whole now (`c5.2xlarge/us-east-1a`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub market: Option<crate::journal::MarketRef>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

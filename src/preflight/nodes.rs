@@ -8,6 +8,7 @@ use indexmap::IndexMap;
 
 use super::guards;
 use super::{ExcludedOut, NodeOut, StepOut, TargetOut};
+use crate::journal::MarketRef;
 use crate::nodes::aws::AwsSettings;
 use crate::nodes::{Discovery, Node, Permission, Provider};
 use crate::observe::health::Capacity;
@@ -165,17 +166,21 @@ pub fn preview_target(
         }
         None => {
             out.steps = target
-                .preview_rungs()
+                .preview_rungs(0)
                 .into_iter()
                 .map(|n| StepOut {
                     terminations: n,
                     would_terminate: Vec::new(),
+                    market: None,
                     error: out.error.clone(),
                 })
                 .collect();
         }
     }
-    out.guard_warnings = guards::warnings(target, nodes.as_ref().map(Vec::len));
+    let market = nodes
+        .as_ref()
+        .map_or(0, |nodes| largest_market(target, nodes).1.len());
+    out.guard_warnings = guards::warnings(target, nodes.as_ref().map(Vec::len), market as u32);
     out
 }
 
@@ -185,29 +190,64 @@ pub enum Placement<'a> {
     Unknown(String),
 }
 
-/// What each step would terminate: the same choice `run` makes from the same nodes. Steps that
-/// add up (`cumulative`, or nothing reports capacity back) choose among the nodes earlier steps
-/// left.
+/// The largest spot market among a target's running, eligible nodes (what a market rung takes),
+/// and its nodes; no market and no nodes where none sits in one.
+fn largest_market(target: &Target, nodes: &[Node]) -> (Option<MarketRef>, Vec<Node>) {
+    let eligible: Vec<Node> = nodes
+        .iter()
+        .filter(|node| node.running && crate::nodes::eligible(&target.nodes, node))
+        .cloned()
+        .collect();
+    match crate::nodes::select::largest_market(&eligible) {
+        Some((m, nodes)) => (Some(MarketRef::new(m)), nodes),
+        None => (None, Vec::new()),
+    }
+}
+
+/// What each step would terminate: the same choice `run` makes from the same nodes (a market
+/// rung: every node of the largest market among them). Steps that add up (`cumulative`, or
+/// nothing reports capacity back) choose among the nodes earlier steps left.
 pub fn preview_steps(target: &Target, nodes: &[Node], placement: &Placement<'_>) -> Vec<StepOut> {
     let needs_placement = target.running.is_some() || target.guards.max_per_topology.is_some();
     let mut gone: BTreeSet<String> = BTreeSet::new();
     target
-        .preview_rungs()
+        .preview_rungs(0)
         .into_iter()
         .enumerate()
         .map(|(step, n)| {
-            let eligible: Vec<Node> = nodes
+            let left: Vec<Node> = nodes
                 .iter()
-                .filter(|node| node.running && crate::nodes::eligible(&target.nodes, node))
                 .filter(|node| !gone.contains(&node.id))
                 .cloned()
                 .collect();
+            let market_rung = target.search.is_none()
+                && target.ladder.get(step).is_some_and(|r| r.count().is_none());
+            let (market, eligible, n) = if market_rung {
+                let (m, in_it) = largest_market(target, &left);
+                let size = in_it.len() as u32;
+                (m, in_it, size)
+            } else {
+                let eligible: Vec<Node> = left
+                    .into_iter()
+                    .filter(|node| node.running && crate::nodes::eligible(&target.nodes, node))
+                    .collect();
+                (None, eligible, n)
+            };
+            if market_rung && market.is_none() {
+                return StepOut {
+                    terminations: 0,
+                    would_terminate: Vec::new(),
+                    market: None,
+                    error: Some("no running, eligible node sits in a known spot market".into()),
+                };
+            }
             let capacity = match placement {
                 Placement::Known(c) => Some(*c),
                 Placement::Unknown(why) if needs_placement => {
                     return StepOut {
                         terminations: n,
                         would_terminate: Vec::new(),
+                        market,
                         error: Some(format!(
                             "chosen by `run` among the nodes {}: {why}",
                             match &target.running {
@@ -228,12 +268,14 @@ pub fn preview_steps(target: &Target, nodes: &[Node], placement: &Placement<'_>)
                     StepOut {
                         terminations: n,
                         would_terminate: ids,
+                        market,
                         error: None,
                     }
                 }
                 Err(e) => StepOut {
                     terminations: n,
                     would_terminate: Vec::new(),
+                    market,
                     error: Some(e.reason()),
                 },
             }

@@ -115,7 +115,7 @@ fn summary(h: &mut String, r: &Report) {
     for t in &r.targets {
         let first = t.first_failure.as_ref().map_or_else(
             || "—".to_owned(),
-            |f| format!("at {}: {}", f.terminations, f.reason),
+            |f| format!("at {}: {}", super::text::failure_short(f), f.reason),
         );
         let _ = writeln!(
             h,
@@ -217,8 +217,8 @@ fn target_head(h: &mut String, t: &TargetReport) {
     if let Some(f) = &t.first_failure {
         let _ = write!(
             h,
-            " First failure at {} terminations: {}.",
-            f.terminations,
+            " First failure at {}: {}.",
+            escape(&super::text::failure_at(f)),
             escape(&f.reason)
         );
     }

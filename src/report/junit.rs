@@ -84,7 +84,8 @@ fn cases(t: &TargetReport) -> Vec<Case> {
             .as_ref()
             .map_or("none".to_owned(), |f| format!(
                 "at {}: {}",
-                f.terminations, f.reason
+                super::text::failure_short(f),
+                f.reason
             ))
     );
     cases.push(Case {

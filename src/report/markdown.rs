@@ -37,7 +37,7 @@ pub fn render(r: &Report) -> String {
     for t in &r.targets {
         let first = t.first_failure.as_ref().map_or_else(
             || "—".to_owned(),
-            |f| format!("at {}: {}", f.terminations, f.reason),
+            |f| format!("at {}: {}", super::text::failure_short(f), f.reason),
         );
         let _ = writeln!(
             md,
@@ -81,8 +81,9 @@ fn target(md: &mut String, t: &TargetReport) {
     if let Some(f) = &t.first_failure {
         let _ = writeln!(
             md,
-            "First failure at {} terminations: {}.",
-            f.terminations, f.reason
+            "First failure at {}: {}.",
+            super::text::failure_at(f),
+            f.reason
         );
     }
     if t.cumulative {

@@ -167,6 +167,10 @@ pub enum Bound {
 pub struct FirstFailure {
     /// The step's number of terminations.
     pub terminations: u32,
+    /// A market rung: the step in words, `the largest market (c5.2xlarge/us-east-1a: 4
+    /// nodes)`. Absent for a numeric rung.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rung: Option<String>,
     /// Why it did not pass: each failing application with its reason, or why it was not run.
     pub reason: String,
 }
@@ -174,8 +178,13 @@ pub struct FirstFailure {
 /// One rung of the ladder.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StepReport {
-    /// How many nodes the step terminates at once.
+    /// How many nodes the step terminates at once (a market rung: its market's size when the
+    /// step ran; 0 when it never resolved).
     pub terminations: u32,
+    /// A market rung (`{market: largest}`): the market it took whole. Absent for a numeric
+    /// rung.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub market: Option<StepMarket>,
     /// The ids of the nodes terminated.
     pub nodes: Vec<String>,
     /// When the terminations were injected (RFC 3339); null when the step was not run.
@@ -205,6 +214,18 @@ pub struct StepReport {
     /// imply, from `watermarks.csv` (absent where the run did not record it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headroom: Vec<rates::AppHeadroom>,
+}
+
+/// What a market rung took.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StepMarket {
+    /// Which market the rung takes: `largest`.
+    pub choice: String,
+    /// The market's instance type and zone when the step ran; null when it never resolved.
+    pub instance_type: Option<String>,
+    pub zone: Option<String>,
+    /// The step in words: `the largest market (c5.2xlarge/us-east-1a: 4 nodes)`.
+    pub label: String,
 }
 
 /// The seed's rule: spare nodes = most nodes lost within the replacement lead time × a safety
@@ -601,6 +622,12 @@ fn step_report(s: &StepRun) -> StepReport {
     let judgment = s.judgment.as_ref();
     StepReport {
         terminations: s.terminations,
+        market: s.market_rung.then(|| StepMarket {
+            choice: "largest".into(),
+            instance_type: s.market.as_ref().map(|m| m.instance_type.clone()),
+            zone: s.market.as_ref().map(|m| m.zone.clone()),
+            label: crate::journal::MarketRef::step_label(s.market.as_ref(), s.terminations),
+        }),
         nodes: s.nodes(),
         injected_at: s.injected().map(str::to_owned),
         verdict: s.verdict(),
@@ -645,10 +672,15 @@ fn skipped(s: &StepRun) -> Option<String> {
 
 /// Tolerance, verdict, first failure and overprovisioning of a target from its steps.
 fn judge_target(t: &mut TargetReport, multiple: f64) {
+    // A market rung never resolved has no count: it ranks above every count (it never passed,
+    // so it can only be the first failure once every counted step passed).
     let steps: Vec<(u32, Option<Verdict>)> = t
         .steps
         .iter()
-        .map(|s| (s.terminations, s.verdict))
+        .map(|s| match (&s.market, s.terminations) {
+            (Some(_), 0) => (u32::MAX, s.verdict),
+            _ => (s.terminations, s.verdict),
+        })
         .collect();
     let tol = analysis::tolerance(&steps);
     t.tolerated_terminations = tol.tolerated;
@@ -678,12 +710,7 @@ fn bound(t: &TargetReport, first: Option<usize>) -> (Bound, String) {
         );
     };
     let s = &t.steps[i];
-    let step = format!(
-        "step {}, {} termination{}",
-        i + 1,
-        s.terminations,
-        if s.terminations == 1 { "" } else { "s" }
-    );
+    let step = format!("step {}, {}", i + 1, text::rung(s));
     match s.verdict {
         Some(Verdict::Fail) => (Bound::Exact, format!("{n} ({step}, failed: {})", f.reason)),
         Some(_) => (
@@ -708,6 +735,7 @@ fn first_failure(s: &StepReport) -> FirstFailure {
     };
     FirstFailure {
         terminations: s.terminations,
+        rung: s.market.as_ref().map(|m| m.label.clone()),
         reason,
     }
 }
@@ -764,6 +792,7 @@ mod tests {
             applications: Vec::new(),
             capacity: None,
             findings: Vec::new(),
+            market: None,
         }
     }
 
@@ -803,6 +832,7 @@ mod tests {
                 terminations: 3,
                 reason: "guard max_terminations: 7 terminated so far + 3 would exceed 8".into(),
                 ends: false,
+                market: None,
             },
         ]);
         let t = &r.targets[0];
@@ -827,5 +857,83 @@ mod tests {
         );
         assert!(s.summary.contains("cut short"), "{}", s.summary);
         assert_eq!(s.assumption, analysis::ASSUMPTION);
+    }
+
+    fn market_run(after: Vec<Entry>) -> TargetReport {
+        use crate::plan::{MarketChoice, MarketRung, Rung};
+        let market = Rung::Market(MarketRung {
+            market: MarketChoice::Largest,
+        });
+        let mut entries = vec![Entry::RunStarted {
+            at: AT.into(),
+            plan: "p".into(),
+            plan_path: "p.yaml".into(),
+            plan_digest: "0".into(),
+            version: "0.1.0".into(),
+            targets: vec![TargetInfo {
+                name: "t".into(),
+                kind: "storm".into(),
+                provider: "aws-ec2".into(),
+                required_tolerance: 1,
+                ladder: vec![Rung::Nodes(1), market],
+                search: None,
+                cumulative: false,
+                safety_multiple: 3.0,
+                applications: vec!["a".into()],
+            }],
+            lab: false,
+            aws: Vec::new(),
+        }];
+        entries.extend(after);
+        Report::from_journal(&entries).targets.remove(0)
+    }
+
+    /// A market rung that ran is named after its market and counts its size; one that never
+    /// resolved has no count and ranks above every count: the tolerance is a floor, and the
+    /// report says the step was not run rather than "every step passed".
+    #[test]
+    fn a_market_rung_is_named_after_its_market_and_counts_what_it_resolved_to() {
+        let m = crate::journal::MarketRef::new(("c5.2xlarge".into(), "us-east-1a".into()));
+        let mut failed = judged(1, 4, Verdict::Fail);
+        if let Entry::StepJudged { market, .. } = &mut failed {
+            *market = Some(m);
+        }
+        let t = market_run(vec![judged(0, 1, Verdict::Pass), failed]);
+        let label = "the largest market (c5.2xlarge/us-east-1a: 4 nodes)";
+        assert_eq!(t.steps[1].market.as_ref().unwrap().label, label);
+        assert_eq!(t.steps[1].terminations, 4);
+        assert_eq!(
+            (t.tolerated_terminations, t.tolerance_bound),
+            (1, Some(Bound::Exact))
+        );
+        let words = t.tolerance.as_deref().unwrap();
+        assert!(
+            words.starts_with(&format!("1 (step 2, {label}, failed")),
+            "{words}"
+        );
+        assert_eq!(
+            t.first_failure.as_ref().unwrap().rung.as_deref(),
+            Some(label)
+        );
+
+        let stopped = Entry::StepSkipped {
+            at: AT.into(),
+            target: "t".into(),
+            step: 1,
+            terminations: 0,
+            reason: "escalation stopped: interrupted".into(),
+            ends: false,
+            market: None,
+        };
+        let t = market_run(vec![judged(0, 1, Verdict::Pass), stopped]);
+        assert_eq!(
+            (t.tolerated_terminations, t.tolerance_bound),
+            (1, Some(Bound::AtLeast))
+        );
+        let words = t.tolerance.as_deref().unwrap();
+        assert!(
+            words.starts_with("≥ 1 (step 2, the largest market, not run"),
+            "{words}"
+        );
     }
 }

@@ -3,7 +3,7 @@
 use crate::analysis::Verdict;
 use crate::analysis::fmt_secs;
 
-use super::{Report, StepReport, TargetReport};
+use super::{FirstFailure, Report, StepReport, TargetReport};
 
 /// Seconds as people read them, or `—` when unknown.
 pub fn secs(s: Option<f64>) -> String {
@@ -24,13 +24,35 @@ pub fn capacity_cell(step: &StepReport) -> String {
     }
 }
 
+/// `step 2 (2 terminations)`, `step 3 (the largest market (c5.2xlarge/us-east-1a: 4 nodes))`.
 pub fn step_title(index: usize, step: &StepReport) -> String {
-    format!(
-        "step {} ({} termination{})",
-        index + 1,
-        step.terminations,
-        if step.terminations == 1 { "" } else { "s" }
-    )
+    format!("step {} ({})", index + 1, rung(step))
+}
+
+/// What a step terminates: `2 terminations`, or for a market rung `the largest market
+/// (c5.2xlarge/us-east-1a: 4 nodes)`.
+pub fn rung(step: &StepReport) -> String {
+    match &step.market {
+        Some(m) => m.label.clone(),
+        None => terminations(step.terminations),
+    }
+}
+
+/// `1 termination`, `3 terminations`.
+pub fn terminations(n: u32) -> String {
+    format!("{n} termination{}", if n == 1 { "" } else { "s" })
+}
+
+/// Where a target first failed: `3 terminations`, `the largest market (…: 4 nodes)`.
+pub fn failure_at(f: &FirstFailure) -> String {
+    f.rung
+        .clone()
+        .unwrap_or_else(|| format!("{} terminations", f.terminations))
+}
+
+/// Where a target first failed, briefly: `3`, `the largest market (…: 4 nodes)`.
+pub fn failure_short(f: &FirstFailure) -> String {
+    f.rung.clone().unwrap_or_else(|| f.terminations.to_string())
 }
 
 /// `pass`, `fail`, `inconclusive`, or `not run`.

@@ -132,7 +132,8 @@ fn summary(report: &Report, opts: &Options, wall_s: f64, cpu_s: Option<f64>) -> 
         if let Some(f) = &t.first_failure {
             text.push_str(&format!(
                 "    first failure at {}: {}\n",
-                f.terminations, f.reason
+                crate::report::text::failure_short(f),
+                f.reason
             ));
         }
         if let Some(s) = &t.search {

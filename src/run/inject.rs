@@ -25,6 +25,7 @@ impl Runner<'_> {
             step: at.step,
             terminations: at.n,
             nodes_alive: u32::try_from(chosen.alive).ok(),
+            market: at.market.cloned(),
         })?;
         if let Err(o) = self.go_on()? {
             return Ok(Err(o));
@@ -305,6 +306,7 @@ impl Runner<'_> {
                 .and_then(|a| a.tracker.as_ref())
                 .map(capacity::Tracker::summary),
             findings: findings.clone(),
+            market: at.market.cloned(),
         })?;
         for r in &results {
             self.progress

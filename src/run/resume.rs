@@ -301,6 +301,7 @@ pub fn rejudge(
         applications: results,
         capacity: tracker.as_ref().map(Tracker::summary),
         findings,
+        market: s.market.clone(),
     })
 }
 

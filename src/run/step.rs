@@ -9,10 +9,10 @@ use super::capacity;
 use super::resume;
 use super::runner::{Breach, Runner, WaitEnd};
 use crate::analysis::{self, Verdict};
-use crate::journal::{Entry, NodeOutcome};
+use crate::journal::{Entry, MarketRef, NodeOutcome};
 use crate::nodes::{Node, Terminated};
 use crate::observe::health::Capacity;
-use crate::plan::Target;
+use crate::plan::{Rung, Target};
 use crate::preflight::guards;
 
 /// How a step ended.
@@ -86,8 +86,16 @@ pub(super) struct At<'a> {
     pub name: &'a str,
     pub target: &'a Target,
     pub step: usize,
+    /// The step's terminations (a market rung's: 0 until its step resolved it).
     pub n: u32,
+    /// The step is a market rung (`{market: largest}`).
+    pub market_rung: bool,
+    /// The market a market rung resolved to, once it did.
+    pub market: Option<&'a MarketRef>,
 }
+
+/// A market rung resolved at the moment of its step: the market and its size then.
+pub(super) type Pick = Option<(MarketRef, u32)>;
 
 impl At<'_> {
     /// How many steps the ladder has: a search's worst case as "≤ N".
@@ -102,6 +110,19 @@ impl At<'_> {
         format!("{} step {}", self.name, self.step + 1)
     }
 
+    /// What the step terminates, in words: `3 terminations`, `the largest market
+    /// (c5.2xlarge/us-east-1a: 4 nodes)`.
+    pub fn what(&self) -> String {
+        if self.market_rung {
+            return MarketRef::step_label(self.market, self.n);
+        }
+        format!(
+            "{} termination{}",
+            self.n,
+            if self.n == 1 { "" } else { "s" }
+        )
+    }
+
     fn skip(&self, at: String, reason: String, ends: bool) -> Entry {
         Entry::StepSkipped {
             at,
@@ -110,6 +131,7 @@ impl At<'_> {
             terminations: self.n,
             reason,
             ends,
+            market: self.market.cloned(),
         }
     }
 }
@@ -163,14 +185,21 @@ impl Runner<'_> {
         let mut ended: Option<String> = None;
         let mut results: Vec<(u32, Verdict)> = Vec::new();
         let mut step = 0;
-        while let Some(n) = rung(target, step, &results) {
-            let at = At {
+        while let Some(r) = rung(target, step, &results) {
+            let mut at = At {
                 name,
                 target,
                 step,
-                n,
+                n: r.count().unwrap_or(0),
+                market_rung: r.count().is_none(),
+                market: None,
             };
-            let outcome = self.step(at, previous, ended.as_deref()).await?;
+            let mut pick: Pick = None;
+            let outcome = self.step(at, previous, ended.as_deref(), &mut pick).await?;
+            if let Some((m, size)) = &pick {
+                (at.market, at.n) = (Some(m), *size);
+            }
+            let n = at.n;
             let verdict = outcome.verdict();
             if target.search.is_some() {
                 // A failure does not end a search: it bisects below it.
@@ -187,13 +216,17 @@ impl Runner<'_> {
         Ok(())
     }
 
+    /// One step. A market rung is resolved after the cooldown, from the nodes discovered then
+    /// (`pick` says to what, for the journal and the report; on resume, what it was).
     async fn step(
         &mut self,
         at: At<'_>,
         previous: &[Entry],
         ended: Option<&str>,
+        pick: &mut Pick,
     ) -> anyhow::Result<Outcome> {
         if let Some(o) = self.resumed(at, previous)? {
+            *pick = resolved_before(previous, at);
             return Ok(o);
         }
         if let Some(why) = self.stopped() {
@@ -203,7 +236,21 @@ impl Runner<'_> {
             return Ok(Outcome::skipped(format!("not run: {why}")));
         }
         proceed!(self.cooldown(at).await);
-        let chosen = proceed!(self.checked_choice(at, previous).await);
+        let mut first = None;
+        if at.market_rung {
+            let nodes = proceed!(self.discovered(at).await);
+            *pick = Some(proceed!(self.largest_market(at, &nodes)));
+            first = Some(nodes);
+        }
+        let at = match pick {
+            Some((m, size)) => At {
+                n: *size,
+                market: Some(&*m),
+                ..at
+            },
+            None => at,
+        };
+        let chosen = proceed!(self.checked_choice(at, previous, first).await);
         let injected = proceed!(self.inject(at, chosen).await);
         self.observe(at, injected.t0).await?;
         self.judge(at, &injected)
@@ -214,10 +261,20 @@ impl Runner<'_> {
     /// guards, `allowed_hours`, `min_healthy`, `max_per_topology` and the selection are
     /// evaluated again, on a fresh discovery, once the operator said go: the step goes on only
     /// with the very selection the operator confirmed, and asks again when it changed.
-    async fn checked_choice(&mut self, at: At<'_>, previous: &[Entry]) -> Phase<Chosen> {
+    /// `first`: the discovery a market rung was resolved from, used for the first choice.
+    async fn checked_choice(
+        &mut self,
+        at: At<'_>,
+        previous: &[Entry],
+        mut first: Option<Vec<Node>>,
+    ) -> Phase<Chosen> {
         let mut confirmed: Option<Vec<String>> = None;
         loop {
-            let live = phase!(self.live_nodes(at).await);
+            let live = match first.take() {
+                Some(nodes) => Some(nodes),
+                None if at.market_rung => Some(phase!(self.discovered(at).await)),
+                None => phase!(self.live_nodes(at).await),
+            };
             phase!(self.guards(at, previous, live.as_ref().map(Vec::len)));
             let chosen = phase!(self.choose(at, live).await);
             let ids: Vec<String> = chosen.nodes.iter().map(|n| n.id.clone()).collect();
@@ -249,6 +306,11 @@ impl Runner<'_> {
         ended: &mut Option<String>,
     ) -> anyhow::Result<()> {
         let (step, n) = (at.step + 1, at.n);
+        let n = if at.market_rung {
+            at.what()
+        } else {
+            n.to_string()
+        };
         match outcome {
             Outcome::Judged(v) if v != Verdict::Pass => {
                 *ended = Some(format!("step {step} ({n}) {v}"))
@@ -283,12 +345,11 @@ impl Runner<'_> {
     async fn cooldown(&mut self, at: At<'_>) -> Phase<()> {
         let observe = &self.plan.observe;
         self.progress.event(&format!(
-            "{} step {}/{}: {} termination{} — cooldown",
+            "{} step {}/{}: {} — cooldown",
             at.name,
             at.step + 1,
             at.of(),
-            at.n,
-            if at.n == 1 { "" } else { "s" }
+            at.what()
         ));
         let deadline = self.clock.after(observe.cooldown);
         let cooled = self.pump(deadline, |r| r.cooled(at)).await?;
@@ -369,6 +430,33 @@ impl Runner<'_> {
         }))
     }
 
+    /// A market rung's market: the largest among the running, eligible nodes discovered now.
+    fn largest_market(&mut self, at: At<'_>, nodes: &[Node]) -> Phase<(MarketRef, u32)> {
+        let eligible: Vec<Node> = nodes
+            .iter()
+            .filter(|node| node.running && crate::nodes::eligible(&at.target.nodes, node))
+            .cloned()
+            .collect();
+        let Some((market, in_it)) = crate::nodes::select::largest_market(&eligible) else {
+            let why = format!(
+                "none of the {} running, eligible nodes sits in a known spot market (instance \
+                 type and zone)",
+                eligible.len()
+            );
+            self.progress.event(&format!("{}: {why}", at.label()));
+            return Ok(Err(Outcome::ends(why)));
+        };
+        let market = MarketRef::new(market);
+        let size = u32::try_from(in_it.len()).unwrap_or(u32::MAX);
+        self.progress.event(&format!(
+            "{}: {} of {} running, eligible nodes",
+            at.label(),
+            MarketRef::step_label(Some(&market), size),
+            eligible.len()
+        ));
+        Ok(Ok((market, size)))
+    }
+
     /// Go on unless escalation stopped, an interrupt not yet taken in included.
     pub(super) fn go_on(&mut self) -> Phase<()> {
         if !self.stop_pending()? {
@@ -428,6 +516,12 @@ impl Runner<'_> {
         let eligible: Vec<Node> = discovered
             .into_iter()
             .filter(|node| node.running && crate::nodes::eligible(&at.target.nodes, node))
+            .filter(|node| {
+                at.market.is_none_or(|m| {
+                    node.instance_type.as_ref() == Some(&m.instance_type)
+                        && node.zone.as_ref() == Some(&m.zone)
+                })
+            })
             .collect();
         let before = phase!(self.placement(at).await);
         match capacity::choose_step(
@@ -495,7 +589,11 @@ impl Runner<'_> {
             at.name,
             at.step + 1,
             at.of(),
-            at.n,
+            if at.market_rung {
+                at.what()
+            } else {
+                at.n.to_string()
+            },
             ids.join(", ")
         ));
         let forever = self.clock.after(Duration::from_secs(365 * 24 * 3600));
@@ -509,11 +607,36 @@ impl Runner<'_> {
     }
 }
 
-/// The terminations of a target's step `step`: the listed one, or the search's next after the
-/// verdicts so far; `None` when the ladder is over.
-fn rung(target: &Target, step: usize, results: &[(u32, Verdict)]) -> Option<u32> {
+/// The rung of a target's step `step`: the listed one, or the search's next after the verdicts
+/// so far; `None` when the ladder is over.
+fn rung(target: &Target, step: usize, results: &[(u32, Verdict)]) -> Option<Rung> {
     match target.search {
-        Some(s) => s.next(results),
+        Some(s) => s.next(results).map(Rung::Nodes),
         None => target.ladder.get(step).copied(),
     }
+}
+
+/// What an attempt before resolved a market rung to (its `step_started`, or the refusal that
+/// names a market).
+fn resolved_before(previous: &[Entry], at: At<'_>) -> Pick {
+    if !at.market_rung {
+        return None;
+    }
+    previous.iter().rev().find_map(|e| match e {
+        Entry::StepStarted {
+            target,
+            step,
+            terminations,
+            market: Some(m),
+            ..
+        }
+        | Entry::StepSkipped {
+            target,
+            step,
+            terminations,
+            market: Some(m),
+            ..
+        } if target == at.name && *step == at.step => Some((m.clone(), *terminations)),
+        _ => None,
+    })
 }

@@ -527,3 +527,176 @@ fn aws_discovery_of_a_thousand_instances_across_pages() {
     out.expect_code(0);
     assert_eq!(v["targets"][0]["nodes"].as_array().unwrap().len(), 1000);
 }
+
+/// The largest market c5.2xlarge/us-east-1a holds 4 tagged spot instances; the others hold 2
+/// and 1. The same market also holds 3 tagged on-demand instances and 3 spot instances of
+/// another cluster, neither of which the selector returns. Returns (largest, the other spot).
+fn seed_markets(moto: &Moto) -> (Vec<String>, Vec<String>) {
+    let largest = moto.launch(4, "us-east-1a", "c5.2xlarge", true, TAGS);
+    let mut others = moto.launch(2, "us-east-1b", "m5.large", true, TAGS);
+    others.extend(moto.launch(1, "us-east-1b", "c5.2xlarge", true, TAGS));
+    moto.launch(3, "us-east-1a", "c5.2xlarge", false, TAGS);
+    moto.launch(3, "us-east-1a", "c5.2xlarge", true, &[("cluster", "other")]);
+    (largest, others)
+}
+
+fn ids(nodes: &Value) -> Vec<String> {
+    let mut v: Vec<String> = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().or(n.as_str()).unwrap().to_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// `ladder: [1, {market: largest}]` on aws-ec2: step 2 resolves, from the nodes discovered
+/// then, to every node left in c5.2xlarge/us-east-1a and takes them at once; nothing outside
+/// that market (on-demand, another cluster's, other markets) is terminated beyond step 1's one.
+/// The journal says the count and the market; report.json, report.md and the console name the
+/// step after it.
+#[test]
+fn aws_ec2_market_rung_takes_the_largest_market_whole() {
+    let moto = Moto::start();
+    let kafka = kafka();
+    let (largest, _) = seed_markets(&moto);
+    // What the market holds once `first` is gone (aws-ec2 without health endpoints: each step
+    // chooses among the nodes the steps before left).
+    let rest = |first: &[String]| -> Vec<String> {
+        let mut left: Vec<String> = largest
+            .iter()
+            .filter(|id| !first.contains(id))
+            .cloned()
+            .collect();
+        left.sort();
+        left
+    };
+    let text = plan(&kafka, &ec2_nodes(), "[1, {market: largest}]", "random", "");
+    let (out, v) = preflight(&moto, &text);
+    out.expect_code(0);
+    let steps = &v["targets"][0]["steps"];
+    let shown = rest(&ids(&steps[0]["would_terminate"]));
+    assert_eq!(ids(&steps[1]["would_terminate"]), shown, "{}", out.stdout);
+    assert_eq!(steps[1]["market"]["instance_type"], "c5.2xlarge");
+    assert_eq!(steps[1]["terminations"], shown.len());
+
+    let (out, dir) = run(&moto, &moto.endpoint, &text);
+    out.expect_code(0);
+    let j = journal(dir.path());
+    let intents = entries(&j, "intent");
+    assert_eq!(intents.len(), 2, "{}", out.stderr);
+    let first = ids(&intents[0]["nodes"]);
+    let mut left: Vec<String> = largest
+        .iter()
+        .filter(|id| !first.contains(id))
+        .cloned()
+        .collect();
+    left.sort();
+    assert_eq!(
+        ids(&intents[1]["nodes"]),
+        left,
+        "the market's remaining nodes, all of them"
+    );
+    let started = entries(&j, "step_started");
+    assert_eq!(started[1]["terminations"], left.len());
+    assert_eq!(started[1]["market"]["instance_type"], "c5.2xlarge");
+    assert_eq!(started[1]["market"]["zone"], "us-east-1a");
+    let mut expected: Vec<String> = first.iter().chain(&left).cloned().collect();
+    expected.sort();
+    assert_eq!(
+        terminated(&moto),
+        expected,
+        "nothing outside the selection and the market"
+    );
+
+    let label = format!(
+        "the largest market (c5.2xlarge/us-east-1a: {} nodes)",
+        left.len()
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/report.json")).unwrap())
+            .unwrap();
+    let step = &report["targets"][0]["steps"][1];
+    assert_eq!(step["terminations"], left.len());
+    assert_eq!(step["market"]["label"], label.as_str());
+    assert_eq!(step["verdict"], "pass");
+    // The same through the report's strict, independent schema.
+    let strict = crate::report::strict(&dir.path().join("run"));
+    let s = &strict.targets[0].steps[1];
+    let m = s.market.as_ref().unwrap();
+    assert_eq!(
+        (m.choice.as_str(), m.label.as_str()),
+        ("largest", label.as_str())
+    );
+    assert_eq!(m.instance_type.as_deref(), Some("c5.2xlarge"));
+    assert_eq!(m.zone.as_deref(), Some("us-east-1a"));
+    assert_eq!(s.terminations as usize, left.len());
+    assert!(strict.targets[0].steps[0].market.is_none());
+    let md = std::fs::read_to_string(dir.path().join("run/report.md")).unwrap();
+    assert!(md.contains(&label), "{md}");
+    assert!(out.stderr.contains(&label), "{}", out.stderr);
+}
+
+/// A market rung is guarded like any step: with max_terminations 3 under a market of 4, the
+/// step is refused with the reason (exit 3), journaled with the count and the market it
+/// resolved to, and nothing is terminated.
+#[test]
+fn aws_ec2_market_rung_over_max_terminations_is_refused() {
+    let moto = Moto::start();
+    let kafka = kafka();
+    seed_markets(&moto);
+    let extra = "    guards: {max_terminations: 3}\n";
+    let text = plan(&kafka, &ec2_nodes(), "[{market: largest}]", "random", extra);
+    let (out, dir) = run(&moto, &moto.endpoint, &text);
+    out.expect_code(3);
+    assert!(terminated(&moto).is_empty());
+    let j = journal(dir.path());
+    assert!(entries(&j, "intent").is_empty());
+    let breach = entries(&j, "guard_breached");
+    assert_eq!(breach[0]["guard"], "max_terminations", "{}", out.stderr);
+    let skipped = entries(&j, "step_skipped");
+    assert_eq!(skipped[0]["terminations"], 4);
+    assert_eq!(skipped[0]["market"]["zone"], "us-east-1a");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/report.json")).unwrap())
+            .unwrap();
+    let step = &report["targets"][0]["steps"][0];
+    assert_eq!(
+        step["market"]["label"],
+        "the largest market (c5.2xlarge/us-east-1a: 4 nodes)"
+    );
+    let why = step["skipped"].as_str().unwrap();
+    assert!(why.contains("max_terminations"), "{why}");
+    assert!(out.stderr.contains("max_terminations"), "{}", out.stderr);
+
+    // A finished run that stopped resumes only with --continue: the rung is resolved again from
+    // a fresh discovery, the guard refuses it again, and nothing is terminated; the report,
+    // rebuilt from the whole journal, names the market with its count.
+    let run_dir = dir.path().join("run");
+    let plan_path = dir.path().join("plan.yaml");
+    let resumed = spotdrill_aws(
+        &moto,
+        &moto.endpoint,
+        &[
+            "run",
+            plan_path.to_str().unwrap(),
+            "--yes",
+            "--resume",
+            run_dir.to_str().unwrap(),
+            "--continue",
+        ],
+        dir.path(),
+    );
+    resumed.expect_code(3);
+    assert!(terminated(&moto).is_empty());
+    let j = journal(dir.path());
+    assert_eq!(entries(&j, "resumed").len(), 1, "{}", resumed.stderr);
+    let skipped = entries(&j, "step_skipped");
+    assert_eq!(skipped.len(), 2, "{}", resumed.stderr);
+    assert_eq!(skipped[1]["terminations"], 4);
+    assert_eq!(skipped[1]["market"]["instance_type"], "c5.2xlarge");
+    let report = crate::report::strict(&run_dir);
+    let label = &report.targets[0].steps[0].market.as_ref().unwrap().label;
+    assert_eq!(label, "the largest market (c5.2xlarge/us-east-1a: 4 nodes)");
+}

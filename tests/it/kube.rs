@@ -440,3 +440,57 @@ fn kubernetes_blocked_eviction_is_a_finding_of_its_step() {
     assert_eq!(count("eviction_blocked"), 1, "{kinds:?}");
     assert_eq!(count("eviction_block_ended"), 1, "{kinds:?}");
 }
+
+/// `ladder: [{market: largest}]` on Kubernetes: the market comes from the nodes' instance-type
+/// and zone labels; the three m5.large nodes of us-east-1a are drained, the two c5.large nodes
+/// of us-east-1b and every node the selector does not return stay.
+#[test]
+fn kubernetes_market_rung_drains_the_largest_market_whole() {
+    let mut w = world();
+    for (i, (name, ty, zone)) in [
+        ("m1", "m5.large", "us-east-1a"),
+        ("m2", "m5.large", "us-east-1a"),
+        ("m3", "m5.large", "us-east-1a"),
+        ("c1", "c5.large", "us-east-1b"),
+        ("c2", "c5.large", "us-east-1b"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let labels = [
+            SPOT,
+            POOL,
+            ("topology.kubernetes.io/zone", zone),
+            ("node.kubernetes.io/instance-type", ty),
+        ];
+        w.add_node(&NodeSpec {
+            provider_id: Some(&format!("aws:///{zone}/i-0001{i}")),
+            ..ready(name, &labels)
+        });
+    }
+    let cluster = Cluster::start(w);
+    let kafka = crate::aws::kafka();
+    let out = cluster.run(&kafka, "[{market: largest}]");
+    out.expect_code(0);
+    let left = cluster.world().node_names();
+    for gone in ["m1", "m2", "m3"] {
+        assert!(!left.iter().any(|l| l == gone), "{gone} stayed: {left:?}");
+    }
+    for keep in ["c1", "c2", "w1", "w2", "w3", "w4", "cp", "od", "other"] {
+        assert!(left.iter().any(|l| l == keep), "{keep} was touched");
+    }
+    let journal = cluster.journal();
+    let started: Vec<&Value> = journal
+        .iter()
+        .filter(|e| e["event"] == "step_started")
+        .collect();
+    assert_eq!(started[0]["terminations"], 3, "{}", out.stderr);
+    assert_eq!(started[0]["market"]["instance_type"], "m5.large");
+    assert_eq!(started[0]["market"]["zone"], "us-east-1a");
+    assert!(
+        out.stderr
+            .contains("the largest market (m5.large/us-east-1a: 3 nodes)"),
+        "{}",
+        out.stderr
+    );
+}

@@ -169,6 +169,14 @@ fn scraped_figures_match_the_report(prom: &Prometheus, report: &Value, out: &Pat
         one(prom, &last("spotdrill_target_tolerated_terminations")),
         target["tolerated_terminations"].as_f64().unwrap()
     );
+    // The bound beside it (issue 20 item 1): 1 for report.json's, 0 for the other.
+    let bound = target["tolerance_bound"].as_str().unwrap();
+    for b in ["exact", "at_least"] {
+        let q = format!(
+            "last_over_time(spotdrill_target_tolerance_bound{{target=\"c\",bound=\"{b}\"}}[10m])"
+        );
+        assert_eq!(one(prom, &q), if b == bound { 1.0 } else { 0.0 }, "{q}");
+    }
     assert_eq!(
         one(prom, &last("spotdrill_target_required_tolerance")),
         target["required_tolerance"].as_f64().unwrap()

@@ -95,7 +95,7 @@ enum Bound {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StrictReport {
+pub(crate) struct StrictReport {
     schema_version: u32,
     plan: String,
     plan_path: String,
@@ -113,12 +113,12 @@ struct StrictReport {
     duration_s: Option<f64>,
     #[serde(deserialize_with = "nullable")]
     cpu_one_core_pct: Option<f64>,
-    targets: Vec<StrictTarget>,
+    pub(crate) targets: Vec<StrictTarget>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StrictTarget {
+pub(crate) struct StrictTarget {
     name: String,
     kind: String,
     provider: String,
@@ -131,7 +131,7 @@ struct StrictTarget {
     #[serde(deserialize_with = "nullable")]
     first_failure: Option<StrictFirstFailure>,
     cumulative: bool,
-    steps: Vec<StrictStep>,
+    pub(crate) steps: Vec<StrictStep>,
     #[serde(deserialize_with = "nullable")]
     overprovisioning: Option<StrictOverprovisioning>,
     /// Optional (schema version 1 addition): only for a search ladder.
@@ -171,12 +171,16 @@ struct StrictAnomaly {
 struct StrictFirstFailure {
     terminations: u32,
     reason: String,
+    /// Optional (a schema version 1 addition): a market rung's step in words.
+    #[serde(default)]
+    #[allow(dead_code)]
+    rung: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StrictStep {
-    terminations: u32,
+pub(crate) struct StrictStep {
+    pub(crate) terminations: u32,
     nodes: Vec<String>,
     #[serde(deserialize_with = "nullable")]
     injected_at: Option<String>,
@@ -194,6 +198,25 @@ struct StrictStep {
     #[serde(default)]
     #[allow(dead_code)]
     headroom: Option<serde_json::Value>,
+    /// Optional (a schema version 1 addition): absent in runs journaled before it.
+    #[serde(default)]
+    #[allow(dead_code)]
+    nodes_at_start: Option<u32>,
+    /// Optional (a schema version 1 addition): a market rung's market; absent for a number.
+    #[serde(default)]
+    pub(crate) market: Option<StrictMarket>,
+}
+
+/// What a market rung took (`{market: largest}`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StrictMarket {
+    pub(crate) choice: String,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) instance_type: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) zone: Option<String>,
+    pub(crate) label: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -258,7 +281,7 @@ struct StrictOverprovisioning {
     history: Option<serde_json::Value>,
 }
 
-fn strict(dir: &Path) -> StrictReport {
+pub(crate) fn strict(dir: &Path) -> StrictReport {
     let text = read(dir, "report.json");
     serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("report.json does not match the contract: {e}\n{text}"))
@@ -716,4 +739,66 @@ fn report_without_a_journal_is_bad_input() {
     );
     assert!(out.stdout.is_empty());
     assert!(!dir.path().join("report.json").exists());
+}
+
+/// Each JUnit suite's properties and its tolerance case, read with Python's own XML parser.
+const JUNIT_TOLERANCE: &str = r#"
+import json, sys
+import xml.etree.ElementTree as ET
+out = []
+for suite in ET.parse(sys.argv[1]).getroot().iter("testsuite"):
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    gate = [c for c in suite.iter("testcase") if c.get("name").startswith("tolerance")]
+    out.append({"name": suite.get("name"), "props": props,
+                "gate_out": gate[0].findtext("system-out") if gate else None})
+print(json.dumps(out))
+"#;
+
+/// Issue 20 item 1: the JUnit file says the tolerance as the bound report.json says it — the
+/// `tolerance_bound` property (`exact` / `at_least`), the `tolerance` property in words, and
+/// the gate case's output, "≥ N (every step passed; …)" where every step passed.
+#[test]
+fn junit_carries_the_tolerance_bound_and_its_wording() {
+    let run = rebuilt_run();
+    let report = strict(run.path());
+    let junit = run.path().join("junit.xml");
+    let out = run_python(JUNIT_TOLERANCE, &[junit.to_str().unwrap()]);
+    let suites: Vec<serde_json::Value> = serde_json::from_str(&out).expect("JSON from python");
+    assert_eq!(suites.len(), report.targets.len());
+    let mut kinds = Vec::new();
+    for (suite, t) in suites.iter().zip(&report.targets) {
+        let bound = match t.tolerance_bound {
+            Bound::Exact => "exact",
+            Bound::AtLeast => "at_least",
+        };
+        kinds.push(bound);
+        let props = &suite["props"];
+        assert_eq!(props["tolerance_bound"], bound, "{suite}");
+        assert_eq!(props["tolerance"], t.tolerance.as_str(), "{suite}");
+        assert_eq!(
+            props["tolerated_terminations"],
+            t.tolerated_terminations.to_string()
+        );
+        let gate = suite["gate_out"].as_str().unwrap();
+        assert!(
+            gate.starts_with(&format!("tolerates {}; ", t.tolerance)),
+            "{gate}"
+        );
+        let at_least = format!("≥ {}", t.tolerated_terminations);
+        assert_eq!(
+            t.tolerance.starts_with(&at_least),
+            t.tolerance_bound == Bound::AtLeast,
+            "{}",
+            t.tolerance
+        );
+        if t.tolerance_bound == Bound::AtLeast {
+            assert!(gate.contains("every step passed; the limit is above the ladder"));
+        }
+    }
+    kinds.sort_unstable();
+    assert_eq!(
+        kinds,
+        ["at_least", "exact"],
+        "the fixture shows both bounds"
+    );
 }

@@ -68,6 +68,22 @@ fn a_lab_run_writes_all_five_reports() {
     }
     let report: serde_json::Value = serde_json::from_str(&read(&run, "report.json")).unwrap();
     assert_eq!(report["exit_code"].as_i64(), Some(i64::from(out.code)));
+    // The console's closing line says the tolerance as a bound, as report.json does (issue 20
+    // item 1): "≥ 1 (every step passed; …)" when the one step passed, the exact figure and the
+    // failing step when it did not.
+    let t = &report["targets"][0];
+    let words = t["tolerance"].as_str().unwrap();
+    let line = format!(
+        "  tiny: tolerates {words}; required 1: {}",
+        t["verdict"].as_str().unwrap()
+    );
+    assert!(out.stdout.contains(&line), "{line}\n{}", out.stdout);
+    let at_least = t["tolerance_bound"] == "at_least";
+    assert_eq!(words.starts_with("≥ "), at_least, "{words}");
+    if t["steps"][0]["verdict"] == "pass" {
+        assert!(at_least, "every step passed: {words}");
+        assert!(words.ends_with("(every step passed; the limit is above the ladder)"));
+    }
     // The high watermarks, for the headroom: their growth is the lab producer's 100/s.
     let rows: Vec<(f64, f64)> = read(&run, "watermarks.csv")
         .lines()
