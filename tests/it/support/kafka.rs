@@ -294,8 +294,12 @@ impl Kafka {
     /// Write one record per timestamp (ms) to a partition, in order, and wait until all are
     /// acknowledged. One record per batch: tansu's high watermark is wrong for bigger batches.
     pub fn produce(&self, topic: &str, partition: i32, timestamps: &[i64]) {
-        let producer: BaseProducer = self
-            .config()
+        let mut config = self.config();
+        if matches!(self.backend, Backend::Apache(..)) {
+            // No duplicate from a retried request either (Apache Kafka has idempotence).
+            config.set("enable.idempotence", "true");
+        }
+        let producer: BaseProducer = config
             .set("batch.num.messages", "1")
             .set("linger.ms", "0")
             .set("max.in.flight.requests.per.connection", "1")
@@ -307,11 +311,13 @@ impl Kafka {
                 .timestamp(ts)
                 .payload("telemetry");
             producer.send(record).map_err(|(e, _)| e).expect("enqueue");
-            producer.poll(Duration::ZERO);
+            // Each record acknowledged before the next is sent: a retried produce request
+            // (a topic just created, a busy broker) can otherwise land after a later one, and
+            // the offsets the tests reason about would hold other timestamps.
+            producer
+                .flush(Duration::from_secs(30))
+                .expect("record acknowledged");
         }
-        producer
-            .flush(Duration::from_secs(10))
-            .expect("records acknowledged");
     }
 
     /// Write keyed records `(key, timestamp ms)` to a partition, in order (for compaction).
@@ -455,6 +461,26 @@ impl Kafka {
             tpl.add_partition_offset(topic, p, Offset::Offset(o))
                 .unwrap();
         }
-        consumer.commit(&tpl, CommitMode::Sync).expect("commit");
+        // A broker that has just started may still be loading its group coordinator: a
+        // retriable answer, so ask again (bounded) as a client would.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match consumer.commit(&tpl, CommitMode::Sync) {
+                Ok(()) => return,
+                Err(e) if retriable(&e) && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => panic!("commit: {e:?}"),
+            }
+        }
     }
+}
+
+/// A commit error a client retries: the coordinator is loading, moving or not there yet.
+fn retriable(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(C::CoordinatorLoadInProgress | C::CoordinatorNotAvailable | C::NotCoordinator)
+    )
 }
