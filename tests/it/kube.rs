@@ -236,6 +236,56 @@ fn kubernetes_plan_shows_cluster_permissions_and_only_ready_schedulable_spot_wor
     assert_eq!(mutations(&cluster.world()), Vec::<String>::new());
 }
 
+/// The context: the kubeconfig's current one unless `--context` or the plan's `context` names
+/// another. Here the current context points at a port nobody listens on: `plan` says the
+/// cluster cannot be reached (exit 4); `--context lab-ctx` and the plan's `context: lab-ctx`
+/// each reach the lab, and nothing is touched.
+#[test]
+fn kubernetes_context_comes_from_the_flag_or_the_plan_over_the_current_one() {
+    let cluster = Cluster::start(world());
+    let path = cluster.dir.path().join("kubeconfig");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let nobody = crate::support::kafka::free_port();
+    let text = text
+        .replace(
+            "clusters:\n",
+            &format!(
+                "clusters:\n- name: gone\n  cluster: {{server: \"http://127.0.0.1:{nobody}\"}}\n"
+            ),
+        )
+        .replace(
+            "contexts:\n",
+            "contexts:\n- name: gone-ctx\n  context: {cluster: gone, user: spotdrill}\n",
+        )
+        .replace("current-context: lab-ctx", "current-context: gone-ctx");
+    std::fs::write(&path, text).unwrap();
+    let kafka = crate::aws::kafka();
+    let plan = cluster.plan_file(&kafka, "[1]");
+    let current = cluster.spotdrill(&["plan", &plan]);
+    current.expect_code(4);
+    assert!(
+        current.stdout.contains(&format!("127.0.0.1:{nobody}")),
+        "the unreachable cluster is not named:\n{}",
+        current.stdout
+    );
+    let flag = cluster.spotdrill(&["plan", &plan, "--context", "lab-ctx"]);
+    flag.expect_code(0);
+    assert!(flag.stdout.contains("context lab-ctx"), "{}", flag.stdout);
+    let in_plan = cluster.plan_with(
+        &kafka,
+        &NODES.replace("terminate: drain", "context: lab-ctx, terminate: drain"),
+        "[1]",
+    );
+    let planned = cluster.spotdrill(&["plan", &in_plan]);
+    planned.expect_code(0);
+    assert!(
+        planned.stdout.contains("context lab-ctx"),
+        "{}",
+        planned.stdout
+    );
+    assert_eq!(mutations(&cluster.world()), Vec::<String>::new());
+}
+
 /// A missing permission (delete nodes) is found before anything is touched: exit 4, named.
 #[test]
 fn kubernetes_permission_denied_exits_4_and_touches_nothing() {
