@@ -161,6 +161,22 @@ fn intents_first(cluster: &Cluster) {
     }
 }
 
+/// In moto: the spot instances behind n1 and n2 are terminated (or going), the on-demand,
+/// stopped and stray ones are as they were.
+fn assert_only_the_spot_instances_terminated(moto: &Moto, b: &Backing) {
+    let states = moto.instances();
+    let state = |id: &String| states[id].0.as_str();
+    for id in &b.spot {
+        assert!(
+            matches!(state(id), "terminated" | "shutting-down"),
+            "{id}: {states:?}"
+        );
+    }
+    assert_eq!(state(&b.on_demand), "running");
+    assert_eq!(state(&b.stopped), "stopped");
+    assert_eq!(state(&b.stray), "running");
+}
+
 /// The refusals EC2's answer at call time calls for: n3 on-demand, n4 stopped.
 fn assert_refused(o: &BTreeMap<String, (String, String)>, b: &Backing) {
     let (n3, why3) = &o["n3"];
@@ -196,17 +212,7 @@ fn kubernetes_aws_ec2_terminates_only_running_spot_instances_behind_the_chosen_n
     }
     assert_refused(&o, &b);
     intents_first(&cluster);
-    let states = moto.instances();
-    let state = |id: &String| states[id].0.as_str();
-    for id in &b.spot {
-        assert!(
-            matches!(state(id), "terminated" | "shutting-down"),
-            "{id}: {states:?}"
-        );
-    }
-    assert_eq!(state(&b.on_demand), "running");
-    assert_eq!(state(&b.stopped), "stopped");
-    assert_eq!(state(&b.stray), "running");
+    assert_only_the_spot_instances_terminated(&moto, &b);
     assert_eq!(mutations(&cluster.world()), Vec::<String>::new());
 }
 
@@ -237,17 +243,7 @@ fn kubernetes_drain_on_aws_terminates_the_instance_after_deleting_the_node() {
     assert_refused(&o, &b);
     intents_first(&cluster);
 
-    let states = moto.instances();
-    let state = |id: &String| states[id].0.as_str();
-    for id in &b.spot {
-        assert!(
-            matches!(state(id), "terminated" | "shutting-down"),
-            "{id}: {states:?}"
-        );
-    }
-    assert_eq!(state(&b.on_demand), "running");
-    assert_eq!(state(&b.stopped), "stopped");
-    assert_eq!(state(&b.stray), "running");
+    assert_only_the_spot_instances_terminated(&moto, &b);
 
     let w = cluster.world();
     assert_eq!(w.node_names(), ["n3", "n4"]);
