@@ -185,7 +185,7 @@ fn no_one_to_confirm(control: &crate::run::Control, runner_done: &std::sync::ato
         tracing::warn!(
             "the dashboard ended before the run: no one to confirm steps, stopping escalation"
         );
-        control.abort();
+        control.abandon();
     }
 }
 

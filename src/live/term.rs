@@ -210,7 +210,7 @@ impl Dashboard {
         };
         if c.waiting().is_some() && c.aborts() == 0 {
             tracing::warn!("no keyboard left to confirm the next step: stopping escalation");
-            c.abort();
+            c.abandon();
         }
     }
 

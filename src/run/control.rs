@@ -21,6 +21,8 @@ struct Inner {
     aborts: watch::Sender<u32>,
     /// Gives the terminal back before a hard exit (the dashboard's).
     restore: Mutex<Option<fn()>>,
+    /// The dashboard ended before the run (its terminal is gone): no one is left to ask.
+    abandoned: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Control {
@@ -41,6 +43,7 @@ impl Control {
                 waiting: Mutex::new(None),
                 aborts: watch::Sender::new(0),
                 restore: Mutex::new(None),
+                abandoned: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -86,6 +89,22 @@ impl Control {
     /// The operator: stop escalating, as the first Ctrl-C does.
     pub fn abort(&self) {
         self.inner.aborts.send_modify(|n| *n += 1);
+    }
+
+    /// The dashboard ended before the run: stop escalating as the abort key does, but as the
+    /// terminal going away, not as an operator's request (a hangup is one event, however many
+    /// ways it is heard: it never makes a stop a hard one).
+    pub fn abandon(&self) {
+        use std::sync::atomic::Ordering;
+        self.inner.abandoned.store(true, Ordering::SeqCst);
+        self.abort();
+    }
+
+    /// Whether [`Control::abandon`] was called.
+    pub fn abandoned(&self) -> bool {
+        self.inner
+            .abandoned
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// How many times the operator asked to stop.

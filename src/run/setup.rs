@@ -372,11 +372,20 @@ fn watch_interrupts(
         let mut count = 0;
         let mut aborts = 0;
         loop {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-                _ = hup.recv() => {}
-                n = Control::next_abort(control.as_ref(), aborts) => aborts = n,
+            // The terminal going away (SIGHUP, which the kernel and the shell may each send,
+            // or the dashboard ending) starts a stop but never makes it a hard one: no one is
+            // there to ask twice.
+            let gone = tokio::select! {
+                _ = int.recv() => false,
+                _ = term.recv() => false,
+                _ = hup.recv() => true,
+                n = Control::next_abort(control.as_ref(), aborts) => {
+                    aborts = n;
+                    control.as_ref().is_some_and(Control::abandoned)
+                }
+            };
+            if gone && count > 0 {
+                continue;
             }
             count += 1;
             if count >= 2 {
