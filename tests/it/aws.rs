@@ -587,12 +587,7 @@ fn aws_ec2_market_rung_takes_the_largest_market_whole() {
     let intents = entries(&j, "intent");
     assert_eq!(intents.len(), 2, "{}", out.stderr);
     let first = ids(&intents[0]["nodes"]);
-    let mut left: Vec<String> = largest
-        .iter()
-        .filter(|id| !first.contains(id))
-        .cloned()
-        .collect();
-    left.sort();
+    let left = rest(&first);
     assert_eq!(
         ids(&intents[1]["nodes"]),
         left,
