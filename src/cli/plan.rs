@@ -87,6 +87,22 @@ fn capacity_line(c: &Capacity) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+        Capacity::Kubernetes(k) => format!(
+            "{} nodes Ready, {} not Ready; {}",
+            k.nodes_ready,
+            k.nodes_not_ready,
+            k.workloads
+                .iter()
+                .map(|w| format!(
+                    "{} {} ({}/{} ready)",
+                    w.name,
+                    if w.is_whole() { "whole" } else { "NOT whole" },
+                    w.ready,
+                    w.desired
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 

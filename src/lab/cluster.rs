@@ -108,6 +108,8 @@ pub struct Cluster {
     /// Workers placed at least once (a placement of one of these is a restart).
     ever_placed: std::collections::BTreeSet<String>,
     startup: StartupTimes,
+    /// Kubernetes: nodes cordoned (`spec.unschedulable`): nothing new is placed on them.
+    cordoned: BTreeSet<String>,
 }
 
 /// How fast work starts in the lab.
@@ -161,6 +163,7 @@ impl Cluster {
             placed_at: BTreeMap::new(),
             ever_placed: std::collections::BTreeSet::new(),
             startup: StartupTimes::default(),
+            cordoned: BTreeSet::new(),
         };
         for _ in 0..cluster.spec.nodes {
             cluster.add_node()?;
@@ -284,6 +287,11 @@ impl Cluster {
         }
     }
 
+    /// Storm, Mesos or Kubernetes.
+    pub fn spec_kind(&self) -> ClusterKind {
+        self.spec.kind
+    }
+
     /// The cluster's name.
     pub fn name(&self) -> &str {
         &self.spec.name
@@ -338,6 +346,79 @@ impl Cluster {
         self.nodes[i].process.terminate(notice);
         self.lose(i, Instant::now(), "node_killed");
         Ok(())
+    }
+
+    /// Kubernetes: cordon (or uncordon) a node; nothing new is placed on a cordoned node.
+    pub fn cordon(&mut self, node: &str, on: bool) {
+        if on {
+            self.cordoned.insert(node.to_owned());
+        } else {
+            self.cordoned.remove(node);
+        }
+        self.record(
+            if on {
+                "node_cordoned"
+            } else {
+                "node_uncordoned"
+            },
+            Some(node),
+            None,
+        );
+    }
+
+    /// Kubernetes: an evicted pod's worker stops (committing what it processed) and waits to be
+    /// placed again, as its Deployment re-creates it; `false` when it runs nowhere.
+    pub fn evict(&mut self, worker: &str) -> bool {
+        let Some(node) = self.placement.get(worker).cloned().flatten() else {
+            return false;
+        };
+        let Some(n) = self.nodes.iter_mut().find(|n| n.id == node) else {
+            return false;
+        };
+        let _ = n.process.command(&Command::Stop {
+            worker: worker.to_owned(),
+        });
+        n.workers.remove(worker);
+        self.placement.insert(worker.to_owned(), None);
+        let hosted = BTreeSet::from([workload_of(worker).to_owned()]);
+        self.losses.push((SystemTime::now(), hosted));
+        self.record("worker_evicted", Some(&node), Some(worker));
+        true
+    }
+
+    /// Kubernetes: the Node object was deleted (after a drain): its process ends at once and the
+    /// scheduler knows it is gone (no detection delay); a replacement follows as for a loss.
+    pub fn delete_node(&mut self, node: &str) -> anyhow::Result<()> {
+        self.kill(node, Duration::ZERO)?;
+        if let Some(n) = self.nodes.iter_mut().find(|n| n.id == node) {
+            n.died_at = n
+                .died_at
+                .map(|t| t.checked_sub(self.spec.detection_delay).unwrap_or(t));
+        }
+        self.cordoned.remove(node);
+        Ok(())
+    }
+
+    /// Kubernetes: the nodes (live, or dead and not yet noticed: NotReady), which are cordoned,
+    /// and where every pod runs.
+    pub fn kube_state(&self) -> super::kube_api::LabKubeState {
+        use super::kube_api::{LabKubeNode, LabKubeState};
+        LabKubeState {
+            namespace: self.spec.name.clone(),
+            slots_per_node: self.spec.slots_per_node,
+            nodes: self
+                .nodes
+                .iter()
+                .filter(|n| !n.detected)
+                .map(|n| LabKubeNode {
+                    name: n.id.clone(),
+                    ready: n.died_at.is_none(),
+                    cordoned: self.cordoned.contains(&n.id),
+                    pods: n.workers.len() as u32,
+                })
+                .collect(),
+            pods: self.placement.clone(),
+        }
     }
 
     /// Node `i` is gone (killed, or found dead): note when, which workloads it hosted (for the
@@ -455,7 +536,9 @@ impl Cluster {
                 .nodes
                 .iter()
                 .enumerate()
-                .filter(|(_, n)| n.died_at.is_none() && n.workers.len() < slots)
+                .filter(|(_, n)| {
+                    n.died_at.is_none() && n.workers.len() < slots && !self.cordoned.contains(&n.id)
+                })
                 .min_by_key(|(i, n)| (n.workers.len(), *i))
                 .map(|(i, _)| i)
             else {

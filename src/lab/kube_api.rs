@@ -4,8 +4,11 @@
 //! patches (cordon), node deletion, the Eviction subresource (429 while a budget forbids it) and
 //! SelfSubjectAccessReview. Only the fields spotdrill uses are kept, under their real names.
 //!
-//! The first piece of the lab's `kind: kubernetes` (issue 19 item 7): it has no scheduler yet;
-//! an evicted pod is simply gone.
+//! Tests fill it by hand ([`KubeWorld::add_node`], [`KubeWorld::add_pod`]); a lab cluster of
+//! `kind: kubernetes` rebuilds it from its scheduler's state every tick ([`KubeWorld::sync`]):
+//! its node processes are the Nodes, its workers the pods of one Deployment per workload (Pending
+//! with the scheduler's message when no node has a free slot), and what clients write — cordon,
+//! evictions, Node deletions — is queued as [`Action`]s the scheduler carries out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -36,6 +39,35 @@ pub struct KubeWorld {
     denied: BTreeSet<String>,
     /// `METHOD path` of every request, in order.
     requests: Vec<String>,
+    deployments: Vec<Value>,
+    /// What clients asked for since the scheduler last took them.
+    actions: Vec<Action>,
+}
+
+/// A write a lab cluster's scheduler carries out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    Cordon { node: String, on: bool },
+    Evict { pod: String },
+    DeleteNode { node: String },
+}
+
+/// A lab cluster as its Kubernetes API shows it.
+#[derive(Clone, Debug)]
+pub struct LabKubeState {
+    pub namespace: String,
+    pub slots_per_node: u32,
+    pub nodes: Vec<LabKubeNode>,
+    /// Every pod (worker) and the node it is bound to (`None`: Pending).
+    pub pods: BTreeMap<String, Option<String>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct LabKubeNode {
+    pub name: String,
+    pub ready: bool,
+    pub cordoned: bool,
+    pub pods: u32,
 }
 
 pub type SharedWorld = Arc<Mutex<KubeWorld>>;
@@ -133,6 +165,115 @@ impl KubeWorld {
     pub fn requests(&self) -> &[String] {
         &self.requests
     }
+
+    /// What clients asked for since the last call.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    /// Show a lab cluster as it is now: its nodes (Karpenter-like spot nodes of one NodePool named
+    /// after the cluster), its pods, one Deployment per workload.
+    pub fn sync(&mut self, state: &LabKubeState) {
+        self.nodes.clear();
+        for (i, n) in state.nodes.iter().enumerate() {
+            let zone = format!("lab-{}", ["a", "b", "c"][i % 3]);
+            let kind = format!("lab.{}slot", state.slots_per_node);
+            let labels = [
+                ("karpenter.sh/capacity-type", "spot"),
+                ("karpenter.sh/nodepool", state.namespace.as_str()),
+                ("kubernetes.io/hostname", n.name.as_str()),
+                ("topology.kubernetes.io/zone", zone.as_str()),
+                ("node.kubernetes.io/instance-type", kind.as_str()),
+            ];
+            self.add_node(&NodeSpec {
+                name: &n.name,
+                labels: &labels,
+                ready: n.ready,
+                unschedulable: n.cordoned,
+                provider_id: None,
+            });
+        }
+        self.pods.clear();
+        let unschedulable = unschedulable_message(state);
+        let ns = "default";
+        for (pod, node) in &state.pods {
+            let app = super::cluster::workload_of(pod);
+            match node {
+                Some(node) => self.add_pod(ns, pod, node, &[("app", app)], Some("ReplicaSet")),
+                None => self.add_pending_pod(ns, pod, app, &unschedulable),
+            }
+        }
+        self.deployments = deployments(state, ns);
+    }
+
+    fn add_pending_pod(&mut self, ns: &str, name: &str, app: &str, message: &str) {
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "labels": {"app": app},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                    "name": format!("{app}-rs"), "uid": format!("uid-{app}"), "controller": true}]},
+            "spec": {"containers": [{"name": "main"}]},
+            "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled",
+                "status": "False", "reason": "Unschedulable", "message": message}]},
+        });
+        self.pods.insert((ns.to_owned(), name.to_owned()), pod);
+    }
+}
+
+/// What the scheduler says of a pod no node takes: `0/5 nodes are available: 3 Insufficient
+/// cpu, 1 node(s) were unschedulable, 1 node(s) had untolerated taint …`.
+fn unschedulable_message(state: &LabKubeState) -> String {
+    let count = |f: &dyn Fn(&LabKubeNode) -> bool| state.nodes.iter().filter(|n| f(n)).count();
+    let not_ready = count(&|n| !n.ready);
+    let cordoned = count(&|n| n.ready && n.cordoned);
+    let full = count(&|n| n.ready && !n.cordoned && n.pods >= state.slots_per_node);
+    let mut parts = Vec::new();
+    if full > 0 {
+        parts.push(format!("{full} Insufficient cpu"));
+    }
+    if cordoned > 0 {
+        parts.push(format!("{cordoned} node(s) were unschedulable"));
+    }
+    if not_ready > 0 {
+        parts.push(format!(
+            "{not_ready} node(s) had untolerated taint {{node.kubernetes.io/unreachable: }}"
+        ));
+    }
+    format!(
+        "0/{} nodes are available: {}.",
+        state.nodes.len(),
+        parts.join(", ")
+    )
+}
+
+/// One Deployment per workload: replicas its workers, ready those bound to a Ready node.
+fn deployments(state: &LabKubeState, ns: &str) -> Vec<Value> {
+    let ready_nodes: BTreeSet<&str> = state
+        .nodes
+        .iter()
+        .filter(|n| n.ready)
+        .map(|n| n.name.as_str())
+        .collect();
+    let mut per: IndexMap<&str, (u32, u32)> = IndexMap::new();
+    for (pod, node) in &state.pods {
+        let e = per.entry(super::cluster::workload_of(pod)).or_default();
+        e.0 += 1;
+        if node.as_deref().is_some_and(|n| ready_nodes.contains(n)) {
+            e.1 += 1;
+        }
+    }
+    per.into_iter()
+        .map(|(app, (replicas, ready))| {
+            json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": app, "namespace": ns, "resourceVersion": "1"},
+                "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": app}},
+                         "template": {"metadata": {"labels": {"app": app}}}},
+                "status": {"replicas": replicas, "readyReplicas": ready,
+                           "availableReplicas": ready},
+            })
+        })
+        .collect()
 }
 
 /// An answer: status code and JSON body.
@@ -191,9 +332,18 @@ pub fn route(w: &mut KubeWorld, method: &str, url: &str, body: &str) -> Reply {
         },
         ("PATCH", ["api", "v1", "nodes", name]) => patch_node(w, name, body),
         ("DELETE", ["api", "v1", "nodes", name]) => match w.nodes.shift_remove(*name) {
-            Some(n) => (200, n),
+            Some(n) => {
+                w.actions.push(Action::DeleteNode {
+                    node: (*name).to_owned(),
+                });
+                (200, n)
+            }
             None => status(404, "NotFound", &format!("nodes \"{name}\" not found")),
         },
+        ("GET", ["apis", "apps", "v1", "deployments"]) => {
+            list("DeploymentList", w.deployments.clone())
+        }
+        ("GET", ["apis", "apps", "v1", "statefulsets"]) => list("StatefulSetList", Vec::new()),
         ("GET", ["api", "v1", "pods"]) => list_pods(w, None, &query),
         ("GET", ["api", "v1", "namespaces", ns, "pods"]) => list_pods(w, Some(ns), &query),
         ("POST", ["api", "v1", "namespaces", ns, "pods", name, "eviction"]) => evict(w, ns, name),
@@ -288,6 +438,12 @@ fn patch_node(w: &mut KubeWorld, name: &str, body: &str) -> Reply {
         return status(404, "NotFound", &format!("nodes \"{name}\" not found"));
     };
     merge(node, &patch);
+    if let Some(on) = patch["spec"]["unschedulable"].as_bool() {
+        w.actions.push(Action::Cordon {
+            node: name.to_owned(),
+            on,
+        });
+    }
     (200, node.clone())
 }
 
@@ -325,6 +481,7 @@ fn evict(w: &mut KubeWorld, ns: &str, name: &str) -> Reply {
             .pods
             .iter()
             .filter(|((pns, _), p)| pns == ns && labels_match(p, &b.selector))
+            .filter(|(_, p)| p["status"]["phase"] == "Running")
             .count();
         if healthy <= b.min_available {
             let msg = format!(
@@ -336,6 +493,9 @@ fn evict(w: &mut KubeWorld, ns: &str, name: &str) -> Reply {
         }
     }
     w.pods.shift_remove(&key);
+    w.actions.push(Action::Evict {
+        pod: name.to_owned(),
+    });
     status(201, "", "")
 }
 

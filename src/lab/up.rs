@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::broker::{BrokerProcess, TopicWire};
 use super::cluster::{Cluster, ClusterSpec, StartupTimes, workload_workers};
 use super::http::{self, ClusterView, SharedView};
+use super::kube_api::{self, Action, SharedWorld};
 use super::node::WorkerWire;
 use super::truth::{Watcher, WorkloadSpec};
 use crate::kafka::KafkaSettings;
@@ -111,6 +112,8 @@ pub struct RunningLab {
     dir: PathBuf,
     state: Arc<Mutex<LabState>>,
     views: Vec<SharedView>,
+    /// Per cluster, in order: the Kubernetes API's world of a `kind: kubernetes` cluster.
+    worlds: Vec<Option<SharedWorld>>,
     expected: Vec<(String, u32)>,
     startup: Arc<Mutex<Vec<StartupTimes>>>,
     requests: std::sync::mpsc::Sender<Request>,
@@ -133,6 +136,7 @@ impl RunningLab {
             dir: dir.to_owned(),
             state: Arc::default(),
             views: Vec::new(),
+            worlds: Vec::new(),
             expected: Vec::new(),
             startup: Arc::default(),
             requests: std::sync::mpsc::channel().0,
@@ -167,6 +171,7 @@ impl RunningLab {
             clusters,
             watcher,
             views: lab_handle.views.clone(),
+            worlds: lab_handle.worlds.clone(),
             state: lab_handle.state.clone(),
             startup: lab_handle.startup.clone(),
             dir: dir.to_owned(),
@@ -187,12 +192,25 @@ impl RunningLab {
             let apis: &[&str] = match now.kind {
                 ClusterKind::Storm => &["storm_ui"],
                 ClusterKind::Mesos => &["mesos_master", "marathon"],
-                // Validation refuses kubernetes lab clusters (their API is src/lab/kube_api.rs).
-                ClusterKind::Kubernetes => &[],
+                ClusterKind::Kubernetes => &["kubernetes"],
             };
             let name = now.name.clone();
             let view: SharedView = Arc::new(Mutex::new(now));
-            let (addr, handle) = http::serve(view.clone(), cancel.clone())?;
+            let (addr, handle) = match c.spec_kind() {
+                ClusterKind::Kubernetes => {
+                    let world: SharedWorld = Arc::default();
+                    world
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .sync(&c.kube_state());
+                    self.worlds.push(Some(world.clone()));
+                    kube_api::serve(world, cancel.clone())?
+                }
+                _ => {
+                    self.worlds.push(None);
+                    http::serve(view.clone(), cancel.clone())?
+                }
+            };
             let url = format!("http://{addr}");
             for api in apis {
                 endpoints.push(Endpoint {
@@ -375,6 +393,7 @@ struct Scheduler {
     clusters: Vec<Cluster>,
     watcher: Watcher,
     views: Vec<SharedView>,
+    worlds: Vec<Option<SharedWorld>>,
     state: Arc<Mutex<LabState>>,
     startup: Arc<Mutex<Vec<StartupTimes>>>,
     dir: PathBuf,
@@ -408,14 +427,39 @@ impl Scheduler {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             next_tick = std::time::Instant::now() + TICK;
-            for c in &mut self.clusters {
-                c.tick()?;
-            }
-            self.watcher.tick(&mut self.clusters);
-            self.publish()?;
+            self.tick()?;
         }
         Ok(())
         // Dropping the clusters terminates every node process.
+    }
+
+    /// One round: every cluster's scheduler, and a Kubernetes cluster's API with it — what its
+    /// clients wrote is carried out first, then it shows the outcome (under one lock, so no
+    /// write is shown undone).
+    fn tick(&mut self) -> anyhow::Result<()> {
+        for (c, world) in self.clusters.iter_mut().zip(&self.worlds) {
+            let Some(world) = world else {
+                c.tick()?;
+                continue;
+            };
+            let mut w = world.lock().unwrap_or_else(|e| e.into_inner());
+            for action in w.take_actions() {
+                match action {
+                    Action::Cordon { node, on } => c.cordon(&node, on),
+                    Action::Evict { pod } => {
+                        c.evict(&pod);
+                    }
+                    Action::DeleteNode { node } => {
+                        // A node already gone needs nothing more.
+                        let _ = c.delete_node(&node);
+                    }
+                }
+            }
+            c.tick()?;
+            w.sync(&c.kube_state());
+        }
+        self.watcher.tick(&mut self.clusters);
+        self.publish()
     }
 
     fn publish(&mut self) -> anyhow::Result<()> {

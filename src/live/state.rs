@@ -851,6 +851,26 @@ fn capacity_summary(c: &serde_json::Value) -> String {
             }
             s
         }
+        Some("kubernetes") => {
+            let sum = |k: &str| -> u64 {
+                c.get("workloads")
+                    .and_then(|w| w.as_array())
+                    .map(|ws| ws.iter().filter_map(|w| w.get(k)?.as_u64()).sum())
+                    .unwrap_or(0)
+            };
+            let mut s = format!(
+                "{} nodes Ready · pods {}/{} ready",
+                n("nodes_ready"),
+                sum("ready"),
+                sum("desired")
+            );
+            for (k, what) in [("pending", "Pending"), ("on_lost_nodes", "on lost nodes")] {
+                if sum(k) > 0 {
+                    s.push_str(&format!(" · {} {what}", sum(k)));
+                }
+            }
+            s
+        }
         _ => "capacity reported".to_owned(),
     }
 }

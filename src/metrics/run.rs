@@ -492,6 +492,20 @@ fn capacity_numbers(c: &Capacity, target: &str, [alive, slots, tasks, on_dead]: 
             }
             set(on_dead, &who, sum(|a| a.tasks_on_dead_hosts));
         }
+        Capacity::Kubernetes(k) => {
+            set(alive, &who, f64::from(k.nodes_ready));
+            let sum = |f: fn(&crate::observe::health::WorkloadCapacity) -> u32| -> f64 {
+                f64::from(k.workloads.iter().map(f).sum::<u32>())
+            };
+            for (state, n) in [
+                ("wanted", sum(|w| w.desired)),
+                ("running", sum(|w| w.ready)),
+                ("pending", sum(|w| w.pending)),
+            ] {
+                set(tasks, &[("target", target), ("state", state)], n);
+            }
+            set(on_dead, &who, sum(|w| w.on_lost_nodes));
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Node as KubeNode;
 use kube::api::{Api, ListParams};
 
-use super::aws::{self, AwsSettings, Ec2};
+use super::aws::{self, Ec2};
 use super::fis::{Interrupter, Interruption};
 use super::{
     Discovery, Excluded, Found, Injection, Lifecycle, Node, NodeOutcome, Permission, Provider,
@@ -32,6 +32,13 @@ const NO_LONGER: &str = "the selector no longer returns it as a Ready, schedulab
 /// The Node objects a selector's labels name, in one cluster.
 pub struct KubeNodes {
     selector: KubeSelector,
+    /// A lab cluster before `run` starts it: how many nodes it will have (discovery predicts
+    /// their names).
+    lab_size: Option<u32>,
+    /// A lab cluster's lock identity: the cluster in the lab of that directory.
+    lab_lock: Option<String>,
+    /// The running lab of a lab cluster (its capacity: back to full after a step).
+    lab: Option<crate::lab::up::LabHandle>,
     /// The cluster, or why it cannot be reached (reported by discovery).
     access: Result<Access, String>,
     /// For `terminate: aws-ec2`, and a drain with a region: the EC2 client of the instances
@@ -42,7 +49,11 @@ pub struct KubeNodes {
 }
 
 impl KubeNodes {
-    pub async fn connect(selector: &KubeSelector, settings: &AwsSettings) -> KubeNodes {
+    pub async fn connect(selector: &KubeSelector, cx: super::Context<'_>) -> KubeNodes {
+        let settings = cx.aws;
+        if let Some(cluster) = &selector.lab_cluster {
+            return KubeNodes::lab(selector, cluster, cx);
+        }
         let context = selector
             .context
             .as_deref()
@@ -69,9 +80,64 @@ impl KubeNodes {
         }
         KubeNodes {
             selector: selector.clone(),
+            lab_size: None,
+            lab_lock: None,
+            lab: None,
             access,
             ec2,
             fis,
+        }
+    }
+
+    /// A lab cluster's nodes through the API the running lab serves for it; before the lab
+    /// runs, the names it will give them.
+    fn lab(selector: &KubeSelector, cluster: &str, cx: super::Context<'_>) -> KubeNodes {
+        let url = cx.lab.and_then(|lab| {
+            lab.state()
+                .endpoints
+                .into_iter()
+                .find(|e| e.cluster == cluster && e.api == "kubernetes")
+                .map(|e| e.url)
+        });
+        let lab_size = cx
+            .plan_lab
+            .and_then(|l| l.clusters.get(cluster))
+            .map(|c| c.nodes);
+        let access = match (&url, cx.lab) {
+            (Some(url), _) => Access::lab(cluster, url),
+            (None, Some(_)) => Err(format!("the lab serves no Kubernetes API for {cluster}")),
+            (None, None) => Err(format!("the lab cluster {cluster} is started by `run`")),
+        };
+        KubeNodes {
+            selector: selector.clone(),
+            lab_size: lab_size.filter(|_| url.is_none()),
+            lab_lock: Some(format!(
+                "lab/{cluster}@{}",
+                cx.lab_dir.map_or_else(String::new, super::lab::canonical)
+            )),
+            lab: cx.lab.cloned(),
+            access,
+            ec2: None,
+            fis: None,
+        }
+    }
+
+    /// Before `run` starts the lab: the nodes it will have (`lab::cluster` names them).
+    fn predicted(&self, size: u32) -> Discovery {
+        let cluster = self.selector.lab_cluster.as_deref().unwrap_or_default();
+        Discovery {
+            found: (1..=size)
+                .map(|i| {
+                    let mut node = Node::lab(format!("{cluster}-{i}"));
+                    node.lifecycle = Lifecycle::Spot;
+                    Found::bare(node)
+                })
+                .collect(),
+            excluded: Vec::new(),
+            note: Some(format!(
+                "lab cluster {cluster}, started by `run`: these are the names it gives its \
+                 nodes; they are lost by a drain through its Kubernetes API"
+            )),
         }
     }
 
@@ -298,6 +364,9 @@ impl Provider for KubeNodes {
     }
 
     fn lock_identity(&self) -> String {
+        if let Some(lab) = &self.lab_lock {
+            return lab.clone();
+        }
         let cluster = self
             .access
             .as_ref()
@@ -317,6 +386,9 @@ impl Provider for KubeNodes {
     }
 
     async fn discover(&self) -> Result<Discovery, ProviderError> {
+        if let Some(size) = self.lab_size {
+            return Ok(self.predicted(size));
+        }
         let seen = self.nodes().await?;
         let mut note = self.access()?.describe(self.selector.terminate);
         if self.selector.terminate == KubeTerminate::Drain
@@ -331,6 +403,9 @@ impl Provider for KubeNodes {
     }
 
     async fn check_permissions(&self, nodes: &[Node]) -> Result<Permission, ProviderError> {
+        if self.lab_size.is_some() {
+            return Ok(Permission::NotChecked);
+        }
         let access = self.access()?;
         let mut how = access.check(self.selector.terminate).await?;
         if let Some(ec2) = &self.ec2 {
@@ -380,7 +455,26 @@ impl Provider for KubeNodes {
     }
 
     fn outlives_the_run(&self) -> bool {
-        true
+        self.lab_lock.is_none()
+    }
+
+    /// The capacity probes read the same API server (`None`: it cannot be reached).
+    fn health(&self) -> Option<crate::observe::health::Endpoints> {
+        let api = self.access.as_ref().ok()?.health();
+        Some(crate::observe::health::Endpoints::Kubernetes(api))
+    }
+
+    /// A lab cluster brings replacement nodes in (Karpenter-like).
+    fn replaces(&self) -> bool {
+        self.lab_lock.is_some()
+    }
+
+    fn capacity_full(&self, _gone: &[String]) -> bool {
+        let cluster = self.selector.lab_cluster.as_deref().unwrap_or_default();
+        self.lab
+            .as_ref()
+            .and_then(|lab| lab.capacity(cluster))
+            .is_none_or(|c| c.is_full())
     }
 
     /// An FIS interruption: the notice, and the nodes lost when the experiment ended.

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::{
-    Context, Discovery, Found, Injection, Lifecycle, Node, NodeOutcome, Permission, Provider,
-    ProviderError, Terminated,
+    Context, Discovery, Found, Injection, Node, NodeOutcome, Permission, Provider, ProviderError,
+    Terminated,
 };
 use crate::lab::up::LabHandle;
 
@@ -40,7 +40,7 @@ impl LabNodes {
             .nodes
             .into_iter()
             .filter(|n| n.cluster == self.cluster)
-            .map(|n| lab_node(n.id))
+            .map(|n| Node::lab(n.id))
             .collect()
     }
 
@@ -48,7 +48,7 @@ impl LabNodes {
     fn predicted(&self) -> Discovery {
         Discovery {
             found: (1..=self.size)
-                .map(|i| Found::bare(lab_node(format!("{}-{i}", self.cluster))))
+                .map(|i| Found::bare(Node::lab(format!("{}-{i}", self.cluster))))
                 .collect(),
             excluded: Vec::new(),
             note: Some(
@@ -61,23 +61,12 @@ impl LabNodes {
 }
 
 /// A directory however it was spelled (canonical once it exists; absolute before).
-fn canonical(dir: &std::path::Path) -> String {
+pub fn canonical(dir: &std::path::Path) -> String {
     std::fs::canonicalize(dir)
         .or_else(|_| std::path::absolute(dir))
         .unwrap_or_else(|_| dir.to_owned())
         .display()
         .to_string()
-}
-
-fn lab_node(id: String) -> Node {
-    Node {
-        host: id.clone(),
-        id,
-        zone: None,
-        instance_type: None,
-        lifecycle: Lifecycle::Lab,
-        running: true,
-    }
 }
 
 #[async_trait::async_trait]

@@ -63,6 +63,20 @@ impl Lifecycle {
 
 /// Whether a node may be terminated under a selector: spot and lab nodes always, on-demand ones
 /// only where the plan says `allow_on_demand: true`.
+impl Node {
+    /// A lab node: its id is its host name.
+    pub fn lab(id: String) -> Node {
+        Node {
+            host: id.clone(),
+            id,
+            zone: None,
+            instance_type: None,
+            lifecycle: Lifecycle::Lab,
+            running: true,
+        }
+    }
+}
+
 pub fn eligible(selector: &NodeSelector, node: &Node) -> bool {
     node.lifecycle != Lifecycle::OnDemand || selector.allow_on_demand()
 }
@@ -298,6 +312,12 @@ pub trait Provider: Send + Sync {
         false
     }
 
+    /// Where the capacity probes read the target's capacity, where the provider knows it (a
+    /// Kubernetes API server); `None`: from the plan's `health:`, if anywhere.
+    fn health(&self) -> Option<crate::observe::health::Endpoints> {
+        None
+    }
+
     /// Start following the cluster's capacity in the background (every `every`, until
     /// `cancel`), where the provider can.
     fn follow_capacity(&self, _every: Duration, _cancel: CancellationToken) {}
@@ -386,6 +406,6 @@ pub async fn connect(selector: &NodeSelector, cx: Context<'_>) -> Box<dyn Provid
             let filter = InstanceFilter::of(selector);
             Box::new(fis::FisNodes::connect(cx.aws, region.as_deref(), filter, settings).await)
         }
-        NodeSelector::Kubernetes(k) => Box::new(kubernetes::KubeNodes::connect(k, cx.aws).await),
+        NodeSelector::Kubernetes(k) => Box::new(kubernetes::KubeNodes::connect(k, cx).await),
     }
 }

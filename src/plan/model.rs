@@ -272,9 +272,8 @@ impl Target {
         let h = &self.health;
         let probed = h.storm_ui.is_some() || h.mesos_master.is_some() || h.marathon.is_some();
         let replaces = match &self.nodes {
-            NodeSelector::Lab { .. } => true,
             NodeSelector::AwsAsg { replace, .. } => *replace,
-            _ => false,
+            n => n.on_lab(),
         };
         !self.cumulative && (probed || replaces)
     }
@@ -334,6 +333,8 @@ pub enum NodeSelector {
 pub struct KubeSelector {
     /// Labels that must all match.
     pub labels: IndexMap<String, String>,
+    /// The lab cluster (`kind: kubernetes`) whose Kubernetes API to use instead of a kubeconfig.
+    pub lab_cluster: Option<String>,
     /// The kubeconfig context; `None`: `--context`, else the current one, else in-cluster.
     pub context: Option<String>,
     pub terminate: KubeTerminate,
@@ -356,6 +357,15 @@ pub struct KubeInterruption {
 }
 
 impl NodeSelector {
+    /// Whether the nodes are a lab cluster's (started by `run`, in its directory).
+    pub fn on_lab(&self) -> bool {
+        match self {
+            NodeSelector::Lab { .. } => true,
+            NodeSelector::Kubernetes(k) => k.lab_cluster.is_some(),
+            _ => false,
+        }
+    }
+
     /// Whether on-demand nodes may be terminated (lab nodes are always eligible).
     pub fn allow_on_demand(&self) -> bool {
         match self {

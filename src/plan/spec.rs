@@ -633,7 +633,8 @@ impl Provider {
 pub struct RawNodes {
     /// `lab`, `aws-ec2`, `aws-asg`, `aws-fis` or `kubernetes`.
     pub provider: Provider,
-    /// lab: the lab cluster (from `lab.clusters`).
+    /// lab: the lab cluster (from `lab.clusters`); kubernetes: a lab cluster of `kind:
+    /// kubernetes`, whose Kubernetes API is used instead of a kubeconfig.
     #[serde(default)]
     pub cluster: Option<String>,
     /// aws-*, kubernetes: the AWS region (default: from the AWS configuration). A kubernetes

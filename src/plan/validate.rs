@@ -409,13 +409,6 @@ impl Checker<'_> {
         groups: &mut HashMap<String, String>,
     ) -> LabCluster {
         self.lab_cluster_size(raw, path);
-        if raw.kind == ClusterKind::Kubernetes {
-            self.error_help(
-                &path.key("kind"),
-                "the lab has no kubernetes clusters yet",
-                "lab clusters are `storm` or `mesos`; point a kubernetes target at a real cluster",
-            );
-        }
         let detection_delay = self.duration(
             &path.key("detection_delay"),
             raw.detection_delay.as_ref(),
@@ -1073,7 +1066,7 @@ impl Checker<'_> {
             Provider::AwsEc2 => self.ec2_selector(n, path, tags),
             Provider::AwsAsg => self.asg_selector(n, path),
             Provider::AwsFis => self.fis_selector(n, path, tags),
-            Provider::Kubernetes => self.kube_selector(raw, path),
+            Provider::Kubernetes => self.kube_selector(target, raw, path, ctx),
         }
     }
 
@@ -1301,8 +1294,18 @@ impl Checker<'_> {
         }
     }
 
-    fn kube_selector(&mut self, raw: &RawTarget, path: &Path) -> NodeSelector {
+    fn kube_selector(
+        &mut self,
+        target: &str,
+        raw: &RawTarget,
+        path: &Path,
+        ctx: &mut TargetCtx,
+    ) -> NodeSelector {
         let n = &raw.nodes;
+        let lab_cluster = n
+            .cluster
+            .is_some()
+            .then(|| self.kube_lab(target, raw, path, ctx));
         let kind_path = path.parent().unwrap_or_default().key("kind");
         if raw.kind != ClusterKind::Kubernetes && self.intact(&kind_path) {
             self.error(
@@ -1341,6 +1344,7 @@ impl Checker<'_> {
         let interruption = self.kube_interruption(n, path, terminate);
         NodeSelector::Kubernetes(KubeSelector {
             labels,
+            lab_cluster,
             context: n.context.as_ref().map(|c| c.trim().to_owned()),
             terminate,
             region: n.region.clone(),
@@ -1348,6 +1352,37 @@ impl Checker<'_> {
             allow_on_demand: n.allow_on_demand.unwrap_or(false),
             interruption,
         })
+    }
+
+    /// `cluster:` on a kubernetes selector: a lab cluster of `kind: kubernetes`, whose nodes have
+    /// no EC2 instance and no kubeconfig context (so a drain, without `region` or `context`).
+    fn kube_lab(
+        &mut self,
+        target: &str,
+        raw: &RawTarget,
+        path: &Path,
+        ctx: &mut TargetCtx,
+    ) -> String {
+        let n = &raw.nodes;
+        for (field, set) in [
+            ("context", n.context.is_some()),
+            ("region", n.region.is_some()),
+        ] {
+            if set {
+                self.error(
+                    &path.key(field),
+                    format!("`{field}` does not apply to a lab cluster's nodes (`cluster` is set)"),
+                );
+            }
+        }
+        if n.terminate.is_some_and(|t| t != KubeTerminate::Drain) {
+            self.error(
+                &path.key("terminate"),
+                "lab nodes have no EC2 instance behind them: a lab cluster's nodes are lost by \
+                 `terminate: drain`",
+            );
+        }
+        self.lab_cluster_ref(target, raw, path, ctx)
     }
 
     /// `terminate: aws-fis` takes the FIS fields (`role_arn` required, `notice` 2m–15m,
@@ -1398,7 +1433,10 @@ impl Checker<'_> {
         let Some(lab) = ctx.lab else {
             self.error_help(
                 &path.key("provider"),
-                "provider lab needs a `lab:` section",
+                format!(
+                    "provider {} with `cluster` needs a `lab:` section",
+                    raw.nodes.provider.name()
+                ),
                 "add a `lab:` section, or select real nodes with aws-ec2, aws-asg or aws-fis",
             );
             return raw.nodes.cluster.clone().unwrap_or_default();
@@ -1406,7 +1444,10 @@ impl Checker<'_> {
         let Some(cluster) = &raw.nodes.cluster else {
             self.error(
                 path,
-                "provider lab needs `cluster`: a name from lab.clusters",
+                format!(
+                    "provider {} needs `cluster`: a name from lab.clusters",
+                    raw.nodes.provider.name()
+                ),
             );
             return String::new();
         };
@@ -2130,6 +2171,7 @@ fn provider_allows(provider: Provider) -> &'static [&'static str] {
             "keep_templates",
         ],
         Provider::Kubernetes => &[
+            "cluster",
             "labels",
             "context",
             "terminate",

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{LAB_WARMUP, LAB_WARMUP_TYPICAL, TYPICAL_EXTRA_SAMPLES, capacity_tail};
-use crate::plan::{NodeSelector, Plan};
+use crate::plan::Plan;
 
 /// How long the run takes: at most, and typically, with how each was added up.
 #[derive(Clone, Debug)]
@@ -27,7 +27,7 @@ impl Estimate {
         let tails = plan
             .targets
             .values()
-            .filter(|t| matches!(t.nodes, NodeSelector::Lab { .. }) && !t.cumulative)
+            .filter(|t| t.nodes.on_lab() && !t.cumulative)
             .count() as u32;
         let tail = capacity_tail(o);
         let worst = warmup + o.baseline + (o.cooldown + o.timeout) * steps + tail * tails;

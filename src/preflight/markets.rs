@@ -63,7 +63,12 @@ fn lead_time(plan: &Plan, target: &Target, opts: &Options) -> (Duration, String)
     if let Some(l) = opts.lead_time {
         return (l, "--lead-time".into());
     }
-    if let NodeSelector::Lab { cluster, .. } = &target.nodes {
+    let cluster = match &target.nodes {
+        NodeSelector::Lab { cluster, .. } => Some(cluster),
+        NodeSelector::Kubernetes(k) => k.lab_cluster.as_ref(),
+        _ => None,
+    };
+    if let Some(cluster) = cluster {
         let delay = plan.lab.as_ref().and_then(|l| l.clusters.get(cluster));
         if let Some(d) = delay.and_then(|c| c.replacement_delay) {
             return (d, format!("plan: lab.clusters.{cluster}.replacement.delay"));
@@ -99,7 +104,7 @@ async fn target_markets(
         unreadable: Vec::new(),
         note: None,
     };
-    if matches!(target.nodes, NodeSelector::Lab { .. }) {
+    if target.nodes.on_lab() {
         out.note = Some("a lab target: its nodes sit in no spot market".into());
         return out;
     }

@@ -12,7 +12,7 @@ use crate::journal::MarketRef;
 use crate::nodes::aws::AwsSettings;
 use crate::nodes::{Discovery, Node, Permission, Provider};
 use crate::observe::health::Capacity;
-use crate::plan::{NodeSelector, Plan, Target};
+use crate::plan::{Plan, Target};
 
 /// What preflight learned of one target's nodes.
 pub struct NodesPreview {
@@ -157,7 +157,7 @@ pub fn preview_target(
             let placement = match (capacity, &target.nodes) {
                 (Some(Ok(c)), _) => Placement::Known(c),
                 (Some(Err(e)), _) => Placement::Unknown(format!("health probe: {e}")),
-                (None, NodeSelector::Lab { .. }) => Placement::Unknown(
+                (None, n) if n.on_lab() => Placement::Unknown(
                     "the lab's placement is only known once `run` starts it".into(),
                 ),
                 (None, _) => Placement::Unknown("no health endpoints".into()),

@@ -155,6 +155,32 @@ struct Tracked {
     rescheduled: Option<f64>,
     /// Hosts of its work when it was whole again.
     hosts_after: Vec<String>,
+    /// Kubernetes: how its pods waited (Pending, bound to lost nodes).
+    waits: KubeWaits,
+}
+
+/// What one workload's pods waited for while a step was observed (seconds after the injection).
+#[derive(Clone, Debug, Default)]
+struct KubeWaits {
+    /// Pods Pending: first and last probe that saw any, the most at once, the scheduler's reason.
+    pending: Option<(f64, f64, u32)>,
+    reason: Option<String>,
+    /// Pods bound to a node that is not Ready or gone: first and last probe that saw any.
+    on_lost: Option<(f64, f64)>,
+}
+
+impl KubeWaits {
+    fn observe(&mut self, after: f64, w: &crate::observe::health::WorkloadCapacity) {
+        if w.pending > 0 {
+            let (from, _, most) = self.pending.unwrap_or((after, after, 0));
+            self.pending = Some((from, after, most.max(w.pending)));
+            self.reason = w.unschedulable.clone().or(self.reason.take());
+        }
+        if w.on_lost_nodes > 0 {
+            let (from, _) = self.on_lost.unwrap_or((after, after));
+            self.on_lost = Some((from, after));
+        }
+    }
 }
 
 /// Follows the probes of one step.
@@ -208,6 +234,7 @@ impl Tracker {
                     hosts_before,
                     rescheduled: None,
                     hosts_after: Vec::new(),
+                    waits: KubeWaits::default(),
                 }
             })
             .collect();
@@ -253,6 +280,11 @@ impl Tracker {
         self.summary.nodes_lowest = Some(self.summary.nodes_lowest.map_or(alive, |l| l.min(alive)));
         self.summary.nodes_after = Some(alive);
         for i in 0..self.apps.len() {
+            if let Capacity::Kubernetes(k) = c
+                && let Some(w) = k.workload(&self.apps[i].scheduled_as)
+            {
+                self.apps[i].waits.observe(after, w);
+            }
             if self.apps[i].rescheduled.is_some() || !self.apps[i].affected {
                 continue;
             }
@@ -267,10 +299,7 @@ impl Tracker {
         }
         if self.expect_back && self.restored.is_none() {
             let before = self.summary.nodes_before.unwrap_or(0);
-            let live_hosts: Vec<&str> = match c {
-                Capacity::Storm(s) => s.supervisor_hosts.iter().map(String::as_str).collect(),
-                Capacity::Mesos(m) => m.agent_hosts.iter().map(String::as_str).collect(),
-            };
+            let live_hosts = c.live_hosts();
             if alive >= before && c.is_whole() && !self.on_gone_host(&live_hosts) {
                 self.restored = Some(after);
             }
@@ -333,11 +362,11 @@ impl Tracker {
             out.push(match self.kind {
                 ClusterKind::Storm => self.storm_finding(a, &lost),
                 ClusterKind::Mesos => self.mesos_finding(a, &lost),
-                // No health endpoints for kubernetes targets, so no capacity is tracked here.
-                ClusterKind::Kubernetes => {
-                    format!("{} lost pods on {}", a.scheduled_as, lost.join(", "))
-                }
+                ClusterKind::Kubernetes => self.kube_finding(a, &lost),
             });
+        }
+        for a in &self.apps {
+            out.extend(kube_waits(a, self.gone.len()));
         }
         out
     }
@@ -404,6 +433,34 @@ impl Tracker {
         )
     }
 
+    fn kube_finding(&self, a: &Tracked, lost: &[&str]) -> String {
+        if let Some(r) = a.rescheduled {
+            return format!(
+                "Kubernetes re-created the pods of {} lost on {} in {r:.1} s (pods now on {})",
+                a.scheduled_as,
+                lost.join(", "),
+                a.hosts_after.join(", ")
+            );
+        }
+        let detail = match self.last.as_ref() {
+            Some(Capacity::Kubernetes(k)) => k
+                .workload(&a.scheduled_as)
+                .map(|w| {
+                    format!(
+                        " ({} of {} ready, {} Pending, {} on lost nodes)",
+                        w.ready, w.desired, w.pending, w.on_lost_nodes
+                    )
+                })
+                .unwrap_or_else(|| " (the workload is no longer listed)".into()),
+            _ => String::new(),
+        };
+        format!(
+            "the pods of {} lost on {} were not all Ready again while the step was observed{detail}",
+            a.scheduled_as,
+            lost.join(", ")
+        )
+    }
+
     fn mesos_finding(&self, a: &Tracked, lost: &[&str]) -> String {
         let app = match self.last.as_ref() {
             Some(Capacity::Mesos(m)) => m.app(&a.scheduled_as),
@@ -467,6 +524,37 @@ impl Tracker {
             )
         })
     }
+}
+
+/// What a workload's pods waited for, in words: Pending (with the scheduler's reason) and bound
+/// to lost nodes (the unreachable toleration).
+fn kube_waits(a: &Tracked, lost_nodes: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some((from, to, most)) = a.waits.pending {
+        let reason = a
+            .waits
+            .reason
+            .as_ref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        out.push(format!(
+            "{most} pod{} of {} stayed Pending {:.0} s{reason}",
+            plural(most as usize),
+            a.scheduled_as,
+            (to - from).max(0.0)
+        ));
+    }
+    if let Some((from, to)) = a.waits.on_lost {
+        out.push(format!(
+            "pods of {} stayed bound to the lost node{} for {:.0} s before they were re-created \
+             (the node.kubernetes.io/unreachable toleration, 300 s by default): a lower \
+             tolerationSeconds would shorten recovery",
+            a.scheduled_as,
+            plural(lost_nodes),
+            (to - from).max(0.0)
+        ));
+    }
+    out
 }
 
 fn plural(n: usize) -> &'static str {

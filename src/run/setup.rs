@@ -125,7 +125,7 @@ pub async fn lock_keys(plan: &Plan, aws: &AwsSettings) -> IndexMap<String, lock:
         .await
         .into_iter()
         .map(|(name, p)| {
-            let prefix = matches!(plan.targets[&name].nodes, NodeSelector::Lab { .. });
+            let prefix = plan.targets[&name].nodes.on_lab();
             let text = lock::key(&p.lock_identity());
             (name, lock::Key { text, prefix })
         })
@@ -153,7 +153,7 @@ pub async fn runner<'a>(
     let cancel = CancellationToken::new();
     // The lab's providers act on the lab just started; the others are kept as connected.
     if let Some(lab) = &lab {
-        let is_lab = |n: &NodeSelector| matches!(n, NodeSelector::Lab { .. });
+        let is_lab = NodeSelector::on_lab;
         let dir = Some(opts.dir.as_path());
         providers.extend(connect(plan, &opts.aws, Some(lab), dir, is_lab).await);
     }
@@ -161,7 +161,13 @@ pub async fn runner<'a>(
     for p in providers.values() {
         p.follow_capacity(every, cancel.clone());
     }
-    let endpoints = endpoints(plan, opts, lab.as_ref())?;
+    let mut endpoints = endpoints(plan, opts, lab.as_ref())?;
+    // Kubernetes targets: the capacity comes from the API server the provider reaches.
+    for (name, p) in &providers {
+        if let Some(e) = p.health().filter(|_| !endpoints.contains_key(name)) {
+            endpoints.insert(name.clone(), e);
+        }
+    }
     let clock = Clock::start();
     let probes = capacity::spawn(
         endpoints

@@ -97,6 +97,7 @@ fn agrees_with_lab(running: &RunningLab, cluster: &str, c: &Capacity) {
     let assigned = match c {
         Capacity::Storm(s) => s.topologies.iter().map(|t| t.workers_assigned).sum::<u32>(),
         Capacity::Mesos(m) => m.apps.iter().map(|a| a.tasks_running).sum::<u32>(),
+        Capacity::Kubernetes(k) => k.workloads.iter().map(|w| w.ready).sum::<u32>(),
     };
     let configured = match c {
         Capacity::Storm(s) => s
@@ -105,6 +106,7 @@ fn agrees_with_lab(running: &RunningLab, cluster: &str, c: &Capacity) {
             .map(|t| t.workers_configured.unwrap())
             .sum::<u32>(),
         Capacity::Mesos(m) => m.apps.iter().map(|a| a.instances).sum::<u32>(),
+        Capacity::Kubernetes(k) => k.workloads.iter().map(|w| w.desired).sum::<u32>(),
     };
     assert_eq!(configured, lab.workers, "{cluster}");
     if c.is_whole() {
@@ -141,6 +143,7 @@ fn health_probes_follow_lab_losses_and_recovery() {
                 let a = m.app(app).unwrap();
                 assert_eq!((a.instances, a.tasks_running), (4, 4));
             }
+            other => panic!("not a storm or mesos cluster: {other:?}"),
         }
 
         // Kill a node that runs the application (node ↔ host: a lab node's host is its id).
@@ -161,6 +164,7 @@ fn health_probes_follow_lab_losses_and_recovery() {
         match &lost {
             Capacity::Storm(s) => assert!(s.topology(app).unwrap().workers_on_dead_supervisors > 0),
             Capacity::Mesos(m) => assert!(m.app(app).unwrap().tasks_on_dead_hosts > 0),
+            other => panic!("not a storm or mesos cluster: {other:?}"),
         }
         agrees_with_lab(&running, cluster, &lost);
 

@@ -45,6 +45,18 @@ impl Access {
     /// account where there is no kubeconfig); an error names what was tried.
     pub async fn connect(context: Option<&str>) -> Result<Access, String> {
         let (config, how) = config(context).await?;
+        Access::of(config, how)
+    }
+
+    /// The Kubernetes API a lab cluster serves on loopback (plain HTTP, no credentials).
+    pub fn lab(cluster: &str, url: &str) -> Result<Access, String> {
+        let uri = url
+            .parse()
+            .map_err(|e| format!("the lab's Kubernetes API {url}: {e}"))?;
+        Access::of(Config::new(uri), format!("lab cluster {cluster}"))
+    }
+
+    fn of(config: Config, how: String) -> Result<Access, String> {
         let cluster = config.cluster_url.to_string();
         let build = |config: Config| {
             Client::try_from(config)
@@ -63,6 +75,14 @@ impl Access {
             cluster: cluster.trim_end_matches('/').to_owned(),
             how,
         })
+    }
+
+    /// How the capacity probes reach the same API server.
+    pub fn health(&self) -> crate::observe::health::KubeApi {
+        crate::observe::health::KubeApi {
+            client: self.client.clone(),
+            cluster: self.cluster.clone(),
+        }
     }
 
     /// What `plan` shows of the cluster: where, through which context, lost how.

@@ -10,6 +10,7 @@
 pub mod client;
 mod config;
 pub mod hosts;
+pub mod kube;
 pub mod mesos;
 pub mod storm;
 
@@ -22,6 +23,7 @@ pub use client::{
 };
 pub use config::{LabUrl, endpoints_of, settings_of};
 pub use hosts::same_host;
+pub use kube::{KubeApi, KubeCapacity, WorkloadCapacity};
 pub use mesos::{AppCapacity, Marathon, MesosCapacity, MesosMaster, UnreachableStrategy};
 pub use storm::{StormCapacity, StormUi, TopologyCapacity};
 
@@ -37,6 +39,8 @@ pub enum Endpoints {
         mesos_master: MesosMaster,
         marathon: Marathon,
     },
+    /// A Kubernetes API server, reached as the target's node provider reaches it.
+    Kubernetes(KubeApi),
 }
 
 impl Endpoints {
@@ -68,6 +72,7 @@ impl Endpoints {
         match self {
             Endpoints::Storm { .. } => ClusterKind::Storm,
             Endpoints::Mesos { .. } => ClusterKind::Mesos,
+            Endpoints::Kubernetes(_) => ClusterKind::Kubernetes,
         }
     }
 }
@@ -78,6 +83,7 @@ impl Endpoints {
 pub enum Capacity {
     Storm(StormCapacity),
     Mesos(MesosCapacity),
+    Kubernetes(KubeCapacity),
 }
 
 impl Capacity {
@@ -86,6 +92,7 @@ impl Capacity {
         match self {
             Capacity::Storm(c) => c.is_whole(),
             Capacity::Mesos(c) => c.is_whole(),
+            Capacity::Kubernetes(c) => c.is_whole(),
         }
     }
 
@@ -95,6 +102,7 @@ impl Capacity {
         match self {
             Capacity::Storm(c) => c.topology(name).map(TopologyCapacity::is_whole),
             Capacity::Mesos(c) => c.app(name).map(AppCapacity::is_whole),
+            Capacity::Kubernetes(c) => c.workload(name).map(WorkloadCapacity::is_whole),
         }
     }
 
@@ -103,6 +111,7 @@ impl Capacity {
         match self {
             Capacity::Storm(c) => c.hosts_running(name),
             Capacity::Mesos(c) => c.hosts_running(name),
+            Capacity::Kubernetes(c) => c.hosts_running(name),
         }
     }
 
@@ -111,6 +120,7 @@ impl Capacity {
         match self {
             Capacity::Storm(c) => c.topologies_on(host),
             Capacity::Mesos(c) => c.apps_on(host),
+            Capacity::Kubernetes(c) => c.workloads_on(host),
         }
     }
 
@@ -119,7 +129,19 @@ impl Capacity {
         match self {
             Capacity::Storm(c) => c.supervisors_alive,
             Capacity::Mesos(c) => c.agents_active,
+            Capacity::Kubernetes(c) => c.nodes_ready,
         }
+    }
+
+    /// Hosts of the live nodes (Storm supervisors, active Mesos agents, Ready schedulable
+    /// Kubernetes nodes).
+    pub fn live_hosts(&self) -> Vec<&str> {
+        let hosts = match self {
+            Capacity::Storm(s) => &s.supervisor_hosts,
+            Capacity::Mesos(m) => &m.agent_hosts,
+            Capacity::Kubernetes(k) => &k.node_names,
+        };
+        hosts.iter().map(String::as_str).collect()
     }
 }
 
@@ -134,5 +156,16 @@ pub fn probe(endpoints: &Endpoints, deadline: Duration) -> Result<Capacity, Heal
             mesos_master,
             marathon,
         } => mesos::capacity(mesos_master, marathon, until).map(Capacity::Mesos),
+        // The Kubernetes client is async: called (as every probe is) off the runtime's
+        // threads, it runs on the runtime this thread belongs to.
+        Endpoints::Kubernetes(api) => match tokio::runtime::Handle::try_current() {
+            Ok(rt) => rt
+                .block_on(kube::capacity(api, deadline))
+                .map(Capacity::Kubernetes),
+            Err(_) => Err(HealthError::Transport {
+                url: api.cluster.clone(),
+                reason: "no async runtime to reach the Kubernetes API from".into(),
+            }),
+        },
     }
 }
