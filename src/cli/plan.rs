@@ -13,7 +13,6 @@ use std::path::PathBuf;
 use crate::exit::{ExitCode, Failure};
 use crate::journal::MarketRef;
 use crate::nodes;
-use crate::observe::health::Capacity;
 use crate::output;
 use crate::preflight::{self, Estimate, NodeOut, Preflight, TargetOut, d, plural};
 
@@ -45,65 +44,6 @@ pub fn run(args: Args, aws: &super::AwsArgs) -> anyhow::Result<ExitCode> {
         return Err(Failure::environment(errors.join("; ")).into());
     }
     Ok(ExitCode::Success)
-}
-
-/// One line about a target's capacity as its health endpoints report it.
-fn capacity_line(c: &Capacity) -> String {
-    match c {
-        Capacity::Storm(s) => format!(
-            "{} supervisors alive, {} of {} slots used; {}{}",
-            s.supervisors_alive,
-            s.slots_used,
-            s.slots_total,
-            s.topologies
-                .iter()
-                .map(|t| format!(
-                    "{} {} ({}/{} workers)",
-                    t.name,
-                    if t.is_whole() { "whole" } else { "NOT whole" },
-                    t.workers_assigned,
-                    t.workers_configured.map_or("?".into(), |w| w.to_string())
-                ))
-                .collect::<Vec<_>>()
-                .join(", "),
-            s.gone
-                .iter()
-                .map(|id| format!("; {id} gone (listed, then its detail answered 404)"))
-                .collect::<String>()
-        ),
-        Capacity::Mesos(m) => format!(
-            "{} agents active, {} unreachable; {}",
-            m.agents_active,
-            m.agents_unreachable,
-            m.apps
-                .iter()
-                .map(|a| format!(
-                    "{} {} ({}/{} tasks)",
-                    a.id,
-                    if a.is_whole() { "whole" } else { "NOT whole" },
-                    a.tasks_running,
-                    a.instances
-                ))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Capacity::Kubernetes(k) => format!(
-            "{} nodes Ready, {} not Ready; {}",
-            k.nodes_ready,
-            k.nodes_not_ready,
-            k.workloads
-                .iter()
-                .map(|w| format!(
-                    "{} {} ({}/{} ready)",
-                    w.name,
-                    if w.is_whole() { "whole" } else { "NOT whole" },
-                    w.ready,
-                    w.desired
-                ))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
 }
 
 // ---- text --------------------------------------------------------------------------------------
@@ -242,7 +182,10 @@ fn checks_text(t: &TargetOut) -> String {
         s.push_str(&line);
     }
     if let Some(c) = &t.capacity {
-        s.push_str(&format!("  capacity: {}\n", capacity_line(c)));
+        s.push_str(&format!(
+            "  capacity: {}\n",
+            crate::observe::health::summary(c)
+        ));
     }
     if let Some(why) = &t.capacity_unknown {
         s.push_str(&format!("  warning: capacity unknown: {why}\n"));

@@ -253,13 +253,15 @@ impl ClusterKind {
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLabCluster {
-    /// `storm` or `mesos`.
+    /// `storm`, `mesos` or `kubernetes` (a Karpenter-like NodePool of spot nodes behind a
+    /// Kubernetes API: one Deployment per workload, nodes lost by a drain through that API).
     pub kind: ClusterKind,
     /// Number of nodes at full capacity.
     pub nodes: u32,
-    /// Workers (storm) or tasks (mesos) one node can host.
+    /// Workers (storm), tasks (mesos) or pods (kubernetes) one node can host.
     pub slots_per_node: u32,
-    /// How long the scheduler takes to notice a dead node (default 3s).
+    /// How long the scheduler takes to notice a dead node (default 3s); kubernetes: how long
+    /// the pods of a node lost without a drain stay bound to it (the unreachable toleration).
     #[serde(default)]
     pub detection_delay: Option<DurationText>,
     /// Whether and when a replacement node joins after a loss (the spot fleet refilling).
@@ -285,7 +287,7 @@ pub struct RawReplacement {
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawWorkload {
-    /// Number of workers (storm) or tasks (mesos); each takes one slot.
+    /// Number of workers (storm), tasks (mesos) or pods (kubernetes); each takes one slot.
     pub workers: u32,
     /// Kafka consumer group the workers consume in.
     pub group: String,

@@ -309,20 +309,23 @@ impl Checker<'_> {
         })
     }
 
+    /// An error at each field of `set` that is set, saying `why`.
+    fn refuse_set(&mut self, path: &Path, set: &[(&str, bool)], why: impl Fn(&str) -> String) {
+        for (field, _) in set.iter().filter(|(_, is_set)| *is_set) {
+            self.error(&path.key(field), why(field));
+        }
+    }
+
     /// Without SASL, its fields have no use.
     fn without_sasl(&mut self, raw: &RawSecurity, path: &Path) {
-        for (field, set) in [
+        let set = [
             ("sasl_mechanism", raw.sasl_mechanism.is_some()),
             ("username", raw.username.is_some()),
             ("password_env", raw.password_env.is_some()),
-        ] {
-            if set {
-                self.error(
-                    &path.key(field),
-                    format!("`{field}` needs protocol SASL_PLAINTEXT or SASL_SSL"),
-                );
-            }
-        }
+        ];
+        self.refuse_set(path, &set, |f| {
+            format!("`{f}` needs protocol SASL_PLAINTEXT or SASL_SSL")
+        });
     }
 
     // ---- lab ----------------------------------------------------------------------------------
@@ -1364,17 +1367,13 @@ impl Checker<'_> {
         ctx: &mut TargetCtx,
     ) -> String {
         let n = &raw.nodes;
-        for (field, set) in [
+        let set = [
             ("context", n.context.is_some()),
             ("region", n.region.is_some()),
-        ] {
-            if set {
-                self.error(
-                    &path.key(field),
-                    format!("`{field}` does not apply to a lab cluster's nodes (`cluster` is set)"),
-                );
-            }
-        }
+        ];
+        self.refuse_set(path, &set, |f| {
+            format!("`{f}` does not apply to a lab cluster's nodes (`cluster` is set)")
+        });
         if n.terminate.is_some_and(|t| t != KubeTerminate::Drain) {
             self.error(
                 &path.key("terminate"),
@@ -1399,12 +1398,9 @@ impl Checker<'_> {
                 ("role_arn", n.role_arn.is_some()),
                 ("keep_templates", n.keep_templates.is_some()),
             ];
-            for (field, _) in set.into_iter().filter(|(_, is_set)| *is_set) {
-                self.error(
-                    &path.key(field),
-                    format!("`{field}` applies only with `terminate: aws-fis`"),
-                );
-            }
+            self.refuse_set(path, &set, |f| {
+                format!("`{f}` applies only with `terminate: aws-fis`")
+            });
             return None;
         }
         if n.allow_on_demand == Some(true) {

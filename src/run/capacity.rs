@@ -85,8 +85,8 @@ pub fn recorded_window(
     (before, after)
 }
 
-/// Probe every target once per `interval` until cancelled. Each probe runs on a blocking
-/// thread within `interval` (at least 1 s), so a hanging API delays nothing but itself.
+/// Probe every target once per `interval` until cancelled, each within `interval` (at least
+/// 1 s) and in a task of its own, so a hanging API delays nothing but itself.
 pub fn spawn(
     targets: Vec<(String, Endpoints)>,
     interval: Duration,
@@ -106,12 +106,8 @@ pub fn spawn(
                     _ = cancel.cancelled() => return,
                     _ = tick.tick() => {}
                 }
-                let e = endpoints.clone();
                 let at = clock.wall();
-                let result = tokio::task::spawn_blocking(move || health::probe(&e, deadline))
-                    .await
-                    .map_err(|e| format!("the probe failed: {e}"))
-                    .and_then(|r| r.map_err(|e| e.to_string()));
+                let result = health::probe_async(&endpoints, deadline).await;
                 let probe = Probe {
                     target: name.clone(),
                     at,

@@ -487,12 +487,7 @@ impl Runner<'_> {
             .observe
             .sample_interval
             .max(std::time::Duration::from_secs(2));
-        Some(
-            tokio::task::spawn_blocking(move || crate::observe::health::probe(&e, deadline))
-                .await
-                .map_err(|e| format!("the probe failed: {e}"))
-                .and_then(|r| r.map_err(|e| e.to_string())),
-        )
+        Some(crate::observe::health::probe_async(&e, deadline).await)
     }
 
     /// The target's nodes now, as its provider discovers them.

@@ -7,6 +7,7 @@ fn every_experiment_validates_without_warnings() {
     let files = yaml_files("experiments");
     for name in [
         "lab-game-day",
+        "lab-kubernetes",
         "storm-prod-aws",
         "mesos-prod-asg",
         "spot-interruptions-fis",

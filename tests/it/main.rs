@@ -9,6 +9,7 @@ mod health;
 mod inputs;
 mod kube;
 mod kube_aws;
+mod kube_lab;
 mod lab;
 mod lab_cli;
 mod lag;

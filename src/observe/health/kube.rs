@@ -171,31 +171,32 @@ pub fn assemble(
         .filter_map(|n| n.metadata.name.clone())
         .collect();
     node_names.sort();
-    let mut workloads = Vec::new();
-    for d in deployments {
-        let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-        let selector = d.spec.as_ref().map(|s| &s.selector);
-        workloads.push(workload(
-            &d.metadata,
-            "Deployment",
-            desired,
-            selector,
-            pods,
-            &ready,
-        ));
-    }
-    for s in sets {
-        let desired = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-        let selector = s.spec.as_ref().map(|s| &s.selector);
-        workloads.push(workload(
-            &s.metadata,
-            "StatefulSet",
-            desired,
-            selector,
-            pods,
-            &ready,
-        ));
-    }
+    // Each owner: its metadata, kind, desired replicas (default 1) and pod selector.
+    let owners = deployments
+        .iter()
+        .map(|d| {
+            let spec = d.spec.as_ref();
+            (
+                &d.metadata,
+                "Deployment",
+                spec.and_then(|s| s.replicas),
+                spec.map(|s| &s.selector),
+            )
+        })
+        .chain(sets.iter().map(|st| {
+            let spec = st.spec.as_ref();
+            (
+                &st.metadata,
+                "StatefulSet",
+                spec.and_then(|s| s.replicas),
+                spec.map(|s| &s.selector),
+            )
+        }));
+    let workloads = owners
+        .map(|(meta, kind, replicas, selector)| {
+            workload(meta, kind, replicas.unwrap_or(1), selector, pods, &ready)
+        })
+        .collect();
     KubeCapacity {
         nodes_ready: ready.len() as u32,
         nodes_not_ready: (nodes.len() - ready.len()) as u32,

@@ -145,6 +145,22 @@ impl Capacity {
     }
 }
 
+/// [`probe`] from async code: the Kubernetes API is read on the runtime (its client is async),
+/// the HTTP APIs on a blocking thread, so a hanging API delays nothing but itself.
+pub async fn probe_async(endpoints: &Endpoints, deadline: Duration) -> Result<Capacity, String> {
+    if let Endpoints::Kubernetes(api) = endpoints {
+        return kube::capacity(api, deadline)
+            .await
+            .map(Capacity::Kubernetes)
+            .map_err(|e| e.to_string());
+    }
+    let e = endpoints.clone();
+    tokio::task::spawn_blocking(move || probe(&e, deadline))
+        .await
+        .map_err(|e| format!("the probe failed: {e}"))
+        .and_then(|r| r.map_err(|e| e.to_string()))
+}
+
 /// Fetch a target's capacity: every endpoint it needs, concurrently, all within `deadline`
 /// (each request also within its own timeout; retries stop at the deadline).
 pub fn probe(endpoints: &Endpoints, deadline: Duration) -> Result<Capacity, HealthError> {
@@ -156,16 +172,69 @@ pub fn probe(endpoints: &Endpoints, deadline: Duration) -> Result<Capacity, Heal
             mesos_master,
             marathon,
         } => mesos::capacity(mesos_master, marathon, until).map(Capacity::Mesos),
-        // The Kubernetes client is async: called (as every probe is) off the runtime's
-        // threads, it runs on the runtime this thread belongs to.
-        Endpoints::Kubernetes(api) => match tokio::runtime::Handle::try_current() {
-            Ok(rt) => rt
-                .block_on(kube::capacity(api, deadline))
-                .map(Capacity::Kubernetes),
-            Err(_) => Err(HealthError::Transport {
-                url: api.cluster.clone(),
-                reason: "no async runtime to reach the Kubernetes API from".into(),
-            }),
-        },
+        // The Kubernetes client is async: see probe_async.
+        Endpoints::Kubernetes(api) => Err(HealthError::Transport {
+            url: api.cluster.clone(),
+            reason: "the Kubernetes API is read with probe_async".into(),
+        }),
+    }
+}
+
+/// One line about a target's capacity as its health endpoints report it.
+pub fn summary(c: &Capacity) -> String {
+    match c {
+        Capacity::Storm(s) => format!(
+            "{} supervisors alive, {} of {} slots used; {}{}",
+            s.supervisors_alive,
+            s.slots_used,
+            s.slots_total,
+            s.topologies
+                .iter()
+                .map(|t| format!(
+                    "{} {} ({}/{} workers)",
+                    t.name,
+                    if t.is_whole() { "whole" } else { "NOT whole" },
+                    t.workers_assigned,
+                    t.workers_configured.map_or("?".into(), |w| w.to_string())
+                ))
+                .collect::<Vec<_>>()
+                .join(", "),
+            s.gone
+                .iter()
+                .map(|id| format!("; {id} gone (listed, then its detail answered 404)"))
+                .collect::<String>()
+        ),
+        Capacity::Mesos(m) => format!(
+            "{} agents active, {} unreachable; {}",
+            m.agents_active,
+            m.agents_unreachable,
+            m.apps
+                .iter()
+                .map(|a| format!(
+                    "{} {} ({}/{} tasks)",
+                    a.id,
+                    if a.is_whole() { "whole" } else { "NOT whole" },
+                    a.tasks_running,
+                    a.instances
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Capacity::Kubernetes(k) => format!(
+            "{} nodes Ready, {} not Ready; {}",
+            k.nodes_ready,
+            k.nodes_not_ready,
+            k.workloads
+                .iter()
+                .map(|w| format!(
+                    "{} {} ({}/{} ready)",
+                    w.name,
+                    if w.is_whole() { "whole" } else { "NOT whole" },
+                    w.ready,
+                    w.desired
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
