@@ -148,8 +148,12 @@ pub struct Application {
     pub max_lag: Duration,
     pub max_recovery: Duration,
     pub abort_lag: Option<Duration>,
-    /// The topology name or Marathon app id the health endpoints know it by.
+    /// The topology name, Marathon app id or Kubernetes workload (`namespace/name`) the health
+    /// probes know it by.
     pub scheduled_as: String,
+    /// `Deployment` or `StatefulSet` where the plan named the workload's kind
+    /// (`scheduled_as: {deployment: …}`): only a kubernetes target may judge it.
+    pub workload_kind: Option<&'static str>,
     /// How its consumers read transactional topics (and so how its lag is measured).
     pub isolation: Isolation,
     /// Lag from a PromQL query instead of the group's commits.
@@ -359,10 +363,15 @@ pub struct KubeInterruption {
 impl NodeSelector {
     /// Whether the nodes are a lab cluster's (started by `run`, in its directory).
     pub fn on_lab(&self) -> bool {
+        self.lab_cluster().is_some()
+    }
+
+    /// The lab cluster whose nodes these are, if any.
+    pub fn lab_cluster(&self) -> Option<&str> {
         match self {
-            NodeSelector::Lab { .. } => true,
-            NodeSelector::Kubernetes(k) => k.lab_cluster.is_some(),
-            _ => false,
+            NodeSelector::Lab { cluster, .. } => Some(cluster),
+            NodeSelector::Kubernetes(k) => k.lab_cluster.as_deref(),
+            _ => None,
         }
     }
 

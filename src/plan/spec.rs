@@ -304,6 +304,50 @@ pub struct RawWorkload {
     pub stall_after_restart: Option<bool>,
 }
 
+/// How an application's scheduler knows it: a name, or a Kubernetes workload by kind.
+#[derive(Clone, Debug, JsonSchema)]
+#[serde(untagged)]
+pub enum RawScheduledAs {
+    Name(String),
+    Workload(RawWorkloadRef),
+}
+
+impl<'de> Deserialize<'de> for RawScheduledAs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RawScheduledAs, D::Error> {
+        use serde::de::value::MapAccessDeserializer;
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawScheduledAs;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a name, or {deployment: ns/name} or {statefulset: ns/name}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawScheduledAs, E> {
+                Ok(RawScheduledAs::Name(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                a: A,
+            ) -> Result<RawScheduledAs, A::Error> {
+                RawWorkloadRef::deserialize(MapAccessDeserializer::new(a))
+                    .map(RawScheduledAs::Workload)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// A Kubernetes workload by kind: exactly one of the two.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkloadRef {
+    /// A Deployment, `namespace/name`.
+    #[serde(default)]
+    pub deployment: Option<String>,
+    /// A StatefulSet, `namespace/name`.
+    #[serde(default)]
+    pub statefulset: Option<String>,
+}
+
 /// An application: a Kafka consumer whose lag is judged.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -325,10 +369,12 @@ pub struct RawApplication {
     /// A guard: stop escalating the ladder once this application's lag passes this.
     #[serde(default)]
     pub abort_lag: Option<DurationText>,
-    /// The application's name in its scheduler, for the health probes: the Storm topology name
-    /// or the Marathon app id (default: the application's name).
+    /// The application's name in its scheduler, for the health probes: the Storm topology name,
+    /// the Marathon app id, or the Kubernetes workload (`namespace/name`, or the name alone where
+    /// it is unambiguous; `{deployment: ns/name}` or `{statefulset: ns/name}` names its kind too)
+    /// (default: the application's name).
     #[serde(default)]
-    pub scheduled_as: Option<String>,
+    pub scheduled_as: Option<RawScheduledAs>,
     /// How the application's consumers read transactional topics: `read_uncommitted` (default,
     /// as Kafka's own tools) or `read_committed` (lag measured against the last stable offset;
     /// an open transaction holding it back is reported with its age).

@@ -633,6 +633,7 @@ impl Checker<'_> {
                     format!("application `{name}` is not judged by any target"),
                 );
             }
+            let mut workload_kind = None;
             apps.insert(
                 name.clone(),
                 Application {
@@ -641,13 +642,8 @@ impl Checker<'_> {
                     max_lag,
                     max_recovery,
                     abort_lag,
-                    scheduled_as: match &a.scheduled_as {
-                        Some(s) => {
-                            self.nonempty_text(&p.key("scheduled_as"), "scheduled_as", s);
-                            s.trim().to_owned()
-                        }
-                        None => name.clone(),
-                    },
+                    scheduled_as: self.scheduled_as(a, &p, name, &mut workload_kind),
+                    workload_kind,
                     isolation: a.isolation.unwrap_or_default(),
                     lag,
                 },
@@ -691,6 +687,41 @@ impl Checker<'_> {
 
     /// An application's SLO: max_lag and max_recovery, positive; max_recovery within the step
     /// timeout (else a warning).
+    /// The name the scheduler knows the application by (and, for `{deployment: …}` or
+    /// `{statefulset: …}`, the workload's kind).
+    fn scheduled_as(
+        &mut self,
+        a: &RawApplication,
+        p: &Path,
+        name: &str,
+        kind: &mut Option<&'static str>,
+    ) -> String {
+        let sp = p.key("scheduled_as");
+        let (text, path) = match &a.scheduled_as {
+            None => return name.to_owned(),
+            Some(RawScheduledAs::Name(s)) => (s.as_str(), sp),
+            Some(RawScheduledAs::Workload(w)) => match (&w.deployment, &w.statefulset) {
+                (Some(d), None) => {
+                    *kind = Some("Deployment");
+                    (d.as_str(), sp.key("deployment"))
+                }
+                (None, Some(s)) => {
+                    *kind = Some("StatefulSet");
+                    (s.as_str(), sp.key("statefulset"))
+                }
+                _ => {
+                    self.error(&sp, "name exactly one of `deployment` and `statefulset`");
+                    return name.to_owned();
+                }
+            },
+        };
+        self.nonempty_text(&path, "scheduled_as", text);
+        if kind.is_some() && text.trim().split('/').count() != 2 {
+            self.error(&path, format!("`{}` is not `namespace/name`", text.trim()));
+        }
+        text.trim().to_owned()
+    }
+
     fn slo(&mut self, a: &RawApplication, p: &Path, observe: &Observe) -> (Duration, Duration) {
         let max_lag = self.required_duration(&p.key("slo").key("max_lag"), &a.slo.max_lag);
         self.positive(&p.key("slo").key("max_lag"), "max_lag", max_lag);
@@ -1001,12 +1032,10 @@ impl Checker<'_> {
         }
         let known: Vec<&str> = apps.keys().map(String::as_str).collect();
         let mut seen = HashSet::new();
-        let cluster = match (nodes, lab) {
-            (NodeSelector::Lab { cluster, .. }, Some(lab)) => {
-                lab.clusters.get(cluster).map(|c| (cluster, c))
-            }
-            _ => None,
-        };
+        let cluster = nodes
+            .lab_cluster()
+            .zip(lab)
+            .and_then(|(cluster, lab)| lab.clusters.get(cluster).map(|c| (cluster, c)));
         for (i, name) in raw.applications.iter().enumerate() {
             let p = path.index(i);
             if !seen.insert(name) {
@@ -1026,6 +1055,19 @@ impl Checker<'_> {
                 );
                 continue;
             };
+            if let Some(kind) = app
+                .workload_kind
+                .filter(|_| raw.kind != ClusterKind::Kubernetes)
+            {
+                self.error(
+                    &p,
+                    format!(
+                        "application `{name}` is scheduled as a Kubernetes {kind}; a {} target \
+                         cannot follow it",
+                        kind_name(raw.kind)
+                    ),
+                );
+            }
             if let Some((cname, c)) = cluster
                 && !(app.lag.is_some() && app.group.is_empty())
                 && !c.workloads.values().any(|w| w.group == app.group)

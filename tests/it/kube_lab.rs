@@ -187,12 +187,12 @@ fn the_kubernetes_lab_game_day_tolerates_what_its_capacity_predicts() {
     assert_eq!(verdicts, ["pass", "pass", "fail"], "{t:#}");
     let findings = |i: usize| -> String { steps[i]["findings"].to_string() };
     assert!(
-        findings(0).contains("Kubernetes re-created the pods of ingest"),
+        findings(0).contains("Kubernetes re-created the pods of default/ingest"),
         "{}",
         findings(0)
     );
     assert!(
-        findings(2).contains("pods of ingest stayed Pending"),
+        findings(2).contains("pods of default/ingest stayed Pending"),
         "{}",
         findings(2)
     );
