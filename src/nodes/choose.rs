@@ -130,4 +130,55 @@ mod tests {
         assert_eq!(ids, ["a", "c", "d"]);
         assert!(choose_within(&ranked, 4, 1, work).is_none());
     }
+
+    /// A kubernetes target: `running: {workload}` narrows the choice to the nodes running that
+    /// workload's ready pods and `max_per_workload` keeps a step from taking two of its nodes,
+    /// both from what the Kubernetes API says runs where.
+    #[test]
+    fn a_kubernetes_target_aims_at_a_workload_and_keeps_max_per_workload() {
+        use crate::observe::health::{Capacity, KubeCapacity, WorkloadCapacity};
+        let plan = |extra: &str| {
+            let text = format!(
+                "version: 1\nname: k\nkafka: {{brokers: \"k:9092\"}}\napplications:\n  \
+                 ingest: {{group: g, topics: [t], slo: {{max_lag: 1m, max_recovery: 1m}}}}\n\
+                 targets:\n  k:\n    kind: kubernetes\n    nodes: {{provider: kubernetes, \
+                 labels: {{a: b}}}}\n    applications: [ingest]\n    ladder: [1, 2]\n{extra}"
+            );
+            let loaded = crate::plan::load(&text);
+            let plan = loaded
+                .plan
+                .unwrap_or_else(|| panic!("{:?}", loaded.diagnostics));
+            plan.targets["k"].clone()
+        };
+        let node = |id: &str| Node::lab(id.into());
+        let nodes = vec![node("a"), node("b"), node("c"), node("d")];
+        let workload = |name: &str, hosts: &[&str]| WorkloadCapacity {
+            name: name.into(),
+            kind: "Deployment".into(),
+            desired: hosts.len() as u32,
+            ready: hosts.len() as u32,
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            ..WorkloadCapacity::default()
+        };
+        let c = Capacity::Kubernetes(KubeCapacity {
+            nodes_ready: 4,
+            workloads: vec![
+                workload("apps/ingest", &["a", "b"]),
+                workload("apps/web", &["c"]),
+            ],
+            ..KubeCapacity::default()
+        });
+        let aimed = plan("    running: {workload: apps/ingest}\n");
+        let chosen = choose_step(&nodes, 2, &aimed, 0, Some(&c)).unwrap();
+        let mut ids: Vec<&str> = chosen.iter().map(|n| n.id.as_str()).collect();
+        ids.sort();
+        assert_eq!(ids, ["a", "b"]);
+        let limited = plan("    guards: {max_per_workload: 1}\n");
+        for step in 0..4 {
+            let chosen = choose_step(&nodes, 3, &limited, step, Some(&c)).unwrap();
+            let on_ingest = chosen.iter().filter(|n| n.id == "a" || n.id == "b").count();
+            assert_eq!(on_ingest, 1, "step {step}: {chosen:?}");
+        }
+        assert!(choose_step(&nodes, 4, &limited, 0, Some(&c)).is_err());
+    }
 }

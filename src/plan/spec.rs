@@ -827,6 +827,9 @@ pub struct RawRunning {
     /// mesos: a Marathon app id (`/live-aggregators`).
     #[serde(default)]
     pub app: Option<String>,
+    /// kubernetes: a workload (`namespace/name`, or its name alone where unambiguous).
+    #[serde(default)]
+    pub workload: Option<String>,
 }
 
 /// Node selection mode.
@@ -858,6 +861,10 @@ pub struct RawGuards {
     /// one step; needs `health`.
     #[serde(default)]
     pub max_per_topology: Option<u32>,
+    /// kubernetes: never take more than this many nodes running pods of one workload in one
+    /// step (what the Kubernetes API says runs where).
+    #[serde(default)]
+    pub max_per_workload: Option<u32>,
 }
 
 /// Sampling and judging.

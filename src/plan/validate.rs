@@ -811,7 +811,7 @@ impl Checker<'_> {
             );
         }
         let guards = self.guards(raw, &path.key("guards"), &ladder, &nodes, lab);
-        if guards.max_per_topology.is_some() && !health.configured(raw.kind) {
+        if guards.max_per_topology.is_some() && !knows_placement(raw.kind, &health) {
             self.error_help(
                 &path.key("guards").key("max_per_topology"),
                 "max_per_topology needs to know which node runs which topology or app",
@@ -1639,29 +1639,26 @@ impl Checker<'_> {
     fn running(&mut self, raw: &RawTarget, path: &Path, health: &Health) -> Option<String> {
         let r = raw.running.as_ref()?;
         let p = path.key("running");
-        let (field, want) = match raw.kind {
-            ClusterKind::Storm => ("topology", "app"),
-            ClusterKind::Mesos => ("app", "topology"),
-            ClusterKind::Kubernetes => {
-                self.error(&p, "`running:` does not apply to kubernetes targets yet");
-                return None;
-            }
-        };
-        let (mine, other) = match raw.kind {
-            ClusterKind::Storm => (&r.topology, &r.app),
-            _ => (&r.app, &r.topology),
-        };
-        if other.is_some() {
+        let fields = [
+            (ClusterKind::Storm, "topology", &r.topology),
+            (ClusterKind::Mesos, "app", &r.app),
+            (ClusterKind::Kubernetes, "workload", &r.workload),
+        ];
+        let (_, field, mine) = fields.iter().find(|(k, _, _)| *k == raw.kind)?;
+        for (_, other, _) in fields
+            .iter()
+            .filter(|(k, _, v)| *k != raw.kind && v.is_some())
+        {
             self.error(
-                &p.key(want),
+                &p.key(other),
                 format!(
-                    "a {} target selects by `{field}`, not `{want}`",
+                    "a {} target selects by `{field}`, not `{other}`",
                     kind_name(raw.kind)
                 ),
             );
         }
         let Some(name) = mine else {
-            if other.is_none() {
+            if fields.iter().all(|(_, _, v)| v.is_none()) {
                 self.error(
                     &p,
                     format!("say which {field} the nodes must run: `{field}: NAME`"),
@@ -1670,7 +1667,7 @@ impl Checker<'_> {
             return None;
         };
         self.nonempty_text(&p.key(field), field, name);
-        if !health.configured(raw.kind) {
+        if !knows_placement(raw.kind, health) {
             self.error_help(
                 &p,
                 format!("selecting nodes by {field} needs to know which node runs what"),
@@ -1709,18 +1706,43 @@ impl Checker<'_> {
                 None
             }
         });
-        if g.max_per_topology == Some(0) {
-            self.error(
-                &path.key("max_per_topology"),
-                "max_per_topology 0 would never let a step take a node that runs anything",
-            );
-        }
         Guards {
             max_terminations: g.max_terminations,
             min_healthy,
             allowed_hours,
-            max_per_topology: g.max_per_topology,
+            max_per_topology: self.max_per_work(g, path, nodes),
         }
+    }
+
+    /// `max_per_topology` (storm, mesos) or `max_per_workload` (kubernetes): one limit on how
+    /// many nodes of one topology, app or workload a step takes; above 0.
+    fn max_per_work(&mut self, g: &RawGuards, path: &Path, nodes: &NodeSelector) -> Option<u32> {
+        let kube = nodes.provider() == crate::plan::Provider::Kubernetes;
+        let (field, wrong) = match kube {
+            true => ("max_per_workload", ("max_per_topology", g.max_per_topology)),
+            false => ("max_per_topology", ("max_per_workload", g.max_per_workload)),
+        };
+        if wrong.1.is_some() {
+            self.error(
+                &path.key(wrong.0),
+                format!(
+                    "`{}` does not apply here: this target's limit is `{field}`",
+                    wrong.0
+                ),
+            );
+        }
+        let max = if kube {
+            g.max_per_workload
+        } else {
+            g.max_per_topology
+        };
+        if max == Some(0) {
+            self.error(
+                &path.key(field),
+                format!("{field} 0 would never let a step take a node that runs anything"),
+            );
+        }
+        max
     }
 
     /// max_terminations is above 0; a warning when the ladder would pass it.
@@ -2221,6 +2243,12 @@ fn provider_allows(provider: Provider) -> &'static [&'static str] {
             "keep_templates",
         ],
     }
+}
+
+/// Whether `run` knows which node runs what: from `health:` (storm, mesos), or from the
+/// Kubernetes API (kubernetes).
+fn knows_placement(kind: ClusterKind, health: &Health) -> bool {
+    kind == ClusterKind::Kubernetes || health.configured(kind)
 }
 
 pub fn join_ticked(names: &[&str]) -> String {
