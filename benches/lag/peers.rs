@@ -191,7 +191,13 @@ impl Drop for Klag {
 /// beside its 10 concurrent groups), and the table shows how long a cycle took.
 const KLAG_POLL: &str = "10s";
 
-fn klag_config(bootstrap: &str, partitions: i32, port: u16) -> String {
+/// klag-exporter watching exactly the configuration's groups (the topic holds commits of more:
+/// a pattern over all of them made it read 20 × 512 timestamps a cycle in the one-group rows).
+fn klag_config(bootstrap: &str, partitions: i32, groups: usize, port: u16) -> String {
+    let whitelist: Vec<String> = (0..groups)
+        .map(|g| format!("\"^{}$\"", super::group_name(partitions, g)))
+        .collect();
+    let whitelist = whitelist.join(", ");
     format!(
         "[exporter]\n\
          poll_interval = \"{KLAG_POLL}\"\n\
@@ -206,20 +212,20 @@ fn klag_config(bootstrap: &str, partitions: i32, port: u16) -> String {
          [[clusters]]\n\
          name = \"bench\"\n\
          bootstrap_servers = \"{bootstrap}\"\n\
-         group_whitelist = [\"^bench-{partitions}-g[0-9]+$\"]\n\
+         group_whitelist = [{whitelist}]\n\
          topic_whitelist = [\"^bench-{partitions}$\"]\n"
     )
 }
 
 impl Klag {
-    pub fn start(bootstrap: &str, partitions: i32) -> Option<Klag> {
+    pub fn start(bootstrap: &str, partitions: i32, groups: usize) -> Option<Klag> {
         if !klag_binary().exists() {
             eprintln!("klag-exporter is not installed in .tools/klag: run ./bench/run-lag");
             return None;
         }
         let port = super::free_port();
         let path = std::env::temp_dir().join(format!("klag-bench-{port}.toml"));
-        std::fs::write(&path, klag_config(bootstrap, partitions, port)).unwrap();
+        std::fs::write(&path, klag_config(bootstrap, partitions, groups, port)).unwrap();
         let child = Command::new(klag_binary())
             .arg("--config")
             .arg(&path)
@@ -333,8 +339,13 @@ fn gauge(body: &str, name: &str) -> Option<f64> {
 }
 
 /// klag-exporter for `samples` cycles (after two cold ones), left running for the lag check.
-pub fn klag(bootstrap: &str, partitions: i32, samples: usize) -> Option<(Figures, Klag)> {
-    let k = Klag::start(bootstrap, partitions)?;
+pub fn klag(
+    bootstrap: &str,
+    partitions: i32,
+    groups: usize,
+    samples: usize,
+) -> Option<(Figures, Klag)> {
+    let k = Klag::start(bootstrap, partitions, groups)?;
     let mut monitor = Monitor::start(k.pid());
     let limit = Duration::from_secs(30) + Duration::from_secs(12) * samples as u32;
     k.wait_cycles(2, limit);
@@ -432,7 +443,7 @@ pub fn compare(bootstrap: &str, partitions: i32, groups: usize, o: &super::Optio
     // Each tool alone on the machine (klag-exporter stopped before the next one starts).
     if with_klag {
         // Its cycles are 10 s apart (KLAG_POLL): a few are enough.
-        rows.extend(klag(bootstrap, partitions, o.samples.min(4)).map(|(f, _)| f));
+        rows.extend(klag(bootstrap, partitions, groups, o.samples.min(4)).map(|(f, _)| f));
     }
     let with_python =
         o.peers.iter().any(|p| p == "python") && partitions as usize * groups <= 10_000;
@@ -450,7 +461,7 @@ pub fn compare(bootstrap: &str, partitions: i32, groups: usize, o: &super::Optio
         }
     };
     if with_klag {
-        let lag = Klag::start(bootstrap, partitions).map(|k| {
+        let lag = Klag::start(bootstrap, partitions, groups).map(|k| {
             k.wait_cycles(2, Duration::from_secs(120));
             k.lag()
         });
